@@ -1,0 +1,74 @@
+//! Shared plumbing for scanfleet's integration and end-to-end tests.
+//!
+//! Tests never skip because a tool is missing: `scripts/setup` installs every
+//! tool into `.tools/`, and a test that cannot find one fails with a message
+//! that says how to fix it. This crate holds only that lookup and small helpers
+//! for running external commands; servers (nats-server, PostgreSQL, kubesim)
+//! get their own modules as the flows that need them arrive.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root, derived from this crate's manifest location so tests
+/// work from any current directory (nextest runs each test binary from its
+/// crate directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/harness sits two levels below the repository root")
+        .to_path_buf()
+}
+
+/// The folder `scripts/setup` installs pinned tools into.
+pub fn tools_dir() -> PathBuf {
+    repo_root().join(".tools")
+}
+
+/// Path of a tool installed by `scripts/setup`, relative to `.tools/`.
+///
+/// # Panics
+/// When the tool is missing: the test must fail loudly, never skip.
+pub fn installed_tool(relative: &str) -> PathBuf {
+    let path = tools_dir().join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing; run scripts/setup (it installs every pinned test tool)",
+        path.display()
+    );
+    path
+}
+
+/// Path of a system tool that `scripts/setup` installs from Debian.
+///
+/// # Panics
+/// When the tool is not on any of the usual system paths.
+pub fn system_tool(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/bin", "/usr/local/bin", "/usr/sbin", "/sbin"] {
+        let candidate = Path::new(dir).join(name);
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!("{name} is not installed; run scripts/setup (it installs it from Debian)");
+}
+
+/// The project's Python venv interpreter, which has the pinned verifiers.
+pub fn venv_python() -> PathBuf {
+    installed_tool("venv/bin/python")
+}
+
+/// Runs a command to completion, failing the test with its full output when it
+/// cannot be started.
+///
+/// # Panics
+/// When the program cannot be spawned.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Lossy text of an output stream, for assertions and failure messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

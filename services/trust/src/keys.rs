@@ -11,7 +11,7 @@ use std::fmt;
 
 use ed25519_dalek::pkcs8::spki::SubjectPublicKeyInfoRef;
 use ed25519_dalek::pkcs8::spki::der::pem::{LineEnding, decode_vec};
-use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, PrivateKeyInfo};
+use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, KeypairBytes, PrivateKeyInfo};
 use ed25519_dalek::{Signature, Signer};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -110,9 +110,17 @@ impl SigningKey {
     }
 
     /// The PKCS#8 PEM text; zeroized when dropped.
+    ///
+    /// This is the RFC 8410 v1 form (no embedded public key). The v2 form
+    /// that ed25519-dalek writes by default is rejected by OpenSSL 3 and by
+    /// Python's `cryptography`, so keys in it could not be used by the
+    /// verifiers we promise interoperability with.
     pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
-        let pem = self
-            .inner
+        let v1 = KeypairBytes {
+            secret_key: self.inner.to_bytes(),
+            public_key: None,
+        };
+        let pem = v1
             .to_pkcs8_pem(LineEnding::LF)
             .expect("encoding a valid Ed25519 key as PKCS#8 cannot fail");
         Zeroizing::new(pem.as_str().to_owned())
@@ -246,6 +254,8 @@ mod tests {
         let key = SigningKey::generate();
         let pem = key.to_pkcs8_pem();
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        // RFC 8410 v1: a 48-byte DER structure, base64 in one 64-char line.
+        assert_eq!(pem.lines().count(), 3, "{}", pem.as_str());
         let loaded = SigningKey::from_pkcs8_pem(&pem).unwrap();
         assert_eq!(loaded.key_id(), key.key_id());
     }

@@ -1,0 +1,46 @@
+//! One module per subcommand; each exposes its clap `Args` and a `run`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod envelope;
+mod keys;
+
+/// The command succeeded.
+pub const EXIT_OK: ExitCode = ExitCode::SUCCESS;
+/// A verdict went against the input (e.g. a signature did not verify).
+pub fn exit_rejected() -> ExitCode {
+    ExitCode::from(1)
+}
+/// The input could not be used at all (also clap's code for usage errors).
+pub fn exit_invalid_input() -> ExitCode {
+    ExitCode::from(2)
+}
+
+/// Continuous, least-privilege compliance scanning for Kubernetes containers.
+#[derive(Debug, Parser)]
+#[command(name = "scanfleet", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage Ed25519 signing keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Sign, verify, encrypt and decrypt DSSE envelopes.
+    #[command(subcommand)]
+    Envelope(envelope::EnvelopeCommand),
+}
+
+/// Dispatches to the chosen subcommand.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Envelope(cmd) => envelope::run(cmd),
+    }
+}

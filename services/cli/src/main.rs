@@ -1,0 +1,24 @@
+//! `scanfleet`: the operator's command line.
+//!
+//! Exit codes are part of the interface, because CI pipelines branch on them:
+//! 0 success, 1 a verdict against the input (bad signature, failed threshold),
+//! 2 the input itself is unusable (unreadable, malformed, wrong key type) or
+//! the command line is wrong.
+
+mod commands;
+mod files;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = commands::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            commands::exit_invalid_input()
+        }
+    }
+}

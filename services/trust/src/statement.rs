@@ -359,6 +359,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_a_valid_statement() {
+        let doc = include_bytes!("../../../docs/examples/scan-statement.json");
+        let statement = ScanStatement::from_payload(doc).unwrap();
+        assert_eq!(statement.predicate.outcome, ScanOutcome::Completed);
+        let threshold = statement.predicate.threshold.unwrap();
+        assert!(!threshold.passed);
+        assert_eq!(threshold.failures.len(), 1);
+    }
+
+    #[test]
     fn image_subject_accepts_prefixed_digest_and_rejects_short_ones() {
         let s = Subject::image("img", &format!("sha256:{}", "0f".repeat(32))).unwrap();
         assert_eq!(s.digest["sha256"], "0f".repeat(32));

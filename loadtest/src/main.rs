@@ -1,0 +1,27 @@
+//! `loadtest`: measures scanfleet's hot paths and prints figures.
+//!
+//! Benchmarks print numbers for `docs/benchmarks.md`; they never assert on
+//! time, because a loaded CI machine would make such assertions flaky.
+
+mod envelope_throughput;
+
+use clap::{Parser, Subcommand};
+
+/// scanfleet load generators.
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Sign, verify, encrypt and decrypt result envelopes in one thread.
+    Envelopes(envelope_throughput::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().bench {
+        Bench::Envelopes(args) => envelope_throughput::run(&args),
+    }
+}

@@ -3,8 +3,10 @@
 //! Tests never skip because a tool is missing: `scripts/setup` installs every
 //! tool into `.tools/`, and a test that cannot find one fails with a message
 //! that says how to fix it. This crate holds only that lookup and small helpers
-//! for running external commands; servers (nats-server, PostgreSQL, kubesim)
-//! get their own modules as the flows that need them arrive.
+//! for running external commands, plus one module per real server the tests
+//! start (`nats`: a nats-server on a random loopback port with a temp store).
+
+pub mod nats;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,230 @@
+//! Moving dead intents into `SCAN_DLQ`.
+//!
+//! JetStream keeps a WorkQueue message that exhausted `max_deliver` in the
+//! stream on purpose and only emits an advisory; it has no built-in DLQ. The
+//! forwarder reads those advisories from a durable stream (so none is lost
+//! while it is down), copies the original into `SCAN_DLQ` under the message id
+//! `SCAN_INTENTS:<seq>` (so a replayed advisory cannot duplicate it), and only
+//! then deletes the original.
+//!
+//! `Term` counts as an ack on a WorkQueue stream, so a terminated intent is
+//! already gone when its advisory arrives. Workers therefore call
+//! [`dead_letter_and_terminate`], which copies the intent first; the
+//! forwarder's own record for it then deduplicates against that copy.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use futures::StreamExt;
+use serde::Deserialize;
+
+use crate::BusError;
+use crate::topology::{
+    ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER, DLQ_SUBJECT_PREFIX, INTENTS_STREAM, get_stream,
+};
+
+/// Header: `max_deliveries` or `terminated`.
+pub const HEADER_REASON: &str = "Scanfleet-Dead-Letter-Reason";
+/// Header: the worker's reason for a termination.
+pub const HEADER_DETAIL: &str = "Scanfleet-Dead-Letter-Detail";
+/// Header: the original subject.
+pub const HEADER_ORIGINAL_SUBJECT: &str = "Scanfleet-Original-Subject";
+/// Header: the original stream sequence.
+pub const HEADER_ORIGINAL_SEQUENCE: &str = "Scanfleet-Original-Sequence";
+/// Header: deliveries made before giving up.
+pub const HEADER_DELIVERIES: &str = "Scanfleet-Deliveries";
+/// Header: set to `true` when the original could no longer be read.
+pub const HEADER_ORIGINAL_MISSING: &str = "Scanfleet-Original-Missing";
+
+#[derive(Debug, Deserialize)]
+struct Advisory {
+    #[serde(rename = "type")]
+    kind: String,
+    stream: String,
+    consumer: String,
+    stream_seq: u64,
+    #[serde(default)]
+    deliveries: u64,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn dead_letter_id(sequence: u64) -> String {
+    format!("{INTENTS_STREAM}:{sequence}")
+}
+
+/// Runs until `shutdown` resolves, forwarding every terminal advisory.
+///
+/// # Errors
+/// [`BusError`] when the consumer cannot be reached or its stream ends.
+pub async fn forward_dead_letters(
+    js: jetstream::Context,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BusError> {
+    let advisories = get_stream(&js, ADVISORIES_STREAM).await?;
+    let consumer: PullConsumer = advisories
+        .get_consumer(DLQ_FORWARDER_CONSUMER)
+        .await
+        .map_err(|e| BusError::Consume(e.to_string()))?;
+    let intents = get_stream(&js, INTENTS_STREAM).await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(16)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(10))
+        .messages()
+        .await
+        .map_err(|e| BusError::Consume(e.to_string()))?;
+    tokio::pin!(shutdown);
+    loop {
+        let message = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            next = messages.next() => next,
+        };
+        let message = match message {
+            None => return Err(BusError::Consume("advisory stream ended".into())),
+            Some(Err(e)) => {
+                // Missed heartbeats are not terminal; the client re-pulls.
+                tracing::warn!(error = %e, "dead-letter advisory stream hiccup");
+                continue;
+            }
+            Some(Ok(m)) => m,
+        };
+        let advisory: Advisory = match serde_json::from_slice(&message.payload) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, subject = %message.subject, "unparseable advisory; dropping it");
+                message
+                    .ack()
+                    .await
+                    .map_err(|e| BusError::Consume(e.to_string()))?;
+                continue;
+            }
+        };
+        forward_one(&js, &intents, &advisory).await?;
+        message
+            .double_ack()
+            .await
+            .map_err(|e| BusError::Consume(e.to_string()))?;
+    }
+}
+
+async fn forward_one(
+    js: &jetstream::Context,
+    intents: &jetstream::stream::Stream,
+    advisory: &Advisory,
+) -> Result<(), BusError> {
+    if advisory.stream != INTENTS_STREAM {
+        return Ok(());
+    }
+    let terminated = advisory.kind.ends_with(".terminated");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        HEADER_REASON,
+        if terminated {
+            "terminated"
+        } else {
+            "max_deliveries"
+        },
+    );
+    if let Some(reason) = &advisory.reason {
+        headers.insert(HEADER_DETAIL, reason.as_str());
+    }
+    headers.insert(HEADER_DELIVERIES, advisory.deliveries.to_string().as_str());
+    headers.insert(
+        HEADER_ORIGINAL_SEQUENCE,
+        advisory.stream_seq.to_string().as_str(),
+    );
+    let payload = match intents.get_raw_message(advisory.stream_seq).await {
+        Ok(original) => {
+            headers.insert(HEADER_ORIGINAL_SUBJECT, original.subject.as_str());
+            original.payload
+        }
+        Err(_) => {
+            headers.insert(HEADER_ORIGINAL_MISSING, "true");
+            bytes::Bytes::new()
+        }
+    };
+    publish_dead_letter(
+        js,
+        &advisory.consumer,
+        advisory.stream_seq,
+        headers,
+        payload,
+    )
+    .await?;
+    // Idempotent: a second forwarder pass finds nothing to delete.
+    let _ = intents.delete_message(advisory.stream_seq).await;
+    tracing::info!(
+        sequence = advisory.stream_seq,
+        consumer = %advisory.consumer,
+        terminated,
+        "intent moved to the dead-letter stream"
+    );
+    Ok(())
+}
+
+async fn publish_dead_letter(
+    js: &jetstream::Context,
+    consumer: &str,
+    sequence: u64,
+    headers: HeaderMap,
+    payload: bytes::Bytes,
+) -> Result<(), BusError> {
+    let message = jetstream::message::PublishMessage::build()
+        .payload(payload)
+        .headers(headers)
+        .message_id(dead_letter_id(sequence));
+    js.send_publish(format!("{DLQ_SUBJECT_PREFIX}.{consumer}"), message)
+        .await
+        .map_err(|e| BusError::Publish(e.to_string()))?
+        .await
+        .map_err(|e| BusError::Publish(e.to_string()))?;
+    Ok(())
+}
+
+/// For a permanent failure: copies the intent into the dead-letter stream,
+/// then terminates it with `reason` (which also lands in the advisory).
+///
+/// # Errors
+/// [`BusError`] when the copy or the termination cannot be sent; the intent
+/// then stays leased and is redelivered, so nothing is lost.
+pub async fn dead_letter_and_terminate(
+    js: &jetstream::Context,
+    client: &async_nats::Client,
+    message: &jetstream::Message,
+    reason: &str,
+) -> Result<(), BusError> {
+    let info = message
+        .info()
+        .map_err(|e| BusError::Consume(e.to_string()))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(HEADER_REASON, "terminated");
+    headers.insert(HEADER_DETAIL, reason);
+    headers.insert(HEADER_DELIVERIES, info.delivered.to_string().as_str());
+    headers.insert(
+        HEADER_ORIGINAL_SEQUENCE,
+        info.stream_sequence.to_string().as_str(),
+    );
+    headers.insert(HEADER_ORIGINAL_SUBJECT, message.subject.as_str());
+    let consumer = info.consumer.to_owned();
+    let sequence = info.stream_sequence;
+    publish_dead_letter(js, &consumer, sequence, headers, message.payload.clone()).await?;
+    let reply = message
+        .reply
+        .clone()
+        .ok_or_else(|| BusError::Consume("message has no reply subject".into()))?;
+    // `AckKind::Term` cannot carry a reason; the wire form `+TERM <reason>`
+    // can, and the server copies it into the advisory.
+    let clean: String = reason.chars().filter(|c| !c.is_control()).collect();
+    client
+        .publish(reply, format!("+TERM {clean}").into())
+        .await
+        .map_err(|e| BusError::Publish(e.to_string()))?;
+    client
+        .flush()
+        .await
+        .map_err(|e| BusError::Publish(e.to_string()))
+}

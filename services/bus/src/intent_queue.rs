@@ -1,0 +1,172 @@
+//! Publishing scan intents with the outcomes producers must tell apart.
+//!
+//! A producer (intake, scheduler) needs to know more than "ok or error":
+//! a duplicate publish is success, an intent already queued for the same
+//! subject is success ("already queued"), a full queue is backpressure that
+//! must reach the caller as 429 / `RESOURCE_EXHAUSTED`, and a timeout is
+//! retried with the *same* message id so the retry cannot double-queue.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, ErrorCode};
+use bytes::Bytes;
+
+/// What happened to an intent that was offered to the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Stored as a new message.
+    Queued {
+        /// Stream sequence.
+        sequence: u64,
+    },
+    /// The same message id was published inside the duplicate window; the
+    /// original stands.
+    Duplicate {
+        /// Sequence of the original.
+        sequence: u64,
+    },
+    /// An intent with the same subject (same dedupe key) is pending or
+    /// running; this one was coalesced into it.
+    AlreadyQueued,
+}
+
+/// Why an intent was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// The queue is at its limit: backpressure, retry later.
+    #[error("scan queue is full: {0}")]
+    QueueFull(String),
+    /// Larger than the server's max payload; retrying cannot help.
+    #[error("intent is too large for the bus: {0}")]
+    TooLarge(String),
+    /// The bus did not answer within the bounded retries.
+    #[error("bus unavailable after {attempts} attempts: {last}")]
+    Unavailable {
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        last: String,
+    },
+    /// Anything else the server refused.
+    #[error("bus refused the intent: {0}")]
+    Rejected(String),
+}
+
+/// Publishes intents to `SCAN_INTENTS`.
+#[derive(Clone)]
+pub struct IntentQueue {
+    js: jetstream::Context,
+    attempts: u32,
+    first_backoff: Duration,
+}
+
+impl IntentQueue {
+    /// A queue over a JetStream context, retrying transient failures three
+    /// times (100 ms, 200 ms, 400 ms apart).
+    pub fn new(js: jetstream::Context) -> Self {
+        Self {
+            js,
+            attempts: 4,
+            first_backoff: Duration::from_millis(100),
+        }
+    }
+
+    /// Offers one intent. `msg_id` must be the intent's natural key so that
+    /// retries (here and by the caller) are deduplicated by the server.
+    ///
+    /// # Errors
+    /// [`EnqueueError`]; only `Unavailable` is worth retrying later.
+    pub async fn enqueue(
+        &self,
+        subject: &str,
+        msg_id: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<Enqueued, EnqueueError> {
+        let mut delay = self.first_backoff;
+        let mut last = String::new();
+        for attempt in 1..=self.attempts {
+            let message = PublishMessage::build()
+                .payload(payload.clone())
+                .headers(headers.clone())
+                .message_id(msg_id);
+            let result = match self.js.send_publish(subject.to_owned(), message).await {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(ack) if ack.duplicate => {
+                    return Ok(Enqueued::Duplicate {
+                        sequence: ack.sequence,
+                    });
+                }
+                Ok(ack) => {
+                    return Ok(Enqueued::Queued {
+                        sequence: ack.sequence,
+                    });
+                }
+                Err(e) => match classify(&e) {
+                    Failure::PerSubjectLimit => return Ok(Enqueued::AlreadyQueued),
+                    Failure::Full(reason) => return Err(EnqueueError::QueueFull(reason)),
+                    Failure::TooLarge => return Err(EnqueueError::TooLarge(e.to_string())),
+                    Failure::Fatal => return Err(EnqueueError::Rejected(e.to_string())),
+                    Failure::Transient => {
+                        last = e.to_string();
+                        if attempt < self.attempts {
+                            tokio::time::sleep(delay).await;
+                            delay *= 2;
+                        }
+                    }
+                },
+            }
+        }
+        Err(EnqueueError::Unavailable {
+            attempts: self.attempts,
+            last,
+        })
+    }
+}
+
+enum Failure {
+    PerSubjectLimit,
+    Full(String),
+    TooLarge,
+    Transient,
+    Fatal,
+}
+
+fn classify(error: &PublishError) -> Failure {
+    match error.kind() {
+        // StreamNotFound is transient for a stream we declared: in a cluster
+        // it is what publishers see during a leader election.
+        PublishErrorKind::TimedOut
+        | PublishErrorKind::StreamNotFound
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::MaxAckPending => Failure::Transient,
+        PublishErrorKind::MaxPayloadExceeded => Failure::TooLarge,
+        PublishErrorKind::Other => {
+            let Some(js_error) =
+                std::error::Error::source(error).and_then(|s| s.downcast_ref::<jetstream::Error>())
+            else {
+                return Failure::Fatal;
+            };
+            if js_error.error_code() != ErrorCode::STREAM_STORE_FAILED {
+                return Failure::Fatal;
+            }
+            // 10077 covers both limits; only the description tells the
+            // per-subject limit (coalescing, success) from a full stream
+            // (backpressure). The server text is stable: nats-server's
+            // ErrMaxMsgsPerSubject.
+            let text = js_error.to_string();
+            if text.contains("per subject") {
+                Failure::PerSubjectLimit
+            } else {
+                Failure::Full(text)
+            }
+        }
+        _ => Failure::Fatal,
+    }
+}

@@ -1,0 +1,38 @@
+//! scanfleet's NATS JetStream adapter.
+//!
+//! It owns the bus topology (streams, consumers, subjects), publishing intents
+//! with outcomes producers can act on (queued, duplicate, already queued,
+//! full), and moving dead intents into the dead-letter stream. It knows
+//! subjects and headers, not what an intent or a result means: payloads are
+//! opaque bytes, so the wire format stays with `scanfleet-contracts` and
+//! `scanfleet-trust`.
+//!
+//! Main items: [`TopologyConfig::ensure`], [`IntentQueue`],
+//! [`forward_dead_letters`], [`dead_letter_and_terminate`].
+
+pub mod dead_letters;
+pub mod intent_queue;
+pub mod topology;
+
+pub use dead_letters::{dead_letter_and_terminate, forward_dead_letters};
+pub use intent_queue::{EnqueueError, Enqueued, IntentQueue};
+pub use topology::{PriorityClass, TopologyConfig};
+
+/// Failures of the bus adapter, by the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Creating or reading a stream or consumer failed.
+    #[error("bus topology: {what}: {reason}")]
+    Topology {
+        /// The stream or consumer.
+        what: String,
+        /// The server's or client's explanation.
+        reason: String,
+    },
+    /// Consuming failed.
+    #[error("bus consume: {0}")]
+    Consume(String),
+    /// Publishing failed.
+    #[error("bus publish: {0}")]
+    Publish(String),
+}

@@ -1,0 +1,316 @@
+//! The JetStream streams and consumers scanfleet runs on, declared in code so
+//! every service converges on the same configuration at start-up.
+//!
+//! Why these shapes (measured facts in `shared/notes/jetstream.md`):
+//! - `SCAN_INTENTS` is a **WorkQueue** with `discard: new`: when the fleet is
+//!   saturated, producers get an explicit "full" error they turn into 429 /
+//!   `RESOURCE_EXHAUSTED`; `discard: old` would silently drop queued work.
+//! - One message per subject (`max_messages_per_subject: 1` with
+//!   `discard_new_per_subject`): periodic intents end their subject in the
+//!   dedupe key (digest, container, profile version), so a flooding scheduler
+//!   can never queue the same scan twice while one is pending or running.
+//!   Interactive intents end in their own scan id, so they never coalesce.
+//! - Two durable pull consumers with disjoint filters give priority classes:
+//!   workers drain `high` before `low`.
+//! - Terminal advisories are captured in a stream, not a core subscription,
+//!   so a dead-letter forwarder that is down loses nothing.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+use crate::BusError;
+
+/// The work queue of scan intents.
+pub const INTENTS_STREAM: &str = "SCAN_INTENTS";
+/// Signed result events, kept for `max_age` for any subscriber to replay.
+pub const RESULTS_STREAM: &str = "SCAN_RESULTS";
+/// Intents that exhausted their deliveries or were terminated.
+pub const DLQ_STREAM: &str = "SCAN_DLQ";
+/// Result events that failed verification at the collector.
+pub const QUARANTINE_STREAM: &str = "SCAN_QUARANTINE";
+/// Durable copy of the intent consumers' terminal advisories.
+pub const ADVISORIES_STREAM: &str = "SCAN_INTENT_ADVISORIES";
+/// The durable consumer that moves dead intents into [`DLQ_STREAM`].
+pub const DLQ_FORWARDER_CONSUMER: &str = "dlq-forwarder";
+
+/// Subject prefix of intents: `scan.intents.<class>.…`.
+pub const INTENTS_SUBJECT_PREFIX: &str = "scan.intents";
+/// Subject prefix of results: `scan.results.<cluster>.<namespace>`.
+pub const RESULTS_SUBJECT_PREFIX: &str = "scan.results";
+/// Subject prefix of dead letters: `scan.dlq.<consumer>`.
+pub const DLQ_SUBJECT_PREFIX: &str = "scan.dlq";
+/// Subject prefix of quarantined results.
+pub const QUARANTINE_SUBJECT_PREFIX: &str = "scan.quarantine";
+
+/// Queue class of an intent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PriorityClass {
+    /// Registry pushes and API requests: someone is waiting.
+    High,
+    /// Periodic rescans: bulk work that must never starve `High`.
+    Low,
+}
+
+impl PriorityClass {
+    /// Both classes, in the order workers drain them.
+    pub const ALL: [PriorityClass; 2] = [PriorityClass::High, PriorityClass::Low];
+
+    /// The subject token of the class.
+    pub fn token(self) -> &'static str {
+        match self {
+            PriorityClass::High => "high",
+            PriorityClass::Low => "low",
+        }
+    }
+
+    /// The durable consumer that serves the class.
+    pub fn consumer_name(self) -> &'static str {
+        match self {
+            PriorityClass::High => "workers-high",
+            PriorityClass::Low => "workers-low",
+        }
+    }
+
+    /// The consumer filter, e.g. `scan.intents.high.>`.
+    pub fn filter_subject(self) -> String {
+        format!("{INTENTS_SUBJECT_PREFIX}.{}.>", self.token())
+    }
+}
+
+/// Tunables of the topology. Defaults suit a small fleet; production sets
+/// `replicas: 3`.
+#[derive(Clone, Debug)]
+pub struct TopologyConfig {
+    /// Replica count of every stream (1 in tests, 3 in production).
+    pub replicas: usize,
+    /// Queue capacity in messages; publishing beyond it is refused.
+    pub intents_max_messages: i64,
+    /// Queue capacity in bytes; publishing beyond it is refused.
+    pub intents_max_bytes: i64,
+    /// How long a `Nats-Msg-Id` is remembered for publish dedupe.
+    pub duplicate_window: Duration,
+    /// How long results stay replayable.
+    pub results_max_age: Duration,
+    /// How long dead letters and quarantined events are kept.
+    pub dlq_max_age: Duration,
+    /// Deliveries before an intent is dead-lettered.
+    pub max_deliver: i64,
+    /// Redelivery delays after ack-wait timeouts (a crashed worker); the
+    /// first entry also becomes the ack wait.
+    pub backoff: Vec<Duration>,
+    /// Fleet-wide cap on unacknowledged intents per class (workers ×
+    /// concurrency): the bound that keeps a leak from flooding the cluster.
+    pub max_ack_pending: i64,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            intents_max_messages: 100_000,
+            intents_max_bytes: 256 * 1024 * 1024,
+            duplicate_window: Duration::from_secs(300),
+            results_max_age: Duration::from_secs(7 * 24 * 3600),
+            dlq_max_age: Duration::from_secs(30 * 24 * 3600),
+            max_deliver: 5,
+            backoff: vec![
+                Duration::from_secs(60),
+                Duration::from_secs(120),
+                Duration::from_secs(300),
+                Duration::from_secs(600),
+            ],
+            max_ack_pending: 256,
+        }
+    }
+}
+
+impl TopologyConfig {
+    /// The `SCAN_INTENTS` stream.
+    pub fn intents_stream(&self) -> stream::Config {
+        stream::Config {
+            name: INTENTS_STREAM.into(),
+            subjects: PriorityClass::ALL
+                .iter()
+                .map(|c| c.filter_subject())
+                .collect(),
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            discard: stream::DiscardPolicy::New,
+            max_messages: self.intents_max_messages,
+            max_bytes: self.intents_max_bytes,
+            max_messages_per_subject: 1,
+            discard_new_per_subject: true,
+            duplicate_window: self.duplicate_window,
+            ..Default::default()
+        }
+    }
+
+    /// The `SCAN_RESULTS` stream.
+    pub fn results_stream(&self) -> stream::Config {
+        stream::Config {
+            name: RESULTS_STREAM.into(),
+            subjects: vec![format!("{RESULTS_SUBJECT_PREFIX}.>")],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            max_age: self.results_max_age,
+            duplicate_window: self.duplicate_window.min(self.results_max_age),
+            ..Default::default()
+        }
+    }
+
+    /// The dead-letter stream.
+    pub fn dlq_stream(&self) -> stream::Config {
+        stream::Config {
+            name: DLQ_STREAM.into(),
+            subjects: vec![format!("{DLQ_SUBJECT_PREFIX}.>")],
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            max_age: self.dlq_max_age,
+            duplicate_window: self.duplicate_window,
+            ..Default::default()
+        }
+    }
+
+    /// The quarantine stream for results that failed verification.
+    pub fn quarantine_stream(&self) -> stream::Config {
+        stream::Config {
+            name: QUARANTINE_STREAM.into(),
+            subjects: vec![format!("{QUARANTINE_SUBJECT_PREFIX}.>")],
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            max_age: self.dlq_max_age,
+            ..Default::default()
+        }
+    }
+
+    /// The stream that keeps the intent consumers' terminal advisories.
+    pub fn advisories_stream(&self) -> stream::Config {
+        stream::Config {
+            name: ADVISORIES_STREAM.into(),
+            subjects: vec![
+                format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{INTENTS_STREAM}.*"),
+                format!("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{INTENTS_STREAM}.*"),
+            ],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            max_age: self.dlq_max_age,
+            ..Default::default()
+        }
+    }
+
+    /// The durable pull consumer for one class.
+    pub fn worker_consumer(&self, class: PriorityClass) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(class.consumer_name().into()),
+            filter_subject: class.filter_subject(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: self
+                .backoff
+                .first()
+                .copied()
+                .unwrap_or(Duration::from_secs(60)),
+            max_deliver: self.max_deliver,
+            backoff: self.backoff.clone(),
+            max_ack_pending: self.max_ack_pending,
+            ..Default::default()
+        }
+    }
+
+    /// The durable consumer of the dead-letter forwarder.
+    pub fn dlq_forwarder_consumer(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(DLQ_FORWARDER_CONSUMER.into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            ..Default::default()
+        }
+    }
+
+    /// Creates or updates every stream and consumer. Safe to call from every
+    /// service at start-up: identical declarations converge.
+    ///
+    /// # Errors
+    /// [`BusError::Topology`] naming the stream or consumer that failed.
+    pub async fn ensure(&self, js: &jetstream::Context) -> Result<(), BusError> {
+        if self.backoff.len() as i64 > self.max_deliver && self.max_deliver > 0 {
+            return Err(BusError::Topology {
+                what: INTENTS_STREAM.into(),
+                reason: format!(
+                    "{} backoff steps but max_deliver is {}; the server rejects that",
+                    self.backoff.len(),
+                    self.max_deliver
+                ),
+            });
+        }
+        for config in [
+            self.intents_stream(),
+            self.results_stream(),
+            self.dlq_stream(),
+            self.quarantine_stream(),
+            self.advisories_stream(),
+        ] {
+            let name = config.name.clone();
+            js.create_or_update_stream(config)
+                .await
+                .map_err(|e| BusError::Topology {
+                    what: name,
+                    reason: e.to_string(),
+                })?;
+        }
+        let intents = get_stream(js, INTENTS_STREAM).await?;
+        for class in PriorityClass::ALL {
+            intents
+                .create_consumer(self.worker_consumer(class))
+                .await
+                .map_err(|e| BusError::Topology {
+                    what: format!("{INTENTS_STREAM}/{}", class.consumer_name()),
+                    reason: e.to_string(),
+                })?;
+        }
+        get_stream(js, ADVISORIES_STREAM)
+            .await?
+            .create_consumer(self.dlq_forwarder_consumer())
+            .await
+            .map_err(|e| BusError::Topology {
+                what: format!("{ADVISORIES_STREAM}/{DLQ_FORWARDER_CONSUMER}"),
+                reason: e.to_string(),
+            })?;
+        Ok(())
+    }
+}
+
+pub(crate) async fn get_stream(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<stream::Stream, BusError> {
+    js.get_stream(name).await.map_err(|e| BusError::Topology {
+        what: name.into(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intent_classes_have_disjoint_filters_inside_the_stream() {
+        let config = TopologyConfig::default();
+        let stream = config.intents_stream();
+        assert_eq!(
+            stream.subjects,
+            vec!["scan.intents.high.>", "scan.intents.low.>"]
+        );
+        assert_eq!(stream.discard, stream::DiscardPolicy::New);
+        assert!(stream.discard_new_per_subject);
+        for class in PriorityClass::ALL {
+            let consumer = config.worker_consumer(class);
+            assert!(stream.subjects.contains(&consumer.filter_subject));
+            assert_eq!(consumer.ack_wait, config.backoff[0]);
+        }
+    }
+}

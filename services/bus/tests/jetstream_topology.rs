@@ -1,0 +1,353 @@
+//! The bus topology against a real nats-server: backpressure, coalescing,
+//! dedupe, dead letters and durability.
+
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use bytes::Bytes;
+use futures::StreamExt;
+use scanfleet_bus::dead_letters::{HEADER_DETAIL, HEADER_ORIGINAL_SUBJECT, HEADER_REASON};
+use scanfleet_bus::topology::{DLQ_STREAM, INTENTS_STREAM};
+use scanfleet_bus::{
+    EnqueueError, Enqueued, IntentQueue, PriorityClass, TopologyConfig, dead_letter_and_terminate,
+    forward_dead_letters,
+};
+use scanfleet_test_harness::nats::NatsServer;
+
+async fn connect(server: &NatsServer) -> (async_nats::Client, jetstream::Context) {
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let js = jetstream::new(client.clone());
+    (client, js)
+}
+
+/// Polls `check` until it returns true or the deadline passes.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn stream_messages(js: &jetstream::Context, name: &str) -> u64 {
+    js.get_stream(name)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
+
+fn subject(class: PriorityClass, key: &str) -> String {
+    format!("scan.intents.{}.kubesim.shop.{key}", class.token())
+}
+
+async fn enqueue(queue: &IntentQueue, subject: &str, id: &str) -> Result<Enqueued, EnqueueError> {
+    queue
+        .enqueue(
+            subject,
+            id,
+            HeaderMap::new(),
+            Bytes::from(format!("intent {id}")),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn ensure_is_idempotent_and_declares_the_documented_shape() {
+    let server = NatsServer::start();
+    let (_client, js) = connect(&server).await;
+    let config = TopologyConfig::default();
+    config.ensure(&js).await.unwrap();
+    config.ensure(&js).await.unwrap();
+
+    let info = js
+        .get_stream(INTENTS_STREAM)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(
+        info.config.retention,
+        jetstream::stream::RetentionPolicy::WorkQueue
+    );
+    assert_eq!(info.config.discard, jetstream::stream::DiscardPolicy::New);
+    assert_eq!(info.config.max_messages_per_subject, 1);
+    assert_eq!(info.config.duplicate_window, config.duplicate_window);
+    let mut stream = js.get_stream(INTENTS_STREAM).await.unwrap();
+    for class in PriorityClass::ALL {
+        let consumer = stream
+            .consumer_info(class.consumer_name())
+            .await
+            .unwrap()
+            .clone();
+        assert_eq!(consumer.config.filter_subject, class.filter_subject());
+        assert_eq!(consumer.config.max_deliver, config.max_deliver);
+    }
+    let _ = stream.info().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_new_intents_instead_of_dropping_old_ones() {
+    let server = NatsServer::start();
+    let (_client, js) = connect(&server).await;
+    let config = TopologyConfig {
+        intents_max_messages: 3,
+        ..Default::default()
+    };
+    config.ensure(&js).await.unwrap();
+    let queue = IntentQueue::new(js.clone());
+    for i in 0..3 {
+        let outcome = enqueue(
+            &queue,
+            &subject(PriorityClass::High, &format!("s{i}")),
+            &format!("id{i}"),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(outcome, Enqueued::Queued { .. }), "{outcome:?}");
+    }
+    let err = enqueue(&queue, &subject(PriorityClass::High, "s3"), "id3")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EnqueueError::QueueFull(_)), "{err}");
+    assert!(
+        err.to_string().contains("maximum messages exceeded"),
+        "{err}"
+    );
+    assert_eq!(
+        stream_messages(&js, INTENTS_STREAM).await,
+        3,
+        "nothing was dropped"
+    );
+}
+
+#[tokio::test]
+async fn the_same_dedupe_subject_coalesces_until_the_first_is_acked() {
+    let server = NatsServer::start();
+    let (_client, js) = connect(&server).await;
+    TopologyConfig::default().ensure(&js).await.unwrap();
+    let queue = IntentQueue::new(js.clone());
+    let key = subject(PriorityClass::Low, "digest-abc.web.baseline-1_0_0");
+
+    assert!(matches!(
+        enqueue(&queue, &key, "a").await.unwrap(),
+        Enqueued::Queued { .. }
+    ));
+    assert_eq!(
+        enqueue(&queue, &key, "b").await.unwrap(),
+        Enqueued::AlreadyQueued
+    );
+    // A repeated message id is a duplicate, whatever the subject state.
+    assert!(matches!(
+        enqueue(&queue, &key, "a").await.unwrap(),
+        Enqueued::Duplicate { .. }
+    ));
+
+    // Take and ack the queued one; the key is free again.
+    let consumer: PullConsumer = js
+        .get_stream(INTENTS_STREAM)
+        .await
+        .unwrap()
+        .get_consumer(PriorityClass::Low.consumer_name())
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .batch()
+        .max_messages(1)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
+    let message = batch.next().await.unwrap().unwrap();
+    assert_eq!(message.payload, Bytes::from("intent a"));
+    message.double_ack().await.unwrap();
+    assert!(matches!(
+        enqueue(&queue, &key, "c").await.unwrap(),
+        Enqueued::Queued { .. }
+    ));
+}
+
+#[tokio::test]
+async fn an_intent_that_exhausts_its_deliveries_moves_to_the_dlq() {
+    let server = NatsServer::start();
+    let (_client, js) = connect(&server).await;
+    let config = TopologyConfig {
+        max_deliver: 2,
+        backoff: vec![Duration::from_millis(200)],
+        ..Default::default()
+    };
+    config.ensure(&js).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let forwarder = tokio::spawn(forward_dead_letters(js.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+
+    let queue = IntentQueue::new(js.clone());
+    let key = subject(PriorityClass::High, "01JDQ2Z8Y6W5M3N4P7R9S0T1V2");
+    enqueue(&queue, &key, "poison").await.unwrap();
+    let consumer: PullConsumer = js
+        .get_stream(INTENTS_STREAM)
+        .await
+        .unwrap()
+        .get_consumer(PriorityClass::High.consumer_name())
+        .await
+        .unwrap();
+    // Receive it twice without acking, as a crashing worker would.
+    for delivery in 1..=2u64 {
+        let mut batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .unwrap();
+        let message = batch.next().await.expect("a delivery").unwrap();
+        assert_eq!(message.info().unwrap().delivered as u64, delivery);
+    }
+    // Workers keep pulling; the server decides on the next redelivery
+    // attempt that the budget is spent, and emits the advisory instead.
+    let mut batch = consumer
+        .batch()
+        .max_messages(1)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    assert!(
+        batch.next().await.transpose().unwrap().is_none(),
+        "no third delivery"
+    );
+
+    eventually("the dead letter", || async {
+        stream_messages(&js, DLQ_STREAM).await == 1
+    })
+    .await;
+    eventually("the original to be deleted", || async {
+        stream_messages(&js, INTENTS_STREAM).await == 0
+    })
+    .await;
+    let dlq = js.get_stream(DLQ_STREAM).await.unwrap();
+    let dead = dlq.get_raw_message(1).await.unwrap();
+    assert_eq!(dead.payload, Bytes::from("intent poison"));
+    assert_eq!(
+        dead.headers.get(HEADER_REASON).unwrap().as_str(),
+        "max_deliveries"
+    );
+    assert_eq!(
+        dead.headers.get(HEADER_ORIGINAL_SUBJECT).unwrap().as_str(),
+        key
+    );
+
+    stop_tx.send(()).unwrap();
+    forwarder.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_terminated_intent_is_dead_lettered_once_with_its_reason() {
+    let server = NatsServer::start();
+    let (client, js) = connect(&server).await;
+    TopologyConfig::default().ensure(&js).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let forwarder = tokio::spawn(forward_dead_letters(js.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+
+    let queue = IntentQueue::new(js.clone());
+    enqueue(&queue, &subject(PriorityClass::High, "s1"), "gone")
+        .await
+        .unwrap();
+    let consumer: PullConsumer = js
+        .get_stream(INTENTS_STREAM)
+        .await
+        .unwrap()
+        .get_consumer(PriorityClass::High.consumer_name())
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .batch()
+        .max_messages(1)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
+    let message = batch.next().await.unwrap().unwrap();
+    dead_letter_and_terminate(&js, &client, &message, "pod shop/web-0 not found")
+        .await
+        .unwrap();
+
+    // Wait until the forwarder has consumed the TERMINATED advisory too.
+    eventually("the advisory to be forwarded", || async {
+        let mut forwarder_consumer: PullConsumer = js
+            .get_stream("SCAN_INTENT_ADVISORIES")
+            .await
+            .unwrap()
+            .get_consumer("dlq-forwarder")
+            .await
+            .unwrap();
+        let info = forwarder_consumer.info().await.unwrap();
+        info.delivered.stream_sequence >= 1 && info.num_ack_pending == 0 && info.num_pending == 0
+    })
+    .await;
+    assert_eq!(
+        stream_messages(&js, DLQ_STREAM).await,
+        1,
+        "deduplicated to one record"
+    );
+    assert_eq!(stream_messages(&js, INTENTS_STREAM).await, 0);
+    let dead = js
+        .get_stream(DLQ_STREAM)
+        .await
+        .unwrap()
+        .get_raw_message(1)
+        .await
+        .unwrap();
+    assert_eq!(dead.payload, Bytes::from("intent gone"));
+    assert_eq!(
+        dead.headers.get(HEADER_REASON).unwrap().as_str(),
+        "terminated"
+    );
+    assert_eq!(
+        dead.headers.get(HEADER_DETAIL).unwrap().as_str(),
+        "pod shop/web-0 not found"
+    );
+
+    stop_tx.send(()).unwrap();
+    forwarder.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn queued_intents_survive_a_server_crash() {
+    let mut server = NatsServer::start();
+    {
+        let (_client, js) = connect(&server).await;
+        TopologyConfig::default().ensure(&js).await.unwrap();
+        let queue = IntentQueue::new(js.clone());
+        for i in 0..50 {
+            enqueue(
+                &queue,
+                &subject(PriorityClass::Low, &format!("k{i}")),
+                &format!("id{i}"),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    server.restart();
+    let (_client, js) = connect(&server).await;
+    assert_eq!(
+        stream_messages(&js, INTENTS_STREAM).await,
+        50,
+        "{}",
+        server.log()
+    );
+}

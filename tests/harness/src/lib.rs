@@ -4,9 +4,11 @@
 //! tool into `.tools/`, and a test that cannot find one fails with a message
 //! that says how to fix it. This crate holds only that lookup and small helpers
 //! for running external commands, plus one module per real server the tests
-//! start (`nats`: a nats-server on a random loopback port with a temp store).
+//! start (`nats`: a nats-server on a random loopback port with a temp store;
+//! `postgres`: a throwaway PostgreSQL 15 cluster the same way).
 
 pub mod nats;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

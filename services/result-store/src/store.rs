@@ -1,0 +1,389 @@
+//! The store itself: one API over SQLite (embedded default, WAL) and
+//! PostgreSQL (at scale), chosen by the URL scheme.
+//!
+//! The SQL is shared: both engines accept `$n` placeholders, `ON CONFLICT`
+//! upserts and the same types once times are Unix milliseconds. Only the
+//! migrations differ (BLOB/BYTEA, INTEGER/BIGINT, BOOLEAN).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Row, query};
+
+use crate::StoreError;
+use crate::query::{Bind, PageToken, ResultFilter, where_clause};
+use crate::record::{Counts, Report, StoredResult};
+
+/// The largest page a listing returns, whatever the client asks for.
+pub const MAX_PAGE_SIZE: u32 = 500;
+/// The page size when the client asks for 0.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// What an upsert did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upsert {
+    /// A new row.
+    Inserted,
+    /// The scan id was already stored; nothing changed (a redelivered
+    /// event is a no-op, which is what makes the collector idempotent).
+    AlreadyStored,
+}
+
+/// A page of results and where the next starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page {
+    /// Newest first.
+    pub results: Vec<StoredResult>,
+    /// Absent on the last page.
+    pub next: Option<PageToken>,
+}
+
+/// Verified scan results in SQLite or PostgreSQL.
+pub struct ResultStore {
+    pool: Pool,
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool backs the store.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for bind in $binds {
+            q = match bind {
+                Bind::Text(v) => q.bind(v.clone()),
+                Bind::Int(v) => q.bind(*v),
+                Bind::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+macro_rules! map_row {
+    ($row:expr) => {{
+        let row = $row;
+        let outcome: String = row.try_get("outcome")?;
+        let passed: Option<i64> = row.try_get("passed")?;
+        let counts = match passed {
+            None => None,
+            Some(passed) => Some(Counts {
+                passed,
+                failed: row.try_get::<Option<i64>, _>("failed")?.unwrap_or(0),
+                not_reviewed: row.try_get::<Option<i64>, _>("not_reviewed")?.unwrap_or(0),
+                not_applicable: row
+                    .try_get::<Option<i64>, _>("not_applicable")?
+                    .unwrap_or(0),
+                error: row.try_get::<Option<i64>, _>("errored")?.unwrap_or(0),
+                compliance_percent: row
+                    .try_get::<Option<f64>, _>("compliance_percent")?
+                    .unwrap_or(0.0),
+                failed_critical: row
+                    .try_get::<Option<i64>, _>("failed_critical")?
+                    .unwrap_or(0),
+                failed_high: row.try_get::<Option<i64>, _>("failed_high")?.unwrap_or(0),
+                failed_medium: row.try_get::<Option<i64>, _>("failed_medium")?.unwrap_or(0),
+                failed_low: row.try_get::<Option<i64>, _>("failed_low")?.unwrap_or(0),
+            }),
+        };
+        Ok::<StoredResult, sqlx::Error>(StoredResult {
+            scan_id: row.try_get("scan_id")?,
+            cluster: row.try_get("cluster")?,
+            namespace: row.try_get("namespace")?,
+            pod: row.try_get("pod")?,
+            container: row.try_get("container")?,
+            image: row.try_get("image")?,
+            image_digest: row.try_get("image_digest")?,
+            profile_name: row.try_get("profile_name")?,
+            profile_version: row.try_get("profile_version")?,
+            profile_sha256: row.try_get("profile_sha256")?,
+            approach: row.try_get("approach")?,
+            completed: outcome == "completed",
+            failure: row.try_get("failure")?,
+            counts,
+            threshold_passed: row.try_get("threshold_passed")?,
+            started_at_ms: row.try_get("started_at_ms")?,
+            finished_at_ms: row.try_get("finished_at_ms")?,
+            persisted_at_ms: row.try_get("persisted_at_ms")?,
+            signer_key_id: row.try_get("signer_key_id")?,
+            statement: row.try_get("statement")?,
+            envelope: row.try_get("envelope")?,
+            report_sha256: row.try_get("report_sha256")?,
+            report_size: row.try_get("report_size")?,
+        })
+    }};
+}
+
+const INSERT_RESULT: &str = "INSERT INTO scan_results (
+    scan_id, cluster, namespace, pod, container, image, image_digest,
+    profile_name, profile_version, profile_sha256, approach, outcome, failure,
+    passed, failed, not_reviewed, not_applicable, errored, compliance_percent,
+    failed_critical, failed_high, failed_medium, failed_low, threshold_passed,
+    started_at_ms, finished_at_ms, persisted_at_ms, signer_key_id, statement,
+    envelope, report_sha256, report_size
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+          $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30,
+          $31, $32)
+ON CONFLICT (scan_id) DO NOTHING";
+
+const INSERT_REPORT: &str = "INSERT INTO scan_reports (scan_id, media_type, sha256, body)
+VALUES ($1, $2, $3, $4) ON CONFLICT (scan_id) DO NOTHING";
+
+macro_rules! bind_result {
+    ($q:expr, $r:expr) => {{
+        let r = $r;
+        let c = r.counts.as_ref();
+        $q.bind(&r.scan_id)
+            .bind(&r.cluster)
+            .bind(&r.namespace)
+            .bind(&r.pod)
+            .bind(&r.container)
+            .bind(&r.image)
+            .bind(&r.image_digest)
+            .bind(&r.profile_name)
+            .bind(&r.profile_version)
+            .bind(&r.profile_sha256)
+            .bind(&r.approach)
+            .bind(if r.completed { "completed" } else { "failed" })
+            .bind(&r.failure)
+            .bind(c.map(|c| c.passed))
+            .bind(c.map(|c| c.failed))
+            .bind(c.map(|c| c.not_reviewed))
+            .bind(c.map(|c| c.not_applicable))
+            .bind(c.map(|c| c.error))
+            .bind(c.map(|c| c.compliance_percent))
+            .bind(c.map(|c| c.failed_critical))
+            .bind(c.map(|c| c.failed_high))
+            .bind(c.map(|c| c.failed_medium))
+            .bind(c.map(|c| c.failed_low))
+            .bind(r.threshold_passed)
+            .bind(r.started_at_ms)
+            .bind(r.finished_at_ms)
+            .bind(r.persisted_at_ms)
+            .bind(&r.signer_key_id)
+            .bind(&r.statement)
+            .bind(&r.envelope)
+            .bind(&r.report_sha256)
+            .bind(r.report_size)
+    }};
+}
+
+impl ResultStore {
+    /// Connects and migrates. `sqlite://PATH` (created if missing, WAL
+    /// journal) or `postgres://…`.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidUrl`] for other schemes, [`StoreError::Unavailable`]
+    /// when the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            sqlx::migrate!("./migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            Pool::Postgres(pool)
+        } else {
+            return Err(StoreError::InvalidUrl(
+                "expected a sqlite:// or postgres:// URL".into(),
+            ));
+        };
+        Ok(Self { pool })
+    }
+
+    /// Which engine backs the store: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Stores a result (and its report) unless the scan id is already stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database is down: the caller must
+    /// not acknowledge the event, so it is redelivered and caught up later.
+    pub async fn upsert(
+        &self,
+        result: &StoredResult,
+        report: Option<&Report>,
+    ) -> Result<Upsert, StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+            let done = bind_result!(query(INSERT_RESULT), result)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            if let Some(report) = report {
+                query(INSERT_REPORT)
+                    .bind(&result.scan_id)
+                    .bind(&report.media_type)
+                    .bind(&report.sha256)
+                    .bind(&report.body)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from_sqlx)?;
+            }
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            Ok(if done.rows_affected() == 1 { Upsert::Inserted } else { Upsert::AlreadyStored })
+        })
+    }
+
+    /// One result by scan id.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn get(&self, scan_id: &str) -> Result<Option<StoredResult>, StoreError> {
+        with_pool!(self, pool => {
+            let row = query("SELECT * FROM scan_results WHERE scan_id = $1")
+                .bind(scan_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            row.map(|r| map_row!(&r)).transpose().map_err(StoreError::from_sqlx)
+        })
+    }
+
+    /// The HDF report of a scan, when one was stored.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn report(&self, scan_id: &str) -> Result<Option<Report>, StoreError> {
+        with_pool!(self, pool => {
+            let row = query("SELECT media_type, sha256, body FROM scan_reports WHERE scan_id = $1")
+                .bind(scan_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            row.map(|r| -> Result<Report, sqlx::Error> {
+                Ok(Report {
+                    media_type: r.try_get("media_type")?,
+                    sha256: r.try_get("sha256")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .transpose()
+            .map_err(StoreError::from_sqlx)
+        })
+    }
+
+    /// A filtered page, newest first. `page_size` 0 means the default and is
+    /// capped at [`MAX_PAGE_SIZE`].
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn list(
+        &self,
+        filter: &ResultFilter,
+        page_size: u32,
+        after: Option<&PageToken>,
+    ) -> Result<Page, StoreError> {
+        let size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let (clause, binds) = where_clause(filter, after);
+        let sql = format!(
+            "SELECT * FROM scan_results {clause} ORDER BY finished_at_ms DESC, scan_id DESC LIMIT {}",
+            size + 1
+        );
+        let mut results: Vec<StoredResult> = with_pool!(self, pool => {
+            // The text is built only from fixed fragments and `$n`
+            // placeholders; every value is bound, never interpolated.
+            let rows = bind_all!(query(sqlx::AssertSqlSafe(sql.clone())), &binds)
+                .fetch_all(pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            rows.iter()
+                .map(|r| map_row!(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from_sqlx)?
+        });
+        let next = if results.len() > size as usize {
+            results.truncate(size as usize);
+            results.last().map(|r| PageToken {
+                finished_at_ms: r.finished_at_ms,
+                scan_id: r.scan_id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(Page { results, next })
+    }
+
+    /// Retention: deletes results (and their reports) that finished before
+    /// `cutoff_ms`, returning how many were removed.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn delete_finished_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+            // Explicit, so retention does not depend on SQLite's per-connection
+            // foreign_keys pragma.
+            query("DELETE FROM scan_reports WHERE scan_id IN (SELECT scan_id FROM scan_results WHERE finished_at_ms < $1)")
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            let done = query("DELETE FROM scan_results WHERE finished_at_ms < $1")
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    /// How many results are stored.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        with_pool!(self, pool => {
+            let row = query("SELECT COUNT(*) AS n FROM scan_results")
+                .fetch_one(pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            row.try_get::<i64, _>("n").map_err(StoreError::from_sqlx)
+        })
+    }
+}

@@ -1,0 +1,311 @@
+//! The same behaviour on SQLite and on a real PostgreSQL 15 cluster.
+
+use std::collections::BTreeMap;
+
+use scanfleet_result_store::{
+    PageToken, ResultFilter, ResultStore, StoreError, StoredResult, Upsert,
+};
+use scanfleet_test_harness::postgres::Postgres;
+use scanfleet_trust::statement::{
+    ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
+    ScannerRef, ThresholdVerdict,
+};
+use scanfleet_trust::{
+    Envelope, IN_TOTO_PAYLOAD_TYPE, ScanResultPredicate, ScanStatement, SigningKey, Subject,
+    TrustedKeys,
+};
+use sha2::{Digest, Sha256};
+
+struct Sample {
+    namespace: &'static str,
+    digest_byte: u8,
+    completed: bool,
+    threshold_passed: Option<bool>,
+    second: u32,
+}
+
+/// Signs and verifies a statement the way the collector will receive it.
+fn verified_row(key: &SigningKey, scan_id: &str, s: &Sample) -> (StoredResult, Vec<u8>) {
+    let report = format!("{{\"hdf\":\"{scan_id}\"}}").into_bytes();
+    let digest = format!("{:02x}", s.digest_byte).repeat(32);
+    let predicate = ScanResultPredicate {
+        scan_id: scan_id.into(),
+        target: ScanTargetRef {
+            cluster: "kubesim".into(),
+            namespace: s.namespace.into(),
+            pod: format!("pod-{scan_id}"),
+            container: "app".into(),
+            image: "registry.local/app:1".into(),
+            image_digest: format!("sha256:{digest}"),
+        },
+        profile: ProfileRef {
+            name: "container-baseline".into(),
+            version: "1.0.0".into(),
+            sha256: "cd".repeat(32),
+        },
+        approach: "exec".into(),
+        outcome: if s.completed {
+            ScanOutcome::Completed
+        } else {
+            ScanOutcome::Failed
+        },
+        failure: (!s.completed).then(|| "pod gone".to_owned()),
+        summary: s.completed.then(|| ComplianceSummary {
+            passed: 9,
+            failed: 1,
+            not_reviewed: 0,
+            not_applicable: 0,
+            error: 0,
+            compliance_percent: 90.0,
+            failed_by_severity: BTreeMap::from([("high".into(), 1)]),
+        }),
+        threshold: s.threshold_passed.map(|passed| ThresholdVerdict {
+            threshold: "gate".into(),
+            passed,
+            failures: vec![],
+        }),
+        report: Some(ReportRef {
+            media_type: HDF_MEDIA_TYPE.into(),
+            sha256: hex::encode(Sha256::digest(&report)),
+            size: report.len() as u64,
+        }),
+        started_at: format!("2026-11-23T10:00:{:02}Z", s.second),
+        finished_at: format!("2026-11-23T10:00:{:02}.500Z", s.second),
+        scanner: ScannerRef {
+            id: "w".into(),
+            version: "0".into(),
+        },
+    };
+    let statement = ScanStatement::for_image(
+        Subject::image("registry.local/app", &digest).unwrap(),
+        predicate,
+    );
+    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &statement.to_payload(), key).to_json();
+    let trusted: TrustedKeys = [key.public_key().clone()].into_iter().collect();
+    let verified = trusted
+        .verify_json(envelope.as_bytes(), 1 << 20, Some(IN_TOTO_PAYLOAD_TYPE))
+        .unwrap();
+    let parsed = ScanStatement::from_payload(&verified.payload).unwrap();
+    let (row, _) =
+        StoredResult::from_verified(envelope.as_bytes(), &verified, &parsed, None, 42).unwrap();
+    (row, report)
+}
+
+async fn exercise(store: &ResultStore) {
+    let key = SigningKey::generate();
+    let (row, report_body) = verified_row(
+        &key,
+        "01A",
+        &Sample {
+            namespace: "shop",
+            digest_byte: 1,
+            completed: true,
+            threshold_passed: Some(true),
+            second: 1,
+        },
+    );
+    let report = scanfleet_result_store::Report {
+        media_type: HDF_MEDIA_TYPE.into(),
+        sha256: row.report_sha256.clone().unwrap(),
+        body: report_body,
+    };
+
+    // Idempotent upsert.
+    assert_eq!(
+        store.upsert(&row, Some(&report)).await.unwrap(),
+        Upsert::Inserted
+    );
+    assert_eq!(
+        store.upsert(&row, Some(&report)).await.unwrap(),
+        Upsert::AlreadyStored
+    );
+    assert_eq!(store.count().await.unwrap(), 1);
+    assert_eq!(store.get("01A").await.unwrap().unwrap(), row);
+    assert_eq!(store.report("01A").await.unwrap().unwrap(), report);
+    assert_eq!(store.get("nope").await.unwrap(), None);
+
+    // The stored envelope still verifies independently.
+    let stored = store.get("01A").await.unwrap().unwrap();
+    let trusted: TrustedKeys = [key.public_key().clone()].into_iter().collect();
+    assert!(trusted.verify_json(&stored.envelope, 1 << 20, None).is_ok());
+
+    // Six more, across namespaces, digests, outcomes and verdicts.
+    let samples = [
+        ("01B", "shop", 2, true, Some(false), 2),
+        ("01C", "shop", 2, false, None, 3),
+        ("01D", "infra", 3, true, None, 4),
+        ("01E", "infra", 1, true, Some(false), 5),
+        ("01F", "shop", 4, true, Some(true), 6),
+        ("01G", "web", 5, true, None, 7),
+    ];
+    for (id, namespace, digest_byte, completed, threshold_passed, second) in samples {
+        let (row, _) = verified_row(
+            &key,
+            id,
+            &Sample {
+                namespace,
+                digest_byte,
+                completed,
+                threshold_passed,
+                second,
+            },
+        );
+        assert_eq!(store.upsert(&row, None).await.unwrap(), Upsert::Inserted);
+    }
+
+    let ids = |page: &scanfleet_result_store::Page| -> Vec<String> {
+        page.results.iter().map(|r| r.scan_id.clone()).collect()
+    };
+    // Paging: newest first, no overlap, no gap.
+    let mut seen = Vec::new();
+    let mut token: Option<PageToken> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list(&ResultFilter::default(), 3, token.as_ref())
+            .await
+            .unwrap();
+        seen.extend(ids(&page));
+        pages += 1;
+        match page.next {
+            Some(t) => token = Some(PageToken::decode(&t.encode()).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ["01G", "01F", "01E", "01D", "01C", "01B", "01A"]);
+
+    let filtered =
+        |filter: ResultFilter| async move { ids(&store.list(&filter, 0, None).await.unwrap()) };
+    assert_eq!(
+        filtered(ResultFilter {
+            namespace: Some("shop".into()),
+            ..Default::default()
+        })
+        .await,
+        ["01F", "01C", "01B", "01A"]
+    );
+    assert_eq!(
+        filtered(ResultFilter {
+            image_digest: Some(format!("sha256:{}", "02".repeat(32))),
+            ..Default::default()
+        })
+        .await,
+        ["01C", "01B"]
+    );
+    assert_eq!(
+        filtered(ResultFilter {
+            completed: Some(false),
+            ..Default::default()
+        })
+        .await,
+        ["01C"]
+    );
+    assert_eq!(
+        filtered(ResultFilter {
+            threshold_passed: Some(false),
+            ..Default::default()
+        })
+        .await,
+        ["01E", "01B"]
+    );
+    let t = |s: u32| time_ms(s);
+    assert_eq!(
+        filtered(ResultFilter {
+            since_ms: Some(t(3)),
+            until_ms: Some(t(6)),
+            ..Default::default()
+        })
+        .await,
+        ["01E", "01D", "01C"]
+    );
+
+    // Retention by age removes results and their reports.
+    assert_eq!(store.delete_finished_before(t(3)).await.unwrap(), 2);
+    assert_eq!(store.count().await.unwrap(), 5);
+    assert_eq!(store.report("01A").await.unwrap(), None);
+}
+
+/// Unix ms of 2026-11-23T10:00:SS.000Z.
+fn time_ms(second: u32) -> i64 {
+    let base = time::OffsetDateTime::parse(
+        "2026-11-23T10:00:00Z",
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    (base.unix_timestamp() + i64::from(second)) * 1000
+}
+
+#[tokio::test]
+async fn sqlite_store_behaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("results.db").display());
+    let store = ResultStore::connect(&url).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    exercise(&store).await;
+    // Data survives reopening, and migrations are idempotent.
+    drop(store);
+    let store = ResultStore::connect(&url).await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn postgres_store_behaves() {
+    let pg = Postgres::start();
+    let store = ResultStore::connect(&pg.url()).await.unwrap();
+    assert_eq!(store.backend(), "postgres");
+    exercise(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_outage_is_reported_as_unavailable_and_recovers() {
+    let mut pg = Postgres::start();
+    let store = ResultStore::connect(&pg.url()).await.unwrap();
+    let key = SigningKey::generate();
+    let sample = |second| Sample {
+        namespace: "shop",
+        digest_byte: 9,
+        completed: true,
+        threshold_passed: None,
+        second,
+    };
+    let (first, _) = verified_row(&key, "01X", &sample(1));
+    store.upsert(&first, None).await.unwrap();
+
+    pg.stop();
+    let (second, _) = verified_row(&key, "01Y", &sample(2));
+    let err = store.upsert(&second, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+
+    pg.start_again();
+    assert_eq!(store.upsert(&second, None).await.unwrap(), Upsert::Inserted);
+    assert_eq!(store.count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_report_that_is_not_the_signed_one_is_refused() {
+    let key = SigningKey::generate();
+    let (row, _) = verified_row(
+        &key,
+        "01Z",
+        &Sample {
+            namespace: "shop",
+            digest_byte: 1,
+            completed: true,
+            threshold_passed: None,
+            second: 1,
+        },
+    );
+    let statement = ScanStatement::from_payload(row.statement.as_bytes()).unwrap();
+    let trusted: TrustedKeys = [key.public_key().clone()].into_iter().collect();
+    let verified = trusted.verify_json(&row.envelope, 1 << 20, None).unwrap();
+    let err = StoredResult::from_verified(&row.envelope, &verified, &statement, Some(b"forged"), 1)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ReportMismatch { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused_by_name() {
+    let err = ResultStore::connect("mysql://x").await.err().unwrap();
+    assert!(matches!(err, StoreError::InvalidUrl(_)), "{err}");
+}

@@ -31,6 +31,10 @@ pub const DLQ_STREAM: &str = "SCAN_DLQ";
 pub const QUARANTINE_STREAM: &str = "SCAN_QUARANTINE";
 /// Durable copy of the intent consumers' terminal advisories.
 pub const ADVISORIES_STREAM: &str = "SCAN_INTENT_ADVISORIES";
+/// The collector's durable consumer on [`RESULTS_STREAM`].
+pub const COLLECTOR_CONSUMER: &str = "collector";
+/// Object store bucket for HDF reports too large for one message.
+pub const REPORTS_BUCKET: &str = "SCAN_REPORTS";
 /// The durable consumer that moves dead intents into [`DLQ_STREAM`].
 pub const DLQ_FORWARDER_CONSUMER: &str = "dlq-forwarder";
 
@@ -230,6 +234,32 @@ impl TopologyConfig {
         }
     }
 
+    /// The collector's consumer: it never gives up on a result (a database
+    /// outage must delay results, not drop them), and it pulls in small
+    /// batches so an outage leaves little in flight.
+    pub fn collector_consumer(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(COLLECTOR_CONSUMER.into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_deliver: -1,
+            max_ack_pending: 1024,
+            ..Default::default()
+        }
+    }
+
+    /// The report bucket; reports live as long as the results that bind them.
+    pub fn reports_bucket(&self) -> jetstream::object_store::Config {
+        jetstream::object_store::Config {
+            bucket: REPORTS_BUCKET.into(),
+            description: Some("HDF reports too large for one result message".into()),
+            max_age: self.results_max_age,
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            ..Default::default()
+        }
+    }
+
     /// Creates or updates every stream and consumer. Safe to call from every
     /// service at start-up: identical declarations converge.
     ///
@@ -268,6 +298,22 @@ impl TopologyConfig {
                 .await
                 .map_err(|e| BusError::Topology {
                     what: format!("{INTENTS_STREAM}/{}", class.consumer_name()),
+                    reason: e.to_string(),
+                })?;
+        }
+        get_stream(js, RESULTS_STREAM)
+            .await?
+            .create_consumer(self.collector_consumer())
+            .await
+            .map_err(|e| BusError::Topology {
+                what: format!("{RESULTS_STREAM}/{COLLECTOR_CONSUMER}"),
+                reason: e.to_string(),
+            })?;
+        if js.get_object_store(REPORTS_BUCKET).await.is_err() {
+            js.create_object_store(self.reports_bucket())
+                .await
+                .map_err(|e| BusError::Topology {
+                    what: REPORTS_BUCKET.into(),
                     reason: e.to_string(),
                 })?;
         }

@@ -1,0 +1,182 @@
+//! Turning one message from the results stream into a verified result, or a
+//! precise reason to quarantine it. No IO: the consumer fetches and stores.
+//!
+//! Order matters for trust: decrypt, decode the event, verify the envelope
+//! against the trusted keys, and only then read the statement. Nothing from an
+//! unverified envelope is ever interpreted.
+
+use prost::Message;
+use scanfleet_contracts::v1::{ResultEvent, result_event};
+use scanfleet_trust::{
+    AgeIdentities, IN_TOTO_PAYLOAD_TYPE, ScanStatement, StatementError, TrustedKeys, Verified,
+    VerifyError, encryption,
+};
+
+/// Header naming the payload encoding; `age` means age-encrypted.
+pub const HEADER_ENCODING: &str = "Scanfleet-Encoding";
+
+/// How the message payload is wrapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// A serialized `ResultEvent`.
+    Plain,
+    /// An age-encrypted serialized `ResultEvent`.
+    Age,
+}
+
+impl Encoding {
+    /// Reads the encoding header; anything unknown is a rejection.
+    ///
+    /// # Errors
+    /// [`Rejection::UnknownEncoding`].
+    pub fn from_header(value: Option<&str>) -> Result<Self, Rejection> {
+        match value {
+            None | Some("") | Some("protobuf") => Ok(Self::Plain),
+            Some("age") => Ok(Self::Age),
+            Some(other) => Err(Rejection::UnknownEncoding(other.chars().take(64).collect())),
+        }
+    }
+}
+
+/// Where the report is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReportSource {
+    /// In the event.
+    Inline(Vec<u8>),
+    /// In the report bucket under this name (hex SHA-256).
+    Object(String),
+    /// The event carries none.
+    Absent,
+}
+
+/// An event whose envelope verified.
+#[derive(Debug)]
+pub struct Opened {
+    /// The DSSE envelope JSON as received.
+    pub envelope: Vec<u8>,
+    /// What verification proved.
+    pub verified: Verified,
+    /// The authenticated statement.
+    pub statement: ScanStatement,
+    /// The report, to be checked against the signed digest.
+    pub report: ReportSource,
+}
+
+/// Why an event is quarantined instead of stored.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// The encoding header names an unknown encoding.
+    #[error("unknown payload encoding {0:?}")]
+    UnknownEncoding(String),
+    /// An encrypted event, but this collector has no age identity.
+    #[error("event is age-encrypted but no identity is configured")]
+    NoIdentity,
+    /// Decryption failed (foreign recipient, damage).
+    #[error("cannot decrypt event: {0}")]
+    Undecryptable(String),
+    /// The payload is not a `ResultEvent`.
+    #[error("not a ResultEvent: {0}")]
+    NotAnEvent(String),
+    /// The envelope did not verify (malformed, unknown key, bad signature,
+    /// wrong payload type).
+    #[error("envelope rejected: {0}")]
+    Envelope(#[from] VerifyError),
+    /// The authenticated payload is not a scan-result statement.
+    #[error("statement rejected: {0}")]
+    Statement(#[from] StatementError),
+    /// The report object name is not a hex SHA-256.
+    #[error("report object name {0:?} is not a hex SHA-256")]
+    BadObjectName(String),
+    /// The report is missing from the bucket.
+    #[error("report object {0} is missing")]
+    ReportMissing(String),
+    /// The report or statement cannot be stored (digest mismatch, bad times).
+    #[error("result cannot be stored: {0}")]
+    Unstorable(String),
+}
+
+impl Rejection {
+    /// A stable label for metrics and the quarantine header.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Rejection::UnknownEncoding(_) => "unknown_encoding",
+            Rejection::NoIdentity | Rejection::Undecryptable(_) => "undecryptable",
+            Rejection::NotAnEvent(_) => "malformed_event",
+            Rejection::Envelope(VerifyError::Malformed(_)) => "malformed_envelope",
+            Rejection::Envelope(VerifyError::NoSignatures) => "unsigned",
+            Rejection::Envelope(VerifyError::UnknownKeyId { .. }) => "unknown_key",
+            Rejection::Envelope(VerifyError::BadSignature { .. }) => "bad_signature",
+            Rejection::Envelope(VerifyError::PayloadTypeMismatch { .. }) => "wrong_payload_type",
+            Rejection::Statement(_) => "bad_statement",
+            Rejection::BadObjectName(_) | Rejection::ReportMissing(_) => "report_missing",
+            Rejection::Unstorable(_) => "unstorable",
+        }
+    }
+}
+
+/// Verifies events against the collector's trust configuration.
+pub struct Ingestor {
+    trusted: TrustedKeys,
+    identities: Option<AgeIdentities>,
+    max_bytes: usize,
+}
+
+impl Ingestor {
+    /// `max_bytes` bounds every decoded size (event, envelope, report).
+    pub fn new(trusted: TrustedKeys, identities: Option<AgeIdentities>, max_bytes: usize) -> Self {
+        Self {
+            trusted,
+            identities,
+            max_bytes,
+        }
+    }
+
+    /// Decrypts bytes that were encrypted the same way as the event (used
+    /// for report objects of encrypted fleets).
+    ///
+    /// # Errors
+    /// [`Rejection::NoIdentity`] or [`Rejection::Undecryptable`].
+    pub fn decrypt(&self, bytes: &[u8]) -> Result<Vec<u8>, Rejection> {
+        let identities = self.identities.as_ref().ok_or(Rejection::NoIdentity)?;
+        encryption::decrypt(bytes, identities, self.max_bytes)
+            .map_err(|e| Rejection::Undecryptable(e.to_string()))
+    }
+
+    /// Opens one event.
+    ///
+    /// # Errors
+    /// [`Rejection`] saying why the event must be quarantined.
+    pub fn open(&self, payload: &[u8], encoding: Encoding) -> Result<Opened, Rejection> {
+        let plain;
+        let bytes = match encoding {
+            Encoding::Plain => payload,
+            Encoding::Age => {
+                plain = self.decrypt(payload)?;
+                &plain
+            }
+        };
+        let event = ResultEvent::decode(bytes).map_err(|e| Rejection::NotAnEvent(e.to_string()))?;
+        let verified = self.trusted.verify_json(
+            &event.envelope,
+            self.max_bytes,
+            Some(IN_TOTO_PAYLOAD_TYPE),
+        )?;
+        let statement = ScanStatement::from_payload(&verified.payload)?;
+        let report = match event.report {
+            Some(result_event::Report::ReportInline(body)) => ReportSource::Inline(body),
+            Some(result_event::Report::ReportObject(name)) => {
+                if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(Rejection::BadObjectName(name.chars().take(80).collect()));
+                }
+                ReportSource::Object(name.to_ascii_lowercase())
+            }
+            None => ReportSource::Absent,
+        };
+        Ok(Opened {
+            envelope: event.envelope,
+            verified,
+            statement,
+            report,
+        })
+    }
+}

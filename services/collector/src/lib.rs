@@ -1,0 +1,179 @@
+//! `scanfleet-collector`: the only writer of scan results.
+//!
+//! It consumes `SCAN_RESULTS`, decrypts when needed, verifies every DSSE
+//! envelope against its trusted keys, stores verified results idempotently
+//! (SQLite or PostgreSQL), quarantines everything else with a reason, and
+//! serves results over gRPC (`Results`) and an HTTP JSON API that also hands
+//! out the exact envelope and HDF report for independent verification.
+//!
+//! Layout: [`ingest`] (verification, no IO), [`result_consumer`] (bus to
+//! store), [`results_api`] (gRPC), [`http_api`], [`metrics`], [`config`].
+
+pub mod config;
+pub mod http_api;
+pub mod ingest;
+pub mod metrics;
+pub mod result_consumer;
+pub mod results_api;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use scanfleet_bus::TopologyConfig;
+use scanfleet_contracts::v1::results_server::ResultsServer;
+use scanfleet_result_store::ResultStore;
+use tokio::sync::{broadcast, watch};
+
+use crate::config::{Config, NatsAuth};
+
+/// Connects to NATS with the configured auth and TLS.
+///
+/// # Errors
+/// When the server cannot be reached or refuses the credentials.
+pub async fn connect_nats(config: &Config) -> Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("scanfleet-collector")
+        .retry_on_initial_connect();
+    options = match &config.nats_auth {
+        NatsAuth::None => options,
+        NatsAuth::UserPassword(u, p) => options.user_and_password(u.clone(), p.clone()),
+        NatsAuth::Creds(path) => options
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("reading {}", path.display()))?,
+    };
+    if let Some(ca) = &config.nats_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    let urls: Vec<async_nats::ServerAddr> = config
+        .nats_urls
+        .iter()
+        .map(|u| u.parse())
+        .collect::<Result<_, _>>()
+        .context("parsing --nats-url")?;
+    tokio::time::timeout(Duration::from_secs(30), options.connect(urls))
+        .await
+        .context("NATS did not answer within 30 s")?
+        .context("connecting to NATS")
+}
+
+/// Runs the collector until `shutdown` flips to true. Exits with an error if
+/// any critical task dies, so the orchestrator restarts the process.
+///
+/// # Errors
+/// Start-up failures and the first critical task failure.
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let client = connect_nats(&config).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    TopologyConfig {
+        replicas: config.stream_replicas,
+        ..Default::default()
+    }
+    .ensure(&js)
+    .await?;
+    let store = Arc::new(
+        ResultStore::connect(&config.store_url)
+            .await
+            .context("opening the result store")?,
+    );
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (persisted, _) = broadcast::channel(1024);
+    let ingestor = Arc::new(ingest::Ingestor::new(
+        config.trusted.clone(),
+        config.identities,
+        config.max_event_bytes,
+    ));
+
+    let grpc_listener = tokio::net::TcpListener::bind(config.grpc_listen)
+        .await
+        .with_context(|| format!("binding gRPC {}", config.grpc_listen))?;
+    let http_listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP {}", config.http_listen))?;
+    // Tests and scripts read this line to find ports chosen by the OS.
+    println!(
+        "scanfleet-collector listening grpc={} http={} store={}",
+        grpc_listener.local_addr()?,
+        http_listener.local_addr()?,
+        store.backend()
+    );
+
+    let stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let consumer = result_consumer::ResultConsumer {
+        js: js.clone(),
+        store: store.clone(),
+        ingestor,
+        metrics: metrics.clone(),
+        persisted: persisted.clone(),
+    };
+    let rx = shutdown.clone();
+    tasks.spawn(async move { consumer.run(stop(rx)).await.map_err(anyhow::Error::from) });
+
+    let service = results_api::ResultsService {
+        store: store.clone(),
+        persisted: persisted.clone(),
+    };
+    let rx = shutdown.clone();
+    tasks.spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(ResultsServer::new(service))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                stop(rx),
+            )
+            .await
+            .context("gRPC server")
+    });
+
+    let router = http_api::router(http_api::HttpState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+    });
+    let rx = shutdown.clone();
+    tasks.spawn(async move {
+        axum::serve(http_listener, router)
+            .with_graceful_shutdown(stop(rx))
+            .await
+            .context("HTTP server")
+    });
+
+    if let Some(retention) = config.retention {
+        let store = store.clone();
+        let mut rx = shutdown.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = rx.wait_for(|s| *s) => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+                let cutoff = now - retention.as_millis() as i64;
+                match store.delete_finished_before(cutoff).await {
+                    Ok(n) if n > 0 => tracing::info!(deleted = n, "retention pass"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "retention pass failed; will retry"),
+                }
+            }
+        });
+    }
+
+    // The first task to end decides: a clean end only counts during shutdown.
+    let first = tasks.join_next().await;
+    let stopping = *shutdown.borrow_and_update();
+    let result = match first {
+        Some(Ok(Ok(()))) if stopping => Ok(()),
+        Some(Ok(Ok(()))) => Err(anyhow::anyhow!("a critical task stopped unexpectedly")),
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => Err(anyhow::anyhow!("a critical task panicked: {e}")),
+        None => Ok(()),
+    };
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    client.flush().await.ok();
+    result
+}

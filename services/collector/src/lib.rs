@@ -63,7 +63,29 @@ pub async fn connect_nats(config: &Config) -> Result<async_nats::Client> {
 ///
 /// # Errors
 /// Start-up failures and the first critical task failure.
-pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
+    run_with_ready(config, shutdown, |_| {}).await
+}
+
+/// The bound addresses, once the collector serves.
+#[derive(Clone, Copy, Debug)]
+pub struct Listening {
+    /// gRPC `Results`.
+    pub grpc: std::net::SocketAddr,
+    /// HTTP API.
+    pub http: std::net::SocketAddr,
+}
+
+/// [`run`], calling `ready` with the bound addresses once both listeners are
+/// up (for in-process embedding, e.g. `scanfleet dev` and tests).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_ready(
+    config: Config,
+    mut shutdown: watch::Receiver<bool>,
+    ready: impl FnOnce(Listening),
+) -> Result<()> {
     let client = connect_nats(&config).await?;
     let js = async_nats::jetstream::new(client.clone());
     TopologyConfig {
@@ -91,13 +113,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let http_listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("binding HTTP {}", config.http_listen))?;
-    // Tests and scripts read this line to find ports chosen by the OS.
-    println!(
-        "scanfleet-collector listening grpc={} http={} store={}",
-        grpc_listener.local_addr()?,
-        http_listener.local_addr()?,
-        store.backend()
-    );
+    let listening = Listening {
+        grpc: grpc_listener.local_addr()?,
+        http: http_listener.local_addr()?,
+    };
+    tracing::info!(grpc = %listening.grpc, http = %listening.http, store = store.backend(), "collector serving");
+    ready(listening);
 
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

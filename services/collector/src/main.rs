@@ -21,7 +21,14 @@ async fn main() -> std::process::ExitCode {
         wait_for_signal().await;
         let _ = tx.send(true);
     });
-    match scanfleet_collector::run(config, rx).await {
+    // Tests and scripts read this line to find ports chosen by the OS.
+    let ready = |l: scanfleet_collector::Listening| {
+        println!(
+            "scanfleet-collector listening grpc={} http={}",
+            l.grpc, l.http
+        );
+    };
+    match scanfleet_collector::run_with_ready(config, rx, ready).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "collector stopped");

@@ -217,6 +217,27 @@ impl Results for ResultsService {
         }))
     }
 
+    async fn get_report(
+        &self,
+        request: Request<GetResultRequest>,
+    ) -> Result<Response<v1::Report>, Status> {
+        let scan_id = request.into_inner().scan_id;
+        if scan_id.is_empty() {
+            return Err(Status::invalid_argument("scan_id is required"));
+        }
+        match self.store.report(&scan_id).await.map_err(status)? {
+            Some(r) => Ok(Response::new(v1::Report {
+                scan_id,
+                media_type: r.media_type,
+                sha256: r.sha256,
+                body: r.body,
+            })),
+            None => Err(Status::not_found(format!(
+                "no report stored for scan {scan_id}"
+            ))),
+        }
+    }
+
     type WatchStream = WatchStream;
 
     async fn watch(

@@ -7,6 +7,7 @@
 //! start (`nats`: a nats-server on a random loopback port with a temp store;
 //! `postgres`: a throwaway PostgreSQL 15 cluster the same way).
 
+pub mod fleet;
 pub mod nats;
 pub mod postgres;
 

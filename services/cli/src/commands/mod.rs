@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod envelope;
 mod keys;
+mod results;
 
 /// The command succeeded.
 pub const EXIT_OK: ExitCode = ExitCode::SUCCESS;
@@ -35,6 +36,11 @@ enum Command {
     /// Sign, verify, encrypt and decrypt DSSE envelopes.
     #[command(subcommand)]
     Envelope(envelope::EnvelopeCommand),
+    /// Read verified results from a collector.
+    #[command(subcommand)]
+    Results(results::ResultsCommand),
+    /// Wait for scans' results to arrive, with progress.
+    Watch(results::WatchArgs),
 }
 
 /// Dispatches to the chosen subcommand.
@@ -42,5 +48,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Envelope(cmd) => envelope::run(cmd),
+        Command::Results(cmd) => results::run(cmd),
+        Command::Watch(args) => results::watch(args),
     }
 }

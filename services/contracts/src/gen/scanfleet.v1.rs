@@ -234,6 +234,19 @@ impl Priority {
         }
     }
 }
+/// A stored report. Clients should check `sha256` against the statement in
+/// the verified envelope before trusting the body.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Report {
+    #[prost(string, tag = "1")]
+    pub scan_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub media_type: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub sha256: ::prost::alloc::string::String,
+    #[prost(bytes = "vec", tag = "4")]
+    pub body: ::prost::alloc::vec::Vec<u8>,
+}
 /// A persisted, signature-verified result.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ScanResult {
@@ -561,6 +574,28 @@ pub mod results_client {
                 .insert(GrpcMethod::new("scanfleet.v1.Results", "Watch"));
             self.inner.server_streaming(req, path, codec).await
         }
+        /// The HDF report a result's statement binds, exactly as stored.
+        pub async fn get_report(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetResultRequest>,
+        ) -> std::result::Result<tonic::Response<super::Report>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/scanfleet.v1.Results/GetReport",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("scanfleet.v1.Results", "GetReport"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -599,6 +634,11 @@ pub mod results_server {
             &self,
             request: tonic::Request<super::WatchResultsRequest>,
         ) -> std::result::Result<tonic::Response<Self::WatchStream>, tonic::Status>;
+        /// The HDF report a result's statement binds, exactly as stored.
+        async fn get_report(
+            &self,
+            request: tonic::Request<super::GetResultRequest>,
+        ) -> std::result::Result<tonic::Response<super::Report>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct ResultsServer<T> {
@@ -806,6 +846,49 @@ pub mod results_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/scanfleet.v1.Results/GetReport" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetReportSvc<T: Results>(pub Arc<T>);
+                    impl<T: Results> tonic::server::UnaryService<super::GetResultRequest>
+                    for GetReportSvc<T> {
+                        type Response = super::Report;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetResultRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Results>::get_report(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetReportSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

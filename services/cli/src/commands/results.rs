@@ -1,0 +1,413 @@
+//! `scanfleet results` and `scanfleet watch`: reading verified results from a
+//! collector over gRPC.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use scanfleet_contracts::v1::{
+    GetResultRequest, ListResultsRequest, ResultFilter, ScanOutcome, ScanResult,
+    WatchResultsRequest, results_client::ResultsClient,
+};
+use scanfleet_trust::{IN_TOTO_PAYLOAD_TYPE, ScanStatement, TrustedKeys};
+use sha2::{Digest, Sha256};
+
+use super::{EXIT_OK, exit_rejected, keys};
+use crate::files;
+
+/// Where the collector's gRPC API is.
+#[derive(Debug, Args)]
+pub struct CollectorArgs {
+    /// The collector's gRPC address.
+    #[arg(
+        long,
+        env = "SCANFLEET_COLLECTOR",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    collector: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON document for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResultsCommand {
+    /// List results, newest first.
+    List {
+        #[command(flatten)]
+        collector: CollectorArgs,
+        /// Only this cluster.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Only this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Only this pod.
+        #[arg(long)]
+        pod: Option<String>,
+        /// Only this image digest (sha256:…).
+        #[arg(long)]
+        image_digest: Option<String>,
+        /// Only completed or failed scans.
+        #[arg(long, value_parser = ["completed", "failed"])]
+        outcome: Option<String>,
+        /// At most this many results.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Show one result.
+    Show {
+        #[command(flatten)]
+        collector: CollectorArgs,
+        /// The scan id.
+        scan_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Write a result's HDF report and/or signed envelope to files. With
+    /// --key, the envelope is verified and the report checked against the
+    /// digest it signs before anything is written.
+    Export {
+        #[command(flatten)]
+        collector: CollectorArgs,
+        /// The scan id.
+        scan_id: String,
+        /// Write the HDF report here.
+        #[arg(long)]
+        hdf: Option<PathBuf>,
+        /// Write the DSSE envelope here.
+        #[arg(long)]
+        envelope: Option<PathBuf>,
+        /// Trusted signing public key(s) to verify with.
+        #[arg(long = "key")]
+        keys: Vec<PathBuf>,
+    },
+}
+
+/// `scanfleet watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    collector: CollectorArgs,
+    /// Scan ids to wait for.
+    #[arg(required = true)]
+    scan_ids: Vec<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn connect(args: &CollectorArgs) -> Result<ResultsClient<tonic::transport::Channel>> {
+    let endpoint = tonic::transport::Endpoint::from_shared(args.collector.clone())
+        .map_err(|e| anyhow!("--collector {:?}: {e}", args.collector))?
+        .connect_timeout(Duration::from_secs(10));
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the collector at {}", args.collector))?;
+    Ok(ResultsClient::new(channel))
+}
+
+fn grpc(status: tonic::Status) -> anyhow::Error {
+    anyhow!("{} ({:?})", status.message(), status.code())
+}
+
+pub fn run(cmd: ResultsCommand) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        match cmd {
+            ResultsCommand::List {
+                collector,
+                cluster,
+                namespace,
+                pod,
+                image_digest,
+                outcome,
+                limit,
+                output,
+            } => {
+                let mut client = connect(&collector).await?;
+                let filter = ResultFilter {
+                    cluster: cluster.unwrap_or_default(),
+                    namespace: namespace.unwrap_or_default(),
+                    pod: pod.unwrap_or_default(),
+                    image_digest: image_digest.unwrap_or_default(),
+                    outcome: match outcome.as_deref() {
+                        Some("completed") => ScanOutcome::Completed as i32,
+                        Some("failed") => ScanOutcome::Failed as i32,
+                        _ => ScanOutcome::Unspecified as i32,
+                    },
+                    ..Default::default()
+                };
+                let mut results = Vec::new();
+                let mut token = String::new();
+                while (results.len() as u32) < limit {
+                    let page = client
+                        .list(ListResultsRequest {
+                            filter: Some(filter.clone()),
+                            page_size: (limit - results.len() as u32).min(500),
+                            page_token: token,
+                        })
+                        .await
+                        .map_err(grpc)?
+                        .into_inner();
+                    results.extend(page.results);
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
+                    token = page.next_page_token;
+                }
+                print_results(&results, output);
+                Ok(EXIT_OK)
+            }
+            ResultsCommand::Show {
+                collector,
+                scan_id,
+                output,
+            } => {
+                let mut client = connect(&collector).await?;
+                let result = client
+                    .get(GetResultRequest { scan_id })
+                    .await
+                    .map_err(grpc)?
+                    .into_inner();
+                match output {
+                    Output::Json => println!("{}", serde_json::to_string_pretty(&json(&result))?),
+                    Output::Table => {
+                        for (k, v) in json(&result).as_object().into_iter().flatten() {
+                            println!("{k:<18} {v}");
+                        }
+                    }
+                }
+                Ok(EXIT_OK)
+            }
+            ResultsCommand::Export {
+                collector,
+                scan_id,
+                hdf,
+                envelope,
+                keys: key_paths,
+            } => {
+                if hdf.is_none() && envelope.is_none() {
+                    bail!("nothing to export: give --hdf FILE and/or --envelope FILE");
+                }
+                let mut client = connect(&collector).await?;
+                let result = client
+                    .get(GetResultRequest {
+                        scan_id: scan_id.clone(),
+                    })
+                    .await
+                    .map_err(grpc)?
+                    .into_inner();
+                let report = if hdf.is_some() {
+                    Some(
+                        client
+                            .get_report(GetResultRequest {
+                                scan_id: scan_id.clone(),
+                            })
+                            .await
+                            .map_err(grpc)?
+                            .into_inner(),
+                    )
+                } else {
+                    None
+                };
+                if !key_paths.is_empty() {
+                    let trusted: TrustedKeys = key_paths
+                        .iter()
+                        .map(|p| keys::load_public_key(p))
+                        .collect::<Result<_>>()?;
+                    let verified = match trusted.verify_json(
+                        &result.envelope,
+                        scanfleet_trust::DEFAULT_MAX_ENVELOPE_BYTES,
+                        Some(IN_TOTO_PAYLOAD_TYPE),
+                    ) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            eprintln!("rejected: scan {scan_id}: {e}");
+                            return Ok(exit_rejected());
+                        }
+                    };
+                    let statement = ScanStatement::from_payload(&verified.payload)?;
+                    if let Some(report) = &report {
+                        let signed = statement.predicate.report.as_ref().map(|r| r.sha256.clone());
+                        let actual = hex::encode(Sha256::digest(&report.body));
+                        if signed.as_deref() != Some(actual.as_str()) {
+                            eprintln!(
+                                "rejected: scan {scan_id}: report digest {actual} is not the signed {}",
+                                signed.unwrap_or_else(|| "(none)".into())
+                            );
+                            return Ok(exit_rejected());
+                        }
+                    }
+                    eprintln!("verified: signed by trusted key {}", verified.key_id);
+                }
+                if let (Some(path), Some(report)) = (&hdf, &report) {
+                    files::write_output(Some(path), &report.body)?;
+                }
+                if let Some(path) = &envelope {
+                    files::write_output(Some(path), &result.envelope)?;
+                }
+                Ok(EXIT_OK)
+            }
+        }
+    })
+}
+
+pub fn watch(args: WatchArgs) -> Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let mut client = connect(&args.collector).await?;
+        let mut pending: BTreeSet<String> = args.scan_ids.iter().cloned().collect();
+        let bar = indicatif::ProgressBar::new(pending.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} results [{elapsed}] {msg}",
+            )
+            .map_err(|e| anyhow!("{e}"))?,
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let mut stream = client
+            .watch(WatchResultsRequest {
+                filter: None,
+                scan_ids: args.scan_ids.clone(),
+                include_existing: true,
+            })
+            .await
+            .map_err(grpc)?
+            .into_inner();
+        let mut failed = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
+        while !pending.is_empty() {
+            let next = tokio::time::timeout_at(deadline, stream.message()).await;
+            let result = match next {
+                Err(_) => break,
+                Ok(Err(status)) => return Err(grpc(status)),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(r))) => r,
+            };
+            pending.remove(&result.scan_id);
+            if result.outcome != ScanOutcome::Completed as i32 {
+                failed += 1;
+            }
+            bar.inc(1);
+            bar.suspend(|| println!("{}", row(&result)));
+        }
+        bar.finish_and_clear();
+        if !pending.is_empty() {
+            eprintln!(
+                "timed out after {} s; still waiting for: {}",
+                args.timeout,
+                pending.into_iter().collect::<Vec<_>>().join(", ")
+            );
+            return Ok(exit_rejected());
+        }
+        if failed > 0 {
+            eprintln!("{failed} scan(s) did not complete");
+            return Ok(exit_rejected());
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+fn target(r: &ScanResult) -> String {
+    r.target
+        .as_ref()
+        .map(|t| format!("{}/{}/{}", t.namespace, t.pod, t.container))
+        .unwrap_or_default()
+}
+
+fn row(r: &ScanResult) -> String {
+    let outcome = if r.outcome == ScanOutcome::Completed as i32 {
+        "completed"
+    } else {
+        "failed"
+    };
+    let (compliance, failed) = match &r.summary {
+        Some(s) => {
+            let f = s.failed_by_severity.unwrap_or_default();
+            (
+                format!("{:.1}%", s.compliance_percent),
+                format!("{}/{}/{}/{}", f.critical, f.high, f.medium, f.low),
+            )
+        }
+        None => ("-".into(), "-".into()),
+    };
+    let threshold = match &r.threshold {
+        Some(t) if t.passed => "pass",
+        Some(_) => "FAIL",
+        None => "-",
+    };
+    format!(
+        "{:<26}  {:<40}  {:<9}  {:>7}  {:>9}  {:<9}  {}",
+        r.scan_id,
+        target(r),
+        outcome,
+        compliance,
+        failed,
+        threshold,
+        &r.signer_key_id.get(..12).unwrap_or(&r.signer_key_id)
+    )
+}
+
+fn print_results(results: &[ScanResult], output: Output) {
+    match output {
+        Output::Json => {
+            let all: Vec<_> = results.iter().map(json).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&all).expect("JSON values serialize")
+            );
+        }
+        Output::Table => {
+            println!(
+                "{:<26}  {:<40}  {:<9}  {:>7}  {:>9}  {:<9}  SIGNER",
+                "SCAN ID", "TARGET", "OUTCOME", "COMPL.", "C/H/M/L", "THRESHOLD"
+            );
+            for r in results {
+                println!("{}", row(r));
+            }
+        }
+    }
+}
+
+fn json(r: &ScanResult) -> serde_json::Value {
+    let t = r.target.clone().unwrap_or_default();
+    let s = r.summary.unwrap_or_default();
+    let f = s.failed_by_severity.unwrap_or_default();
+    serde_json::json!({
+        "scanId": r.scan_id,
+        "cluster": t.cluster,
+        "namespace": t.namespace,
+        "pod": t.pod,
+        "container": t.container,
+        "imageDigest": t.image.map(|i| i.digest).unwrap_or_default(),
+        "outcome": if r.outcome == ScanOutcome::Completed as i32 { "completed" } else { "failed" },
+        "failure": r.failure,
+        "compliancePercent": s.compliance_percent,
+        "passed": s.passed,
+        "failed": s.failed,
+        "failedBySeverity": {"critical": f.critical, "high": f.high, "medium": f.medium, "low": f.low},
+        "thresholdPassed": r.threshold.as_ref().map(|t| t.passed),
+        "signerKeyId": r.signer_key_id,
+        "reportSha256": r.report_sha256,
+        "finishedAt": r.finished_at.map(|ts| ts.seconds),
+    })
+}

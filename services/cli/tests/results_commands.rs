@@ -1,0 +1,240 @@
+//! `scanfleet results` and `scanfleet watch` against a collector running
+//! in-process on a real nats-server and SQLite.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use async_nats::HeaderMap;
+use clap::Parser;
+use scanfleet_collector::config::{Args, Config};
+use scanfleet_test_harness::fleet::{inline_event, publish, result, write_public_key};
+use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_trust::SigningKey;
+use support::*;
+
+struct Fleet {
+    _nats: NatsServer,
+    dir: tempfile::TempDir,
+    key: SigningKey,
+    public: std::path::PathBuf,
+    grpc: SocketAddr,
+    js: async_nats::jetstream::Context,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn fleet() -> Fleet {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate();
+    let public = write_public_key(dir.path(), &key);
+    let args = Args::parse_from([
+        "scanfleet-collector",
+        "--nats-url",
+        &nats.url(),
+        "--store-url",
+        &format!("sqlite://{}", dir.path().join("r.db").display()),
+        "--trusted-key",
+        &public.display().to_string(),
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    let config = Config::from_args(args).unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(scanfleet_collector::run_with_ready(config, rx, move |l| {
+        let _ = ready_tx.send(l);
+    }));
+    let listening = ready_rx.await.expect("collector starts");
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    Fleet {
+        _nats: nats,
+        dir,
+        key,
+        public,
+        grpc: listening.grpc,
+        js,
+        stop,
+        task,
+    }
+}
+
+impl Fleet {
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let out = scanfleet()
+            .args(args)
+            .env("SCANFLEET_COLLECTOR", format!("http://{}", self.grpc))
+            .output()
+            .unwrap();
+        assert!(
+            !text(&out.stderr).contains("panicked"),
+            "{}",
+            text(&out.stderr)
+        );
+        out
+    }
+
+    async fn cli_async(&self, args: Vec<String>) -> std::process::Output {
+        let collector = format!("http://{}", self.grpc);
+        tokio::task::spawn_blocking(move || {
+            scanfleet()
+                .args(args)
+                .env("SCANFLEET_COLLECTOR", collector)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn publish_n(&self, ids: &[&str]) -> Vec<scanfleet_test_harness::fleet::Published> {
+        let mut all = Vec::new();
+        for id in ids {
+            let p = result(&self.key, id, "shop");
+            publish(&self.js, "shop", id, HeaderMap::new(), inline_event(&p)).await;
+            all.push(p);
+        }
+        all
+    }
+
+    async fn shutdown(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_show_and_verified_export() {
+    let fleet = fleet().await;
+    let published = fleet.publish_n(&["01R1", "01R2", "01R3"]).await;
+    let out = fleet
+        .cli_async(
+            ["watch", "01R1", "01R2", "01R3", "--timeout", "30"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .await;
+    assert_success(&out);
+    for id in ["01R1", "01R2", "01R3"] {
+        assert!(text(&out.stdout).contains(id), "{}", text(&out.stdout));
+    }
+
+    let out = fleet.cli(&["results", "list", "--output", "json"]);
+    assert_success(&out);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["scanId"].as_str().unwrap())
+        .collect();
+    // Same finish time, so newest-first falls back to scan id order.
+    assert_eq!(ids, ["01R3", "01R2", "01R1"]);
+    let out = fleet.cli(&["results", "list"]);
+    assert_success(&out);
+    assert!(text(&out.stdout).starts_with("SCAN ID"));
+    assert_eq!(text(&out.stdout).lines().count(), 4);
+
+    let out = fleet.cli(&["results", "show", "01R2", "--output", "json"]);
+    assert_success(&out);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["compliancePercent"], 80.0);
+
+    let hdf = fleet.dir.path().join("r1.hdf.json");
+    let env = fleet.dir.path().join("r1.dsse.json");
+    let public = fleet.public.display().to_string();
+    let out = fleet.cli(&[
+        "results",
+        "export",
+        "01R1",
+        "--hdf",
+        hdf.to_str().unwrap(),
+        "--envelope",
+        env.to_str().unwrap(),
+        "--key",
+        &public,
+    ]);
+    assert_success(&out);
+    assert!(text(&out.stderr).contains("verified"));
+    assert_eq!(std::fs::read(&hdf).unwrap(), published[0].report);
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        published[0].envelope
+    );
+
+    // The exported envelope verifies offline too.
+    let out = scanfleet()
+        .args([
+            "envelope",
+            "verify",
+            "--key",
+            &public,
+            env.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out);
+
+    // A key the result was not signed with refuses the export.
+    let (_, other, _) = generate_keys(fleet.dir.path(), "other");
+    let out = fleet.cli(&[
+        "results",
+        "export",
+        "01R1",
+        "--hdf",
+        fleet.dir.path().join("x.json").to_str().unwrap(),
+        "--key",
+        other.to_str().unwrap(),
+    ]);
+    assert_fails_with(&out, 1, "no signature is by a trusted key");
+    assert!(!fleet.dir.path().join("x.json").exists(), "nothing written");
+
+    let out = fleet.cli(&["results", "show", "01NOPE"]);
+    assert_fails_with(&out, 2, "no result for scan 01NOPE (NotFound)");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_waits_for_results_that_arrive_later_and_times_out_on_missing_ones() {
+    let fleet = fleet().await;
+    let waiting = {
+        let collector = format!("http://{}", fleet.grpc);
+        std::thread::spawn(move || {
+            scanfleet()
+                .args(["watch", "01LATE1", "01LATE2", "--timeout", "60"])
+                .env("SCANFLEET_COLLECTOR", collector)
+                .output()
+                .unwrap()
+        })
+    };
+    // The watcher is subscribed once it is connected; results published
+    // before that are still delivered (include_existing), so no race.
+    fleet.publish_n(&["01LATE1", "01LATE2"]).await;
+    let out = tokio::task::spawn_blocking(move || waiting.join().unwrap())
+        .await
+        .unwrap();
+    assert_success(&out);
+    assert!(text(&out.stdout).contains("01LATE2"));
+
+    let out = fleet
+        .cli_async(
+            ["watch", "01LATE1", "01NEVER", "--timeout", "1"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .await;
+    assert_fails_with(&out, 1, "still waiting for: 01NEVER");
+    fleet.shutdown().await;
+}
+
+#[test]
+fn an_unreachable_collector_is_a_clear_error() {
+    let out = scanfleet()
+        .args(["results", "list", "--collector", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_fails_with(&out, 2, "cannot reach the collector at http://127.0.0.1:1");
+}

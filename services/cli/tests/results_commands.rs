@@ -20,8 +20,7 @@ struct Fleet {
     public: std::path::PathBuf,
     grpc: SocketAddr,
     js: async_nats::jetstream::Context,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    collector: scanfleet_collector::EmbeddedCollector,
 }
 
 async fn fleet() -> Fleet {
@@ -43,22 +42,18 @@ async fn fleet() -> Fleet {
         "127.0.0.1:0",
     ]);
     let config = Config::from_args(args).unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(scanfleet_collector::run_with_ready(config, rx, move |l| {
-        let _ = ready_tx.send(l);
-    }));
-    let listening = ready_rx.await.expect("collector starts");
+    let collector = scanfleet_collector::EmbeddedCollector::start(config)
+        .await
+        .expect("collector starts");
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     Fleet {
         _nats: nats,
         dir,
         key,
         public,
-        grpc: listening.grpc,
+        grpc: collector.listening.grpc,
         js,
-        stop,
-        task,
+        collector,
     }
 }
 
@@ -101,8 +96,7 @@ impl Fleet {
     }
 
     async fn shutdown(self) {
-        self.stop.send(true).unwrap();
-        self.task.await.unwrap().unwrap();
+        self.collector.shutdown().await.unwrap();
     }
 }
 

@@ -198,3 +198,47 @@ pub async fn run_with_ready(
     client.flush().await.ok();
     result
 }
+
+/// A collector running inside another process (`scanfleet dev`, tests).
+pub struct EmbeddedCollector {
+    /// Where it serves.
+    pub listening: Listening,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl EmbeddedCollector {
+    /// Starts a collector task and waits until it serves.
+    ///
+    /// # Errors
+    /// When it fails to start.
+    pub async fn start(config: Config) -> Result<Self> {
+        let (stop, rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut task = tokio::spawn(run_with_ready(config, rx, move |l| {
+            let _ = ready_tx.send(l);
+        }));
+        tokio::select! {
+            listening = ready_rx => match listening {
+                Ok(listening) => Ok(Self { listening, stop, task }),
+                Err(_) => Err(anyhow::anyhow!("collector stopped before serving")),
+            },
+            result = &mut task => Err(match result {
+                Err(e) => anyhow::anyhow!("collector panicked: {e}"),
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => anyhow::anyhow!("collector exited before serving"),
+            }),
+        }
+    }
+
+    /// Stops it and waits for a clean exit.
+    ///
+    /// # Errors
+    /// When it stopped with an error.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .map_err(|e| anyhow::anyhow!("collector panicked: {e}"))?
+    }
+}

@@ -1,0 +1,226 @@
+//! Results published by the worker's publisher arrive at a real collector
+//! intact: inline or through the object store, plain or encrypted.
+
+use std::collections::BTreeMap;
+
+use clap::Parser;
+use scanfleet_collector::EmbeddedCollector;
+use scanfleet_collector::config::{Args, Config};
+use scanfleet_contracts::v1::{GetResultRequest, results_client::ResultsClient};
+use scanfleet_test_harness::fleet::{eventually, write_public_key};
+use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_trust::statement::{
+    ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
+    ScannerRef,
+};
+use scanfleet_trust::{AgeIdentities, ScanResultPredicate, ScanStatement, SigningKey, Subject};
+use scanfleet_worker::{PublishError, ReportLocation, ResultPublisher};
+use sha2::{Digest, Sha256};
+
+fn statement(scan_id: &str, namespace: &str, report: &[u8]) -> ScanStatement {
+    let digest = "ab".repeat(32);
+    ScanStatement::for_image(
+        Subject::image("registry.local/app", &digest).unwrap(),
+        ScanResultPredicate {
+            scan_id: scan_id.into(),
+            target: ScanTargetRef {
+                cluster: "kubesim".into(),
+                namespace: namespace.into(),
+                pod: "web-0".into(),
+                container: "web".into(),
+                image: "registry.local/app:1".into(),
+                image_digest: format!("sha256:{digest}"),
+            },
+            profile: ProfileRef {
+                name: "container-hardening".into(),
+                version: "1.0.0".into(),
+                sha256: "cd".repeat(32),
+            },
+            approach: "exec".into(),
+            outcome: ScanOutcome::Completed,
+            failure: None,
+            summary: Some(ComplianceSummary {
+                passed: 70,
+                failed: 10,
+                not_reviewed: 0,
+                not_applicable: 0,
+                error: 0,
+                compliance_percent: 87.5,
+                failed_by_severity: BTreeMap::from([("high".into(), 10)]),
+            }),
+            threshold: None,
+            report: Some(ReportRef {
+                media_type: HDF_MEDIA_TYPE.into(),
+                sha256: hex::encode(Sha256::digest(report)),
+                size: report.len() as u64,
+            }),
+            started_at: "2026-11-23T10:00:00Z".into(),
+            finished_at: "2026-11-23T10:00:02Z".into(),
+            scanner: ScannerRef {
+                id: "worker-test".into(),
+                version: "0".into(),
+            },
+        },
+    )
+}
+
+/// An HDF-shaped report of about `size` bytes.
+fn report(size: usize) -> Vec<u8> {
+    let filler = "x".repeat(size);
+    serde_json::json!({"profiles": [{"name": "container-hardening", "filler": filler}]})
+        .to_string()
+        .into_bytes()
+}
+
+async fn collector(
+    nats: &NatsServer,
+    dir: &std::path::Path,
+    key: &SigningKey,
+    identity: Option<&std::path::Path>,
+) -> EmbeddedCollector {
+    let public = write_public_key(dir, key);
+    let mut argv = vec![
+        "scanfleet-collector".to_owned(),
+        "--nats-url".into(),
+        nats.url(),
+        "--store-url".into(),
+        format!("sqlite://{}", dir.join("r.db").display()),
+        "--trusted-key".into(),
+        public.display().to_string(),
+        "--grpc-listen".into(),
+        "127.0.0.1:0".into(),
+        "--http-listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    if let Some(identity) = identity {
+        argv.extend(["--age-identity".into(), identity.display().to_string()]);
+    }
+    let config = Config::from_args(Args::parse_from(argv))
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .unwrap();
+    EmbeddedCollector::start(config).await.unwrap()
+}
+
+async fn stored_report(grpc: std::net::SocketAddr, scan_id: &str) -> Option<Vec<u8>> {
+    let mut client = ResultsClient::connect(format!("http://{grpc}"))
+        .await
+        .ok()?;
+    client
+        .get_report(GetResultRequest {
+            scan_id: scan_id.into(),
+        })
+        .await
+        .ok()
+        .map(|r| r.into_inner().body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_reports_travel_inline_and_large_ones_through_the_object_store() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate();
+    let collector = collector(&nats, dir.path(), &key, None).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let publisher = ResultPublisher::new(&client, key, vec![]);
+
+    let small = report(10_000);
+    let large = report(3 * 1024 * 1024); // three times the 1 MiB max payload
+    let first = publisher
+        .publish(&statement("01SMALL", "shop", &small), Some(&small))
+        .await
+        .unwrap();
+    assert_eq!(first.report, ReportLocation::Inline);
+    let second = publisher
+        .publish(&statement("01LARGE", "shop", &large), Some(&large))
+        .await
+        .unwrap();
+    assert!(
+        matches!(second.report, ReportLocation::ObjectStore(_)),
+        "{second:?}"
+    );
+
+    for (id, body) in [("01SMALL", &small), ("01LARGE", &large)] {
+        let grpc = collector.listening.grpc;
+        eventually(
+            id,
+            || async move { stored_report(grpc, id).await.is_some() },
+        )
+        .await;
+        assert_eq!(&stored_report(grpc, id).await.unwrap(), body, "{id}");
+    }
+
+    // Publishing the same scan again (a worker that crashed after publishing)
+    // is a duplicate, not a second result.
+    let again = publisher
+        .publish(&statement("01SMALL", "shop", &small), Some(&small))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    collector.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_results_including_stored_reports_reach_the_collector() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate();
+    let identity = AgeIdentities::generate();
+    let id_path = dir.path().join("collector.agekey");
+    std::fs::write(&id_path, identity.to_file_text().as_bytes()).unwrap();
+    let collector = collector(&nats, dir.path(), &key, Some(&id_path)).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let publisher = ResultPublisher::new(&client, key, identity.recipients());
+
+    let large = report(2 * 1024 * 1024);
+    let published = publisher
+        .publish(&statement("01SEALED", "infra", &large), Some(&large))
+        .await
+        .unwrap();
+    let ReportLocation::ObjectStore(name) = &published.report else {
+        panic!("expected the object store, got {:?}", published.report);
+    };
+    // What sits in the bucket is ciphertext, not the report.
+    let js = async_nats::jetstream::new(client.clone());
+    let bucket = js.get_object_store("SCAN_REPORTS").await.unwrap();
+    let mut object = bucket.get(name.as_str()).await.unwrap();
+    let mut stored = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut object, &mut stored)
+        .await
+        .unwrap();
+    assert!(stored.starts_with(b"age-encryption.org/v1"));
+
+    let grpc = collector.listening.grpc;
+    eventually("the sealed result", || async move {
+        stored_report(grpc, "01SEALED").await.is_some()
+    })
+    .await;
+    assert_eq!(stored_report(grpc, "01SEALED").await.unwrap(), large);
+    collector.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_report_that_is_not_the_bound_one_is_refused_before_publishing() {
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let publisher = ResultPublisher::new(&client, SigningKey::generate(), vec![]);
+    let bound = report(10);
+    let err = publisher
+        .publish(&statement("01X", "shop", &bound), Some(b"other"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PublishError::ReportMismatch { .. }), "{err}");
+    let err = publisher
+        .publish(&statement("01X", "shop.evil", &bound), Some(&bound))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PublishError::BadSubjectToken {
+                what: "namespace",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

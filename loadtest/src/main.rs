@@ -4,6 +4,7 @@
 //! time, because a loaded CI machine would make such assertions flaky.
 
 mod envelope_throughput;
+mod result_pipeline;
 
 use clap::{Parser, Subcommand};
 
@@ -18,10 +19,14 @@ struct Cli {
 enum Bench {
     /// Sign, verify, encrypt and decrypt result envelopes in one thread.
     Envelopes(envelope_throughput::Args),
+    /// Publish signed results through a real nats-server into a collector
+    /// (SQLite) and measure publish-to-persisted throughput and latency.
+    Results(result_pipeline::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Envelopes(args) => envelope_throughput::run(&args),
+        Bench::Results(args) => result_pipeline::run(&args),
     }
 }

@@ -1,0 +1,219 @@
+//! Publish → verify → persist, measured end to end on this machine: a real
+//! nats-server (started here on loopback), the collector embedded with
+//! SQLite, and the worker's own publisher. Latency is from the start of a
+//! publish to the moment the collector's `Watch` stream reports the row.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use futures::StreamExt;
+use scanfleet_collector::EmbeddedCollector;
+use scanfleet_contracts::v1::{WatchResultsRequest, results_client::ResultsClient};
+use scanfleet_test_harness::fleet::write_public_key;
+use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_trust::statement::{
+    ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
+    ScannerRef,
+};
+use scanfleet_trust::{ScanResultPredicate, ScanStatement, SigningKey, Subject};
+use scanfleet_worker::ResultPublisher;
+use sha2::{Digest, Sha256};
+
+/// Options for the result pipeline benchmark.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Results to publish.
+    #[arg(long, default_value_t = 2_000)]
+    count: usize,
+    /// Concurrent publishers (workers).
+    #[arg(long, default_value_t = 16)]
+    publishers: usize,
+    /// HDF report size in bytes.
+    #[arg(long, default_value_t = 48_000)]
+    report_bytes: usize,
+    /// Offered load in results per second (0: as fast as possible, which
+    /// measures saturation throughput and backlog latency).
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
+}
+
+fn statement(i: usize, report: &[u8]) -> ScanStatement {
+    let digest = format!("{i:064x}");
+    ScanStatement::for_image(
+        Subject::image("registry.local/bench/app", &digest).expect("valid digest"),
+        ScanResultPredicate {
+            scan_id: format!("01BENCH{i:019}"),
+            target: ScanTargetRef {
+                cluster: "bench".into(),
+                namespace: format!("ns{}", i % 10),
+                pod: format!("pod-{i}"),
+                container: "app".into(),
+                image: "registry.local/bench/app:1".into(),
+                image_digest: format!("sha256:{digest}"),
+            },
+            profile: ProfileRef {
+                name: "container-hardening".into(),
+                version: "1.0.0".into(),
+                sha256: "cd".repeat(32),
+            },
+            approach: "exec".into(),
+            outcome: ScanOutcome::Completed,
+            failure: None,
+            summary: Some(ComplianceSummary {
+                passed: 70,
+                failed: 10,
+                not_reviewed: 2,
+                not_applicable: 1,
+                error: 0,
+                compliance_percent: 85.4,
+                failed_by_severity: [("high".into(), 4), ("medium".into(), 6)].into(),
+            }),
+            threshold: None,
+            report: Some(ReportRef {
+                media_type: HDF_MEDIA_TYPE.into(),
+                sha256: hex::encode(Sha256::digest(report)),
+                size: report.len() as u64,
+            }),
+            started_at: "2026-11-23T10:00:00Z".into(),
+            finished_at: "2026-11-23T10:00:01Z".into(),
+            scanner: ScannerRef {
+                id: "bench".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+        },
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+/// Runs the benchmark.
+pub fn run(args: &Args) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run_async(args))
+}
+
+async fn run_async(args: &Args) -> Result<()> {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir()?;
+    let key = SigningKey::generate();
+    let public = write_public_key(dir.path(), &key);
+    let argv = [
+        "scanfleet-collector".to_owned(),
+        "--nats-url".into(),
+        nats.url(),
+        "--store-url".into(),
+        format!("sqlite://{}", dir.path().join("bench.db").display()),
+        "--trusted-key".into(),
+        public.display().to_string(),
+        "--grpc-listen".into(),
+        "127.0.0.1:0".into(),
+        "--http-listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    let config = scanfleet_collector::config::Config::from_args(
+        scanfleet_collector::config::Args::parse_from(argv),
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let collector = EmbeddedCollector::start(config).await?;
+
+    let mut client = ResultsClient::connect(format!("http://{}", collector.listening.grpc)).await?;
+    let mut watch = client
+        .watch(WatchResultsRequest::default())
+        .await?
+        .into_inner();
+
+    let report = serde_json::json!({"profiles": [{"filler": "x".repeat(args.report_bytes)}]})
+        .to_string()
+        .into_bytes();
+    let statements: Vec<ScanStatement> = (0..args.count).map(|i| statement(i, &report)).collect();
+    let nats_client = async_nats::connect(nats.url()).await?;
+    let publisher = std::sync::Arc::new(ResultPublisher::new(&nats_client, key, vec![]));
+
+    println!(
+        "results: {} results, {} B reports, {} concurrent publishers, offered {}, SQLite, nats-server on loopback",
+        args.count,
+        report.len(),
+        args.publishers,
+        if args.rate == 0 {
+            "as fast as possible".to_owned()
+        } else {
+            format!("{}/s", args.rate)
+        }
+    );
+    let started = Instant::now();
+    let mut sent_at: HashMap<String, Instant> = HashMap::with_capacity(args.count);
+    for s in &statements {
+        sent_at.insert(s.predicate.scan_id.clone(), Instant::now());
+    }
+    let publishing = {
+        let publisher = publisher.clone();
+        let report = report.clone();
+        let statements = statements.clone();
+        let parallel = args.publishers;
+        let rate = args.rate;
+        let t0 = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            let mut times = Vec::with_capacity(statements.len());
+            let mut stream =
+                futures::stream::iter(statements.into_iter().enumerate().map(|(i, s)| {
+                    let publisher = publisher.clone();
+                    let report = report.clone();
+                    async move {
+                        if rate > 0 {
+                            let at = t0 + Duration::from_secs_f64(i as f64 / f64::from(rate));
+                            tokio::time::sleep_until(at).await;
+                        }
+                        let t = Instant::now();
+                        publisher
+                            .publish(&s, Some(&report))
+                            .await
+                            .map(|_| (s.predicate.scan_id, t))
+                    }
+                }))
+                .buffer_unordered(parallel);
+            while let Some(r) = stream.next().await {
+                times.push(r?);
+            }
+            anyhow::Ok(times)
+        })
+    };
+
+    let mut persisted: HashMap<String, Instant> = HashMap::with_capacity(args.count);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while persisted.len() < args.count {
+        let next = tokio::time::timeout_at(deadline.into(), watch.next())
+            .await
+            .context("results did not all arrive within 600 s")?;
+        let r = next.context("watch ended")??;
+        persisted.insert(r.scan_id, Instant::now());
+    }
+    let total = started.elapsed();
+    let publish_times = publishing.await??;
+    for (id, t) in publish_times {
+        sent_at.insert(id, t);
+    }
+    let mut latencies: Vec<Duration> = persisted
+        .iter()
+        .map(|(id, at)| at.duration_since(sent_at[id]))
+        .collect();
+    latencies.sort();
+    println!(
+        "published and persisted {} in {:.2} s: {:.0} results/s; publish-to-persisted p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        args.count,
+        total.as_secs_f64(),
+        args.count as f64 / total.as_secs_f64(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    collector.shutdown().await?;
+    Ok(())
+}

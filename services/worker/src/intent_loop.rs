@@ -1,0 +1,357 @@
+//! The worker's main loop: claim intents, scan, publish, acknowledge.
+//!
+//! - **Claim only what can run.** The loop pulls at most as many intents as
+//!   it has free slots, high priority first, so nothing sits leased in a
+//!   client buffer while its ack-wait clock runs (the failure mode peers hit).
+//! - **Keep the lease.** While a scan runs, the loop sends in-progress acks
+//!   every `progress_interval`, so a long scan is not redelivered elsewhere.
+//! - **Acknowledge after the effect.** A result is published and its PubAck
+//!   awaited before the intent is double-acked; a crash in between causes a
+//!   republish that the stream or the collector deduplicates.
+//! - **Fail precisely.** Permanent failures publish a failed result (when the
+//!   scanner can describe the target) and terminate into the dead-letter
+//!   stream with the reason; transient ones are NAKed with a delay; the
+//!   consumer's `max_deliver` turns endless retries into dead letters.
+//! - **Drain on shutdown.** Stop pulling, give running scans a grace period,
+//!   then NAK the rest so they are redelivered at once, not after ack-wait.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use futures::StreamExt;
+use prost::Message as _;
+use scanfleet_bus::dead_letter_and_terminate;
+use scanfleet_bus::topology::{INTENTS_STREAM, PriorityClass};
+use scanfleet_contracts::v1::ScanIntent;
+use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
+
+use crate::metrics::WorkerMetrics;
+use crate::result_publisher::ResultPublisher;
+use crate::scanner::{ScanFailure, Scanner};
+
+/// Tunables of the loop.
+#[derive(Clone, Debug)]
+pub struct LoopConfig {
+    /// Scans running at once on this worker.
+    pub concurrency: usize,
+    /// How often a running scan renews its lease (about ack_wait / 3).
+    pub progress_interval: Duration,
+    /// On shutdown, how long running scans may take to finish.
+    pub drain_grace: Duration,
+    /// NAK delays for transient failures, indexed by delivery count; the
+    /// last entry repeats.
+    pub retry_backoff: Vec<Duration>,
+    /// How long one idle pull waits for work.
+    pub idle_poll: Duration,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            progress_interval: Duration::from_secs(20),
+            drain_grace: Duration::from_secs(60),
+            retry_backoff: vec![
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+            ],
+            idle_poll: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the loop stopped without being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum LoopError {
+    /// The intent consumers cannot be reached.
+    #[error("intent consumers unavailable: {0}")]
+    Bus(String),
+}
+
+/// One worker's intent loop.
+pub struct IntentLoop<S: Scanner> {
+    /// Connection for raw acks (TERM with a reason).
+    pub client: async_nats::Client,
+    /// JetStream context.
+    pub js: jetstream::Context,
+    /// What scans.
+    pub scanner: Arc<S>,
+    /// How results leave.
+    pub publisher: Arc<ResultPublisher>,
+    /// Counters.
+    pub metrics: Arc<WorkerMetrics>,
+    /// Tunables.
+    pub config: LoopConfig,
+}
+
+struct TaskContext<S: Scanner> {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    scanner: Arc<S>,
+    publisher: Arc<ResultPublisher>,
+    metrics: Arc<WorkerMetrics>,
+    config: LoopConfig,
+}
+
+impl<S: Scanner> IntentLoop<S> {
+    /// Runs until `shutdown` flips to true, then drains.
+    ///
+    /// # Errors
+    /// [`LoopError`] when the consumers cannot be reached.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), LoopError> {
+        let stream = self
+            .js
+            .get_stream(INTENTS_STREAM)
+            .await
+            .map_err(|e| LoopError::Bus(e.to_string()))?;
+        let high: PullConsumer = stream
+            .get_consumer(PriorityClass::High.consumer_name())
+            .await
+            .map_err(|e| LoopError::Bus(e.to_string()))?;
+        let low: PullConsumer = stream
+            .get_consumer(PriorityClass::Low.consumer_name())
+            .await
+            .map_err(|e| LoopError::Bus(e.to_string()))?;
+        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let ctx = Arc::new(TaskContext {
+            client: self.client,
+            js: self.js,
+            scanner: self.scanner,
+            publisher: self.publisher,
+            metrics: self.metrics,
+            config: self.config,
+        });
+        let mut tasks = tokio::task::JoinSet::new();
+
+        'pull: loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+                _ = shutdown.changed() => break 'pull,
+            };
+            let mut permits = vec![first];
+            while let Ok(p) = slots.clone().try_acquire_owned() {
+                permits.push(p);
+            }
+            let mut messages = fetch_now(&high, permits.len()).await;
+            if messages.is_empty() {
+                messages = fetch_now(&low, permits.len()).await;
+            }
+            if messages.is_empty() {
+                // Block on the high class only; low work is picked up by the
+                // no-wait fetch on the next round, at most `idle_poll` later.
+                messages = tokio::select! {
+                    m = fetch_wait(&high, permits.len(), ctx.config.idle_poll) => m,
+                    _ = shutdown.changed() => break 'pull,
+                };
+            }
+            while tasks.try_join_next().is_some() {}
+            for message in messages {
+                let Some(permit) = permits.pop() else {
+                    // Cannot happen: we never fetch more than we hold.
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                    continue;
+                };
+                let ctx = ctx.clone();
+                let cancel = cancel_rx.clone();
+                tasks.spawn(async move {
+                    handle(ctx, message, cancel).await;
+                    drop(permit);
+                });
+            }
+        }
+
+        // Drain: let running scans finish within the grace period, then make
+        // the rest give up and NAK.
+        let deadline = tokio::time::Instant::now() + ctx.config.drain_grace;
+        loop {
+            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(_) => {
+                    let _ = cancel_tx.send(true);
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        let _ = ctx.client.flush().await;
+        Ok(())
+    }
+}
+
+async fn fetch_now(consumer: &PullConsumer, max: usize) -> Vec<jetstream::Message> {
+    match consumer.fetch().max_messages(max).messages().await {
+        Ok(batch) => batch.filter_map(|m| async { m.ok() }).collect().await,
+        Err(e) => {
+            tracing::warn!(error = %e, "fetch failed");
+            Vec::new()
+        }
+    }
+}
+
+async fn fetch_wait(
+    consumer: &PullConsumer,
+    max: usize,
+    wait: Duration,
+) -> Vec<jetstream::Message> {
+    match consumer
+        .batch()
+        .max_messages(max)
+        .expires(wait)
+        .messages()
+        .await
+    {
+        Ok(batch) => batch.filter_map(|m| async { m.ok() }).collect().await,
+        Err(e) => {
+            tracing::warn!(error = %e, "pull failed");
+            tokio::time::sleep(wait).await;
+            Vec::new()
+        }
+    }
+}
+
+fn backoff(config: &LoopConfig, delivered: i64) -> Duration {
+    let index = usize::try_from(delivered.max(1) - 1).unwrap_or(0);
+    config
+        .retry_backoff
+        .get(index)
+        .or(config.retry_backoff.last())
+        .copied()
+        .unwrap_or(Duration::from_secs(5))
+}
+
+async fn handle<S: Scanner>(
+    ctx: Arc<TaskContext<S>>,
+    message: jetstream::Message,
+    mut cancel: watch::Receiver<bool>,
+) {
+    let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+    if delivered > 1 {
+        ctx.metrics.redeliveries.fetch_add(1, Ordering::Relaxed);
+    } else if let Ok(info) = message.info() {
+        let waited = time::OffsetDateTime::now_utc() - info.published;
+        if let Ok(waited) = Duration::try_from(waited) {
+            ctx.metrics.queue_wait.observe(waited);
+        }
+    }
+    let intent = match ScanIntent::decode(message.payload.as_ref()) {
+        Ok(i) => i,
+        Err(e) => {
+            terminate(&ctx, &message, &format!("malformed intent: {e}")).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("scan", scan_id = %intent.id, delivery = delivered);
+    async move {
+        if let Some(deadline) = &intent.deadline {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            if deadline.seconds > 0 && deadline.seconds < now {
+                terminate(&ctx, &message, "deadline passed before the scan started").await;
+                return;
+            }
+        }
+        ctx.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let progress = async {
+            let mut tick = tokio::time::interval(ctx.config.progress_interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = message.ack_with(AckKind::Progress).await {
+                    tracing::warn!(error = %e, "lease renewal failed");
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            r = ctx.scanner.scan(&intent) => Some(r),
+            () = progress => None,
+            _ = cancel.wait_for(|c| *c) => None,
+        };
+        ctx.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        ctx.metrics.scan_duration.observe(started.elapsed());
+        match outcome {
+            None => {
+                tracing::info!("draining: scan abandoned and returned to the queue");
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+                ctx.metrics.drained.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Ok(output)) => {
+                match ctx
+                    .publisher
+                    .publish(&output.statement, output.report.as_deref())
+                    .await
+                {
+                    Ok(published) => {
+                        if let Err(e) = message.double_ack().await {
+                            // The result is out; a redelivery republishes the
+                            // same scan id, which is deduplicated.
+                            tracing::warn!(error = %e, "intent ack not confirmed");
+                        }
+                        tracing::info!(sequence = published.sequence, duplicate = published.duplicate, "result published");
+                        ctx.metrics.completed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "publishing the result failed; retrying the intent");
+                        retry(&ctx, &message, delivered, None).await;
+                    }
+                }
+            }
+            Some(Err(ScanFailure::Transient {
+                reason,
+                retry_after,
+            })) => {
+                tracing::warn!(%reason, "transient scan failure");
+                retry(&ctx, &message, delivered, retry_after).await;
+            }
+            Some(Err(ScanFailure::Permanent {
+                reason,
+                failed_result,
+            })) => {
+                tracing::warn!(%reason, "permanent scan failure");
+                if let Some(statement) = failed_result
+                    && let Err(e) = ctx.publisher.publish(&statement, None).await
+                {
+                    tracing::warn!(error = %e, "publishing the failed result failed; retrying");
+                    retry(&ctx, &message, delivered, None).await;
+                    return;
+                }
+                terminate(&ctx, &message, &reason).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn retry<S: Scanner>(
+    ctx: &TaskContext<S>,
+    message: &jetstream::Message,
+    delivered: i64,
+    retry_after: Option<Duration>,
+) {
+    let delay = retry_after.unwrap_or_else(|| backoff(&ctx.config, delivered));
+    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+    ctx.metrics.retried.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn terminate<S: Scanner>(ctx: &TaskContext<S>, message: &jetstream::Message, reason: &str) {
+    match dead_letter_and_terminate(&ctx.js, &ctx.client, message, reason).await {
+        Ok(()) => {
+            ctx.metrics.failed_permanent.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot dead-letter the intent; it will be redelivered");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                .await;
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! The intent loop's bus mechanics against a real nats-server and a real
+//! collector. The scanner is a small in-memory double (this is not the
+//! end-to-end test; that one scans kubesim pods): its behaviour is chosen by
+//! the pod name so each test can provoke one path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use clap::Parser;
+use prost::Message as _;
+use scanfleet_bus::topology::{DLQ_STREAM, INTENTS_STREAM};
+use scanfleet_bus::{IntentQueue, TopologyConfig, forward_dead_letters};
+use scanfleet_collector::EmbeddedCollector;
+use scanfleet_collector::config::{Args, Config};
+use scanfleet_contracts::v1::{
+    ListResultsRequest, ScanIntent, ScanOutcome as WireOutcome, ScanTarget,
+    results_client::ResultsClient,
+};
+use scanfleet_test_harness::fleet::{eventually, write_public_key};
+use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_trust::statement::{
+    ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
+    ScannerRef,
+};
+use scanfleet_trust::{ScanResultPredicate, ScanStatement, SigningKey, Subject};
+use scanfleet_worker::{
+    IntentLoop, LoopConfig, ResultPublisher, ScanFailure, ScanOutput, Scanner, WorkerMetrics,
+};
+use sha2::{Digest, Sha256};
+
+#[derive(Default)]
+struct DoubleScanner {
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+    calls: Mutex<HashMap<String, usize>>,
+}
+
+fn statement(intent: &ScanIntent, outcome: ScanOutcome, report: Option<&[u8]>) -> ScanStatement {
+    let t = intent.target.clone().unwrap_or_default();
+    let digest = hex::encode(Sha256::digest(t.pod.as_bytes()));
+    ScanStatement::for_image(
+        Subject::image("registry.local/app", &digest).unwrap(),
+        ScanResultPredicate {
+            scan_id: intent.id.clone(),
+            target: ScanTargetRef {
+                cluster: t.cluster,
+                namespace: t.namespace,
+                pod: t.pod,
+                container: t.container,
+                image: "registry.local/app:1".into(),
+                image_digest: format!("sha256:{digest}"),
+            },
+            profile: ProfileRef {
+                name: "container-baseline".into(),
+                version: "1.0.0".into(),
+                sha256: "cd".repeat(32),
+            },
+            approach: "exec".into(),
+            outcome,
+            failure: (outcome == ScanOutcome::Failed).then(|| "pod not found".into()),
+            summary: (outcome == ScanOutcome::Completed).then(|| ComplianceSummary {
+                passed: 5,
+                failed: 0,
+                not_reviewed: 0,
+                not_applicable: 0,
+                error: 0,
+                compliance_percent: 100.0,
+                failed_by_severity: BTreeMap::new(),
+            }),
+            threshold: None,
+            report: report.map(|r| ReportRef {
+                media_type: HDF_MEDIA_TYPE.into(),
+                sha256: hex::encode(Sha256::digest(r)),
+                size: r.len() as u64,
+            }),
+            started_at: "2026-11-23T10:00:00Z".into(),
+            finished_at: "2026-11-23T10:00:01Z".into(),
+            scanner: ScannerRef {
+                id: "double".into(),
+                version: "0".into(),
+            },
+        },
+    )
+}
+
+impl Scanner for DoubleScanner {
+    async fn scan(&self, intent: &ScanIntent) -> Result<ScanOutput, ScanFailure> {
+        let pod = intent
+            .target
+            .as_ref()
+            .map(|t| t.pod.clone())
+            .unwrap_or_default();
+        let attempt = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.entry(intent.id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        let scan_time = if pod.starts_with("slow") {
+            Duration::from_millis(3000)
+        } else if pod.starts_with("drain") {
+            Duration::from_millis(1500)
+        } else if pod.starts_with("stuck") {
+            Duration::from_secs(60)
+        } else {
+            Duration::from_millis(100)
+        };
+        tokio::time::sleep(scan_time).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        if pod.starts_with("gone") {
+            return Err(ScanFailure::Permanent {
+                reason: format!("pod shop/{pod} not found"),
+                failed_result: Some(Box::new(statement(intent, ScanOutcome::Failed, None))),
+            });
+        }
+        if pod.starts_with("flaky") && attempt == 1 {
+            return Err(ScanFailure::Transient {
+                reason: "429 Too Many Requests".into(),
+                retry_after: Some(Duration::from_millis(200)),
+            });
+        }
+        let report = format!("{{\"scan\":\"{}\"}}", intent.id).into_bytes();
+        Ok(ScanOutput {
+            statement: statement(intent, ScanOutcome::Completed, Some(&report)),
+            report: Some(report),
+        })
+    }
+}
+
+impl DoubleScanner {
+    fn calls(&self, id: &str) -> usize {
+        self.calls.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+}
+
+struct Bench {
+    nats: NatsServer,
+    _dir: tempfile::TempDir,
+    collector: EmbeddedCollector,
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    key_pem: String,
+}
+
+async fn bench() -> Bench {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate();
+    let public = write_public_key(dir.path(), &key);
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    // Short leases so the tests exercise renewal and redelivery quickly.
+    TopologyConfig {
+        max_deliver: 3,
+        backoff: vec![Duration::from_secs(1)],
+        ..Default::default()
+    }
+    .ensure(&js)
+    .await
+    .unwrap();
+    let config = Config::from_args(Args::parse_from([
+        "scanfleet-collector",
+        "--nats-url",
+        &nats.url(),
+        "--store-url",
+        &format!("sqlite://{}", dir.path().join("r.db").display()),
+        "--trusted-key",
+        &public.display().to_string(),
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]))
+    .map_err(|e| format!("{e:?}"))
+    .unwrap();
+    let collector = EmbeddedCollector::start(config).await.unwrap();
+    Bench {
+        nats,
+        _dir: dir,
+        collector,
+        client,
+        js,
+        key_pem: key.to_pkcs8_pem().to_string(),
+    }
+}
+
+impl Bench {
+    async fn submit(&self, id: &str, pod: &str) {
+        let intent = ScanIntent {
+            id: id.into(),
+            target: Some(ScanTarget {
+                cluster: "kubesim".into(),
+                namespace: "shop".into(),
+                pod: pod.into(),
+                container: "app".into(),
+                image: None,
+            }),
+            ..Default::default()
+        };
+        IntentQueue::new(self.js.clone())
+            .enqueue(
+                &format!("scan.intents.high.kubesim.shop.{id}"),
+                id,
+                HeaderMap::new(),
+                intent.encode_to_vec().into(),
+            )
+            .await
+            .unwrap();
+    }
+
+    fn worker(
+        &self,
+        scanner: Arc<DoubleScanner>,
+        metrics: Arc<WorkerMetrics>,
+        config: LoopConfig,
+    ) -> IntentLoop<DoubleScanner> {
+        let key = SigningKey::from_pkcs8_pem(&self.key_pem).unwrap();
+        IntentLoop {
+            client: self.client.clone(),
+            js: self.js.clone(),
+            scanner,
+            publisher: Arc::new(ResultPublisher::new(&self.client, key, vec![])),
+            metrics,
+            config,
+        }
+    }
+
+    async fn results(&self) -> Vec<scanfleet_contracts::v1::ScanResult> {
+        let mut client =
+            ResultsClient::connect(format!("http://{}", self.collector.listening.grpc))
+                .await
+                .unwrap();
+        client
+            .list(ListResultsRequest {
+                page_size: 500,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .results
+    }
+
+    async fn messages(&self, stream: &str) -> u64 {
+        let mut s = self.js.get_stream(stream).await.unwrap();
+        s.info().await.unwrap().state.messages
+    }
+}
+
+fn fast() -> LoopConfig {
+    LoopConfig {
+        concurrency: 3,
+        progress_interval: Duration::from_millis(300),
+        drain_grace: Duration::from_secs(10),
+        retry_backoff: vec![Duration::from_millis(200)],
+        idle_poll: Duration::from_millis(200),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_intent_yields_one_result_within_the_concurrency_bound() {
+    let b = bench().await;
+    let scanner = Arc::new(DoubleScanner::default());
+    let metrics = Arc::new(WorkerMetrics::default());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), fast()).run(rx));
+    for i in 0..12 {
+        b.submit(&format!("01OK{i:02}"), &format!("ok-{i}")).await;
+    }
+    eventually("12 results", || async { b.results().await.len() == 12 }).await;
+    eventually("the queue to empty", || async {
+        b.messages(INTENTS_STREAM).await == 0
+    })
+    .await;
+    assert!(scanner.max_running.load(Ordering::SeqCst) <= 3);
+    assert_eq!(metrics.completed.load(Ordering::SeqCst), 12);
+    for i in 0..12 {
+        assert_eq!(scanner.calls(&format!("01OK{i:02}")), 1, "scanned once");
+    }
+    assert!(
+        metrics
+            .render()
+            .contains("scanfleet_worker_results_total{status=\"completed\"} 12")
+    );
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_longer_than_the_ack_wait_keeps_its_lease() {
+    let b = bench().await;
+    let scanner = Arc::new(DoubleScanner::default());
+    let metrics = Arc::new(WorkerMetrics::default());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), fast()).run(rx));
+    b.submit("01SLOW", "slow-1").await; // 3 s scan, 1 s ack wait
+    eventually("the slow result", || async { b.results().await.len() == 1 }).await;
+    assert_eq!(
+        scanner.calls("01SLOW"),
+        1,
+        "never redelivered while running"
+    );
+    assert_eq!(metrics.redeliveries.load(Ordering::SeqCst), 0);
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_publish_a_failed_result_and_dead_letter_the_intent() {
+    let b = bench().await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let forwarder = tokio::spawn(forward_dead_letters(b.js.clone(), {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }));
+    let scanner = Arc::new(DoubleScanner::default());
+    let metrics = Arc::new(WorkerMetrics::default());
+    let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), fast()).run(rx));
+    b.submit("01GONE", "gone-1").await;
+    eventually("the failed result", || async {
+        b.results()
+            .await
+            .iter()
+            .any(|r| r.scan_id == "01GONE" && r.outcome == WireOutcome::Failed as i32)
+    })
+    .await;
+    eventually("the dead letter", || async {
+        b.messages(DLQ_STREAM).await == 1
+    })
+    .await;
+    assert_eq!(b.messages(INTENTS_STREAM).await, 0);
+    let dead =
+        b.js.get_stream(DLQ_STREAM)
+            .await
+            .unwrap()
+            .get_raw_message(1)
+            .await
+            .unwrap();
+    assert_eq!(
+        dead.headers
+            .get("Scanfleet-Dead-Letter-Detail")
+            .unwrap()
+            .as_str(),
+        "pod shop/gone-1 not found"
+    );
+    assert_eq!(ScanIntent::decode(dead.payload).unwrap().id, "01GONE");
+    assert_eq!(scanner.calls("01GONE"), 1, "not retried");
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+    forwarder.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_after_the_requested_delay() {
+    let b = bench().await;
+    let scanner = Arc::new(DoubleScanner::default());
+    let metrics = Arc::new(WorkerMetrics::default());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), fast()).run(rx));
+    b.submit("01FLAKY", "flaky-1").await;
+    eventually("the eventual result", || async {
+        b.results().await.len() == 1
+    })
+    .await;
+    assert_eq!(scanner.calls("01FLAKY"), 2);
+    assert_eq!(metrics.retried.load(Ordering::SeqCst), 1);
+    assert_eq!(metrics.redeliveries.load(Ordering::SeqCst), 1);
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_scans_and_returns_the_rest() {
+    let b = bench().await;
+    // Two scans that finish inside the grace period.
+    let scanner = Arc::new(DoubleScanner::default());
+    let metrics = Arc::new(WorkerMetrics::default());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), fast()).run(rx));
+    b.submit("01DRAIN1", "drain-1").await;
+    b.submit("01DRAIN2", "drain-2").await;
+    eventually("both scans running", || async {
+        scanner.running.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+    assert_eq!(
+        metrics.completed.load(Ordering::SeqCst),
+        2,
+        "finished, not abandoned"
+    );
+    eventually("both results", || async { b.results().await.len() == 2 }).await;
+    assert_eq!(b.messages(INTENTS_STREAM).await, 0);
+
+    // A scan that cannot finish within the grace period goes back at once.
+    let metrics = Arc::new(WorkerMetrics::default());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let config = LoopConfig {
+        drain_grace: Duration::from_millis(300),
+        ..fast()
+    };
+    let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), config).run(rx));
+    b.submit("01STUCK", "stuck-1").await;
+    eventually("the stuck scan running", || async {
+        scanner.calls("01STUCK") == 1
+    })
+    .await;
+    stop.send(true).unwrap();
+    worker.await.unwrap().unwrap();
+    assert_eq!(metrics.drained.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        b.messages(INTENTS_STREAM).await,
+        1,
+        "the intent is not lost"
+    );
+    // The next worker gets it at once: within 300 ms, while an ack-wait
+    // expiry (1 s after the last lease renewal) could not have happened yet.
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        b.js.get_stream(INTENTS_STREAM)
+            .await
+            .unwrap()
+            .get_consumer("workers-high")
+            .await
+            .unwrap();
+    let mut batch = consumer
+        .batch()
+        .max_messages(1)
+        .expires(Duration::from_millis(300))
+        .messages()
+        .await
+        .unwrap();
+    let again = futures::StreamExt::next(&mut batch)
+        .await
+        .expect("redelivered at once")
+        .unwrap();
+    assert_eq!(again.info().unwrap().delivered, 2);
+    assert_eq!(
+        ScanIntent::decode(again.payload.clone()).unwrap().id,
+        "01STUCK"
+    );
+    again.double_ack().await.unwrap();
+    let _ = &b.nats;
+}

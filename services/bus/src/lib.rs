@@ -10,10 +10,12 @@
 //! Main items: [`TopologyConfig::ensure`], [`IntentQueue`],
 //! [`forward_dead_letters`], [`dead_letter_and_terminate`].
 
+pub mod connection;
 pub mod dead_letters;
 pub mod intent_queue;
 pub mod topology;
 
+pub use connection::{NatsAuth, NatsSettings, connect};
 pub use dead_letters::{dead_letter_and_terminate, forward_dead_letters};
 pub use intent_queue::{EnqueueError, Enqueued, IntentQueue};
 pub use topology::{PriorityClass, TopologyConfig};
@@ -35,4 +37,7 @@ pub enum BusError {
     /// Publishing failed.
     #[error("bus publish: {0}")]
     Publish(String),
+    /// Connecting failed.
+    #[error("bus connect: {0}")]
+    Connect(String),
 }

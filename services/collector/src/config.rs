@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use scanfleet_bus::{NatsAuth, NatsSettings};
 use scanfleet_trust::{AgeIdentities, PublicKey, TrustedKeys};
 
 /// Command-line and environment options.
@@ -75,24 +76,10 @@ pub struct Args {
     pub log_format: String,
 }
 
-/// How to authenticate to NATS.
-pub enum NatsAuth {
-    /// No credentials (development).
-    None,
-    /// User and password.
-    UserPassword(String, String),
-    /// A .creds file.
-    Creds(PathBuf),
-}
-
 /// The validated configuration.
 pub struct Config {
-    /// NATS URLs.
-    pub nats_urls: Vec<String>,
-    /// NATS authentication.
-    pub nats_auth: NatsAuth,
-    /// NATS CA, when TLS is required.
-    pub nats_ca: Option<PathBuf>,
+    /// How to reach NATS.
+    pub nats: NatsSettings,
     /// Store URL.
     pub store_url: String,
     /// Keys whose signatures are accepted.
@@ -152,7 +139,10 @@ impl Config {
         let nats_auth = match (&args.nats_user, &args.nats_password_file, &args.nats_creds) {
             (None, None, None) => NatsAuth::None,
             (Some(user), Some(file), None) => match read_small(file) {
-                Ok(p) => NatsAuth::UserPassword(user.clone(), p.trim_end().to_owned()),
+                Ok(p) => NatsAuth::UserPassword {
+                    user: user.clone(),
+                    password: p.trim_end().to_owned(),
+                },
                 Err(e) => {
                     errors.push(format!("--nats-password-file: {e}"));
                     NatsAuth::None
@@ -224,9 +214,12 @@ impl Config {
             return Err(errors);
         }
         Ok(Self {
-            nats_urls,
-            nats_auth,
-            nats_ca: args.nats_ca,
+            nats: NatsSettings {
+                urls: nats_urls,
+                auth: nats_auth,
+                ca: args.nats_ca,
+                connect_attempts: 15,
+            },
             store_url: args.store_url,
             trusted,
             identities,

@@ -25,38 +25,7 @@ use scanfleet_contracts::v1::results_server::ResultsServer;
 use scanfleet_result_store::ResultStore;
 use tokio::sync::{broadcast, watch};
 
-use crate::config::{Config, NatsAuth};
-
-/// Connects to NATS with the configured auth and TLS.
-///
-/// # Errors
-/// When the server cannot be reached or refuses the credentials.
-pub async fn connect_nats(config: &Config) -> Result<async_nats::Client> {
-    let mut options = async_nats::ConnectOptions::new()
-        .name("scanfleet-collector")
-        .retry_on_initial_connect();
-    options = match &config.nats_auth {
-        NatsAuth::None => options,
-        NatsAuth::UserPassword(u, p) => options.user_and_password(u.clone(), p.clone()),
-        NatsAuth::Creds(path) => options
-            .credentials_file(path)
-            .await
-            .with_context(|| format!("reading {}", path.display()))?,
-    };
-    if let Some(ca) = &config.nats_ca {
-        options = options.add_root_certificates(ca.clone()).require_tls(true);
-    }
-    let urls: Vec<async_nats::ServerAddr> = config
-        .nats_urls
-        .iter()
-        .map(|u| u.parse())
-        .collect::<Result<_, _>>()
-        .context("parsing --nats-url")?;
-    tokio::time::timeout(Duration::from_secs(30), options.connect(urls))
-        .await
-        .context("NATS did not answer within 30 s")?
-        .context("connecting to NATS")
-}
+use crate::config::Config;
 
 /// Runs the collector until `shutdown` flips to true. Exits with an error if
 /// any critical task dies, so the orchestrator restarts the process.
@@ -86,7 +55,7 @@ pub async fn run_with_ready(
     mut shutdown: watch::Receiver<bool>,
     ready: impl FnOnce(Listening),
 ) -> Result<()> {
-    let client = connect_nats(&config).await?;
+    let client = scanfleet_bus::connect(&config.nats, "scanfleet-collector").await?;
     let js = async_nats::jetstream::new(client.clone());
     TopologyConfig {
         replicas: config.stream_replicas,

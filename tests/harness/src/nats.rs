@@ -7,6 +7,15 @@ use std::time::{Duration, Instant};
 
 use crate::installed_tool;
 
+/// Production-like settings: TLS on the client port and user accounts.
+#[derive(Clone, Debug, Default)]
+pub struct NatsOptions {
+    /// Server certificate and key PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// (user, password) pairs; when non-empty, anonymous clients are refused.
+    pub users: Vec<(String, String)>,
+}
+
 /// A running nats-server. Dropping it kills the process and removes its
 /// store; `restart` keeps the store and the port, like a real server restart.
 pub struct NatsServer {
@@ -14,6 +23,7 @@ pub struct NatsServer {
     dir: tempfile::TempDir,
     port: u16,
     monitor_port: u16,
+    options: NatsOptions,
 }
 
 impl NatsServer {
@@ -22,6 +32,14 @@ impl NatsServer {
     /// # Panics
     /// When nats-server is not installed or does not come up within 20 s.
     pub fn start() -> Self {
+        Self::start_with(NatsOptions::default())
+    }
+
+    /// Starts a server with TLS and/or user accounts.
+    ///
+    /// # Panics
+    /// As [`NatsServer::start`].
+    pub fn start_with(options: NatsOptions) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("scanfleet-nats-")
             .tempdir()
@@ -31,6 +49,7 @@ impl NatsServer {
             dir,
             port: 0,
             monitor_port: 0,
+            options,
         };
         server.spawn(None);
         server
@@ -44,14 +63,23 @@ impl NatsServer {
         let store = self.dir.path().join("store");
         // Small JetStream limits keep tests from sizing themselves off the
         // host, and a 1 MiB max payload matches the production default.
-        std::fs::write(
-            self.config_path(),
-            format!(
-                "jetstream {{ store_dir: {store:?}, max_memory_store: 256MB, max_file_store: 1GB }}\n\
-                 max_payload: 1MB\n"
-            ),
-        )
-        .expect("write nats config");
+        let mut config = format!(
+            "jetstream {{ store_dir: {store:?}, max_memory_store: 256MB, max_file_store: 1GB }}\n\
+             max_payload: 1MB\n"
+        );
+        if let Some((cert, key)) = &self.options.tls {
+            config.push_str(&format!(
+                "tls {{ cert_file: {cert:?}, key_file: {key:?}, timeout: 5 }}\n"
+            ));
+        }
+        if !self.options.users.is_empty() {
+            config.push_str("authorization { users: [\n");
+            for (user, password) in &self.options.users {
+                config.push_str(&format!("  {{ user: {user:?}, password: {password:?} }}\n"));
+            }
+            config.push_str("] }\n");
+        }
+        std::fs::write(self.config_path(), config).expect("write nats config");
         let ports_dir = self.dir.path().join("ports");
         let _ = std::fs::remove_dir_all(&ports_dir);
         std::fs::create_dir_all(&ports_dir).expect("ports dir");
@@ -114,9 +142,14 @@ impl NatsServer {
         }
     }
 
-    /// `nats://127.0.0.1:<port>`.
+    /// `nats://127.0.0.1:<port>`, or `tls://` when TLS is on.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        let scheme = if self.options.tls.is_some() {
+            "tls"
+        } else {
+            "nats"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The server log so far, for failure messages.

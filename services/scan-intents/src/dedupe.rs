@@ -9,8 +9,10 @@
 //!
 //! Two JetStream mechanisms enforce it, and intake uses both:
 //!
-//! 1. **Per-subject limit (the guarantee).** The key is the last token of
-//!    the intent subject ([`crate::subject::intent_subject`]). With
+//! 1. **Per-subject limit (the guarantee).** For coalescing intents
+//!    (schedules, [`crate::priority::TriggerKind::coalesces`]) the key is
+//!    the last token of the intent subject
+//!    ([`crate::subject::intent_subject`]). With
 //!    `max_msgs_per_subject: 1` and `discard_new_per_subject: true` on the
 //!    WorkQueue stream, a second intent for the same key is refused (error
 //!    10077) for as long as the first is queued *or in flight*, since an

@@ -46,6 +46,6 @@ pub use scan_id::{RandomSource, ScanId, SplitMix64};
 pub use schedule::{
     Cadence, Clock, Fire, JitterSeed, ManualClock, Schedule, Scheduler, SystemClock,
 };
-pub use subject::{SubjectToken, intent_subject};
+pub use subject::{SubjectTail, SubjectToken, intent_subject};
 pub use submission::{FieldViolation, IntakeLimits, InvalidArgument, Submission, validate_batch};
 pub use target::{ContainerRef, Target};

@@ -48,6 +48,16 @@ impl TriggerKind {
             TriggerKind::Schedule => Priority::Low,
         }
     }
+
+    /// Whether intents of this kind coalesce by dedupe key (one queued per
+    /// image, container and profile version) or each get their own subject.
+    /// Schedules coalesce: nobody waits on a periodic scan, and a flood of
+    /// them is the failure mode to prevent. API requests and pushes do not:
+    /// a caller holds the scan id it was given and expects that scan to
+    /// run; their retries are absorbed by `Nats-Msg-Id` instead.
+    pub fn coalesces(self) -> bool {
+        matches!(self, TriggerKind::Schedule)
+    }
 }
 
 #[cfg(test)]
@@ -57,13 +67,14 @@ mod tests {
     #[test]
     fn priority_mapping_table() {
         let cases = [
-            (TriggerKind::Api, Priority::High, "high"),
-            (TriggerKind::RegistryPush, Priority::High, "high"),
-            (TriggerKind::Schedule, Priority::Low, "low"),
+            (TriggerKind::Api, Priority::High, "high", false),
+            (TriggerKind::RegistryPush, Priority::High, "high", false),
+            (TriggerKind::Schedule, Priority::Low, "low", true),
         ];
-        for (trigger, priority, token) in cases {
+        for (trigger, priority, token, coalesces) in cases {
             assert_eq!(trigger.priority(), priority);
             assert_eq!(trigger.priority().token(), token);
+            assert_eq!(trigger.coalesces(), coalesces);
         }
     }
 }

@@ -1,13 +1,16 @@
 //! NATS subjects for scan intents.
 //!
-//! Layout: `scan.intent.<class>.<cluster>.<namespace>.<dedupe key>`.
+//! Layout: `scan.intents.<class>.<cluster>.<namespace>.<tail>`, matching
+//! the stream topology in the `bus` crate (`INTENTS_SUBJECT_PREFIX`).
 //! - `<class>` first after the root, so each priority class gets its own
-//!   durable consumer with a non-overlapping filter (`scan.intent.high.>`,
-//!   `scan.intent.low.>`), as JetStream requires on a WorkQueue stream.
+//!   durable consumer with a non-overlapping filter (`scan.intents.high.>`,
+//!   `scan.intents.low.>`), as JetStream requires on a WorkQueue stream.
 //! - `<cluster>.<namespace>` let operators and tests filter by place.
-//! - The dedupe key last, so `max_msgs_per_subject: 1` with
-//!   `discard_new_per_subject` allows at most one queued intent per key
-//!   (see [`crate::dedupe`]).
+//! - The tail is the dedupe key for intents that coalesce (schedules), so
+//!   `max_msgs_per_subject: 1` with `discard_new_per_subject` allows at
+//!   most one queued intent per key (see [`crate::dedupe`]); it is the scan
+//!   id for interactive intents, which never coalesce
+//!   ([`crate::priority::TriggerKind::coalesces`]).
 //!
 //! Subject tokens may not be empty or contain `.`, `*`, `>` or whitespace.
 //! Every token here is either a fixed word, a validated RFC 1123 label,
@@ -19,9 +22,19 @@ use std::fmt;
 use crate::dedupe::DedupeKey;
 use crate::k8s_names::{ClusterName, NamespaceName};
 use crate::priority::Priority;
+use crate::scan_id::ScanId;
 
 /// The root every intent subject starts with.
-pub const INTENT_SUBJECT_ROOT: &str = "scan.intent";
+pub const INTENT_SUBJECT_ROOT: &str = "scan.intents";
+
+/// The last subject token: what one message per subject is counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectTail<'a> {
+    /// Coalescing intents: one queued per key.
+    DedupeKey(&'a DedupeKey),
+    /// Interactive intents: one subject per scan.
+    ScanId(&'a ScanId),
+}
 
 /// One subject token, guaranteed safe.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,15 +99,20 @@ impl fmt::Display for SubjectToken {
     }
 }
 
-/// The subject one intent is published on.
+/// The subject one intent is published on. Both tail kinds are safe
+/// tokens by construction (lowercase hex, or Crockford base32).
 pub fn intent_subject(
     priority: Priority,
     cluster: &ClusterName,
     namespace: &NamespaceName,
-    key: &DedupeKey,
+    tail: SubjectTail<'_>,
 ) -> String {
+    let tail = match tail {
+        SubjectTail::DedupeKey(k) => k.to_string(),
+        SubjectTail::ScanId(id) => id.to_string(),
+    };
     format!(
-        "{INTENT_SUBJECT_ROOT}.{}.{}.{}.{key}",
+        "{INTENT_SUBJECT_ROOT}.{}.{}.{}.{tail}",
         priority.token(),
         SubjectToken::escape(cluster.as_str()),
         SubjectToken::escape(namespace.as_str()),
@@ -180,7 +198,53 @@ mod tests {
     fn class_filters_do_not_overlap() {
         assert_eq!(
             stream_subjects(),
-            vec!["scan.intent.high.>", "scan.intent.low.>"]
+            vec!["scan.intents.high.>", "scan.intents.low.>"]
         );
+    }
+
+    #[test]
+    fn intent_subjects_have_six_safe_tokens() {
+        use crate::image_digest::{ImageDigest, ImageIdentity};
+        use crate::profile::{ProfileName, ProfilePin, ProfileRef};
+        use crate::scan_id::SplitMix64;
+        use crate::target::ContainerRef;
+
+        let cluster = ClusterName::new("kubesim").unwrap();
+        let c = ContainerRef::parse_uri("k8s://shop/web-0.canary/app").unwrap();
+        let digest = ImageDigest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let image = ImageIdentity::Digest(digest);
+        let profile = ProfileRef {
+            name: ProfileName::new("cis").unwrap(),
+            pin: ProfilePin::version("1").unwrap(),
+        };
+        let key = DedupeKey::new(&cluster, &c, &image, &profile);
+        let id = ScanId::generate(std::time::UNIX_EPOCH, &mut SplitMix64::new(1));
+        let cases = [
+            (
+                Priority::Low,
+                SubjectTail::DedupeKey(&key),
+                format!("scan.intents.low.kubesim.shop.{key}"),
+            ),
+            (
+                Priority::High,
+                SubjectTail::ScanId(&id),
+                format!("scan.intents.high.kubesim.shop.{id}"),
+            ),
+        ];
+        for (priority, tail, want) in cases {
+            let subject = intent_subject(priority, &cluster, &c.namespace, tail);
+            assert_eq!(subject, want);
+            let tokens: Vec<&str> = subject.split('.').collect();
+            assert_eq!(tokens.len(), 6);
+            assert!(
+                tokens.iter().all(|t| SubjectToken::new(t).is_ok()),
+                "{subject}"
+            );
+            let filter = class_filter(priority);
+            assert!(
+                subject.starts_with(filter.trim_end_matches('>')),
+                "{subject} vs {filter}"
+            );
+        }
     }
 }

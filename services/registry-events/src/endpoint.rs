@@ -117,7 +117,7 @@ impl Endpoint {
         match self.kind {
             RegistryKind::Distribution => distribution::parse(&root, &self.limits),
             RegistryKind::Harbor => harbor::parse(&root, &self.limits),
-            RegistryKind::Ghcr => ghcr::parse(&root, req, &self.limits),
+            RegistryKind::Ghcr => ghcr::parse(&root, req),
         }
     }
 }

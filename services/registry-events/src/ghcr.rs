@@ -1,6 +1,6 @@
 //! GitHub `package` and `registry_package` events for container packages.
 
-use crate::endpoint::{Limits, host_of, optional_tag};
+use crate::endpoint::{host_of, optional_tag};
 use crate::image_name::{check_host, check_repository};
 use crate::json_path::Node;
 use crate::webhook_request::WebhookRequest;
@@ -27,10 +27,11 @@ fn text_header<'a>(req: &WebhookRequest<'a>, name: &str) -> Result<&'a str, Webh
     Ok(s)
 }
 
+/// One delivery carries one package version, so only the body size limit
+/// applies.
 pub(crate) fn parse(
     root: &Node<'_>,
     req: &WebhookRequest<'_>,
-    _limits: &Limits,
 ) -> Result<WebhookOutcome, WebhookError> {
     let event = text_header(req, GITHUB_EVENT)?;
     let delivery = text_header(req, GITHUB_DELIVERY)?;

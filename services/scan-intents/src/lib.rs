@@ -1,0 +1,51 @@
+//! The domain of a scan request before it reaches the bus.
+//!
+//! Intake takes requests from three places (the gRPC API, registry pushes,
+//! the periodic scheduler) and turns each into intents on the
+//! `SCAN_INTENTS` stream. This crate holds every rule that decision needs,
+//! as pure functions and values:
+//!
+//! - [`submission`]: validation of `Submit`/`SubmitBatch` requests, with
+//!   proto field paths for `INVALID_ARGUMENT` ([`InvalidArgument`]);
+//! - [`target`], [`k8s_names`], [`label_selector`]: `k8s://ns/pod/container`
+//!   URIs, Kubernetes name rules, label selector parsing and matching;
+//! - [`scan_id`]: ULID scan ids from an injected clock and randomness;
+//! - [`priority`]: trigger to queue class (API and push high, schedule low);
+//! - [`subject`]: NATS subject layout and token safety;
+//! - [`dedupe`]: the flood rule's key and `Nats-Msg-Id`s, and why both;
+//! - [`cron`], [`schedule`]: schedules, jitter and a poll-driven scheduler
+//!   with an injected [`Clock`] and seed.
+//!
+//! What it is not: it does no IO, holds no NATS or Kubernetes client, and
+//! does not depend on the wire types in `scanfleet-contracts`; the wiring
+//! layer converts protos into [`Submission`] and domain values back into
+//! protos. Nothing here sleeps or reads the system clock except
+//! [`SystemClock`], which callers inject.
+
+pub mod cron;
+pub mod dedupe;
+pub mod image_digest;
+pub mod k8s_names;
+pub mod label_selector;
+pub mod priority;
+pub mod profile;
+pub mod scan_id;
+pub mod schedule;
+pub mod subject;
+pub mod submission;
+pub mod target;
+
+pub use cron::CronExpr;
+pub use dedupe::{DedupeKey, Occasion};
+pub use image_digest::{ImageDigest, ImageIdentity};
+pub use k8s_names::{ClusterName, ContainerName, NamespaceName, PodName};
+pub use label_selector::{LabelSelector, Requirement, SelectorLimits};
+pub use priority::{Priority, TriggerKind};
+pub use profile::{ProfileName, ProfilePin, ProfileRef};
+pub use scan_id::{RandomSource, ScanId, SplitMix64};
+pub use schedule::{
+    Cadence, Clock, Fire, JitterSeed, ManualClock, Schedule, Scheduler, SystemClock,
+};
+pub use subject::{SubjectTail, SubjectToken, intent_subject};
+pub use submission::{FieldViolation, IntakeLimits, InvalidArgument, Submission, validate_batch};
+pub use target::{ContainerRef, Target};

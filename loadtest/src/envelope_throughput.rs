@@ -6,12 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use scanfleet_trust::statement::{
-    ComplianceSummary, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef, ScannerRef,
-};
+use scanfleet_test_harness::fleet::SampleStatement;
+use scanfleet_trust::statement::ReportRef;
 use scanfleet_trust::{
-    AgeIdentities, Envelope, IN_TOTO_PAYLOAD_TYPE, ScanResultPredicate, ScanStatement, SigningKey,
-    Subject, TrustedKeys, encryption,
+    AgeIdentities, Envelope, IN_TOTO_PAYLOAD_TYPE, ScanStatement, SigningKey, TrustedKeys,
+    encryption,
 };
 
 /// Options for the envelope benchmark.
@@ -26,50 +25,18 @@ pub struct Args {
 }
 
 fn statement(i: usize) -> ScanStatement {
-    let digest = format!("{:064x}", i);
-    ScanStatement::for_image(
-        Subject::image("registry.local/bench/app", &digest).expect("valid digest"),
-        ScanResultPredicate {
-            scan_id: format!("01JDQ2Z8Y6W5M3N4P7R9S{i:05}"),
-            target: ScanTargetRef {
-                cluster: "bench".into(),
-                namespace: "ns".into(),
-                pod: format!("pod-{i}"),
-                container: "app".into(),
-                image: "registry.local/bench/app:1".into(),
-                image_digest: format!("sha256:{digest}"),
-            },
-            profile: ProfileRef {
-                name: "container-hardening".into(),
-                version: "1.0.0".into(),
-                sha256: "cd".repeat(32),
-            },
-            approach: "exec".into(),
-            outcome: ScanOutcome::Completed,
-            failure: None,
-            summary: Some(ComplianceSummary {
-                passed: 70,
-                failed: 9,
-                not_reviewed: 3,
-                not_applicable: 2,
-                error: 0,
-                compliance_percent: 85.4,
-                failed_by_severity: [("high".into(), 4), ("medium".into(), 5)].into(),
-            }),
-            threshold: None,
-            report: Some(ReportRef {
+    SampleStatement::new(&format!("01JDQ2Z8Y6W5M3N4P7R9S{i:05}"))
+        .target("bench", "ns", &format!("pod-{i}"), "app")
+        .digest_hex(&format!("{i:064x}"))
+        .with(|p| {
+            p.profile.name = "container-hardening".into();
+            p.report = Some(ReportRef {
                 media_type: scanfleet_trust::statement::HDF_MEDIA_TYPE.into(),
                 sha256: "ef".repeat(32),
                 size: 180_000,
-            }),
-            started_at: "2026-11-23T10:00:00Z".into(),
-            finished_at: "2026-11-23T10:00:01Z".into(),
-            scanner: ScannerRef {
-                id: "bench".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
-        },
-    )
+            });
+        })
+        .build()
 }
 
 fn report(phase: &str, count: usize, elapsed: Duration, bytes: usize) {

@@ -11,15 +11,10 @@ use clap::Parser;
 use futures::StreamExt;
 use scanfleet_collector::EmbeddedCollector;
 use scanfleet_contracts::v1::{WatchResultsRequest, results_client::ResultsClient};
-use scanfleet_test_harness::fleet::write_public_key;
+use scanfleet_test_harness::fleet::{SampleStatement, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
-use scanfleet_trust::statement::{
-    ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
-    ScannerRef,
-};
-use scanfleet_trust::{ScanResultPredicate, ScanStatement, SigningKey, Subject};
+use scanfleet_trust::{ScanStatement, SigningKey};
 use scanfleet_worker::ResultPublisher;
-use sha2::{Digest, Sha256};
 
 /// Options for the result pipeline benchmark.
 #[derive(Debug, clap::Args)]
@@ -40,50 +35,16 @@ pub struct Args {
 }
 
 fn statement(i: usize, report: &[u8]) -> ScanStatement {
-    let digest = format!("{i:064x}");
-    ScanStatement::for_image(
-        Subject::image("registry.local/bench/app", &digest).expect("valid digest"),
-        ScanResultPredicate {
-            scan_id: format!("01BENCH{i:019}"),
-            target: ScanTargetRef {
-                cluster: "bench".into(),
-                namespace: format!("ns{}", i % 10),
-                pod: format!("pod-{i}"),
-                container: "app".into(),
-                image: "registry.local/bench/app:1".into(),
-                image_digest: format!("sha256:{digest}"),
-            },
-            profile: ProfileRef {
-                name: "container-hardening".into(),
-                version: "1.0.0".into(),
-                sha256: "cd".repeat(32),
-            },
-            approach: "exec".into(),
-            outcome: ScanOutcome::Completed,
-            failure: None,
-            summary: Some(ComplianceSummary {
-                passed: 70,
-                failed: 10,
-                not_reviewed: 2,
-                not_applicable: 1,
-                error: 0,
-                compliance_percent: 85.4,
-                failed_by_severity: [("high".into(), 4), ("medium".into(), 6)].into(),
-            }),
-            threshold: None,
-            report: Some(ReportRef {
-                media_type: HDF_MEDIA_TYPE.into(),
-                sha256: hex::encode(Sha256::digest(report)),
-                size: report.len() as u64,
-            }),
-            started_at: "2026-11-23T10:00:00Z".into(),
-            finished_at: "2026-11-23T10:00:01Z".into(),
-            scanner: ScannerRef {
-                id: "bench".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
-        },
-    )
+    SampleStatement::new(&format!("01BENCH{i:019}"))
+        .target(
+            "bench",
+            &format!("ns{}", i % 10),
+            &format!("pod-{i}"),
+            "app",
+        )
+        .digest_hex(&format!("{i:064x}"))
+        .report(report)
+        .build()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

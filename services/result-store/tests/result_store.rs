@@ -5,16 +5,10 @@ use std::collections::BTreeMap;
 use scanfleet_result_store::{
     PageToken, ResultFilter, ResultStore, StoreError, StoredResult, Upsert,
 };
+use scanfleet_test_harness::fleet::SampleStatement;
 use scanfleet_test_harness::postgres::Postgres;
-use scanfleet_trust::statement::{
-    ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
-    ScannerRef, ThresholdVerdict,
-};
-use scanfleet_trust::{
-    Envelope, IN_TOTO_PAYLOAD_TYPE, ScanResultPredicate, ScanStatement, SigningKey, Subject,
-    TrustedKeys,
-};
-use sha2::{Digest, Sha256};
+use scanfleet_trust::statement::HDF_MEDIA_TYPE;
+use scanfleet_trust::{Envelope, IN_TOTO_PAYLOAD_TYPE, ScanStatement, SigningKey, TrustedKeys};
 
 struct Sample {
     namespace: &'static str,
@@ -27,59 +21,29 @@ struct Sample {
 /// Signs and verifies a statement the way the collector will receive it.
 fn verified_row(key: &SigningKey, scan_id: &str, s: &Sample) -> (StoredResult, Vec<u8>) {
     let report = format!("{{\"hdf\":\"{scan_id}\"}}").into_bytes();
-    let digest = format!("{:02x}", s.digest_byte).repeat(32);
-    let predicate = ScanResultPredicate {
-        scan_id: scan_id.into(),
-        target: ScanTargetRef {
-            cluster: "kubesim".into(),
-            namespace: s.namespace.into(),
-            pod: format!("pod-{scan_id}"),
-            container: "app".into(),
-            image: "registry.local/app:1".into(),
-            image_digest: format!("sha256:{digest}"),
-        },
-        profile: ProfileRef {
-            name: "container-baseline".into(),
-            version: "1.0.0".into(),
-            sha256: "cd".repeat(32),
-        },
-        approach: "exec".into(),
-        outcome: if s.completed {
-            ScanOutcome::Completed
-        } else {
-            ScanOutcome::Failed
-        },
-        failure: (!s.completed).then(|| "pod gone".to_owned()),
-        summary: s.completed.then(|| ComplianceSummary {
-            passed: 9,
-            failed: 1,
-            not_reviewed: 0,
-            not_applicable: 0,
-            error: 0,
-            compliance_percent: 90.0,
-            failed_by_severity: BTreeMap::from([("high".into(), 1)]),
-        }),
-        threshold: s.threshold_passed.map(|passed| ThresholdVerdict {
-            threshold: "gate".into(),
-            passed,
-            failures: vec![],
-        }),
-        report: Some(ReportRef {
-            media_type: HDF_MEDIA_TYPE.into(),
-            sha256: hex::encode(Sha256::digest(&report)),
-            size: report.len() as u64,
-        }),
-        started_at: format!("2026-11-23T10:00:{:02}Z", s.second),
-        finished_at: format!("2026-11-23T10:00:{:02}.500Z", s.second),
-        scanner: ScannerRef {
-            id: "w".into(),
-            version: "0".into(),
-        },
-    };
-    let statement = ScanStatement::for_image(
-        Subject::image("registry.local/app", &digest).unwrap(),
-        predicate,
-    );
+    let mut sample = SampleStatement::new(scan_id)
+        .target("kubesim", s.namespace, &format!("pod-{scan_id}"), "app")
+        .digest_hex(&format!("{:02x}", s.digest_byte).repeat(32))
+        .report(&report)
+        .times(
+            &format!("2026-11-23T10:00:{:02}Z", s.second),
+            &format!("2026-11-23T10:00:{:02}.500Z", s.second),
+        )
+        .with(|p| {
+            if let Some(summary) = p.summary.as_mut() {
+                summary.passed = 9;
+                summary.failed = 1;
+                summary.compliance_percent = 90.0;
+                summary.failed_by_severity = BTreeMap::from([("high".into(), 1)]);
+            }
+        });
+    if !s.completed {
+        sample = sample.failed("pod gone");
+    }
+    if let Some(passed) = s.threshold_passed {
+        sample = sample.threshold(passed);
+    }
+    let statement = sample.build();
     let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &statement.to_payload(), key).to_json();
     let trusted: TrustedKeys = [key.public_key().clone()].into_iter().collect();
     let verified = trusted

@@ -3,7 +3,7 @@
 //! end-to-end test; that one scans kubesim pods): its behaviour is chosen by
 //! the pod name so each test can provoke one path.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,13 +19,9 @@ use scanfleet_contracts::v1::{
     ListResultsRequest, ScanIntent, ScanOutcome as WireOutcome, ScanTarget,
     results_client::ResultsClient,
 };
-use scanfleet_test_harness::fleet::{eventually, write_public_key};
+use scanfleet_test_harness::fleet::{SampleStatement, eventually, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
-use scanfleet_trust::statement::{
-    ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
-    ScannerRef,
-};
-use scanfleet_trust::{ScanResultPredicate, ScanStatement, SigningKey, Subject};
+use scanfleet_trust::{ScanStatement, SigningKey};
 use scanfleet_worker::{
     IntentLoop, LoopConfig, ResultPublisher, ScanFailure, ScanOutput, Scanner, WorkerMetrics,
 };
@@ -38,52 +34,18 @@ struct DoubleScanner {
     calls: Mutex<HashMap<String, usize>>,
 }
 
-fn statement(intent: &ScanIntent, outcome: ScanOutcome, report: Option<&[u8]>) -> ScanStatement {
+fn statement(intent: &ScanIntent, failed: bool, report: Option<&[u8]>) -> ScanStatement {
     let t = intent.target.clone().unwrap_or_default();
-    let digest = hex::encode(Sha256::digest(t.pod.as_bytes()));
-    ScanStatement::for_image(
-        Subject::image("registry.local/app", &digest).unwrap(),
-        ScanResultPredicate {
-            scan_id: intent.id.clone(),
-            target: ScanTargetRef {
-                cluster: t.cluster,
-                namespace: t.namespace,
-                pod: t.pod,
-                container: t.container,
-                image: "registry.local/app:1".into(),
-                image_digest: format!("sha256:{digest}"),
-            },
-            profile: ProfileRef {
-                name: "container-baseline".into(),
-                version: "1.0.0".into(),
-                sha256: "cd".repeat(32),
-            },
-            approach: "exec".into(),
-            outcome,
-            failure: (outcome == ScanOutcome::Failed).then(|| "pod not found".into()),
-            summary: (outcome == ScanOutcome::Completed).then(|| ComplianceSummary {
-                passed: 5,
-                failed: 0,
-                not_reviewed: 0,
-                not_applicable: 0,
-                error: 0,
-                compliance_percent: 100.0,
-                failed_by_severity: BTreeMap::new(),
-            }),
-            threshold: None,
-            report: report.map(|r| ReportRef {
-                media_type: HDF_MEDIA_TYPE.into(),
-                sha256: hex::encode(Sha256::digest(r)),
-                size: r.len() as u64,
-            }),
-            started_at: "2026-11-23T10:00:00Z".into(),
-            finished_at: "2026-11-23T10:00:01Z".into(),
-            scanner: ScannerRef {
-                id: "double".into(),
-                version: "0".into(),
-            },
-        },
-    )
+    let mut sample = SampleStatement::new(&intent.id)
+        .target(&t.cluster, &t.namespace, &t.pod, &t.container)
+        .digest_hex(&hex::encode(Sha256::digest(t.pod.as_bytes())));
+    if failed {
+        sample = sample.failed("pod not found");
+    }
+    if let Some(r) = report {
+        sample = sample.report(r);
+    }
+    sample.build()
 }
 
 impl Scanner for DoubleScanner {
@@ -115,7 +77,7 @@ impl Scanner for DoubleScanner {
         if pod.starts_with("gone") {
             return Err(ScanFailure::Permanent {
                 reason: format!("pod shop/{pod} not found"),
-                failed_result: Some(Box::new(statement(intent, ScanOutcome::Failed, None))),
+                failed_result: Some(Box::new(statement(intent, true, None))),
             });
         }
         if pod.starts_with("flaky") && attempt == 1 {
@@ -126,7 +88,7 @@ impl Scanner for DoubleScanner {
         }
         let report = format!("{{\"scan\":\"{}\"}}", intent.id).into_bytes();
         Ok(ScanOutput {
-            statement: statement(intent, ScanOutcome::Completed, Some(&report)),
+            statement: statement(intent, false, Some(&report)),
             report: Some(report),
         })
     }

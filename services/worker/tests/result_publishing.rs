@@ -1,67 +1,20 @@
 //! Results published by the worker's publisher arrive at a real collector
 //! intact: inline or through the object store, plain or encrypted.
 
-use std::collections::BTreeMap;
-
 use clap::Parser;
 use scanfleet_collector::EmbeddedCollector;
 use scanfleet_collector::config::{Args, Config};
 use scanfleet_contracts::v1::{GetResultRequest, results_client::ResultsClient};
-use scanfleet_test_harness::fleet::{eventually, write_public_key};
+use scanfleet_test_harness::fleet::{SampleStatement, eventually, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
-use scanfleet_trust::statement::{
-    ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
-    ScannerRef,
-};
-use scanfleet_trust::{AgeIdentities, ScanResultPredicate, ScanStatement, SigningKey, Subject};
+use scanfleet_trust::{AgeIdentities, ScanStatement, SigningKey};
 use scanfleet_worker::{PublishError, ReportLocation, ResultPublisher};
-use sha2::{Digest, Sha256};
 
 fn statement(scan_id: &str, namespace: &str, report: &[u8]) -> ScanStatement {
-    let digest = "ab".repeat(32);
-    ScanStatement::for_image(
-        Subject::image("registry.local/app", &digest).unwrap(),
-        ScanResultPredicate {
-            scan_id: scan_id.into(),
-            target: ScanTargetRef {
-                cluster: "kubesim".into(),
-                namespace: namespace.into(),
-                pod: "web-0".into(),
-                container: "web".into(),
-                image: "registry.local/app:1".into(),
-                image_digest: format!("sha256:{digest}"),
-            },
-            profile: ProfileRef {
-                name: "container-hardening".into(),
-                version: "1.0.0".into(),
-                sha256: "cd".repeat(32),
-            },
-            approach: "exec".into(),
-            outcome: ScanOutcome::Completed,
-            failure: None,
-            summary: Some(ComplianceSummary {
-                passed: 70,
-                failed: 10,
-                not_reviewed: 0,
-                not_applicable: 0,
-                error: 0,
-                compliance_percent: 87.5,
-                failed_by_severity: BTreeMap::from([("high".into(), 10)]),
-            }),
-            threshold: None,
-            report: Some(ReportRef {
-                media_type: HDF_MEDIA_TYPE.into(),
-                sha256: hex::encode(Sha256::digest(report)),
-                size: report.len() as u64,
-            }),
-            started_at: "2026-11-23T10:00:00Z".into(),
-            finished_at: "2026-11-23T10:00:02Z".into(),
-            scanner: ScannerRef {
-                id: "worker-test".into(),
-                version: "0".into(),
-            },
-        },
-    )
+    SampleStatement::new(scan_id)
+        .namespace(namespace)
+        .report(report)
+        .build()
 }
 
 /// An HDF-shaped report of about `size` bytes.

@@ -10,7 +10,7 @@ use prost::Message;
 use scanfleet_contracts::v1::{ResultEvent, result_event};
 use scanfleet_trust::statement::{
     ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
-    ScannerRef,
+    ScannerRef, ThresholdVerdict,
 };
 use scanfleet_trust::{
     AgeRecipient, Envelope, IN_TOTO_PAYLOAD_TYPE, ScanResultPredicate, ScanStatement, SigningKey,
@@ -43,56 +43,146 @@ pub struct Published {
     pub envelope: String,
 }
 
+/// A plausible scan-result statement for tests and benchmarks, changed
+/// field by field from sensible defaults: a completed scan of
+/// `kubesim/shop/pod-<id>/app`, 8 passed and 2 failed (medium), an image
+/// digest derived from the scan id, no report.
+#[derive(Clone, Debug)]
+pub struct SampleStatement {
+    predicate: ScanResultPredicate,
+    digest_hex: String,
+}
+
+impl SampleStatement {
+    /// Defaults for `scan_id`.
+    pub fn new(scan_id: &str) -> Self {
+        let digest_hex = hex::encode(Sha256::digest(scan_id.as_bytes()));
+        Self {
+            predicate: ScanResultPredicate {
+                scan_id: scan_id.into(),
+                target: ScanTargetRef {
+                    cluster: "kubesim".into(),
+                    namespace: "shop".into(),
+                    pod: format!("pod-{scan_id}"),
+                    container: "app".into(),
+                    image: "registry.local/app:1".into(),
+                    image_digest: format!("sha256:{digest_hex}"),
+                },
+                profile: ProfileRef {
+                    name: "container-baseline".into(),
+                    version: "1.0.0".into(),
+                    sha256: "cd".repeat(32),
+                },
+                approach: "exec".into(),
+                outcome: ScanOutcome::Completed,
+                failure: None,
+                summary: Some(ComplianceSummary {
+                    passed: 8,
+                    failed: 2,
+                    not_reviewed: 0,
+                    not_applicable: 0,
+                    error: 0,
+                    compliance_percent: 80.0,
+                    failed_by_severity: [("medium".to_owned(), 2)].into(),
+                }),
+                threshold: None,
+                report: None,
+                started_at: "2026-11-23T10:00:00Z".into(),
+                finished_at: "2026-11-23T10:00:01Z".into(),
+                scanner: ScannerRef {
+                    id: "test-worker".into(),
+                    version: "0".into(),
+                },
+            },
+            digest_hex,
+        }
+    }
+
+    /// Where the scanned container ran.
+    pub fn target(mut self, cluster: &str, namespace: &str, pod: &str, container: &str) -> Self {
+        let t = &mut self.predicate.target;
+        t.cluster = cluster.into();
+        t.namespace = namespace.into();
+        t.pod = pod.into();
+        t.container = container.into();
+        self
+    }
+
+    /// The namespace only.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.predicate.target.namespace = namespace.into();
+        self
+    }
+
+    /// The image digest, as 64 hex digits.
+    pub fn digest_hex(mut self, hex: &str) -> Self {
+        self.digest_hex = hex.into();
+        self.predicate.target.image_digest = format!("sha256:{hex}");
+        self
+    }
+
+    /// Binds a report by digest.
+    pub fn report(mut self, body: &[u8]) -> Self {
+        self.predicate.report = Some(ReportRef {
+            media_type: HDF_MEDIA_TYPE.into(),
+            sha256: hex::encode(Sha256::digest(body)),
+            size: body.len() as u64,
+        });
+        self
+    }
+
+    /// A scan that could not complete.
+    pub fn failed(mut self, reason: &str) -> Self {
+        self.predicate.outcome = ScanOutcome::Failed;
+        self.predicate.failure = Some(reason.into());
+        self.predicate.summary = None;
+        self
+    }
+
+    /// A threshold verdict.
+    pub fn threshold(mut self, passed: bool) -> Self {
+        self.predicate.threshold = Some(ThresholdVerdict {
+            threshold: "gate".into(),
+            passed,
+            failures: Vec::new(),
+        });
+        self
+    }
+
+    /// Start and finish times (RFC 3339).
+    pub fn times(mut self, started: &str, finished: &str) -> Self {
+        self.predicate.started_at = started.into();
+        self.predicate.finished_at = finished.into();
+        self
+    }
+
+    /// Any other change to the predicate.
+    pub fn with(mut self, change: impl FnOnce(&mut ScanResultPredicate)) -> Self {
+        change(&mut self.predicate);
+        self
+    }
+
+    /// The statement.
+    ///
+    /// # Panics
+    /// When the digest set with [`SampleStatement::digest_hex`] is not 64 hex digits.
+    pub fn build(self) -> ScanStatement {
+        ScanStatement::for_image(
+            Subject::image("registry.local/app", &self.digest_hex).expect("a sha256 digest"),
+            self.predicate,
+        )
+    }
+}
+
 /// A completed scan result for `scan_id`, signed with `key`.
 pub fn result(key: &SigningKey, scan_id: &str, namespace: &str) -> Published {
     let report = serde_json::json!({"profiles": [], "scan": scan_id})
         .to_string()
         .into_bytes();
-    let digest = hex::encode(Sha256::digest(scan_id.as_bytes()));
-    let predicate = ScanResultPredicate {
-        scan_id: scan_id.into(),
-        target: ScanTargetRef {
-            cluster: "kubesim".into(),
-            namespace: namespace.into(),
-            pod: format!("pod-{scan_id}"),
-            container: "app".into(),
-            image: "registry.local/app:1".into(),
-            image_digest: format!("sha256:{digest}"),
-        },
-        profile: ProfileRef {
-            name: "container-baseline".into(),
-            version: "1.0.0".into(),
-            sha256: "cd".repeat(32),
-        },
-        approach: "exec".into(),
-        outcome: ScanOutcome::Completed,
-        failure: None,
-        summary: Some(ComplianceSummary {
-            passed: 8,
-            failed: 2,
-            not_reviewed: 0,
-            not_applicable: 0,
-            error: 0,
-            compliance_percent: 80.0,
-            failed_by_severity: [("medium".to_owned(), 2)].into(),
-        }),
-        threshold: None,
-        report: Some(ReportRef {
-            media_type: HDF_MEDIA_TYPE.into(),
-            sha256: hex::encode(Sha256::digest(&report)),
-            size: report.len() as u64,
-        }),
-        started_at: "2026-11-23T10:00:00Z".into(),
-        finished_at: "2026-11-23T10:00:01Z".into(),
-        scanner: ScannerRef {
-            id: "test-worker".into(),
-            version: "0".into(),
-        },
-    };
-    let statement = ScanStatement::for_image(
-        Subject::image("registry.local/app", &digest).unwrap(),
-        predicate,
-    );
+    let statement = SampleStatement::new(scan_id)
+        .namespace(namespace)
+        .report(&report)
+        .build();
     let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &statement.to_payload(), key).to_json();
     Published {
         scan_id: scan_id.into(),

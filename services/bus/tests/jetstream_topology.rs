@@ -45,6 +45,29 @@ async fn stream_messages(js: &jetstream::Context, name: &str) -> u64 {
         .messages
 }
 
+/// Pulls one intent of `class`, waiting up to `wait`.
+async fn next_intent(
+    js: &jetstream::Context,
+    class: PriorityClass,
+    wait: Duration,
+) -> Option<jetstream::Message> {
+    let consumer: PullConsumer = js
+        .get_stream(INTENTS_STREAM)
+        .await
+        .unwrap()
+        .get_consumer(class.consumer_name())
+        .await
+        .unwrap();
+    let mut batch = consumer
+        .batch()
+        .max_messages(1)
+        .expires(wait)
+        .messages()
+        .await
+        .unwrap();
+    batch.next().await.transpose().unwrap()
+}
+
 fn subject(class: PriorityClass, key: &str) -> String {
     format!("scan.intents.{}.kubesim.shop.{key}", class.token())
 }
@@ -154,21 +177,9 @@ async fn the_same_dedupe_subject_coalesces_until_the_first_is_acked() {
     ));
 
     // Take and ack the queued one; the key is free again.
-    let consumer: PullConsumer = js
-        .get_stream(INTENTS_STREAM)
+    let message = next_intent(&js, PriorityClass::Low, Duration::from_secs(5))
         .await
-        .unwrap()
-        .get_consumer(PriorityClass::Low.consumer_name())
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .batch()
-        .max_messages(1)
-        .expires(Duration::from_secs(5))
-        .messages()
-        .await
-        .unwrap();
-    let message = batch.next().await.unwrap().unwrap();
+        .expect("the queued intent");
     assert_eq!(message.payload, Bytes::from("intent a"));
     message.double_ack().await.unwrap();
     assert!(matches!(
@@ -195,36 +206,19 @@ async fn an_intent_that_exhausts_its_deliveries_moves_to_the_dlq() {
     let queue = IntentQueue::new(js.clone());
     let key = subject(PriorityClass::High, "01JDQ2Z8Y6W5M3N4P7R9S0T1V2");
     enqueue(&queue, &key, "poison").await.unwrap();
-    let consumer: PullConsumer = js
-        .get_stream(INTENTS_STREAM)
-        .await
-        .unwrap()
-        .get_consumer(PriorityClass::High.consumer_name())
-        .await
-        .unwrap();
     // Receive it twice without acking, as a crashing worker would.
-    for delivery in 1..=2u64 {
-        let mut batch = consumer
-            .batch()
-            .max_messages(1)
-            .expires(Duration::from_secs(5))
-            .messages()
+    for delivery in 1..=2 {
+        let message = next_intent(&js, PriorityClass::High, Duration::from_secs(5))
             .await
-            .unwrap();
-        let message = batch.next().await.expect("a delivery").unwrap();
-        assert_eq!(message.info().unwrap().delivered as u64, delivery);
+            .expect("a delivery");
+        assert_eq!(message.info().unwrap().delivered, delivery);
     }
     // Workers keep pulling; the server decides on the next redelivery
     // attempt that the budget is spent, and emits the advisory instead.
-    let mut batch = consumer
-        .batch()
-        .max_messages(1)
-        .expires(Duration::from_secs(2))
-        .messages()
-        .await
-        .unwrap();
     assert!(
-        batch.next().await.transpose().unwrap().is_none(),
+        next_intent(&js, PriorityClass::High, Duration::from_secs(2))
+            .await
+            .is_none(),
         "no third delivery"
     );
 
@@ -266,21 +260,9 @@ async fn a_terminated_intent_is_dead_lettered_once_with_its_reason() {
     enqueue(&queue, &subject(PriorityClass::High, "s1"), "gone")
         .await
         .unwrap();
-    let consumer: PullConsumer = js
-        .get_stream(INTENTS_STREAM)
+    let message = next_intent(&js, PriorityClass::High, Duration::from_secs(5))
         .await
-        .unwrap()
-        .get_consumer(PriorityClass::High.consumer_name())
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .batch()
-        .max_messages(1)
-        .expires(Duration::from_secs(5))
-        .messages()
-        .await
-        .unwrap();
-    let message = batch.next().await.unwrap().unwrap();
+        .expect("the queued intent");
     dead_letter_and_terminate(&js, &client, &message, "pod shop/web-0 not found")
         .await
         .unwrap();

@@ -13,11 +13,13 @@
 pub mod connection;
 pub mod dead_letters;
 pub mod intent_queue;
+pub mod scan_status;
 pub mod topology;
 
 pub use connection::{NatsAuth, NatsSettings, connect};
 pub use dead_letters::{dead_letter_and_terminate, forward_dead_letters};
 pub use intent_queue::{EnqueueError, Enqueued, IntentQueue};
+pub use scan_status::{ScanState, ScanStatusBook, ScanStatusRecord};
 pub use topology::{PriorityClass, TopologyConfig};
 
 /// Failures of the bus adapter, by the operation that failed.

@@ -35,6 +35,10 @@ pub const ADVISORIES_STREAM: &str = "SCAN_INTENT_ADVISORIES";
 pub const COLLECTOR_CONSUMER: &str = "collector";
 /// Object store bucket for HDF reports too large for one message.
 pub const REPORTS_BUCKET: &str = "SCAN_REPORTS";
+/// KV bucket of scan states (queued, running, completed…), keyed by scan id.
+pub const STATUS_BUCKET: &str = "SCAN_STATUS";
+/// KV bucket mapping API idempotency keys to the scan ids they created.
+pub const IDEMPOTENCY_BUCKET: &str = "SCAN_IDEMPOTENCY";
 /// The durable consumer that moves dead intents into [`DLQ_STREAM`].
 pub const DLQ_FORWARDER_CONSUMER: &str = "dlq-forwarder";
 
@@ -316,6 +320,26 @@ impl TopologyConfig {
                     what: REPORTS_BUCKET.into(),
                     reason: e.to_string(),
                 })?;
+        }
+        for (bucket, max_age) in [
+            (STATUS_BUCKET, self.results_max_age),
+            (IDEMPOTENCY_BUCKET, self.duplicate_window),
+        ] {
+            if js.get_key_value(bucket).await.is_err() {
+                js.create_key_value(jetstream::kv::Config {
+                    bucket: bucket.into(),
+                    history: 1,
+                    max_age,
+                    storage: stream::StorageType::File,
+                    num_replicas: self.replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| BusError::Topology {
+                    what: bucket.into(),
+                    reason: e.to_string(),
+                })?;
+            }
         }
         get_stream(js, ADVISORIES_STREAM)
             .await?

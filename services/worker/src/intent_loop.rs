@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt;
 use prost::Message as _;
-use scanfleet_bus::dead_letter_and_terminate;
 use scanfleet_bus::topology::{INTENTS_STREAM, PriorityClass};
+use scanfleet_bus::{ScanState, ScanStatusBook, dead_letter_and_terminate};
 use scanfleet_contracts::v1::ScanIntent;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
@@ -84,6 +84,9 @@ pub struct IntentLoop<S: Scanner> {
     pub publisher: Arc<ResultPublisher>,
     /// Counters.
     pub metrics: Arc<WorkerMetrics>,
+    /// Where scan states are recorded for `GetScan`; optional so the loop
+    /// also runs where no one asks.
+    pub status: Option<ScanStatusBook>,
     /// Tunables.
     pub config: LoopConfig,
 }
@@ -94,7 +97,19 @@ struct TaskContext<S: Scanner> {
     scanner: Arc<S>,
     publisher: Arc<ResultPublisher>,
     metrics: Arc<WorkerMetrics>,
+    status: Option<ScanStatusBook>,
     config: LoopConfig,
+}
+
+impl<S: Scanner> TaskContext<S> {
+    /// Records a state change; a status write failure never fails a scan.
+    async fn record(&self, scan_id: &str, state: ScanState, message: &str) {
+        if let Some(book) = &self.status
+            && let Err(e) = book.advance(scan_id, state, message, None).await
+        {
+            tracing::warn!(error = %e, ?state, "cannot record scan state");
+        }
+    }
 }
 
 impl<S: Scanner> IntentLoop<S> {
@@ -124,6 +139,7 @@ impl<S: Scanner> IntentLoop<S> {
             scanner: self.scanner,
             publisher: self.publisher,
             metrics: self.metrics,
+            status: self.status,
             config: self.config,
         });
         let mut tasks = tokio::task::JoinSet::new();
@@ -258,6 +274,7 @@ async fn handle<S: Scanner>(
                 return;
             }
         }
+        ctx.record(&intent.id, ScanState::Running, "").await;
         ctx.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let progress = async {
@@ -281,6 +298,7 @@ async fn handle<S: Scanner>(
             None => {
                 tracing::info!("draining: scan abandoned and returned to the queue");
                 let _ = message.ack_with(AckKind::Nak(None)).await;
+                ctx.record(&intent.id, ScanState::Retrying, "returned to the queue by a draining worker").await;
                 ctx.metrics.drained.fetch_add(1, Ordering::Relaxed);
             }
             Some(Ok(output)) => {
@@ -296,10 +314,12 @@ async fn handle<S: Scanner>(
                             tracing::warn!(error = %e, "intent ack not confirmed");
                         }
                         tracing::info!(sequence = published.sequence, duplicate = published.duplicate, "result published");
+                        ctx.record(&intent.id, ScanState::Completed, "").await;
                         ctx.metrics.completed.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "publishing the result failed; retrying the intent");
+                        ctx.record(&intent.id, ScanState::Retrying, &format!("publishing the result failed: {e}")).await;
                         retry(&ctx, &message, delivered, None).await;
                     }
                 }
@@ -309,6 +329,7 @@ async fn handle<S: Scanner>(
                 retry_after,
             })) => {
                 tracing::warn!(%reason, "transient scan failure");
+                ctx.record(&intent.id, ScanState::Retrying, &reason).await;
                 retry(&ctx, &message, delivered, retry_after).await;
             }
             Some(Err(ScanFailure::Permanent {
@@ -323,6 +344,7 @@ async fn handle<S: Scanner>(
                     retry(&ctx, &message, delivered, None).await;
                     return;
                 }
+                ctx.record(&intent.id, ScanState::Failed, &reason).await;
                 terminate(&ctx, &message, &reason).await;
             }
         }

@@ -12,7 +12,7 @@ use async_nats::HeaderMap;
 use clap::Parser;
 use prost::Message as _;
 use scanfleet_bus::topology::{DLQ_STREAM, INTENTS_STREAM};
-use scanfleet_bus::{IntentQueue, TopologyConfig, forward_dead_letters};
+use scanfleet_bus::{IntentQueue, ScanState, ScanStatusBook, TopologyConfig, forward_dead_letters};
 use scanfleet_collector::EmbeddedCollector;
 use scanfleet_collector::config::{Args, Config};
 use scanfleet_contracts::v1::{
@@ -106,6 +106,7 @@ struct Bench {
     collector: EmbeddedCollector,
     client: async_nats::Client,
     js: async_nats::jetstream::Context,
+    status: ScanStatusBook,
     key_pem: String,
 }
 
@@ -141,7 +142,9 @@ async fn bench() -> Bench {
     .map_err(|e| format!("{e:?}"))
     .unwrap();
     let collector = EmbeddedCollector::start(config).await.unwrap();
+    let status = ScanStatusBook::open(&js).await.unwrap();
     Bench {
+        status,
         nats,
         _dir: dir,
         collector,
@@ -188,6 +191,7 @@ impl Bench {
             scanner,
             publisher: Arc::new(ResultPublisher::new(&self.client, key, vec![])),
             metrics,
+            status: Some(self.status.clone()),
             config,
         }
     }
@@ -249,6 +253,10 @@ async fn each_intent_yields_one_result_within_the_concurrency_bound() {
             .render()
             .contains("scanfleet_worker_results_total{status=\"completed\"} 12")
     );
+    for i in 0..12 {
+        let record = b.status.get(&format!("01OK{i:02}")).await.unwrap().unwrap();
+        assert_eq!(record.state, ScanState::Completed);
+    }
     stop.send(true).unwrap();
     worker.await.unwrap().unwrap();
 }
@@ -314,6 +322,12 @@ async fn permanent_failures_publish_a_failed_result_and_dead_letter_the_intent()
     );
     assert_eq!(ScanIntent::decode(dead.payload).unwrap().id, "01GONE");
     assert_eq!(scanner.calls("01GONE"), 1, "not retried");
+    let record = b.status.get("01GONE").await.unwrap().unwrap();
+    assert_eq!(record.state, ScanState::Failed);
+    assert_eq!(record.message, "pod shop/gone-1 not found");
+    let record = b.status.get("01GONE").await.unwrap().unwrap();
+    assert_eq!(record.state, ScanState::Failed);
+    assert_eq!(record.message, "pod shop/gone-1 not found");
     stop.send(true).unwrap();
     worker.await.unwrap().unwrap();
     forwarder.await.unwrap().unwrap();

@@ -13,12 +13,14 @@
 pub mod connection;
 pub mod dead_letters;
 pub mod intent_queue;
+pub mod nats_args;
 pub mod scan_status;
 pub mod topology;
 
 pub use connection::{NatsAuth, NatsSettings, connect};
 pub use dead_letters::{dead_letter_and_terminate, forward_dead_letters};
 pub use intent_queue::{EnqueueError, Enqueued, IntentQueue};
+pub use nats_args::NatsArgs;
 pub use scan_status::{ScanState, ScanStatusBook, ScanStatusRecord};
 pub use topology::{PriorityClass, TopologyConfig};
 

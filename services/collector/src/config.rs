@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use scanfleet_bus::{NatsAuth, NatsSettings};
+use scanfleet_bus::{NatsArgs, NatsSettings};
 use scanfleet_trust::{AgeIdentities, PublicKey, TrustedKeys};
 
 /// Command-line and environment options.
@@ -16,25 +16,9 @@ use scanfleet_trust::{AgeIdentities, PublicKey, TrustedKeys};
     about = "Verifies and stores scanfleet results"
 )]
 pub struct Args {
-    /// NATS server URL(s), comma-separated.
-    #[arg(
-        long,
-        env = "SCANFLEET_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    pub nats_url: String,
-    /// NATS user (with --nats-password-file).
-    #[arg(long, env = "SCANFLEET_NATS_USER")]
-    pub nats_user: Option<String>,
-    /// File holding the NATS password (kept out of the process list).
-    #[arg(long, env = "SCANFLEET_NATS_PASSWORD_FILE")]
-    pub nats_password_file: Option<PathBuf>,
-    /// NATS credentials (.creds) file for operator/JWT auth.
-    #[arg(long, env = "SCANFLEET_NATS_CREDS")]
-    pub nats_creds: Option<PathBuf>,
-    /// CA certificate that must sign the NATS server's certificate (enables TLS).
-    #[arg(long, env = "SCANFLEET_NATS_CA")]
-    pub nats_ca: Option<PathBuf>,
+    /// How to reach NATS.
+    #[command(flatten)]
+    pub nats: NatsArgs,
     /// Result store: sqlite://PATH (default, embedded) or postgres://…
     #[arg(
         long,
@@ -102,6 +86,7 @@ pub struct Config {
 
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
+
 fn read_small(path: &PathBuf) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.len() > MAX_KEY_FILE {
@@ -120,53 +105,7 @@ impl Config {
     /// One line per problem.
     pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
-        let nats_urls: Vec<String> = args
-            .nats_url
-            .split(',')
-            .map(|u| u.trim().to_owned())
-            .filter(|u| !u.is_empty())
-            .collect();
-        if nats_urls.is_empty() {
-            errors.push("--nats-url: at least one URL is required".into());
-        }
-        for url in &nats_urls {
-            if !(url.starts_with("nats://") || url.starts_with("tls://")) {
-                errors.push(format!(
-                    "--nats-url: {url:?} must start with nats:// or tls://"
-                ));
-            }
-        }
-        let nats_auth = match (&args.nats_user, &args.nats_password_file, &args.nats_creds) {
-            (None, None, None) => NatsAuth::None,
-            (Some(user), Some(file), None) => match read_small(file) {
-                Ok(p) => NatsAuth::UserPassword {
-                    user: user.clone(),
-                    password: p.trim_end().to_owned(),
-                },
-                Err(e) => {
-                    errors.push(format!("--nats-password-file: {e}"));
-                    NatsAuth::None
-                }
-            },
-            (None, None, Some(creds)) => {
-                if !creds.is_file() {
-                    errors.push(format!("--nats-creds: {} is not a file", creds.display()));
-                }
-                NatsAuth::Creds(creds.clone())
-            }
-            _ => {
-                errors.push(
-                    "NATS auth: give --nats-user with --nats-password-file, or --nats-creds, not a mix"
-                        .into(),
-                );
-                NatsAuth::None
-            }
-        };
-        if let Some(ca) = &args.nats_ca
-            && !ca.is_file()
-        {
-            errors.push(format!("--nats-ca: {} is not a file", ca.display()));
-        }
+        let nats = args.nats.settings(&mut errors);
         if !(args.store_url.starts_with("sqlite:")
             || args.store_url.starts_with("postgres:")
             || args.store_url.starts_with("postgresql:"))
@@ -214,12 +153,7 @@ impl Config {
             return Err(errors);
         }
         Ok(Self {
-            nats: NatsSettings {
-                urls: nats_urls,
-                auth: nats_auth,
-                ca: args.nats_ca,
-                connect_attempts: 15,
-            },
+            nats,
             store_url: args.store_url,
             trusted,
             identities,

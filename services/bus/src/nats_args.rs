@@ -1,0 +1,95 @@
+//! The NATS command-line and environment options every service takes, so
+//! intake, workers and the collector configure the bus the same way.
+
+use std::path::PathBuf;
+
+use crate::connection::{NatsAuth, NatsSettings};
+
+/// NATS connection options (flags or `SCANFLEET_NATS_*` variables).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated (`nats://` or `tls://`).
+    #[arg(long, env = "SCANFLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// NATS user (with --nats-password-file).
+    #[arg(long, env = "SCANFLEET_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// File holding the NATS password (kept out of the process list).
+    #[arg(long, env = "SCANFLEET_NATS_PASSWORD_FILE")]
+    pub nats_password_file: Option<PathBuf>,
+    /// NATS credentials (.creds) file for operator/JWT auth.
+    #[arg(long, env = "SCANFLEET_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+    /// CA certificate that must sign the NATS server's certificate (enables TLS).
+    #[arg(long, env = "SCANFLEET_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    /// Validates the options, appending every problem to `errors`.
+    pub fn settings(&self, errors: &mut Vec<String>) -> NatsSettings {
+        let urls: Vec<String> = self
+            .nats_url
+            .split(',')
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if urls.is_empty() {
+            errors.push("--nats-url: at least one URL is required".into());
+        }
+        for url in &urls {
+            if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+                errors.push(format!(
+                    "--nats-url: {url:?} must start with nats:// or tls://"
+                ));
+            }
+        }
+        let auth = match (&self.nats_user, &self.nats_password_file, &self.nats_creds) {
+            (None, None, None) => NatsAuth::None,
+            (Some(user), Some(file), None) => match read_secret(file) {
+                Ok(password) => NatsAuth::UserPassword {
+                    user: user.clone(),
+                    password,
+                },
+                Err(e) => {
+                    errors.push(format!("--nats-password-file: {e}"));
+                    NatsAuth::None
+                }
+            },
+            (None, None, Some(creds)) => {
+                if !creds.is_file() {
+                    errors.push(format!("--nats-creds: {} is not a file", creds.display()));
+                }
+                NatsAuth::Creds(creds.clone())
+            }
+            _ => {
+                errors.push(
+                    "NATS auth: give --nats-user with --nats-password-file, or --nats-creds, not a mix"
+                        .into(),
+                );
+                NatsAuth::None
+            }
+        };
+        if let Some(ca) = &self.nats_ca
+            && !ca.is_file()
+        {
+            errors.push(format!("--nats-ca: {} is not a file", ca.display()));
+        }
+        NatsSettings {
+            urls,
+            auth,
+            ca: self.nats_ca.clone(),
+            connect_attempts: 15,
+        }
+    }
+}
+
+fn read_secret(path: &PathBuf) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > 4096 {
+        return Err(format!("{}: larger than 4096 bytes", path.display()));
+    }
+    std::fs::read_to_string(path)
+        .map(|p| p.trim_end().to_owned())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}

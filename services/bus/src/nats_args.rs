@@ -9,7 +9,11 @@ use crate::connection::{NatsAuth, NatsSettings};
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsArgs {
     /// NATS server URL(s), comma-separated (`nats://` or `tls://`).
-    #[arg(long, env = "SCANFLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "SCANFLEET_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
     /// NATS user (with --nats-password-file).
     #[arg(long, env = "SCANFLEET_NATS_USER")]

@@ -264,8 +264,11 @@ impl TopologyConfig {
         }
     }
 
-    /// Creates or updates every stream and consumer. Safe to call from every
-    /// service at start-up: identical declarations converge.
+    /// Creates every stream, consumer and bucket that does not exist yet, and
+    /// leaves existing ones alone. Every service calls it at start-up, so it
+    /// must never overwrite limits another service or an operator chose:
+    /// the first declaration wins, and changing a live limit is a deliberate
+    /// operation, not a side effect of restarting a pod.
     ///
     /// # Errors
     /// [`BusError::Topology`] naming the stream or consumer that failed.
@@ -288,7 +291,7 @@ impl TopologyConfig {
             self.advisories_stream(),
         ] {
             let name = config.name.clone();
-            js.create_or_update_stream(config)
+            js.get_or_create_stream(config)
                 .await
                 .map_err(|e| BusError::Topology {
                     what: name,
@@ -298,7 +301,7 @@ impl TopologyConfig {
         let intents = get_stream(js, INTENTS_STREAM).await?;
         for class in PriorityClass::ALL {
             intents
-                .create_consumer(self.worker_consumer(class))
+                .get_or_create_consumer(class.consumer_name(), self.worker_consumer(class))
                 .await
                 .map_err(|e| BusError::Topology {
                     what: format!("{INTENTS_STREAM}/{}", class.consumer_name()),
@@ -307,7 +310,7 @@ impl TopologyConfig {
         }
         get_stream(js, RESULTS_STREAM)
             .await?
-            .create_consumer(self.collector_consumer())
+            .get_or_create_consumer(COLLECTOR_CONSUMER, self.collector_consumer())
             .await
             .map_err(|e| BusError::Topology {
                 what: format!("{RESULTS_STREAM}/{COLLECTOR_CONSUMER}"),
@@ -343,7 +346,7 @@ impl TopologyConfig {
         }
         get_stream(js, ADVISORIES_STREAM)
             .await?
-            .create_consumer(self.dlq_forwarder_consumer())
+            .get_or_create_consumer(DLQ_FORWARDER_CONSUMER, self.dlq_forwarder_consumer())
             .await
             .map_err(|e| BusError::Topology {
                 what: format!("{ADVISORIES_STREAM}/{DLQ_FORWARDER_CONSUMER}"),

@@ -117,6 +117,32 @@ async fn ensure_is_idempotent_and_declares_the_documented_shape() {
         assert_eq!(consumer.config.max_deliver, config.max_deliver);
     }
     let _ = stream.info().await.unwrap();
+
+    // A later service with other defaults does not overwrite what exists.
+    TopologyConfig {
+        intents_max_messages: 7,
+        max_deliver: 9,
+        backoff: vec![Duration::from_secs(1)],
+        ..Default::default()
+    }
+    .ensure(&js)
+    .await
+    .unwrap();
+    let info = js
+        .get_stream(INTENTS_STREAM)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.config.max_messages, config.intents_max_messages);
+    let consumer = stream
+        .consumer_info(PriorityClass::High.consumer_name())
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(consumer.config.max_deliver, config.max_deliver);
 }
 
 #[tokio::test]

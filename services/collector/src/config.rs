@@ -86,7 +86,6 @@ pub struct Config {
 
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
-
 fn read_small(path: &PathBuf) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.len() > MAX_KEY_FILE {

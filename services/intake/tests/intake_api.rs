@@ -1,0 +1,290 @@
+//! The Intake gRPC API against a real nats-server.
+
+use async_nats::jetstream;
+use clap::Parser;
+use prost::Message as _;
+use scanfleet_bus::TopologyConfig;
+use scanfleet_bus::topology::INTENTS_STREAM;
+use scanfleet_contracts::v1::{
+    GetScanRequest, ProfileRef, ScanIntent, ScanState, SubmitBatchRequest, SubmitRequest,
+    TargetSelector, intake_client::IntakeClient, profile_ref::Pin, target_selector::Selector,
+};
+use scanfleet_intake::config::{Args, Config};
+use scanfleet_test_harness::nats::NatsServer;
+use tonic::Code;
+
+struct Running {
+    nats: NatsServer,
+    client: IntakeClient<tonic::transport::Channel>,
+    js: jetstream::Context,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(nats: NatsServer, extra: &[&str]) -> Running {
+    let mut argv = vec![
+        "scanfleet-intake".to_owned(),
+        "--nats-url".into(),
+        nats.url(),
+        "--cluster".into(),
+        "kubesim".into(),
+        "--grpc-listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    let config = Config::from_args(Args::parse_from(argv)).unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let (tx, ready) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(scanfleet_intake::run_with_ready(config, rx, move |a| {
+        let _ = tx.send(a);
+    }));
+    let addr = ready.await.expect("intake serves");
+    let client = IntakeClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    Running {
+        nats,
+        client,
+        js,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn queued(&self) -> u64 {
+        let mut s = self.js.get_stream(INTENTS_STREAM).await.unwrap();
+        s.info().await.unwrap().state.messages
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+        drop(self.nats);
+    }
+}
+
+fn request(uri: &str) -> SubmitRequest {
+    SubmitRequest {
+        target: Some(TargetSelector {
+            cluster: String::new(),
+            selector: Some(Selector::Uri(uri.into())),
+        }),
+        profile: Some(ProfileRef {
+            name: "container-baseline".into(),
+            pin: Some(Pin::Version("1.0.0".into())),
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_valid_submission_is_queued_on_its_subject_and_reported() {
+    let mut r = start(NatsServer::start(), &[]).await;
+    let accepted = r
+        .client
+        .submit(request("k8s://shop/web-0/web"))
+        .await
+        .unwrap()
+        .into_inner()
+        .scans;
+    assert_eq!(accepted.len(), 1);
+    let id = accepted[0].scan_id.clone();
+    assert_eq!(id.len(), 26, "a ULID");
+    assert!(!accepted[0].deduplicated);
+
+    let stream = r.js.get_stream(INTENTS_STREAM).await.unwrap();
+    let message = stream.get_raw_message(1).await.unwrap();
+    assert_eq!(
+        message.subject.as_str(),
+        format!("scan.intents.high.kubesim.shop.{id}")
+    );
+    let intent = ScanIntent::decode(message.payload).unwrap();
+    assert_eq!(intent.id, id);
+    let target = intent.target.unwrap();
+    assert_eq!(
+        (
+            target.cluster.as_str(),
+            target.namespace.as_str(),
+            target.pod.as_str(),
+            target.container.as_str()
+        ),
+        ("kubesim", "shop", "web-0", "web")
+    );
+    let deadline = intent.deadline.unwrap().seconds - intent.requested_at.unwrap().seconds;
+    assert_eq!(deadline, 600, "the default timeout");
+
+    let status = r
+        .client
+        .get_scan(GetScanRequest {
+            scan_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.state, ScanState::Queued as i32);
+    assert_eq!(status.intent.unwrap().id, id);
+
+    let missing = r
+        .client
+        .get_scan(GetScanRequest {
+            scan_id: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let bad = r
+        .client
+        .get_scan(GetScanRequest {
+            scan_id: "../etc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn every_violation_is_reported_with_its_field_path_and_nothing_is_queued() {
+    let mut r = start(NatsServer::start(), &[]).await;
+    let mut bad = request("k8s://Shop/web-0");
+    bad.profile = None;
+    bad.timeout = Some(prost_types::Duration {
+        seconds: 7200,
+        nanos: 0,
+    });
+    let err = r.client.submit(bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    for field in ["target.uri", "profile.name", "timeout"] {
+        assert!(
+            err.message().contains(field),
+            "{field} missing in {}",
+            err.message()
+        );
+    }
+
+    let err = r
+        .client
+        .submit_batch(SubmitBatchRequest {
+            requests: vec![request("k8s://shop/a/web"), request("k8s://shop/b")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("requests[1].target.uri"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(r.queued().await, 0, "an invalid batch queues nothing");
+
+    let ok = r
+        .client
+        .submit_batch(SubmitBatchRequest {
+            requests: vec![request("k8s://shop/a/web"), request("k8s://shop/b/web")],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.responses.len(), 2);
+    assert_eq!(r.queued().await, 2);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_first_scan_id() {
+    let mut r = start(NatsServer::start(), &[]).await;
+    let mut req = request("k8s://shop/web-0/web");
+    req.idempotency_key = "ci-run-4711".into();
+    let first = r
+        .client
+        .submit(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .scans;
+    let second = r
+        .client
+        .submit(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .scans;
+    assert_eq!(first[0].scan_id, second[0].scan_id);
+    assert!(second[0].deduplicated);
+    assert_eq!(r.queued().await, 1);
+    // Another target under the same key is another scan.
+    req.target = request("k8s://shop/web-1/web").target;
+    let third = r.client.submit(req).await.unwrap().into_inner().scans;
+    assert_ne!(third[0].scan_id, first[0].scan_id);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_queue_is_resource_exhausted_not_a_silent_drop() {
+    let nats = NatsServer::start();
+    // The operator sized the queue before intake started; intake keeps it.
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    TopologyConfig {
+        intents_max_messages: 2,
+        ..Default::default()
+    }
+    .ensure(&js)
+    .await
+    .unwrap();
+    let mut r = start(nats, &[]).await;
+    for pod in ["a", "b"] {
+        r.client
+            .submit(request(&format!("k8s://shop/{pod}/web")))
+            .await
+            .unwrap();
+    }
+    let err = r
+        .client
+        .submit(request("k8s://shop/c/web"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(err.message().contains("retry later"), "{}", err.message());
+    assert_eq!(r.queued().await, 2);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn selector_targets_are_refused_until_the_pod_directory_exists() {
+    let mut r = start(NatsServer::start(), &[]).await;
+    let mut req = request("");
+    req.target = Some(TargetSelector {
+        cluster: String::new(),
+        selector: Some(Selector::LabelSelector(
+            scanfleet_contracts::v1::LabelSelectorTarget {
+                namespace: "shop".into(),
+                selector: "app=web".into(),
+                container: String::new(),
+            },
+        )),
+    });
+    let err = r.client.submit(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("pod directory"));
+    r.stop().await;
+}
+
+#[test]
+fn bad_configuration_lists_every_problem() {
+    let errors = Config::from_args(Args::parse_from([
+        "scanfleet-intake",
+        "--nats-url",
+        "http://x",
+        "--cluster",
+        "Not A Name",
+        "--max-batch",
+        "0",
+    ]))
+    .unwrap_err();
+    let all = errors.join("\n");
+    for needle in ["--nats-url", "--cluster", "--max-batch"] {
+        assert!(all.contains(needle), "{needle} missing in {all}");
+    }
+}

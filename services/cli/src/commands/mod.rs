@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod envelope;
 mod keys;
 mod results;
+mod submit;
 
 /// The command succeeded.
 pub const EXIT_OK: ExitCode = ExitCode::SUCCESS;
@@ -36,6 +37,8 @@ enum Command {
     /// Sign, verify, encrypt and decrypt DSSE envelopes.
     #[command(subcommand)]
     Envelope(envelope::EnvelopeCommand),
+    /// Queue scans through intake.
+    Submit(submit::SubmitArgs),
     /// Read verified results from a collector.
     #[command(subcommand)]
     Results(results::ResultsCommand),
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Envelope(cmd) => envelope::run(cmd),
+        Command::Submit(args) => submit::run(args),
         Command::Results(cmd) => results::run(cmd),
         Command::Watch(args) => results::watch(args),
     }

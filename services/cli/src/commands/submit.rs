@@ -1,0 +1,134 @@
+//! `scanfleet submit`: ask intake to scan containers.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use scanfleet_contracts::v1::{
+    Approach, LabelSelectorTarget, ProfileRef, SubmitRequest, TargetSelector,
+    intake_client::IntakeClient, profile_ref::Pin, target_selector::Selector,
+};
+
+use super::EXIT_OK;
+
+/// What to scan, with which profile.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The intake's gRPC address.
+    #[arg(
+        long,
+        env = "SCANFLEET_INTAKE",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    intake: String,
+    /// One container: k8s://NAMESPACE/POD/CONTAINER.
+    #[arg(conflicts_with = "namespace")]
+    target: Option<String>,
+    /// Every running pod in this namespace (with --selector to narrow it).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Label selector, e.g. app=web,tier!=cache.
+    #[arg(long, requires = "namespace")]
+    selector: Option<String>,
+    /// Only this container of each selected pod.
+    #[arg(long, requires = "namespace")]
+    container: Option<String>,
+    /// The cluster (default: intake's).
+    #[arg(long, default_value = "")]
+    cluster: String,
+    /// Profile name.
+    #[arg(long, default_value = "container-baseline")]
+    profile: String,
+    /// Profile version.
+    #[arg(long, default_value = "1.0.0")]
+    profile_version: String,
+    /// How to reach the container.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "exec", "debug", "sidecar"])]
+    approach: String,
+    /// Scan deadline in seconds (default: intake's).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Repeat-safe key: the same key and target always return the same scan.
+    #[arg(long, default_value = "")]
+    idempotency_key: String,
+}
+
+pub fn run(args: SubmitArgs) -> Result<ExitCode> {
+    let selector = match (&args.target, &args.namespace) {
+        (Some(uri), None) => Selector::Uri(uri.clone()),
+        (None, Some(namespace)) => Selector::LabelSelector(LabelSelectorTarget {
+            namespace: namespace.clone(),
+            selector: args.selector.clone().unwrap_or_default(),
+            container: args.container.clone().unwrap_or_default(),
+        }),
+        _ => bail!("give a target (k8s://NS/POD/CONTAINER) or --namespace"),
+    };
+    let approach = match args.approach.as_str() {
+        "exec" => Approach::Exec,
+        "debug" => Approach::Debug,
+        "sidecar" => Approach::Sidecar,
+        _ => Approach::Auto,
+    };
+    let request = SubmitRequest {
+        target: Some(TargetSelector {
+            cluster: args.cluster.clone(),
+            selector: Some(selector),
+        }),
+        profile: Some(ProfileRef {
+            name: args.profile.clone(),
+            pin: Some(Pin::Version(args.profile_version.clone())),
+        }),
+        approach: approach as i32,
+        threshold: None,
+        timeout: args.timeout.map(|s| prost_types::Duration {
+            seconds: s as i64,
+            nanos: 0,
+        }),
+        profile_inputs: Default::default(),
+        idempotency_key: args.idempotency_key.clone(),
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(async move {
+            let channel = tonic::transport::Endpoint::from_shared(args.intake.clone())
+                .map_err(|e| anyhow!("--intake {:?}: {e}", args.intake))?
+                .connect_timeout(Duration::from_secs(10))
+                .connect()
+                .await
+                .with_context(|| format!("cannot reach intake at {}", args.intake))?;
+            let response = IntakeClient::new(channel)
+                .submit(request)
+                .await
+                .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
+                .into_inner();
+            for scan in &response.scans {
+                let t = scan.target.clone().unwrap_or_default();
+                println!(
+                    "{}  k8s://{}/{}/{}{}",
+                    scan.scan_id,
+                    t.namespace,
+                    t.pod,
+                    t.container,
+                    if scan.deduplicated {
+                        "  (already submitted)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            eprintln!(
+                "{} scan(s) queued; follow with: scanfleet watch {}",
+                response.scans.len(),
+                response
+                    .scans
+                    .iter()
+                    .map(|s| s.scan_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            Ok(EXIT_OK)
+        })
+}

@@ -1,0 +1,64 @@
+//! `scanfleet submit` against intake running in-process on a real nats-server.
+
+mod support;
+
+use clap::Parser;
+use scanfleet_intake::config::{Args, Config};
+use scanfleet_test_harness::nats::NatsServer;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_prints_scan_ids_and_refuses_bad_targets_with_the_reason() {
+    let nats = NatsServer::start();
+    let config = Config::from_args(Args::parse_from([
+        "scanfleet-intake",
+        "--nats-url",
+        &nats.url(),
+        "--cluster",
+        "kubesim",
+        "--grpc-listen",
+        "127.0.0.1:0",
+    ]))
+    .unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let (tx, ready) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(scanfleet_intake::run_with_ready(config, rx, move |a| {
+        let _ = tx.send(a);
+    }));
+    let intake = format!("http://{}", ready.await.unwrap());
+
+    let run = |args: Vec<&'static str>| {
+        let intake = intake.clone();
+        tokio::task::spawn_blocking(move || {
+            scanfleet()
+                .arg("submit")
+                .args(args)
+                .env("SCANFLEET_INTAKE", intake)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(vec!["k8s://shop/web-0/web", "--idempotency-key", "k1"])
+        .await
+        .unwrap();
+    assert_success(&out);
+    let line = text(&out.stdout);
+    let id = line.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(id.len(), 26);
+    assert!(line.contains("k8s://shop/web-0/web"));
+    assert!(text(&out.stderr).contains(&format!("scanfleet watch {id}")));
+
+    let again = run(vec!["k8s://shop/web-0/web", "--idempotency-key", "k1"])
+        .await
+        .unwrap();
+    assert_success(&again);
+    assert!(text(&again.stdout).starts_with(&id));
+    assert!(text(&again.stdout).contains("already submitted"));
+
+    let bad = run(vec!["k8s://Shop/web-0"]).await.unwrap();
+    assert_fails_with(&bad, 2, "target.uri");
+    assert_fails_with(&bad, 2, "InvalidArgument");
+
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}

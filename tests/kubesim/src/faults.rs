@@ -11,7 +11,11 @@ use crate::status::ApiError;
 
 /// What a matching rule does.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
 pub enum Fault {
     /// Delay the request.
     Latency {

@@ -25,6 +25,7 @@ pub mod fixture;
 pub mod image;
 pub mod kubeconfig;
 pub mod patch;
+pub mod protobuf;
 pub mod rbac;
 pub mod resources;
 pub mod review;

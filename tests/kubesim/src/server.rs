@@ -319,7 +319,8 @@ async fn read_json(req: Request<Incoming>) -> Result<(Value, String), ApiError> 
         return Ok((v, ct));
     }
     if ct.contains("protobuf") {
-        return Err(ApiError::unsupported_media(&ct));
+        let v = crate::protobuf::decode(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        return Ok((v, "application/json".to_string()));
     }
     let v = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(

@@ -36,6 +36,17 @@ pub async fn client_from(kubeconfig: &str) -> Client {
     Client::try_from(cfg).expect("client builds")
 }
 
+/// A kube-rs client without its default retry layer (fault tests observe
+/// each injected fault instead of kube-rs's retries of 429/5xx).
+pub async fn client_without_retries(kubeconfig: &str) -> Client {
+    let kc = Kubeconfig::from_yaml(kubeconfig).expect("kubeconfig parses");
+    let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    cfg.default_retry = false;
+    Client::try_from(cfg).expect("client builds")
+}
+
 /// The cluster-admin client.
 pub async fn admin(sim: &Kubesim) -> Client {
     client_from(&sim.admin_kubeconfig()).await

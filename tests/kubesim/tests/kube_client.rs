@@ -839,3 +839,124 @@ async fn watch_streams_events_bookmarks_and_expires_old_versions() {
     assert_eq!(obj.metadata.name.as_deref(), Some("late"));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn shared_process_namespace_lets_the_sidecar_read_the_app_root() {
+    let sim = demo().await;
+    let c = admin(&sim).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "apps");
+    let (o, _, _) = run(
+        &pods,
+        "app-with-scanner",
+        "scanner",
+        &["ps", "-o", "pid,user,args"],
+        None,
+    )
+    .await;
+    let text = String::from_utf8_lossy(&o).into_owned();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0][..2],
+        ["1", "root"],
+        "PID 1 is the pod sandbox:\n{text}"
+    );
+    assert!(
+        rows.iter().any(|r| r[1] == "1000" && r[2] == "sleep"),
+        "app process visible:\n{text}"
+    );
+    let (o, e, st) = run(&pods, "app-with-scanner", "scanner",
+        &["sh", "-c", "cat /proc/$(ps -o pid,user,args | awk '$2 == 1000 && $3 == \"sleep\" {print $1}')/root/etc/app/config.yaml"], None).await;
+    assert_eq!(exit_code(&st), 0, "{}", String::from_utf8_lossy(&e));
+    assert!(String::from_utf8_lossy(&o).contains("db_password: hunter2"));
+    // The hardened container cannot read the sidecar's root (different uid, no caps).
+    let (o, _, _) = run(&pods, "app-with-scanner", "app", &["sh", "-c", "ls /proc/$(ps -o pid,user,args | awk '$2 == \"root\" && $3 == \"sleep\" {p = $1} END {print p}')/root/ 2>&1 || true"], None).await;
+    assert!(
+        String::from_utf8_lossy(&o).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&o)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn pod_status_reports_start_failures() {
+    let sim = demo().await;
+    let c = admin(&sim).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "apps");
+    let mk = |name: &str, image: &str, sc: serde_json::Value, cmd: serde_json::Value| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": image, "securityContext": sc, "command": cmd}]}})
+    };
+    let _: Pod = apply(
+        &c,
+        Some("apps"),
+        mk("ghost", "nope:1", json!({}), json!(null)),
+    )
+    .await;
+    let _: Pod = apply(
+        &c,
+        Some("apps"),
+        mk(
+            "rootless",
+            "kubesim.local/scanner:1.0",
+            json!({"runAsNonRoot": true}),
+            json!(null),
+        ),
+    )
+    .await;
+    let _: Pod = apply(
+        &c,
+        Some("apps"),
+        mk(
+            "nobin",
+            "kubesim.local/distroless-app:1.0",
+            json!({}),
+            json!(["sh"]),
+        ),
+    )
+    .await;
+    let _: Pod = apply(
+        &c,
+        Some("apps"),
+        mk(
+            "done",
+            "kubesim.local/scanner:1.0",
+            json!({}),
+            json!(["true"]),
+        ),
+    )
+    .await;
+    for (pod, want) in [
+        ("ghost", "ErrImagePull"),
+        ("rootless", "CreateContainerConfigError"),
+        ("nobin", "StartError"),
+        ("done", "Completed"),
+    ] {
+        let got = eventually(want, Duration::from_secs(20), || async {
+            let s = pods
+                .get(pod)
+                .await
+                .ok()?
+                .status?
+                .container_statuses?
+                .pop()?
+                .state?;
+            s.waiting
+                .and_then(|w| w.reason)
+                .or(s.terminated.and_then(|t| t.reason))
+                .filter(|r| r != "ContainerCreating")
+        })
+        .await;
+        assert_eq!(got, want, "{pod}");
+    }
+    let done = pods.get("done").await.expect("pod");
+    assert_eq!(
+        done.status.and_then(|s| s.phase).as_deref(),
+        Some("Succeeded")
+    );
+    sim.shutdown().await;
+}

@@ -304,11 +304,18 @@ async fn read_json(req: Request<Incoming>) -> Result<(Value, String), ApiError> 
         .unwrap_or("")
         .trim()
         .to_string();
-    let body = req
-        .into_body()
+    // Upstream's default --max-resource-write-bytes.
+    const LIMIT: usize = 3 * 1024 * 1024;
+    let body = http_body_util::Limited::new(req.into_body(), LIMIT)
         .collect()
         .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read request body: {e}")))?
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::too_large(LIMIT)
+            } else {
+                ApiError::bad_request(format!("cannot read request body: {e}"))
+            }
+        })?
         .to_bytes();
     if body.is_empty() {
         return Ok((json!({}), ct));

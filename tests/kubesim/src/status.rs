@@ -208,6 +208,16 @@ impl ApiError {
         Self::new(410, "Expired", message.into(), None)
     }
 
+    /// 413 for a body over the write limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+            None,
+        )
+    }
+
     /// 415 for a body media type this server does not decode.
     pub fn unsupported_media(ct: &str) -> Self {
         Self::new(

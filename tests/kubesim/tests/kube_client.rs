@@ -128,6 +128,12 @@ async fn crud_metadata_and_status_errors() {
         bad.message
     );
 
+    let huge: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "huge",
+        "annotations": {"blob": "x".repeat(4 * 1024 * 1024)}}}))
+    .expect("sa");
+    let e = api_error(sas.create(&PostParams::default(), &huge).await);
+    assert_eq!((e.code, e.reason.as_str()), (413, "RequestEntityTooLarge"));
+
     sas.delete("robot", &DeleteParams::default())
         .await
         .expect("delete");
@@ -687,6 +693,45 @@ async fn ephemeral_containers_read_the_target_root_under_ptrace_rules() {
         "{}",
         e.message
     );
+
+    // PUT (replace) appends when the existing entries are kept unchanged.
+    let mut whole = pods
+        .get_ephemeral_containers("distroless-app")
+        .await
+        .expect("get subresource");
+    let mut list = whole
+        .spec
+        .as_ref()
+        .and_then(|s| s.ephemeral_containers.clone())
+        .expect("list");
+    list.push(
+        serde_json::from_value(
+            json!({"name": "via-put", "image": "kubesim.local/scanner:1.0",
+        "command": ["sleep", "infinity"], "targetContainerName": "app"}),
+        )
+        .expect("container"),
+    );
+    whole.spec.as_mut().expect("spec").ephemeral_containers = Some(list);
+    // Other changes in the submitted pod are dropped, as upstream does.
+    whole.metadata.labels = Some([("dropped".to_string(), "yes".to_string())].into());
+    let replaced = pods
+        .replace_ephemeral_containers("distroless-app", &PostParams::default(), &whole)
+        .await
+        .expect("replace");
+    assert_eq!(
+        replaced
+            .spec
+            .and_then(|s| s.ephemeral_containers)
+            .map(|l| l.len()),
+        Some(4)
+    );
+    assert!(
+        replaced
+            .metadata
+            .labels
+            .is_none_or(|l| !l.contains_key("dropped"))
+    );
+    wait_ephemeral_running(&pods, "distroless-app", "via-put").await;
 
     // A finished ephemeral container is reported terminated.
     pods.patch_ephemeral_containers("distroless-app", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"ephemeralContainers": [{

@@ -43,6 +43,44 @@ fn internal_status(message: &str) -> Value {
            "code": 500})
 }
 
+/// Resolves the `container` parameter as upstream does: any regular, init or
+/// ephemeral container by name, or the only regular container when omitted.
+pub fn pick_container(
+    pod: &Value,
+    pod_name: &str,
+    wanted: Option<&str>,
+) -> Result<String, ApiError> {
+    let names: Vec<String> = ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|f| pod["spec"][f].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    let container = match wanted.filter(|c| !c.is_empty()) {
+        Some(c) => c.to_string(),
+        None => {
+            let regular: Vec<String> = pod["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect();
+            if regular.len() != 1 {
+                return Err(ApiError::bad_request(format!(
+                    "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+                    regular.join(" ")
+                )));
+            }
+            regular[0].clone()
+        }
+    };
+    if !names.contains(&container) {
+        return Err(ApiError::bad_request(format!(
+            "container {container} is not valid for pod {pod_name}"
+        )));
+    }
+    Ok(container)
+}
+
 /// Handles an exec request up to the upgrade, then streams in a task.
 pub async fn handle(
     state: Arc<State>,
@@ -68,36 +106,7 @@ pub async fn handle(
     if command.is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
-    let names: Vec<String> = ["containers", "initContainers", "ephemeralContainers"]
-        .iter()
-        .flat_map(|f| pod["spec"][f].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c["name"].as_str().map(str::to_string))
-        .collect();
-    let container = match query.get("container").filter(|c| !c.is_empty()) {
-        Some(c) => c.to_string(),
-        None => {
-            let regular: Vec<String> = pod["spec"]["containers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c["name"].as_str().map(str::to_string))
-                .collect();
-            if regular.len() != 1 {
-                return Err(ApiError::bad_request(format!(
-                    "a container name must be specified for pod {}, choose one of: [{}]",
-                    info.name,
-                    regular.join(" ")
-                )));
-            }
-            regular[0].clone()
-        }
-    };
-    if !names.contains(&container) {
-        return Err(ApiError::bad_request(format!(
-            "container {container} is not valid for pod {}",
-            info.name
-        )));
-    }
+    let container = pick_container(&pod, &info.name, query.get("container"))?;
     if info.verb == "create" {
         return Err(ApiError::bad_request(
             "kubesim serves exec over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io); SPDY is not supported",

@@ -128,6 +128,7 @@ pub const TYPES: &[ResourceType] = &[
 /// Subresources served, with their verbs (discovery).
 pub const SUBRESOURCES: &[(&str, &str, &str, &[&str])] = &[
     ("pods", "exec", "PodExecOptions", &["create", "get"]),
+    ("pods", "log", "Pod", &["get"]),
     (
         "pods",
         "ephemeralcontainers",

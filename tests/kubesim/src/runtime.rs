@@ -252,6 +252,15 @@ impl Runtime {
         self.pods().get(pod_uid)?.containers.get(name).cloned()
     }
 
+    /// A container's stdout/stderr so far (`pods/log`).
+    pub fn logs(&self, pod_uid: &str, name: &str) -> Option<String> {
+        let c = self.container(pod_uid, name)?;
+        let dir = c.merged.parent()?;
+        std::fs::read(dir.join("log"))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
     /// Number of live container processes (for scale figures).
     pub fn running_containers(&self) -> usize {
         self.pods()

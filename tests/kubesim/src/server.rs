@@ -536,6 +536,34 @@ async fn subresource(
         ("pods", "exec", "get") | ("pods", "exec", "create") => {
             crate::exec::handle(state.clone(), req, info, query, user).await
         }
+        ("pods", "log", "get") => {
+            let pod = state
+                .store
+                .get(&g, ns, &info.name)
+                .ok_or_else(|| ApiError::not_found(t.group, t.plural, &info.name))?;
+            let container = crate::exec::pick_container(&pod, &info.name, query.get("container"))?;
+            let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+            let text = state.runtime.logs(uid, &container).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "container \"{container}\" in pod \"{}\" is waiting to start: ContainerCreating",
+                    info.name
+                ))
+            })?;
+            let text = match query.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let start = lines.len().saturating_sub(n);
+                    lines[start..].iter().map(|l| format!("{l}\n")).collect()
+                }
+                None => text,
+            };
+            let mut r = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
+            r.headers_mut().insert(
+                "content-type",
+                hyper::header::HeaderValue::from_static("text/plain"),
+            );
+            Ok(r)
+        }
         ("pods", "ephemeralcontainers" | "status", "get") => {
             let obj = state
                 .store

@@ -1005,3 +1005,47 @@ async fn pod_status_reports_start_failures() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn pod_logs_return_container_output() {
+    let sim = demo().await;
+    let c = admin(&sim).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "apps");
+    let _: Pod = apply(
+        &c,
+        Some("apps"),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker"},
+        "spec": {"containers": [{"name": "c", "image": "kubesim.local/scanner:1.0",
+            "command": ["sh", "-c", "echo one; echo two >&2; echo three; sleep infinity"]}]}}),
+    )
+    .await;
+    let text = eventually("three lines logged", Duration::from_secs(20), || async {
+        let t = pods
+            .logs("talker", &kube::api::LogParams::default())
+            .await
+            .ok()?;
+        (t.lines().count() == 3).then_some(t)
+    })
+    .await;
+    assert_eq!(text, "one\ntwo\nthree\n");
+    let tail = pods
+        .logs(
+            "talker",
+            &kube::api::LogParams {
+                tail_lines: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("tail");
+    assert_eq!(tail, "three\n");
+    let e = api_error(
+        pods.logs("app-with-scanner", &kube::api::LogParams::default())
+            .await,
+    );
+    assert_eq!(
+        e.message,
+        "a container name must be specified for pod app-with-scanner, choose one of: [app scanner]"
+    );
+    sim.shutdown().await;
+}

@@ -414,15 +414,44 @@ async fn route(
             let (items, rv) = state
                 .store
                 .list(&g, (!ns.is_empty()).then_some(ns.as_str()));
-            let items: Vec<Value> = items
+            let mut items: Vec<Value> = items
                 .into_iter()
                 .filter(|o| crate::watch::matches(o, query))
                 .collect();
+            // Chunking: the continue token names the last key returned.
+            let key = |o: &Value| {
+                format!(
+                    "{}/{}",
+                    o["metadata"]["namespace"].as_str().unwrap_or(""),
+                    o["metadata"]["name"].as_str().unwrap_or("")
+                )
+            };
+            if let Some(token) = query.get("continue").filter(|c| !c.is_empty()) {
+                use base64::Engine;
+                let after = base64::engine::general_purpose::STANDARD
+                    .decode(token)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+                items.retain(|o| key(o) > after);
+            }
+            let mut cont = None;
+            if let Some(limit) = query.get("limit").and_then(|l| l.parse::<usize>().ok())
+                && limit > 0
+                && items.len() > limit
+            {
+                items.truncate(limit);
+                use base64::Engine;
+                cont = items
+                    .last()
+                    .map(|o| base64::engine::general_purpose::STANDARD.encode(key(o)));
+            }
             if wants_table(&req) {
-                return Ok(json_response(
-                    200,
-                    &crate::table::table(t, &items, &rv.to_string(), state.clock.now()),
-                ));
+                let mut table = crate::table::table(t, &items, &rv.to_string(), state.clock.now());
+                if let Some(c) = &cont {
+                    table["metadata"]["continue"] = json!(c);
+                }
+                return Ok(json_response(200, &table));
             }
             let items: Vec<Value> = items
                 .into_iter()
@@ -434,11 +463,12 @@ async fn route(
                     o
                 })
                 .collect();
-            Ok(json_response(
-                200,
-                &json!({"kind": format!("{}List", t.kind), "apiVersion": t.api_version(),
-                        "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
-            ))
+            let mut list = json!({"kind": format!("{}List", t.kind), "apiVersion": t.api_version(),
+                    "metadata": {"resourceVersion": rv.to_string()}, "items": items});
+            if let Some(c) = cont {
+                list["metadata"]["continue"] = json!(c);
+            }
+            Ok(json_response(200, &list))
         }
         "watch" => Ok(crate::watch::serve(state.clone(), t, &ns, query)),
         "create" => {

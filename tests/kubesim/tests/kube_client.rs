@@ -72,6 +72,25 @@ async fn crud_metadata_and_status_errors() {
         .expect("list");
     assert_eq!(named.items.len(), 1);
 
+    let page = pods
+        .list(&ListParams::default().limit(2))
+        .await
+        .expect("page 1");
+    assert_eq!(page.items.len(), 2);
+    let token = page.metadata.continue_.clone().expect("continue token");
+    let rest = pods
+        .list(&ListParams::default().limit(10).continue_token(&token))
+        .await
+        .expect("page 2");
+    assert_eq!(rest.items.len(), 3);
+    assert!(rest.metadata.continue_.is_none());
+    assert!(rest.items.iter().all(|p| {
+        !page
+            .items
+            .iter()
+            .any(|q| q.metadata.name == p.metadata.name)
+    }));
+
     let sas: Api<ServiceAccount> = Api::namespaced(c.clone(), "apps");
     let created = sa(&c, "apps", "robot").await;
     let dup = api_error(sas.create(&PostParams::default(), &created).await);

@@ -133,6 +133,7 @@ const SSAR_SPEC: &[(u64, &str, Kind)] = &[
     (1, "resourceAttributes", Msg(RES_ATTR)),
     (2, "nonResourceAttributes", Msg(NONRES_ATTR)),
 ];
+const SSRR_SPEC: &[(u64, &str, Kind)] = &[(1, "namespace", Str)];
 const PRECONDITIONS: &[(u64, &str, Kind)] = &[(1, "uid", Str), (2, "resourceVersion", Str)];
 
 fn schema(kind: &str) -> Option<&'static [(u64, &'static str, Kind)]> {
@@ -150,6 +151,7 @@ fn schema(kind: &str) -> Option<&'static [(u64, &'static str, Kind)]> {
             (3, "roleRef", Msg(ROLE_REF)),
         ],
         "SelfSubjectAccessReview" => &[(1, "metadata", Msg(META)), (2, "spec", Msg(SSAR_SPEC))],
+        "SelfSubjectRulesReview" => &[(1, "metadata", Msg(META)), (2, "spec", Msg(SSRR_SPEC))],
         "Namespace" => &[(1, "metadata", Msg(META))],
         "DeleteOptions" => &[
             (1, "gracePeriodSeconds", Int),

@@ -123,6 +123,16 @@ pub const TYPES: &[ResourceType] = &[
         short_names: &[],
         create_only: true,
     },
+    ResourceType {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectrulesreviews",
+        singular: "selfsubjectrulesreview",
+        kind: "SelfSubjectRulesReview",
+        namespaced: false,
+        short_names: &[],
+        create_only: true,
+    },
 ];
 
 /// Subresources served, with their verbs (discovery).

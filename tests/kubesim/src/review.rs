@@ -59,3 +59,41 @@ pub fn self_subject_access_review(
     out["status"] = status;
     Ok(out)
 }
+
+/// SelfSubjectRulesReview: the rules the caller holds in `spec.namespace`
+/// (`kubectl auth can-i --list`).
+pub fn self_subject_rules_review(
+    state: &State,
+    user: &User,
+    body: Value,
+) -> Result<Value, ApiError> {
+    let ns = body["spec"]["namespace"].as_str().unwrap_or("").to_string();
+    let (rules, errors) = rbac::rules_for(state, user, &ns);
+    let list = |v: &[String]| json!(v);
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    for g in rules {
+        let r = g.rule;
+        if !r.non_resource_urls.is_empty() {
+            non_resource_rules.push(
+                json!({"verbs": list(&r.verbs), "nonResourceURLs": list(&r.non_resource_urls)}),
+            );
+        }
+        if !r.resources.is_empty() {
+            let mut rr = json!({"verbs": list(&r.verbs), "apiGroups": list(&r.api_groups), "resources": list(&r.resources)});
+            if !r.resource_names.is_empty() {
+                rr["resourceNames"] = list(&r.resource_names);
+            }
+            resource_rules.push(rr);
+        }
+    }
+    let mut status = json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules,
+                            "incomplete": !errors.is_empty()});
+    if !errors.is_empty() {
+        status["evaluationError"] = json!(errors.join(", "));
+    }
+    Ok(
+        json!({"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+              "metadata": {"creationTimestamp": null}, "spec": {"namespace": ns}, "status": status}),
+    )
+}

@@ -373,8 +373,12 @@ async fn route(
             ));
         }
         let (body, _) = read_json(req).await?;
-        return crate::review::self_subject_access_review(state, user, body)
-            .map(|v| json_response(201, &v));
+        let review = if t.kind == "SelfSubjectRulesReview" {
+            crate::review::self_subject_rules_review(state, user, body)
+        } else {
+            crate::review::self_subject_access_review(state, user, body)
+        };
+        return review.map(|v| json_response(201, &v));
     }
     if !info.subresource.is_empty() {
         return subresource(state, req, info, query, user, t, &ns).await;

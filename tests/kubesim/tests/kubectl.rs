@@ -325,6 +325,17 @@ async fn service_account_token_role_binding_and_can_i() {
         .run(&restricted, &["auth", "can-i", "create", "pods/exec"], None)
         .await;
     assert_eq!(no.stdout, "no\n");
+    let o = k.run(&restricted, &["auth", "can-i", "--list"], None).await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let row = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("pods "))
+        .unwrap_or_else(|| panic!("{}", o.stdout));
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        ["pods", "[]", "[web-hardened]", "[get]"]
+    );
     let o = k
         .run(
             &restricted,

@@ -474,7 +474,13 @@ async fn route(
             }
             Ok(json_response(200, &list))
         }
-        "watch" => Ok(crate::watch::serve(state.clone(), t, &ns, query)),
+        "watch" => Ok(crate::watch::serve(
+            state.clone(),
+            t,
+            &ns,
+            query,
+            wants_table(&req),
+        )),
         "create" => {
             let (body, _) = read_json(req).await?;
             let obj = api::create(state, user, t, &ns, body)?;

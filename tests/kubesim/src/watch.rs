@@ -68,7 +68,13 @@ fn key(o: &Value) -> (String, String) {
 }
 
 /// Starts a watch response.
-pub fn serve(state: Arc<State>, t: &'static ResourceType, ns: &str, q: &Query) -> Response<Body> {
+pub fn serve(
+    state: Arc<State>,
+    t: &'static ResourceType,
+    ns: &str,
+    q: &Query,
+    table: bool,
+) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let q = q.clone();
     let ns = ns.to_string();
@@ -81,6 +87,19 @@ pub fn serve(state: Arc<State>, t: &'static ResourceType, ns: &str, q: &Query) -
         .unwrap_or(1800);
     let initial_end = q.flag("sendInitialEvents");
     tokio::spawn(async move {
+        let clock = state.clock.clone();
+        // kubectl get -w asks for Tables: each event carries a one-row Table.
+        let render = move |kind: &str, o: &Value| -> Bytes {
+            if table {
+                let rv = o["metadata"]["resourceVersion"].as_str().unwrap_or("");
+                line(
+                    kind,
+                    &crate::table::table(t, std::slice::from_ref(o), rv, clock.now()),
+                )
+            } else {
+                line(kind, o)
+            }
+        };
         let mut shutdown = state.shutdown.clone();
         let in_scope = |ev_gr: &str, ev_ns: &str| ev_gr == gr && (ns.is_empty() || ev_ns == ns);
         let mut sent: BTreeSet<(String, String)> = BTreeSet::new();
@@ -92,7 +111,7 @@ pub fn serve(state: Arc<State>, t: &'static ResourceType, ns: &str, q: &Query) -
                 .snapshot_and_watch(&gr, (!ns.is_empty()).then_some(ns.as_str()));
             for o in items.into_iter().filter(|o| matches(o, &q)) {
                 sent.insert(key(&o));
-                if tx.send(line("ADDED", &o)).await.is_err() {
+                if tx.send(render("ADDED", &o)).await.is_err() {
                     return;
                 }
             }
@@ -123,8 +142,8 @@ pub fn serve(state: Arc<State>, t: &'static ResourceType, ns: &str, q: &Query) -
                         if !in_scope(&ev.gr, &ev.namespace) {
                             continue;
                         }
-                        if let Some(b) = event_line(&ev, &q, &mut sent)
-                            && tx.send(b).await.is_err()
+                        if let Some((kind, o)) = event_line(&ev, &q, &mut sent)
+                            && tx.send(render(kind, &o)).await.is_err()
                         {
                             return;
                         }
@@ -159,8 +178,8 @@ pub fn serve(state: Arc<State>, t: &'static ResourceType, ns: &str, q: &Query) -
                                 if ev.rv <= last_rv { continue; }
                                 last_rv = ev.rv;
                                 if in_scope(&ev.gr, &ev.namespace)
-                                    && let Some(b) = event_line(&ev, &q, &mut sent)
-                                    && tx.send(b).await.is_err() { return; }
+                                    && let Some((kind, o)) = event_line(&ev, &q, &mut sent)
+                                    && tx.send(render(kind, &o)).await.is_err() { return; }
                             }
                             Err(broadcast::error::TryRecvError::Empty) => break,
                             Err(_) => return,
@@ -176,8 +195,8 @@ pub fn serve(state: Arc<State>, t: &'static ResourceType, ns: &str, q: &Query) -
                     if ev.rv <= last_rv { continue; }
                     last_rv = ev.rv;
                     if !in_scope(&ev.gr, &ev.namespace) { continue; }
-                    if let Some(b) = event_line(&ev, &q, &mut sent)
-                        && tx.send(b).await.is_err() { return; }
+                    if let Some((kind, o)) = event_line(&ev, &q, &mut sent)
+                        && tx.send(render(kind, &o)).await.is_err() { return; }
                 }
             }
         }
@@ -194,7 +213,7 @@ fn event_line(
     ev: &crate::store::Event,
     q: &Query,
     sent: &mut BTreeSet<(String, String)>,
-) -> Option<Bytes> {
+) -> Option<(&'static str, Value)> {
     let k = key(&ev.object);
     if matches(&ev.object, q) {
         if ev.kind == "DELETED" {
@@ -202,8 +221,8 @@ fn event_line(
         } else {
             sent.insert(k);
         }
-        return Some(line(ev.kind, &ev.object));
+        return Some((ev.kind, ev.object.clone()));
     }
     // An object that stops matching the selector leaves the watched set.
-    (ev.kind == "MODIFIED" && sent.remove(&k)).then(|| line("DELETED", &ev.object))
+    (ev.kind == "MODIFIED" && sent.remove(&k)).then(|| ("DELETED", ev.object.clone()))
 }

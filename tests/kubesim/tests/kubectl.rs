@@ -466,3 +466,62 @@ async fn debug_target_on_distroless_then_read_the_target_files() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn get_watch_prints_table_rows_for_changes() {
+    use std::io::BufRead;
+    let sim = common::demo().await;
+    let k = Kubectl::new();
+    let kc = k.kubeconfig("admin", &sim.admin_kubeconfig());
+    let mut child = Command::new(&k.bin)
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args(["get", "pods", "-n", "apps", "-w", "--request-timeout=20s"])
+        .env("HOME", k.home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let header = next_line(&mut rx).await;
+    assert!(header.starts_with("NAME"), "{header}");
+    for _ in 0..5 {
+        next_line(&mut rx).await;
+    }
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(common::admin(&sim).await, "apps");
+    pods.patch(
+        "web-hardened",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {"touched": "yes"}}})),
+    )
+    .await
+    .expect("label");
+    let row = next_line(&mut rx).await;
+    assert_eq!(
+        row.split_whitespace().take(3).collect::<Vec<_>>(),
+        ["web-hardened", "1/1", "Running"],
+        "{row}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    sim.shutdown().await;
+}
+
+async fn next_line(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a line in time")
+        .expect("kubectl still running")
+}

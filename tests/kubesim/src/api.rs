@@ -220,6 +220,43 @@ fn default_pod(state: &State, pod: &mut Value) {
     });
 }
 
+/// The ServiceAccount admission plugin: unless the pod or its account opts
+/// out, a projected `kube-api-access-*` volume (token, CA, namespace) is
+/// added and mounted into every container and init container.
+fn mount_service_account_token(state: &State, ns: &str, sa: &str, pod: &mut Value) {
+    let sa_auto = state
+        .store
+        .get("serviceaccounts", ns, sa)
+        .and_then(|s| s["automountServiceAccountToken"].as_bool());
+    let auto = pod["spec"]["automountServiceAccountToken"]
+        .as_bool()
+        .or(sa_auto)
+        .unwrap_or(true);
+    let mount = crate::runtime::SA_MOUNT;
+    if !auto {
+        return;
+    }
+    let name = format!("kube-api-access-{}", random_suffix());
+    let volume = json!({"name": name, "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}});
+    let spec = &mut pod["spec"];
+    let mut volumes = spec["volumes"].as_array().cloned().unwrap_or_default();
+    volumes.push(volume);
+    spec["volumes"] = Value::Array(volumes);
+    for field in ["containers", "initContainers"] {
+        for c in spec[field].as_array_mut().into_iter().flatten() {
+            let mut mounts = c["volumeMounts"].as_array().cloned().unwrap_or_default();
+            if mounts.iter().any(|m| m["mountPath"] == mount) {
+                continue;
+            }
+            mounts.push(json!({"name": name, "readOnly": true, "mountPath": mount}));
+            c["volumeMounts"] = Value::Array(mounts);
+        }
+    }
+}
+
 /// Container defaults upstream applies.
 pub fn default_container(c: &mut Value) {
     let image = c["image"].as_str().unwrap_or("").to_string();
@@ -333,6 +370,7 @@ pub fn create(
             ));
         }
         default_pod(state, &mut obj);
+        mount_service_account_token(state, ns, &sa, &mut obj);
     }
     check_escalation(state, user, t, ns, "", &obj)?;
     let stored = state

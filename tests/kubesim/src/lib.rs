@@ -232,9 +232,12 @@ impl Kubesim {
             Some(p) => Some(audit::AuditLog::open(p).map_err(io_err("cannot open the audit log"))?),
             None => None,
         };
+        let signer = Arc::new(tokens::TokenSigner::generate().map_err(|_| StartError::Key)?);
         let runtime = runtime::Runtime::new(
             store.clone(),
             clock.clone(),
+            signer.clone(),
+            tls.ca_pem.clone(),
             images,
             work.path().join("containers"),
         )
@@ -243,7 +246,7 @@ impl Kubesim {
         let state = Arc::new(State {
             store,
             clock,
-            signer: tokens::TokenSigner::generate().map_err(|_| StartError::Key)?,
+            signer,
             static_tokens: vec![(
                 admin_token.clone(),
                 User {

@@ -87,17 +87,23 @@ const ALL_CAPS: &[&str] = &[
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Mounts the container root and /proc in the fresh mount namespace, then
-/// hands over to the final argv. Arguments: lower upper work merged hostname.
+/// Where the kubelet mounts the projected ServiceAccount token.
+pub const SA_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// Mounts the container root, the ServiceAccount files and /proc in the
+/// fresh mount namespace, then hands over to the final argv. Arguments:
+/// lower upper work merged hostname (ro|rw) service-account-dir.
 const SETUP_SCRIPT: &str = r#"set -e
-if [ -n "$2" ]; then
-  mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4"
-else
-  mount --bind "$1" "$4"; mount -o remount,bind,ro "$4"
+mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4"
+if [ -n "$7" ]; then
+  mkdir -p "$4/var/run/secrets/kubernetes.io/serviceaccount"
+  mount --bind "$7" "$4/var/run/secrets/kubernetes.io/serviceaccount"
+  mount -o remount,bind,ro "$4/var/run/secrets/kubernetes.io/serviceaccount"
 fi
+if [ "$6" = ro ]; then mount -o remount,ro "$4"; fi
 mount -t proc proc "$4/proc"
 hostname "$5"
-shift 5
+shift 7
 exec "$@""#;
 
 /// How a container runs: identity and privileges, resolved from the pod.
@@ -147,6 +153,8 @@ struct Inner {
     _watchdog: Mutex<Option<tokio::process::Child>>,
     store: Arc<Store>,
     clock: Arc<Clock>,
+    signer: Arc<crate::tokens::TokenSigner>,
+    ca_pem: String,
     images: BTreeMap<String, Arc<Image>>,
     work: PathBuf,
     pods: Mutex<BTreeMap<String, PodRun>>,
@@ -206,6 +214,8 @@ impl Runtime {
     pub fn new(
         store: Arc<Store>,
         clock: Arc<Clock>,
+        signer: Arc<crate::tokens::TokenSigner>,
+        ca_pem: String,
         images: Vec<Image>,
         work: PathBuf,
     ) -> std::io::Result<Self> {
@@ -226,6 +236,8 @@ impl Runtime {
                 _watchdog: Mutex::new(Some(watchdog)),
                 store,
                 clock,
+                signer,
+                ca_pem,
                 images: images
                     .into_iter()
                     .map(|i| (i.spec.name.clone(), Arc::new(i)))
@@ -250,6 +262,65 @@ impl Runtime {
     /// A container of a pod, if started.
     pub fn container(&self, pod_uid: &str, name: &str) -> Option<Container> {
         self.pods().get(pod_uid)?.containers.get(name).cloned()
+    }
+
+    /// Writes the projected ServiceAccount volume (a pod-bound token, the CA,
+    /// the namespace) for containers that mount it, as the kubelet does.
+    fn service_account_files(
+        &self,
+        pod: &Value,
+        c: &Value,
+        dir: &Path,
+    ) -> Result<Option<PathBuf>, String> {
+        let mounted = c["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["mountPath"] == SA_MOUNT);
+        if !mounted {
+            return Ok(None);
+        }
+        let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+        let sa_name = pod["spec"]["serviceAccountName"]
+            .as_str()
+            .unwrap_or("default");
+        let sa = self
+            .inner
+            .store
+            .get("serviceaccounts", ns, sa_name)
+            .ok_or_else(|| format!("serviceaccount {ns}/{sa_name} not found"))?;
+        let now = self.inner.clock.now();
+        let claims = crate::tokens::Claims {
+            aud: vec![crate::tokens::ISSUER.into()],
+            exp: now + 3607,
+            iat: now,
+            iss: crate::tokens::ISSUER.into(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            kubernetes: crate::tokens::KubeClaims {
+                namespace: ns.into(),
+                pod: Some(crate::tokens::Ref {
+                    name: pod["metadata"]["name"].as_str().unwrap_or("").into(),
+                    uid: pod_key(pod),
+                }),
+                serviceaccount: crate::tokens::Ref {
+                    name: sa_name.into(),
+                    uid: sa["metadata"]["uid"].as_str().unwrap_or("").into(),
+                },
+            },
+            nbf: now,
+            sub: format!("system:serviceaccount:{ns}:{sa_name}"),
+        };
+        let token = self.inner.signer.sign(&claims).map_err(|e| e.to_string())?;
+        let sa_dir = dir.join("serviceaccount");
+        std::fs::create_dir_all(&sa_dir).map_err(|e| e.to_string())?;
+        for (file, text) in [
+            ("token", token.as_str()),
+            ("ca.crt", self.inner.ca_pem.as_str()),
+            ("namespace", ns),
+        ] {
+            std::fs::write(sa_dir.join(file), text).map_err(|e| e.to_string())?;
+        }
+        Ok(Some(sa_dir))
     }
 
     /// A container's stdout/stderr so far (`pods/log`).
@@ -603,14 +674,13 @@ impl Runtime {
             }
         }
         cmd.args(["/bin/sh", "-c", SETUP_SCRIPT, "kubesim-setup"]);
-        cmd.arg(&img.root);
-        if read_only {
-            cmd.args(["", ""]);
-        } else {
-            cmd.arg(&upper).arg(&work);
-        }
-        cmd.arg(&merged);
+        let sa_dir = self
+            .service_account_files(pod, c, &dir)
+            .map_err(|e| ("CreateContainerError".to_string(), e))?;
+        cmd.arg(&img.root).arg(&upper).arg(&work).arg(&merged);
         cmd.arg(pod["metadata"]["name"].as_str().unwrap_or("pod"));
+        cmd.arg(if read_only { "ro" } else { "rw" });
+        cmd.arg(sa_dir.unwrap_or_default());
         cmd.args(Self::enter_argv(&id, &merged, &argv));
         let env = Self::env_for(pod, c, &img);
         cmd.env_clear()

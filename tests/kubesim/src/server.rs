@@ -42,7 +42,7 @@ pub struct State {
     /// Time source (tests advance it).
     pub clock: Arc<Clock>,
     /// ServiceAccount token signer.
-    pub signer: TokenSigner,
+    pub signer: Arc<TokenSigner>,
     /// Static bearer tokens and their users.
     pub static_tokens: Vec<(String, User)>,
     /// Container processes.

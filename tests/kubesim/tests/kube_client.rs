@@ -1068,3 +1068,108 @@ async fn pod_logs_return_container_output() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn mounted_service_account_token_is_pod_bound() {
+    let sim = demo().await;
+    let c = admin(&sim).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "apps");
+    let p = pods.get("web-hardened").await.expect("pod");
+    let spec = p.spec.expect("spec");
+    assert!(
+        spec.volumes
+            .expect("volumes")
+            .iter()
+            .any(|v| v.name.starts_with("kube-api-access-"))
+    );
+    let (token, _, st) = run(
+        &pods,
+        "web-hardened",
+        "web",
+        &["cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"],
+        None,
+    )
+    .await;
+    assert_eq!(exit_code(&st), 0);
+    let (ns, _, _) = run(
+        &pods,
+        "web-hardened",
+        "web",
+        &[
+            "cat",
+            "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(ns, b"apps");
+    let (ca, _, _) = run(
+        &pods,
+        "web-hardened",
+        "web",
+        &[
+            "cat",
+            "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&ca), sim.ca_pem);
+    // The root stays read-only for this pod; the token mount is read-only too.
+    let (_, e, st) = run(
+        &pods,
+        "web-hardened",
+        "web",
+        &[
+            "sh",
+            "-c",
+            "touch /x || touch /var/run/secrets/kubernetes.io/serviceaccount/x",
+        ],
+        None,
+    )
+    .await;
+    assert_ne!(exit_code(&st), 0);
+    assert!(
+        String::from_utf8_lossy(&e).contains("Read-only file system"),
+        "{}",
+        String::from_utf8_lossy(&e)
+    );
+
+    // The token authenticates as the pod's ServiceAccount (which holds no rights)...
+    let token = String::from_utf8(token).expect("utf8");
+    let as_pod: Api<Pod> = Api::namespaced(with_token(&sim, &token).await, "apps");
+    let e = api_error(as_pod.get("web-hardened").await);
+    assert_eq!(e.code, 403);
+    assert!(
+        e.message
+            .contains("User \"system:serviceaccount:apps:default\""),
+        "{}",
+        e.message
+    );
+    // ...until its pod is deleted.
+    pods.delete("web-hardened", &DeleteParams::default())
+        .await
+        .expect("delete");
+    assert_eq!(api_error(as_pod.get("web-hardened").await).code, 401);
+
+    let _: Pod = apply(&c, Some("apps"), json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "no-token"},
+        "spec": {"automountServiceAccountToken": false, "containers": [{"name": "c", "image": "kubesim.local/scanner:1.0"}]}})).await;
+    eventually("no-token running", Duration::from_secs(20), || async {
+        (pods.get("no-token").await.ok()?.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let (_, _, st) = run(
+        &pods,
+        "no-token",
+        "c",
+        &[
+            "test",
+            "-e",
+            "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(exit_code(&st), 1);
+    sim.shutdown().await;
+}

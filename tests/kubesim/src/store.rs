@@ -1,0 +1,284 @@
+//! The object store: JSON objects keyed by resource, namespace and name, one
+//! global resourceVersion counter, and a bounded event history for watches.
+//!
+//! It knows nothing about kinds; typed validation happens in [`crate::api`].
+//! The bounded history is what makes "too old resourceVersion" (410) real:
+//! a watch that starts before the oldest kept event cannot be served.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// Object key: (group/resource, namespace, name).
+pub type Key = (String, String, String);
+
+/// One change, as watch streams deliver it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub kind: &'static str,
+    /// Group/resource key of the object.
+    pub gr: String,
+    /// Namespace of the object.
+    pub namespace: String,
+    /// The object after the change (the last state for DELETED).
+    pub object: Value,
+}
+
+/// Why a watch cannot start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooOld {
+    /// Requested resourceVersion.
+    pub requested: u64,
+    /// Oldest resourceVersion still servable.
+    pub oldest: u64,
+}
+
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<Key, Value>,
+    history: VecDeque<Event>,
+    compacted_through: u64,
+}
+
+/// The store.
+pub struct Store {
+    inner: Mutex<Inner>,
+    history_cap: usize,
+    events: broadcast::Sender<Event>,
+}
+
+fn set_rv(obj: &mut Value, rv: u64) {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+}
+
+impl Store {
+    /// An empty store keeping at most `history_cap` events for watches.
+    pub fn new(history_cap: usize) -> Self {
+        let (events, _) = broadcast::channel(8192);
+        Self {
+            inner: Mutex::new(Inner {
+                rv: 1,
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                compacted_through: 1,
+            }),
+            history_cap: history_cap.max(1),
+            events,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, inner: &mut Inner, ev: Event) {
+        inner.history.push_back(ev.clone());
+        while inner.history.len() > self.history_cap {
+            if let Some(old) = inner.history.pop_front() {
+                inner.compacted_through = old.rv;
+            }
+        }
+        let _ = self.events.send(ev);
+    }
+
+    /// Current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// One object.
+    pub fn get(&self, gr: &str, ns: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .objects
+            .get(&(gr.to_string(), ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// All objects of a resource (in one namespace, or all when `ns` is None),
+    /// with the resourceVersion the list is consistent with.
+    pub fn list(&self, gr: &str, ns: Option<&str>) -> (Vec<Value>, u64) {
+        let inner = self.lock();
+        let items = inner
+            .objects
+            .iter()
+            .filter(|((g, n, _), _)| g == gr && ns.is_none_or(|ns| ns == n))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.rv)
+    }
+
+    /// Inserts a new object; returns it with its resourceVersion, or None if
+    /// the key exists.
+    pub fn create(&self, gr: &str, ns: &str, name: &str, mut obj: Value) -> Option<Value> {
+        let mut inner = self.lock();
+        let key = (gr.to_string(), ns.to_string(), name.to_string());
+        if inner.objects.contains_key(&key) {
+            return None;
+        }
+        inner.rv += 1;
+        let rv = inner.rv;
+        set_rv(&mut obj, rv);
+        inner.objects.insert(key, obj.clone());
+        self.record(
+            &mut inner,
+            Event {
+                rv,
+                kind: "ADDED",
+                gr: gr.into(),
+                namespace: ns.into(),
+                object: obj.clone(),
+            },
+        );
+        Some(obj)
+    }
+
+    /// Replaces an object through `f`, which sees the current state and
+    /// returns the new one (or an error that aborts). Atomic with respect to
+    /// other writers.
+    pub fn update<E>(
+        &self,
+        gr: &str,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&Value) -> Result<Value, E>,
+    ) -> Option<Result<Value, E>> {
+        let mut inner = self.lock();
+        let key = (gr.to_string(), ns.to_string(), name.to_string());
+        let current = inner.objects.get(&key)?;
+        let mut new = match f(current) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        if &new == current {
+            return Some(Ok(new));
+        }
+        inner.rv += 1;
+        let rv = inner.rv;
+        set_rv(&mut new, rv);
+        inner.objects.insert(key, new.clone());
+        self.record(
+            &mut inner,
+            Event {
+                rv,
+                kind: "MODIFIED",
+                gr: gr.into(),
+                namespace: ns.into(),
+                object: new.clone(),
+            },
+        );
+        Some(Ok(new))
+    }
+
+    /// Removes an object, returning its last state.
+    pub fn delete(&self, gr: &str, ns: &str, name: &str) -> Option<Value> {
+        let mut inner = self.lock();
+        let key = (gr.to_string(), ns.to_string(), name.to_string());
+        let mut obj = inner.objects.remove(&key)?;
+        inner.rv += 1;
+        let rv = inner.rv;
+        set_rv(&mut obj, rv);
+        self.record(
+            &mut inner,
+            Event {
+                rv,
+                kind: "DELETED",
+                gr: gr.into(),
+                namespace: ns.into(),
+                object: obj.clone(),
+            },
+        );
+        Some(obj)
+    }
+
+    /// Every object in the store (for garbage collection and namespaces).
+    pub fn all(&self) -> Vec<(Key, Value)> {
+        self.lock()
+            .objects
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Starts a watch after `rv`: the kept events newer than `rv` plus a live
+    /// receiver, taken atomically so nothing is missed or duplicated.
+    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Event>, broadcast::Receiver<Event>), TooOld> {
+        let inner = self.lock();
+        if rv < inner.compacted_through {
+            return Err(TooOld {
+                requested: rv,
+                oldest: inner.compacted_through,
+            });
+        }
+        let backlog = inner
+            .history
+            .iter()
+            .filter(|e| e.rv > rv)
+            .cloned()
+            .collect();
+        Ok((backlog, self.events.subscribe()))
+    }
+
+    /// A live receiver plus a consistent snapshot of one resource, for watches
+    /// that start with synthetic ADDED events.
+    pub fn snapshot_and_watch(
+        &self,
+        gr: &str,
+        ns: Option<&str>,
+    ) -> (Vec<Value>, u64, broadcast::Receiver<Event>) {
+        let inner = self.lock();
+        let items = inner
+            .objects
+            .iter()
+            .filter(|((g, n, _), _)| g == gr && ns.is_none_or(|ns| ns == n))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.rv, self.events.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn history_bound_makes_old_versions_expire() {
+        let s = Store::new(2);
+        for i in 0..4 {
+            s.create("pods", "ns", &format!("p{i}"), json!({"metadata": {}}))
+                .expect("new key");
+        }
+        // rv 2..5 were written; only the last two events are kept.
+        assert!(s.watch_from(2).is_err());
+        let (backlog, _) = s.watch_from(4).expect("recent rv");
+        assert_eq!(backlog.len(), 1);
+        assert_eq!(backlog[0].rv, 5);
+    }
+
+    #[test]
+    fn update_bumps_resource_version_only_on_change() {
+        let s = Store::new(10);
+        s.create("pods", "ns", "p", json!({"metadata": {}, "x": 1}));
+        let same = s
+            .update("pods", "ns", "p", |v| Ok::<_, ()>(v.clone()))
+            .expect("exists")
+            .expect("ok");
+        assert_eq!(same["metadata"]["resourceVersion"], "2");
+        let changed = s
+            .update("pods", "ns", "p", |v| {
+                let mut v = v.clone();
+                v["x"] = json!(2);
+                Ok::<_, ()>(v)
+            })
+            .expect("exists")
+            .expect("ok");
+        assert_eq!(changed["metadata"]["resourceVersion"], "3");
+    }
+}

@@ -69,6 +69,9 @@ fn spawn(extra: &[&str]) -> Running {
         .arg("--audit-log")
         .arg(dir.path().join("audit.jsonl"))
         .args(extra)
+        // The work dir lands in the test's temp dir, so even the SIGKILL
+        // test leaves no files behind.
+        .env("TMPDIR", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

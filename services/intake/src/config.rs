@@ -16,6 +16,10 @@ pub struct Args {
     /// Name of the cluster targets without an explicit cluster belong to.
     #[arg(long, env = "SCANFLEET_CLUSTER", default_value = "default")]
     pub cluster: String,
+    /// Kubeconfig of intake's own identity (needs list/watch on pods);
+    /// without it, only k8s:// targets are accepted.
+    #[arg(long, env = "SCANFLEET_KUBECONFIG")]
+    pub kubeconfig: Option<std::path::PathBuf>,
     /// gRPC `Intake` listen address (port 0 picks one).
     #[arg(long, env = "SCANFLEET_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
     pub grpc_listen: SocketAddr,
@@ -43,6 +47,8 @@ pub struct Config {
     pub nats: NatsSettings,
     /// The default cluster.
     pub cluster: ClusterName,
+    /// Kubeconfig for the pod directory.
+    pub kubeconfig: Option<std::path::PathBuf>,
     /// gRPC address.
     pub grpc_listen: SocketAddr,
     /// Default scan timeout.
@@ -74,6 +80,11 @@ impl Config {
                 args.max_timeout_secs
             ));
         }
+        if let Some(k) = &args.kubeconfig
+            && !k.is_file()
+        {
+            errors.push(format!("--kubeconfig: {} is not a file", k.display()));
+        }
         if args.max_batch == 0 {
             errors.push("--max-batch: must be at least 1".into());
         }
@@ -84,6 +95,7 @@ impl Config {
             (true, Some(cluster)) => Ok(Self {
                 nats,
                 cluster,
+                kubeconfig: args.kubeconfig,
                 grpc_listen: args.grpc_listen,
                 default_timeout: Duration::from_secs(args.default_timeout_secs),
                 max_timeout: Duration::from_secs(args.max_timeout_secs),

@@ -52,6 +52,7 @@ pub struct IntakeService {
     status: ScanStatusBook,
     idempotency: kv::Store,
     config: Config,
+    directory: Option<crate::pod_directory::PodDirectory>,
     rng: Mutex<OsRandom>,
 }
 
@@ -63,6 +64,7 @@ impl IntakeService {
     pub async fn new(
         js: jetstream::Context,
         config: Config,
+        directory: Option<crate::pod_directory::PodDirectory>,
     ) -> Result<Self, scanfleet_bus::BusError> {
         let status = ScanStatusBook::open(&js).await?;
         let idempotency = js
@@ -77,6 +79,7 @@ impl IntakeService {
             status,
             idempotency,
             config,
+            directory,
             rng: Mutex::new(OsRandom),
         })
     }
@@ -208,11 +211,21 @@ impl IntakeService {
     fn expand(&self, valid: &ValidSubmission, field: &str) -> Result<Vec<ContainerRef>, Status> {
         match &valid.target {
             Target::Container(c) => Ok(vec![c.clone()]),
-            Target::Selector { .. } => Err(Status::failed_precondition(format!(
-                "{field}: label-selector targets need the pod directory (a Kubernetes \
-                 connection), which this intake does not have yet; name the container \
-                 with a k8s:// URI"
-            ))),
+            Target::Selector {
+                namespace,
+                selector,
+                container,
+            } => match &self.directory {
+                Some(directory) => Ok(directory
+                    .containers(namespace, selector, container.as_ref())
+                    .into_iter()
+                    .map(|c| c.target)
+                    .collect()),
+                None => Err(Status::failed_precondition(format!(
+                    "{field}: label-selector targets need the pod directory; start intake \
+                     with --kubeconfig, or name the container with a k8s:// URI"
+                ))),
+            },
         }
     }
 

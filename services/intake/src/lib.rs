@@ -4,12 +4,13 @@
 //! (`k8s://NS/POD/CONTAINER`): every request is validated by
 //! `scanfleet-scan-intents`, given a ULID, recorded as `queued` in the scan
 //! status book, and published on the high-priority subject with the scan id
-//! as message id; a full queue answers `RESOURCE_EXHAUSTED`. Label-selector
-//! expansion, registry webhooks and the scheduler need the Kubernetes pod
-//! directory and are wired next.
+//! as message id; a full queue answers `RESOURCE_EXHAUSTED`. With
+//! `--kubeconfig`, label selectors expand against a watch-driven pod cache.
+//! Registry webhooks and the scheduler are wired next.
 
 pub mod config;
 pub mod intake_api;
+pub mod pod_directory;
 
 use std::net::SocketAddr;
 
@@ -38,7 +39,17 @@ pub async fn run_with_ready(
     }
     .ensure(&js)
     .await?;
-    let service = intake_api::IntakeService::new(js, config.clone()).await?;
+    let directory = match &config.kubeconfig {
+        Some(path) => {
+            let kube = scanfleet_kube_access::client_from_kubeconfig_file(path).await?;
+            let (directory, _watch) = pod_directory::PodDirectory::start(kube, shutdown.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("pod directory: {e}"))?;
+            Some(directory)
+        }
+        None => None,
+    };
+    let service = intake_api::IntakeService::new(js, config.clone(), directory).await?;
     let listener = tokio::net::TcpListener::bind(config.grpc_listen)
         .await
         .with_context(|| format!("binding gRPC {}", config.grpc_listen))?;

@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 mod envelope;
 mod keys;
 mod results;
+pub mod scan;
 mod submit;
+pub mod threshold;
 
 /// The command succeeded.
 pub const EXIT_OK: ExitCode = ExitCode::SUCCESS;
@@ -37,6 +39,12 @@ enum Command {
     /// Sign, verify, encrypt and decrypt DSSE envelopes.
     #[command(subcommand)]
     Envelope(envelope::EnvelopeCommand),
+    /// Scan a directory tree (e.g. an unpacked image) with a profile and
+    /// write HDF; exits 1 when a given threshold fails.
+    Scan(scan::Args),
+    /// Gate an HDF file with a SAF threshold file: exit 0 pass, 1 fail
+    /// (every failed check printed), 2 invalid input.
+    Threshold(threshold::Args),
     /// Queue scans through intake.
     Submit(submit::SubmitArgs),
     /// Read verified results from a collector.
@@ -51,6 +59,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Envelope(cmd) => envelope::run(cmd),
+        Command::Scan(args) => scan::run(args),
+        Command::Threshold(args) => threshold::run(args),
         Command::Submit(args) => submit::run(args),
         Command::Results(cmd) => results::run(cmd),
         Command::Watch(args) => results::watch(args),

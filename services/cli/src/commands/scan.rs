@@ -1,0 +1,113 @@
+//! `scanfleet scan --root DIR --profile PATH`: scans a directory tree (e.g. an
+//! unpacked image) with the local-root target and writes HDF.
+//!
+//! Exit status: 0 scanned (and the threshold, if given, passed), 1 the
+//! threshold failed, 2 invalid input or the scan could not run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use scanfleet_scan_engine::adapters::local_root::LocalRoot;
+use scanfleet_scan_engine::adapters::profile_dir::load_profile_dir;
+use scanfleet_scan_engine::facts::GatherLimits;
+use scanfleet_scan_engine::hdf::to_hdf;
+use scanfleet_scan_engine::scan::scan;
+
+use super::threshold::{INVALID_INPUT, gate, load_threshold};
+
+/// Arguments of `scanfleet scan`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Root of the directory tree to scan.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Profile directory (inspec.yml + controls/*.yml).
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Override a profile input: NAME=VALUE (lists: comma-separated). Repeatable.
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Gate the results with a SAF threshold file.
+    #[arg(long)]
+    pub threshold: Option<PathBuf>,
+    /// Write HDF here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Bytes kept per file read.
+    #[arg(long, default_value_t = GatherLimits::default().max_file_bytes)]
+    pub max_file_bytes: u64,
+    /// Entries a search may visit before its control errors.
+    #[arg(long, default_value_t = GatherLimits::default().max_walk_entries)]
+    pub max_walk_entries: usize,
+}
+
+fn parse_inputs(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for kv in raw {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--input {kv}: expected NAME=VALUE");
+        };
+        if out.insert(k.trim().to_string(), v.to_string()).is_some() {
+            bail!("--input {k} is given twice");
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let overrides = match parse_inputs(&args.inputs) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(INVALID_INPUT));
+        }
+    };
+    // Parse everything before scanning, so bad input fails fast.
+    let threshold = match &args.threshold {
+        Some(path) => match load_threshold(path) {
+            Ok(t) => Some(t),
+            Err(code) => return Ok(code),
+        },
+        None => None,
+    };
+    let profile = match load_profile_dir(&args.profile, &overrides) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.profile.display());
+            return Ok(ExitCode::from(INVALID_INPUT));
+        }
+    };
+    let limits = GatherLimits {
+        max_file_bytes: args.max_file_bytes,
+        max_walk_entries: args.max_walk_entries,
+        ..GatherLimits::default()
+    };
+    let target = match LocalRoot::new(&args.root, limits) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(INVALID_INPUT));
+        }
+    };
+    let report = match scan(&profile, &target) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: scan failed: {e}");
+            return Ok(ExitCode::from(INVALID_INPUT));
+        }
+    };
+    let hdf = to_hdf(&report);
+    let text = serde_json::to_string_pretty(&hdf).context("serializing HDF")?;
+    match &args.out {
+        Some(path) => std::fs::write(path, text + "\n")
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{text}"),
+    }
+    Ok(match threshold {
+        Some(t) => gate(&t, &hdf, "scan results"),
+        None => ExitCode::SUCCESS,
+    })
+}

@@ -1,0 +1,300 @@
+//! The local-root target: gathers facts by reading a directory tree (an
+//! unpacked image, a chroot) directly, with no shell.
+//!
+//! Paths resolve *inside* the root the way they would in a chroot: absolute
+//! symlinks point back into the root, never at the scanning host. That keeps
+//! the semantics identical to the shell target run through `chroot`.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::io::{ErrorKind, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::facts::{
+    CommandFact, ContentFact, FactPlan, FactRequest, FactValue, Facts, FileStat, GatherLimits,
+    GatherStats, ProcessInfo, ProcessesFact, StatFact, WalkEntry, WalkFact,
+};
+use crate::scan::{Target, TargetError};
+use crate::shell::{parse_proc_status, split_cmdline};
+
+/// Symlink hops allowed while resolving one path (Linux uses 40 too).
+const MAX_HOPS: usize = 40;
+
+/// Reads facts from a directory tree.
+#[derive(Debug, Clone)]
+pub struct LocalRoot {
+    root: PathBuf,
+    limits: GatherLimits,
+}
+
+impl LocalRoot {
+    /// A target rooted at `root`.
+    ///
+    /// # Errors
+    /// When `root` is not a directory.
+    pub fn new(root: impl Into<PathBuf>, limits: GatherLimits) -> Result<Self, TargetError> {
+        let root = root.into();
+        if !root.is_dir() {
+            return Err(TargetError::Root(format!(
+                "{} is not a directory",
+                root.display()
+            )));
+        }
+        Ok(Self { root, limits })
+    }
+
+    /// Resolves `path` inside the root. `Ok(None)` when it does not exist.
+    fn resolve(&self, path: &str, follow_last: bool) -> std::io::Result<Option<PathBuf>> {
+        let mut cur: Vec<OsString> = Vec::new();
+        let mut todo: VecDeque<OsString> = comps(Path::new(path));
+        let mut hops = 0;
+        while let Some(c) = todo.pop_front() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            let mut cand = self.root.clone();
+            cand.extend(cur.iter());
+            cand.push(&c);
+            let is_last = todo.is_empty();
+            let meta = match std::fs::symlink_metadata(&cand) {
+                Ok(m) => m,
+                Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            if meta.file_type().is_symlink() && (!is_last || follow_last) {
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return Err(std::io::Error::other("too many levels of symbolic links"));
+                }
+                let target = std::fs::read_link(&cand)?;
+                if target.is_absolute() {
+                    cur.clear();
+                }
+                let mut next = comps(&target);
+                next.extend(todo.drain(..));
+                todo = next;
+                continue;
+            }
+            if !is_last && !meta.is_dir() {
+                return Ok(None);
+            }
+            cur.push(c);
+        }
+        let mut out = self.root.clone();
+        out.extend(cur.iter());
+        Ok(Some(out))
+    }
+
+    fn stat(&self, path: &str) -> StatFact {
+        let p = match self.resolve(path, false) {
+            Ok(Some(p)) => p,
+            Ok(None) => return StatFact::Missing,
+            Err(e) => return StatFact::Error(e.to_string()),
+        };
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) => StatFact::Present(FileStat {
+                mode: m.mode(),
+                uid: m.uid(),
+                gid: m.gid(),
+                size: m.size(),
+                link_target: if m.file_type().is_symlink() {
+                    std::fs::read_link(&p)
+                        .ok()
+                        .map(|t| t.as_os_str().as_bytes().to_vec())
+                } else {
+                    None
+                },
+            }),
+            Err(e) if e.kind() == ErrorKind::NotFound => StatFact::Missing,
+            Err(e) => StatFact::Error(e.to_string()),
+        }
+    }
+
+    fn read(&self, path: &str, counted: &mut u64) -> ContentFact {
+        let p = match self.resolve(path, true) {
+            Ok(Some(p)) => p,
+            Ok(None) => return ContentFact::Missing,
+            Err(e) => return ContentFact::Error(e.to_string()),
+        };
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if !m.is_file() => return ContentFact::NotRegular,
+            Ok(_) => {}
+            Err(e) => return ContentFact::Error(e.to_string()),
+        }
+        let mut f = match std::fs::File::open(&p) {
+            Ok(f) => f,
+            Err(e) => return ContentFact::Error(e.to_string()),
+        };
+        let cap = self.limits.max_file_bytes as usize;
+        let mut kept = Vec::new();
+        let mut total: u64 = 0;
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n as u64;
+                    let room = cap.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return ContentFact::Error(e.to_string()),
+            }
+        }
+        *counted += kept.len() as u64;
+        ContentFact::Data {
+            bytes: kept,
+            total_len: total,
+        }
+    }
+
+    fn walk(&self, path: &str) -> WalkFact {
+        let start = match self.resolve(path, false) {
+            Ok(Some(p)) => p,
+            Ok(None) => return WalkFact::Missing,
+            Err(e) => return WalkFact::Error(e.to_string()),
+        };
+        let meta = match std::fs::symlink_metadata(&start) {
+            Ok(m) if m.is_dir() => m,
+            Ok(_) => return WalkFact::Missing,
+            Err(e) => return WalkFact::Error(e.to_string()),
+        };
+        let dev = meta.dev();
+        let cap = self.limits.max_walk_entries;
+        let mut entries = Vec::new();
+        let mut complete = true;
+        let mut truncated = false;
+        // (host path, path as the target names it)
+        let mut stack: Vec<(PathBuf, Vec<u8>, std::fs::Metadata)> =
+            vec![(start, path.as_bytes().to_vec(), meta)];
+        while let Some((host, name, m)) = stack.pop() {
+            if entries.len() >= cap {
+                truncated = true;
+                break;
+            }
+            entries.push(WalkEntry {
+                path: name.clone(),
+                mode: m.mode(),
+                uid: m.uid(),
+                gid: m.gid(),
+            });
+            if !m.is_dir() || m.dev() != dev {
+                continue;
+            }
+            let rd = match std::fs::read_dir(&host) {
+                Ok(rd) => rd,
+                Err(_) => {
+                    complete = false;
+                    continue;
+                }
+            };
+            for child in rd {
+                let Ok(child) = child else {
+                    complete = false;
+                    continue;
+                };
+                let cm = match std::fs::symlink_metadata(child.path()) {
+                    Ok(cm) => cm,
+                    Err(_) => {
+                        complete = false;
+                        continue;
+                    }
+                };
+                let mut cname = name.clone();
+                if !cname.ends_with(b"/") {
+                    cname.push(b'/');
+                }
+                cname.extend_from_slice(child.file_name().as_bytes());
+                stack.push((child.path(), cname, cm));
+            }
+        }
+        entries.sort();
+        WalkFact::Entries {
+            entries,
+            complete,
+            truncated,
+        }
+    }
+
+    fn processes(&self, counted: &mut u64) -> ProcessesFact {
+        let proc_dir = match self.resolve("/proc", true) {
+            Ok(Some(p)) => p,
+            Ok(None) => return ProcessesFact::Listed(Vec::new()),
+            Err(e) => return ProcessesFact::Error(e.to_string()),
+        };
+        let rd = match std::fs::read_dir(&proc_dir) {
+            Ok(rd) => rd,
+            Err(e) => return ProcessesFact::Error(e.to_string()),
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let status = std::fs::read(e.path().join("status")).unwrap_or_default();
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            *counted += (status.len() + cmd.len()) as u64;
+            if status.is_empty() && cmd.is_empty() {
+                continue;
+            }
+            out.push(ProcessInfo {
+                pid,
+                uid: parse_proc_status(&status).0,
+                cmdline: split_cmdline(&cmd),
+            });
+        }
+        out.sort_by_key(|p| p.pid);
+        ProcessesFact::Listed(out)
+    }
+}
+
+fn comps(p: &Path) -> VecDeque<OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_os_string()),
+            Component::ParentDir => Some(OsStr::new("..").to_os_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Target for LocalRoot {
+    fn gather(&self, plan: &FactPlan) -> Result<Facts, TargetError> {
+        let mut counted = 0u64;
+        let mut values = std::collections::BTreeMap::new();
+        for req in &plan.requests {
+            let v = match req {
+                FactRequest::Stat(p) => FactValue::Stat(self.stat(p)),
+                FactRequest::Read(p) => FactValue::Content(self.read(p, &mut counted)),
+                FactRequest::Walk(p) => {
+                    let w = self.walk(p);
+                    if let WalkFact::Entries { entries, .. } = &w {
+                        counted += entries.iter().map(|e| e.path.len() as u64 + 16).sum::<u64>();
+                    }
+                    FactValue::Walk(w)
+                }
+                FactRequest::Processes => FactValue::Processes(self.processes(&mut counted)),
+                FactRequest::Command(_) => FactValue::Command(CommandFact::Unsupported(
+                    "the local-root target reads files only and cannot run commands; use a shell-capable target".into(),
+                )),
+            };
+            values.insert(req.clone(), v);
+        }
+        Ok(Facts {
+            values,
+            stats: GatherStats {
+                round_trips: 0,
+                bytes_transferred: counted,
+            },
+        })
+    }
+
+    fn target_id(&self) -> String {
+        format!("local-root:{}", self.root.display())
+    }
+}

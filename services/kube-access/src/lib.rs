@@ -113,6 +113,108 @@ pub fn check_kubeconfig(kubeconfig: &Kubeconfig, source_name: &str) -> Result<()
     Ok(())
 }
 
+/// A cluster as scanfleet's own identity reaches it: the client plus what a
+/// per-scan kubeconfig needs (the server and the CA that pins it).
+#[derive(Clone)]
+pub struct ClusterAccess {
+    /// The client with the identity's credentials.
+    pub client: kube::Client,
+    /// The API server URL.
+    pub server: String,
+    /// Base64 PEM of the CA that must sign the server certificate, when the
+    /// kubeconfig pins one (otherwise the system roots apply).
+    pub ca_data: Option<String>,
+}
+
+impl ClusterAccess {
+    /// Reads a kubeconfig file, refusing what `check_kubeconfig` refuses.
+    ///
+    /// # Errors
+    /// [`KubeAccessError`] naming the problem.
+    pub async fn from_kubeconfig_file(path: &Path) -> Result<Self, KubeAccessError> {
+        let source_name = path.display().to_string();
+        let text = read_kubeconfig(path)?;
+        Self::from_kubeconfig(&text, &source_name).await
+    }
+
+    /// Same, from text.
+    ///
+    /// # Errors
+    /// [`KubeAccessError`] naming the problem.
+    pub async fn from_kubeconfig(text: &str, source_name: &str) -> Result<Self, KubeAccessError> {
+        let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| KubeAccessError::Parse {
+            source_name: source_name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let current = kubeconfig.current_context.clone().unwrap_or_default();
+        let cluster_name = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == current)
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+            .ok_or_else(|| KubeAccessError::Config {
+                source_name: source_name.to_owned(),
+                reason: format!("current context {current:?} is not defined"),
+            })?;
+        let cluster = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster_name)
+            .and_then(|c| c.cluster.clone())
+            .ok_or_else(|| KubeAccessError::Config {
+                source_name: source_name.to_owned(),
+                reason: format!("cluster {cluster_name:?} is not defined"),
+            })?;
+        let client = client_from_kubeconfig(text, source_name).await?;
+        Ok(Self {
+            client,
+            server: cluster.server.unwrap_or_default(),
+            ca_data: cluster.certificate_authority_data,
+        })
+    }
+
+    /// A kubeconfig for `token` against the same server and CA, for a
+    /// per-scan identity. Held in memory only; zeroized on drop.
+    pub fn kubeconfig_for_token(
+        &self,
+        user: &str,
+        token: &str,
+        namespace: &str,
+    ) -> Zeroizing<String> {
+        let ca = self
+            .ca_data
+            .as_ref()
+            .map(|d| format!("    certificate-authority-data: {d}\n"))
+            .unwrap_or_default();
+        Zeroizing::new(format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: scan\n\
+             clusters:\n- name: target\n  cluster:\n    server: {server}\n{ca}\
+             users:\n- name: {user}\n  user:\n    token: {token}\n\
+             contexts:\n- name: scan\n  context:\n    cluster: target\n    user: {user}\n    namespace: {namespace}\n",
+            server = self.server,
+        ))
+    }
+}
+
+fn read_kubeconfig(path: &Path) -> Result<Zeroizing<String>, KubeAccessError> {
+    let source_name = path.display().to_string();
+    let read_error = |reason: String| KubeAccessError::Read {
+        path: source_name.clone(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| read_error(e.to_string()))?;
+    if meta.len() > MAX_KUBECONFIG_BYTES {
+        return Err(read_error(format!(
+            "{} bytes is over the {MAX_KUBECONFIG_BYTES}-byte limit",
+            meta.len()
+        )));
+    }
+    Ok(Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?,
+    ))
+}
+
 /// Builds a client from kubeconfig text (for example held only in memory).
 ///
 /// # Errors

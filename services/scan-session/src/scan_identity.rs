@@ -1,0 +1,384 @@
+//! The identity one scan runs with, and nothing else.
+//!
+//! Per scan: a ServiceAccount `scanfleet-scan-<scan id>` owned by the target
+//! Pod (deleting the pod removes it), a Role whose every rule names only that
+//! pod in `resourceNames`, a RoleBinding, both owned by the ServiceAccount
+//! (deleting it removes everything), and a TokenRequest that lives
+//! max(600 s, deadline + margin) capped at 1800 s. The kubeconfig built from
+//! it exists in memory only. The ServiceAccount carries an `expires-at`
+//! annotation so a sweeper can remove what a crashed worker left behind.
+//!
+//! The token is *not* bound to the Pod with `boundObjectRef`: the API server
+//! refuses to bind a ServiceAccount's token to a pod that runs under another
+//! ServiceAccount ("cannot bind token … to pod running with different
+//! serviceaccount name"), and the target runs under its own. The same
+//! guarantee comes from ownership instead: the ServiceAccount is owned by the
+//! Pod, so deleting the Pod garbage-collects the ServiceAccount, and every
+//! token of a deleted ServiceAccount is rejected.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
+use scanfleet_kube_access::ClusterAccess;
+use zeroize::Zeroizing;
+
+/// Label on every object a scan creates.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Its value.
+pub const MANAGED_BY: &str = "scanfleet";
+/// Label carrying the scan id.
+pub const SCAN_ID_LABEL: &str = "scanfleet.dev/scan-id";
+/// Annotation with the RFC 3339 instant after which a sweeper may delete.
+pub const EXPIRES_AT_ANNOTATION: &str = "scanfleet.dev/expires-at";
+/// Prefix of per-scan ServiceAccount names.
+pub const NAME_PREFIX: &str = "scanfleet-scan-";
+
+/// Shortest token Kubernetes issues.
+pub const MIN_TOKEN_SECONDS: i64 = 600;
+/// Longest token scanfleet asks for (the seed's 15–30 minutes).
+pub const MAX_TOKEN_SECONDS: i64 = 1800;
+
+/// What the scan will need to do, which decides the Role's rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Exec into a container of the pod (exec and sidecar approaches).
+    Exec,
+    /// Exec plus adding an ephemeral container (debug approach).
+    ExecAndEphemeral,
+}
+
+/// Why a scan identity could not be created or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// A Kubernetes call failed.
+    #[error("{step}: {source}")]
+    Api {
+        /// Which step.
+        step: &'static str,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The scan id cannot be part of an object name.
+    #[error("scan id {0:?} cannot name a ServiceAccount")]
+    BadScanId(String),
+    /// The token was issued without a token.
+    #[error("TokenRequest returned no token")]
+    NoToken,
+    /// The per-scan client could not be built.
+    #[error("per-scan client: {0}")]
+    Client(String),
+}
+
+/// A live per-scan identity. Dropping it does not delete anything: call
+/// [`ScanIdentity::release`] on every exit path (the sweeper covers crashes).
+pub struct ScanIdentity {
+    /// Namespace of the target pod and of every object created.
+    pub namespace: String,
+    /// The ServiceAccount's name.
+    pub service_account: String,
+    /// A client that authenticates as the ServiceAccount.
+    pub client: kube::Client,
+    /// When the token expires (Unix seconds).
+    pub token_expires_at: i64,
+    token: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ScanIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanIdentity")
+            .field("namespace", &self.namespace)
+            .field("service_account", &self.service_account)
+            .field("token_expires_at", &self.token_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The token lifetime for a scan whose deadline is `deadline` from now.
+pub fn token_seconds(deadline: Duration, margin: Duration) -> i64 {
+    let wanted = (deadline + margin).as_secs() as i64;
+    wanted.clamp(MIN_TOKEN_SECONDS, MAX_TOKEN_SECONDS)
+}
+
+fn api_error(step: &'static str) -> impl FnOnce(kube::Error) -> IdentityError {
+    move |source| IdentityError::Api { step, source }
+}
+
+fn rules(pod: &str, access: Access) -> Vec<PolicyRule> {
+    let rule = |resource: &str, verbs: &[&str]| PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec![resource.into()]),
+        resource_names: Some(vec![pod.into()]),
+        verbs: verbs.iter().map(|v| (*v).into()).collect(),
+        ..Default::default()
+    };
+    let mut rules = vec![
+        rule("pods", &["get"]),
+        rule("pods/exec", &["get", "create"]),
+    ];
+    if access == Access::ExecAndEphemeral {
+        rules.push(rule("pods/ephemeralcontainers", &["get", "patch"]));
+    }
+    rules
+}
+
+impl ScanIdentity {
+    /// Creates the identity for scanning `pod` (which must exist).
+    ///
+    /// # Errors
+    /// [`IdentityError`]; objects created before the failure are removed.
+    pub async fn provision(
+        admin: &ClusterAccess,
+        pod: &Pod,
+        scan_id: &str,
+        access: Access,
+        deadline: Duration,
+    ) -> Result<Self, IdentityError> {
+        let suffix = scan_id.to_ascii_lowercase();
+        if suffix.is_empty()
+            || suffix.len() > 63 - NAME_PREFIX.len()
+            || !suffix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(IdentityError::BadScanId(scan_id.chars().take(80).collect()));
+        }
+        let name = format!("{NAME_PREFIX}{suffix}");
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
+        let seconds = token_seconds(deadline, Duration::from_secs(120));
+        let now = jiff::Timestamp::now();
+        let expires_at = now
+            .checked_add(jiff::SignedDuration::from_secs(seconds))
+            .unwrap_or(now);
+        let labels = BTreeMap::from([
+            (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
+            (SCAN_ID_LABEL.to_owned(), suffix.clone()),
+        ]);
+
+        let accounts: Api<ServiceAccount> = Api::namespaced(admin.client.clone(), &namespace);
+        let account = accounts
+            .create(
+                &PostParams::default(),
+                &ServiceAccount {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        namespace: Some(namespace.clone()),
+                        labels: Some(labels.clone()),
+                        annotations: Some(BTreeMap::from([(
+                            EXPIRES_AT_ANNOTATION.to_owned(),
+                            expires_at.to_string(),
+                        )])),
+                        owner_references: Some(vec![OwnerReference {
+                            api_version: "v1".into(),
+                            kind: "Pod".into(),
+                            name: pod_name.clone(),
+                            uid: pod_uid.clone(),
+                            ..Default::default()
+                        }]),
+                        ..Default::default()
+                    },
+                    automount_service_account_token: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api_error("create ServiceAccount"))?;
+        let owned_by_account = vec![OwnerReference {
+            api_version: "v1".into(),
+            kind: "ServiceAccount".into(),
+            name: name.clone(),
+            uid: account.metadata.uid.clone().unwrap_or_default(),
+            ..Default::default()
+        }];
+        let meta = ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            labels: Some(labels),
+            owner_references: Some(owned_by_account),
+            ..Default::default()
+        };
+        let result = async {
+            Api::<Role>::namespaced(admin.client.clone(), &namespace)
+                .create(
+                    &PostParams::default(),
+                    &Role {
+                        metadata: meta.clone(),
+                        rules: Some(rules(&pod_name, access)),
+                    },
+                )
+                .await
+                .map_err(api_error("create Role"))?;
+            Api::<RoleBinding>::namespaced(admin.client.clone(), &namespace)
+                .create(
+                    &PostParams::default(),
+                    &RoleBinding {
+                        metadata: meta.clone(),
+                        role_ref: RoleRef {
+                            api_group: Some("rbac.authorization.k8s.io".into()),
+                            kind: "Role".into(),
+                            name: name.clone(),
+                        },
+                        subjects: Some(vec![Subject {
+                            kind: "ServiceAccount".into(),
+                            name: name.clone(),
+                            namespace: Some(namespace.clone()),
+                            ..Default::default()
+                        }]),
+                    },
+                )
+                .await
+                .map_err(api_error("create RoleBinding"))?;
+            let issued = accounts
+                .create_token_request(
+                    &name,
+                    &PostParams::default(),
+                    &TokenRequest {
+                        spec: Some(TokenRequestSpec {
+                            expiration_seconds: Some(seconds),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(api_error("TokenRequest"))?;
+            let status = issued.status.ok_or(IdentityError::NoToken)?;
+            let token = Zeroizing::new(status.token.unwrap_or_default());
+            if token.is_empty() {
+                return Err(IdentityError::NoToken);
+            }
+            let kubeconfig = admin.kubeconfig_for_token(&name, &token, &namespace);
+            let client =
+                scanfleet_kube_access::client_from_kubeconfig(&kubeconfig, "per-scan identity")
+                    .await
+                    .map_err(|e| IdentityError::Client(e.to_string()))?;
+            let token_expires_at = status
+                .expiration_timestamp
+                .map(|t| t.0.as_second())
+                .unwrap_or_default();
+            Ok((client, token, token_expires_at))
+        }
+        .await;
+        match result {
+            Ok((client, token, token_expires_at)) => Ok(Self {
+                namespace,
+                service_account: name,
+                client,
+                token_expires_at,
+                token,
+            }),
+            Err(e) => {
+                let _ = delete_account(&admin.client, &namespace, &name).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The bearer token (for an exec client that needs it raw). Never log it.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Deletes the ServiceAccount; the Role and RoleBinding follow by owner
+    /// garbage collection, and the token dies with its account.
+    ///
+    /// # Errors
+    /// [`IdentityError`] when the delete fails (the sweeper retries later).
+    pub async fn release(self, admin: &ClusterAccess) -> Result<(), IdentityError> {
+        delete_account(&admin.client, &self.namespace, &self.service_account).await
+    }
+}
+
+async fn delete_account(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), IdentityError> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    match accounts
+        .delete(
+            name,
+            &DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..Default::default()
+            },
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(IdentityError::Api {
+            step: "delete ServiceAccount",
+            source: e,
+        }),
+    }
+}
+
+/// Deletes every scanfleet ServiceAccount whose `expires-at` has passed
+/// (workers that crashed mid-scan), returning how many were removed.
+///
+/// # Errors
+/// [`IdentityError`] when listing fails.
+pub async fn sweep_expired(
+    admin: &ClusterAccess,
+    now: jiff::Timestamp,
+) -> Result<usize, IdentityError> {
+    let all: Api<ServiceAccount> = Api::all(admin.client.clone());
+    let list = all
+        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")))
+        .await
+        .map_err(api_error("list scanfleet ServiceAccounts"))?;
+    let mut removed = 0;
+    for account in list {
+        let expired = account
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(EXPIRES_AT_ANNOTATION))
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            // An unreadable annotation is treated as expired: better to
+            // remove a credential early than to keep one forever.
+            .is_none_or(|at| at <= now);
+        let (Some(ns), Some(name)) = (&account.metadata.namespace, &account.metadata.name) else {
+            continue;
+        };
+        if expired {
+            delete_account(&admin.client, ns, name).await?;
+            tracing::info!(namespace = %ns, service_account = %name, "swept an expired scan identity");
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_lifetime_is_at_least_600_and_at_most_1800_seconds() {
+        let margin = Duration::from_secs(120);
+        assert_eq!(token_seconds(Duration::from_secs(10), margin), 600);
+        assert_eq!(token_seconds(Duration::from_secs(900), margin), 1020);
+        assert_eq!(token_seconds(Duration::from_secs(7200), margin), 1800);
+    }
+
+    #[test]
+    fn every_rule_names_only_the_target_pod() {
+        for access in [Access::Exec, Access::ExecAndEphemeral] {
+            for rule in rules("web-0", access) {
+                assert_eq!(rule.resource_names, Some(vec!["web-0".to_owned()]));
+            }
+        }
+        assert_eq!(rules("p", Access::Exec).len(), 2);
+        assert_eq!(rules("p", Access::ExecAndEphemeral).len(), 3);
+    }
+}

@@ -48,6 +48,9 @@ pub enum ExecError {
     Failed(String),
 }
 
+/// The script never touches `/dev` (minimal and distroless roots may have an
+/// empty one) and never lets a child read stdin, which is the script itself.
+///
 /// Runs one script, once, feeding it on stdin (never on a command line, where
 /// other processes in the target could read it and learn the boundary).
 pub trait ScriptExecutor {
@@ -188,13 +191,13 @@ pr() {
     [ -d "$d" ] || continue
     p=${d##*/}
     case $p in *[!0-9]*) continue;; esac
-    h P "$1" "$p" status; cat -- "$d/status" 2>/dev/null
-    h P "$1" "$p" cmdline; cat -- "$d/cmdline" 2>/dev/null
+    h P "$1" "$p" status; cat -- "$d/status"
+    h P "$1" "$p" cmdline; cat -- "$d/cmdline"
   done
   h PE "$1"
 }
 cm() {
-  o=$( (eval "$2") </dev/null; printf 'x%s' "$?" )
+  o=$( (eval "$2") <&-; printf 'x%s' "$?" )
   r=${o##*x}; o=${o%x*}
   h X "$1" "$r"; printf '%s' "$o"
 }
@@ -410,6 +413,10 @@ pub fn parse_output(
                     let (uid, ppid) = parse_proc_status(&status);
                     // Hide the scan shell and the tools it spawned.
                     if Some(pid) == self_pid || (ppid.is_some() && ppid == self_pid) {
+                        continue;
+                    }
+                    // Exited between listing and reading: gone, as for the local target.
+                    if status.is_empty() && cmd.is_empty() {
                         continue;
                     }
                     out.push(ProcessInfo {

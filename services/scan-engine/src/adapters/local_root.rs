@@ -90,13 +90,23 @@ impl LocalRoot {
         Ok(Some(out))
     }
 
+    /// `lstat`, except that the root itself is followed: it may be a magic
+    /// link such as `/proc/PID/root`, which is still the tree's top directory.
+    fn lstat(&self, p: &Path) -> std::io::Result<std::fs::Metadata> {
+        if p == self.root {
+            std::fs::metadata(p)
+        } else {
+            std::fs::symlink_metadata(p)
+        }
+    }
+
     fn stat(&self, path: &str) -> StatFact {
         let p = match self.resolve(path, false) {
             Ok(Some(p)) => p,
             Ok(None) => return StatFact::Missing,
             Err(e) => return StatFact::Error(e.to_string()),
         };
-        match std::fs::symlink_metadata(&p) {
+        match self.lstat(&p) {
             Ok(m) => StatFact::Present(FileStat {
                 mode: m.mode(),
                 uid: m.uid(),
@@ -121,7 +131,7 @@ impl LocalRoot {
             Ok(None) => return ContentFact::Missing,
             Err(e) => return ContentFact::Error(e.to_string()),
         };
-        match std::fs::symlink_metadata(&p) {
+        match self.lstat(&p) {
             Ok(m) if !m.is_file() => return ContentFact::NotRegular,
             Ok(_) => {}
             Err(e) => return ContentFact::Error(e.to_string()),
@@ -159,7 +169,7 @@ impl LocalRoot {
             Ok(None) => return WalkFact::Missing,
             Err(e) => return WalkFact::Error(e.to_string()),
         };
-        let meta = match std::fs::symlink_metadata(&start) {
+        let meta = match self.lstat(&start) {
             Ok(m) if m.is_dir() => m,
             Ok(_) => return WalkFact::Missing,
             Err(e) => return WalkFact::Error(e.to_string()),

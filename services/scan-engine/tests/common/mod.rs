@@ -68,3 +68,88 @@ pub fn shipped(name: &str) -> Profile {
     )
     .unwrap_or_else(|e| panic!("shipped profile {name} must load: {e}"))
 }
+
+/// A "running container": a process tree in fresh PID, mount and network
+/// namespaces, chrooted into a fixture rootfs with its own `/proc`. Killed on drop.
+pub struct LiveContainer {
+    unshare: std::process::Child,
+    /// Host pid of the container's pid 1.
+    pub pid: u32,
+}
+
+impl LiveContainer {
+    /// Starts `argv` as pid 1 inside `root`.
+    pub fn start(root: &Path, argv: &[&str]) -> Self {
+        let mut unshare = Command::new(system_tool("unshare"))
+            .args([
+                "--pid",
+                "--mount",
+                "--net",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+            ])
+            .arg(format!("--root={}", root.display()))
+            .args(argv)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("start unshare");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let uid = unshare.id();
+        loop {
+            let children = std::fs::read_to_string(format!("/proc/{uid}/task/{uid}/children"))
+                .unwrap_or_default();
+            if let Some(pid) = children
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+            {
+                // Ready once pid 1 has exec'd its final program and /proc is mounted inside.
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let proc_ready = Path::new(&format!("/proc/{pid}/root/proc/1/status")).exists();
+                if proc_ready && cmd.starts_with(b"sleep") {
+                    return Self { unshare, pid };
+                }
+            }
+            if let Ok(Some(status)) = unshare.try_wait() {
+                panic!("container exited early: {status}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "container did not start within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The container's root as the host sees it.
+    pub fn root(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.pid))
+    }
+
+    /// A shell target entering the container like `kubectl exec` would.
+    pub fn exec_target(&self, limits: GatherLimits) -> ShellTarget<ProcessExecutor> {
+        let exec = ProcessExecutor::new(
+            system_tool("nsenter").display().to_string(),
+            vec![
+                "--target".into(),
+                self.pid.to_string(),
+                "--pid".into(),
+                "--mount".into(),
+                "--root".into(),
+                "--wd".into(),
+                "/bin/sh".into(),
+            ],
+            format!("nsenter:{}", self.pid),
+        );
+        ShellTarget::new(exec, "", limits)
+    }
+}
+
+impl Drop for LiveContainer {
+    fn drop(&mut self) {
+        // --kill-child: killing unshare takes the container's pid 1 with it.
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}

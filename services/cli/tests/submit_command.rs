@@ -20,12 +20,10 @@ async fn submit_prints_scan_ids_and_refuses_bad_targets_with_the_reason() {
         "127.0.0.1:0",
     ]))
     .unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let (tx, ready) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(scanfleet_intake::run_with_ready(config, rx, move |a| {
-        let _ = tx.send(a);
-    }));
-    let intake = format!("http://{}", ready.await.unwrap());
+    let embedded = scanfleet_intake::EmbeddedIntake::start(config)
+        .await
+        .expect("intake serves");
+    let intake = format!("http://{}", embedded.grpc);
 
     let run = |args: Vec<&'static str>| {
         let intake = intake.clone();
@@ -59,6 +57,5 @@ async fn submit_prints_scan_ids_and_refuses_bad_targets_with_the_reason() {
     assert_fails_with(&bad, 2, "target.uri");
     assert_fails_with(&bad, 2, "InvalidArgument");
 
-    stop.send(true).unwrap();
-    task.await.unwrap().unwrap();
+    embedded.shutdown().await.unwrap();
 }

@@ -69,3 +69,48 @@ pub async fn run_with_ready(
     client.flush().await.ok();
     Ok(())
 }
+
+/// Intake running inside another process (`scanfleet dev`, tests), like
+/// the collector's `EmbeddedCollector`.
+pub struct EmbeddedIntake {
+    /// Where the gRPC API serves.
+    pub grpc: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl EmbeddedIntake {
+    /// Starts intake and waits until it serves.
+    ///
+    /// # Errors
+    /// The start-up error when it stops before serving.
+    pub async fn start(config: Config) -> Result<Self> {
+        let (stop, rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut task = tokio::spawn(run_with_ready(config, rx, move |addr| {
+            let _ = ready_tx.send(addr);
+        }));
+        tokio::select! {
+            ready = ready_rx => match ready {
+                Ok(grpc) => Ok(Self { grpc, stop, task }),
+                Err(_) => Err(anyhow::anyhow!("intake stopped before serving")),
+            },
+            result = &mut task => Err(match result {
+                Err(e) => anyhow::anyhow!("intake panicked: {e}"),
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => anyhow::anyhow!("intake exited before serving"),
+            }),
+        }
+    }
+
+    /// Stops it and waits for a clean exit.
+    ///
+    /// # Errors
+    /// When it stopped with an error.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .map_err(|e| anyhow::anyhow!("intake panicked: {e}"))?
+    }
+}

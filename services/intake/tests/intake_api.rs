@@ -17,8 +17,7 @@ struct Running {
     nats: NatsServer,
     client: IntakeClient<tonic::transport::Channel>,
     js: jetstream::Context,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    intake: scanfleet_intake::EmbeddedIntake,
 }
 
 async fn start(nats: NatsServer, extra: &[&str]) -> Running {
@@ -33,13 +32,10 @@ async fn start(nats: NatsServer, extra: &[&str]) -> Running {
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
     let config = Config::from_args(Args::parse_from(argv)).unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let (tx, ready) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(scanfleet_intake::run_with_ready(config, rx, move |a| {
-        let _ = tx.send(a);
-    }));
-    let addr = ready.await.expect("intake serves");
-    let client = IntakeClient::connect(format!("http://{addr}"))
+    let intake = scanfleet_intake::EmbeddedIntake::start(config)
+        .await
+        .expect("intake serves");
+    let client = IntakeClient::connect(format!("http://{}", intake.grpc))
         .await
         .unwrap();
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
@@ -47,8 +43,7 @@ async fn start(nats: NatsServer, extra: &[&str]) -> Running {
         nats,
         client,
         js,
-        stop,
-        task,
+        intake,
     }
 }
 
@@ -59,8 +54,7 @@ impl Running {
     }
 
     async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.task.await.unwrap().unwrap();
+        self.intake.shutdown().await.unwrap();
         drop(self.nats);
     }
 }

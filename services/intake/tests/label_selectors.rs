@@ -76,13 +76,10 @@ async fn selectors_expand_to_running_containers() {
         kubeconfig.to_str().unwrap(),
     ]))
     .unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let (tx, ready) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(scanfleet_intake::run_with_ready(config, rx, move |a| {
-        let _ = tx.send(a);
-    }));
-    let addr = ready.await.expect("intake serves");
-    let mut client = IntakeClient::connect(format!("http://{addr}"))
+    let intake = scanfleet_intake::EmbeddedIntake::start(config)
+        .await
+        .expect("intake serves");
+    let mut client = IntakeClient::connect(format!("http://{}", intake.grpc))
         .await
         .unwrap();
 
@@ -135,8 +132,7 @@ async fn selectors_expand_to_running_containers() {
     let first = ScanIntent::decode(stream.get_raw_message(1).await.unwrap().payload).unwrap();
     assert_eq!(first.target.unwrap().namespace, "apps");
 
-    stop.send(true).unwrap();
-    task.await.unwrap().unwrap();
+    intake.shutdown().await.unwrap();
     sim.shutdown().await;
 }
 

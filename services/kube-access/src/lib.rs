@@ -20,6 +20,10 @@ use std::path::Path;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use zeroize::Zeroizing;
 
+pub mod api_throttle;
+
+pub use api_throttle::{ApiThrottle, ThrottleConfig, ThrottleConfigError, ThrottleStats};
+
 /// The largest kubeconfig accepted; real ones are a few kilobytes.
 pub const MAX_KUBECONFIG_BYTES: u64 = 1024 * 1024;
 
@@ -124,6 +128,18 @@ pub struct ClusterAccess {
     /// Base64 PEM of the CA that must sign the server certificate, when the
     /// kubeconfig pins one (otherwise the system roots apply).
     pub ca_data: Option<String>,
+    /// The cluster's one rate limit, shared by every client built from this
+    /// access (the per-scan identities' included).
+    pub throttle: ApiThrottle,
+}
+
+impl std::fmt::Debug for ClusterAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterAccess")
+            .field("server", &self.server)
+            .field("throttle", &self.throttle)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClusterAccess {
@@ -142,6 +158,23 @@ impl ClusterAccess {
     /// # Errors
     /// [`KubeAccessError`] naming the problem.
     pub async fn from_kubeconfig(text: &str, source_name: &str) -> Result<Self, KubeAccessError> {
+        let throttle =
+            ApiThrottle::new(ThrottleConfig::default()).map_err(|e| KubeAccessError::Config {
+                source_name: source_name.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Self::from_kubeconfig_throttled(text, source_name, throttle).await
+    }
+
+    /// Same, with the cluster's throttle.
+    ///
+    /// # Errors
+    /// [`KubeAccessError`] naming the problem.
+    pub async fn from_kubeconfig_throttled(
+        text: &str,
+        source_name: &str,
+        throttle: ApiThrottle,
+    ) -> Result<Self, KubeAccessError> {
         let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| KubeAccessError::Parse {
             source_name: source_name.to_owned(),
             reason: e.to_string(),
@@ -166,12 +199,28 @@ impl ClusterAccess {
                 source_name: source_name.to_owned(),
                 reason: format!("cluster {cluster_name:?} is not defined"),
             })?;
-        let client = client_from_kubeconfig(text, source_name).await?;
+        let client = throttled_client(text, source_name, Some(&throttle)).await?;
         Ok(Self {
             client,
             server: cluster.server.unwrap_or_default(),
             ca_data: cluster.certificate_authority_data,
+            throttle,
         })
+    }
+
+    /// A client authenticating with `token` against the same server, CA and
+    /// throttle. The kubeconfig it is built from lives only in memory.
+    ///
+    /// # Errors
+    /// [`KubeAccessError`] when the client cannot be built.
+    pub async fn client_for_token(
+        &self,
+        user: &str,
+        token: &str,
+        namespace: &str,
+    ) -> Result<kube::Client, KubeAccessError> {
+        let kubeconfig = self.kubeconfig_for_token(user, token, namespace);
+        throttled_client(&kubeconfig, "per-scan identity", Some(&self.throttle)).await
     }
 
     /// A kubeconfig for `token` against the same server and CA, for a
@@ -223,6 +272,14 @@ pub async fn client_from_kubeconfig(
     text: &str,
     source_name: &str,
 ) -> Result<kube::Client, KubeAccessError> {
+    throttled_client(text, source_name, None).await
+}
+
+async fn throttled_client(
+    text: &str,
+    source_name: &str,
+    throttle: Option<&ApiThrottle>,
+) -> Result<kube::Client, KubeAccessError> {
     let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| KubeAccessError::Parse {
         source_name: source_name.to_owned(),
         reason: e.to_string(),
@@ -234,7 +291,7 @@ pub async fn client_from_kubeconfig(
             source_name: source_name.to_owned(),
             reason: e.to_string(),
         })?;
-    client_from_config(config, source_name)
+    client_from_config(config, source_name, throttle)
 }
 
 /// Builds a client from a kubeconfig file.
@@ -268,10 +325,14 @@ pub fn in_cluster_client() -> Result<kube::Client, KubeAccessError> {
         source_name: "in-cluster ServiceAccount".into(),
         reason: e.to_string(),
     })?;
-    client_from_config(config, "in-cluster ServiceAccount")
+    client_from_config(config, "in-cluster ServiceAccount", None)
 }
 
-fn client_from_config(config: Config, source_name: &str) -> Result<kube::Client, KubeAccessError> {
+fn client_from_config(
+    config: Config,
+    source_name: &str,
+    throttle: Option<&ApiThrottle>,
+) -> Result<kube::Client, KubeAccessError> {
     if config.accept_invalid_certs || config.cluster_url.scheme_str() != Some("https") {
         return Err(KubeAccessError::Refused {
             source_name: source_name.to_owned(),
@@ -279,9 +340,14 @@ fn client_from_config(config: Config, source_name: &str) -> Result<kube::Client,
             reason: "TLS verification must be on and the server https://",
         });
     }
-    kube::Client::try_from(config).map_err(|e| KubeAccessError::Config {
-        source_name: source_name.to_owned(),
-        reason: e.to_string(),
+    let builder =
+        kube::client::ClientBuilder::try_from(config).map_err(|e| KubeAccessError::Config {
+            source_name: source_name.to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok(match throttle {
+        Some(t) => builder.with_layer(t).build(),
+        None => builder.build(),
     })
 }
 

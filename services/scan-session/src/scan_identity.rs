@@ -87,6 +87,10 @@ pub struct ScanIdentity {
     pub client: kube::Client,
     /// When the token expires (Unix seconds).
     pub token_expires_at: i64,
+    /// The ServiceAccount's uid (owner of everything else created).
+    pub account_uid: String,
+    /// The scan id label value.
+    pub scan_id: String,
     token: Zeroizing<String>,
 }
 
@@ -98,6 +102,11 @@ impl std::fmt::Debug for ScanIdentity {
             .field("token_expires_at", &self.token_expires_at)
             .finish_non_exhaustive()
     }
+}
+
+fn rand_u16() -> u16 {
+    use rand_core::RngCore;
+    (rand_core::OsRng.next_u32() & 0xffff) as u16
 }
 
 /// The token lifetime for a scan whose deadline is `deadline` from now.
@@ -123,7 +132,11 @@ fn rules(pod: &str, access: Access) -> Vec<PolicyRule> {
         rule("pods/exec", &["get", "create"]),
     ];
     if access == Access::ExecAndEphemeral {
-        rules.push(rule("pods/ephemeralcontainers", &["get", "patch"]));
+        // PATCH only: a strategic-merge patch needs no prior read.
+        rules.push(rule("pods/ephemeralcontainers", &["patch"]));
+        // The bounded wait for the debug container: a watch narrowed to the
+        // pod by a metadata.name field selector, which resourceNames covers.
+        rules.push(rule("pods", &["watch"]));
     }
     rules
 }
@@ -142,14 +155,17 @@ impl ScanIdentity {
     ) -> Result<Self, IdentityError> {
         let suffix = scan_id.to_ascii_lowercase();
         if suffix.is_empty()
-            || suffix.len() > 63 - NAME_PREFIX.len()
+            || suffix.len() > 63 - NAME_PREFIX.len() - 5
             || !suffix
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(IdentityError::BadScanId(scan_id.chars().take(80).collect()));
         }
-        let name = format!("{NAME_PREFIX}{suffix}");
+        // A per-attempt tag: a redelivered intent (same scan id) after a
+        // worker crash must not collide with the crashed attempt's
+        // ServiceAccount, which the sweeper removes on its own schedule.
+        let name = format!("{NAME_PREFIX}{suffix}-{:04x}", rand_u16());
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -255,11 +271,10 @@ impl ScanIdentity {
             if token.is_empty() {
                 return Err(IdentityError::NoToken);
             }
-            let kubeconfig = admin.kubeconfig_for_token(&name, &token, &namespace);
-            let client =
-                scanfleet_kube_access::client_from_kubeconfig(&kubeconfig, "per-scan identity")
-                    .await
-                    .map_err(|e| IdentityError::Client(e.to_string()))?;
+            let client = admin
+                .client_for_token(&name, &token, &namespace)
+                .await
+                .map_err(|e| IdentityError::Client(e.to_string()))?;
             let token_expires_at = status
                 .expiration_timestamp
                 .map(|t| t.0.as_second())
@@ -273,6 +288,8 @@ impl ScanIdentity {
                 service_account: name,
                 client,
                 token_expires_at,
+                account_uid: account.metadata.uid.clone().unwrap_or_default(),
+                scan_id: suffix,
                 token,
             }),
             Err(e) => {
@@ -280,6 +297,74 @@ impl ScanIdentity {
                 Err(e)
             }
         }
+    }
+
+    /// Widens the identity for the debug approach when `auto` found a
+    /// distroless target: a second Role and RoleBinding, owned by the same
+    /// ServiceAccount (so released with it), granting only the ephemeral
+    /// container subresource and a watch on the one pod.
+    ///
+    /// # Errors
+    /// [`IdentityError`] when either create fails.
+    pub async fn grant_ephemeral(
+        &self,
+        admin: &ClusterAccess,
+        pod: &str,
+        account_uid: &str,
+    ) -> Result<(), IdentityError> {
+        let name = format!("{}-debug", self.service_account);
+        let meta = ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
+                (SCAN_ID_LABEL.to_owned(), self.scan_id.clone()),
+            ])),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "ServiceAccount".into(),
+                name: self.service_account.clone(),
+                uid: account_uid.to_owned(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let all = rules(pod, Access::ExecAndEphemeral);
+        let extra: Vec<PolicyRule> = all
+            .into_iter()
+            .filter(|r| !rules(pod, Access::Exec).contains(r))
+            .collect();
+        Api::<Role>::namespaced(admin.client.clone(), &self.namespace)
+            .create(
+                &PostParams::default(),
+                &Role {
+                    metadata: meta.clone(),
+                    rules: Some(extra),
+                },
+            )
+            .await
+            .map_err(api_error("create debug Role"))?;
+        Api::<RoleBinding>::namespaced(admin.client.clone(), &self.namespace)
+            .create(
+                &PostParams::default(),
+                &RoleBinding {
+                    metadata: meta,
+                    role_ref: RoleRef {
+                        api_group: Some("rbac.authorization.k8s.io".into()),
+                        kind: "Role".into(),
+                        name: name.clone(),
+                    },
+                    subjects: Some(vec![Subject {
+                        kind: "ServiceAccount".into(),
+                        name: self.service_account.clone(),
+                        namespace: Some(self.namespace.clone()),
+                        ..Default::default()
+                    }]),
+                },
+            )
+            .await
+            .map_err(api_error("create debug RoleBinding"))?;
+        Ok(())
     }
 
     /// The bearer token (for an exec client that needs it raw). Never log it.
@@ -297,7 +382,7 @@ impl ScanIdentity {
     }
 }
 
-async fn delete_account(
+pub(crate) async fn delete_account(
     client: &kube::Client,
     namespace: &str,
     name: &str,
@@ -379,6 +464,6 @@ mod tests {
             }
         }
         assert_eq!(rules("p", Access::Exec).len(), 2);
-        assert_eq!(rules("p", Access::ExecAndEphemeral).len(), 3);
+        assert_eq!(rules("p", Access::ExecAndEphemeral).len(), 4);
     }
 }

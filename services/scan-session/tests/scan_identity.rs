@@ -71,9 +71,15 @@ async fn the_scan_identity_reaches_its_pod_and_nothing_else() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        identity.service_account,
-        "scanfleet-scan-01jdq2z8y6w5m3n4p7r9s0t1v2"
+    // scan id plus a per-attempt tag, so a redelivery never collides.
+    let tag = identity
+        .service_account
+        .strip_prefix("scanfleet-scan-01jdq2z8y6w5m3n4p7r9s0t1v2-")
+        .expect("name carries the scan id");
+    assert!(
+        tag.len() == 4 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{}",
+        identity.service_account
     );
     let lifetime = identity.token_expires_at - issued_at;
     assert!((600..=1800).contains(&lifetime), "token lives {lifetime} s");
@@ -203,7 +209,7 @@ async fn deleting_the_pod_kills_the_token_and_the_sweeper_removes_crashed_leftov
     .await;
     let accounts: Api<ServiceAccount> = Api::namespaced(admin.client.clone(), "apps");
     eventually("the account to follow its pod", || async {
-        gone(&accounts, "scanfleet-scan-01a").await
+        gone(&accounts, &identity.service_account).await
     })
     .await;
 

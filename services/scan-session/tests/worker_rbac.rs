@@ -6,12 +6,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
 use kube::Api;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use scanfleet_kube_access::ClusterAccess;
-use scanfleet_scan_session::{Access, ScanIdentity, sweep_expired};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::api::ListParams;
+use scanfleet_scan_engine::adapters::profile_dir::load_profile_dir;
+use scanfleet_scan_session::{Approach, ScanRequest, SessionConfig, run_scan, sweep_expired};
 
 fn manifests() -> (ServiceAccount, ClusterRole, ClusterRoleBinding) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rbac/worker.yaml");
@@ -32,28 +37,54 @@ fn manifests() -> (ServiceAccount, ClusterRole, ClusterRoleBinding) {
     )
 }
 
-/// Pre-flight, provision (debug access, the widest Role), sweep, release.
-async fn scan_flow(worker: &ClusterAccess, scan_id: &str) -> Result<(), String> {
-    let pod = Api::<Pod>::namespaced(worker.client.clone(), "apps")
-        .get("web-misconfigured")
-        .await
-        .map_err(|e| format!("pre-flight: {e}"))?;
-    let identity = ScanIdentity::provision(
-        worker,
-        &pod,
-        scan_id,
-        Access::ExecAndEphemeral,
-        Duration::from_secs(60),
+/// A whole debug scan of the distroless pod (the widest Role: exec,
+/// ephemeral containers, watch), then a sweeper pass. Any identity left
+/// behind is a failure too: removal is part of the flow.
+async fn scan_flow(worker: &ClusterAccess, admin: &ClusterAccess) -> Result<(), String> {
+    let profile = load_profile_dir(
+        &scanfleet_test_harness::repo_root().join("profiles/container-baseline"),
+        &BTreeMap::new(),
     )
-    .await
-    .map_err(|e| format!("provision: {e}"))?;
-    sweep_expired(worker, jiff::Timestamp::now())
+    .unwrap();
+    let config = SessionConfig {
+        debug_start_timeout: Duration::from_secs(20),
+        ..SessionConfig::default()
+    };
+    let request = ScanRequest {
+        scan_id: format!("01rbac{:08x}", rand_id()),
+        namespace: "apps".into(),
+        pod: "distroless-app".into(),
+        container: "app".into(),
+        approach: Approach::Debug,
+        profile: Arc::new(profile),
+        deadline: Duration::from_secs(60),
+    };
+    let result = run_scan(worker, &config, request)
         .await
-        .map_err(|e| format!("sweep: {e}"))?;
-    identity
-        .release(worker)
+        .map(|_| ())
+        .map_err(|e| format!("scan: {e}"));
+    let swept = sweep_expired(worker, jiff::Timestamp::now())
         .await
-        .map_err(|e| format!("release: {e}"))
+        .map_err(|e| format!("sweep: {e}"));
+    let left = Api::<ServiceAccount>::all(admin.client.clone())
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=scanfleet"))
+        .await
+        .unwrap()
+        .items
+        .len();
+    result?;
+    swept?;
+    if left > 0 {
+        return Err(format!("{left} scan identities left behind"));
+    }
+    Ok(())
+}
+
+fn rand_id() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
 }
 
 async fn set_rules(admin: &ClusterAccess, role: &ClusterRole, rules: Vec<PolicyRule>) {
@@ -132,21 +163,52 @@ async fn worker_rbac_is_exactly_sufficient() {
     .await
     .unwrap();
 
-    scan_flow(&worker, "01FULL")
+    scan_flow(&worker, &admin)
         .await
         .expect("the shipped rules suffice");
 
+    // Drop every (resource, verb) pair in turn, not just whole rules.
     let rules = role.rules.clone().unwrap();
-    for (i, dropped) in rules.iter().enumerate() {
+    let mut pairs = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        for resource in rule.resources.clone().unwrap_or_default() {
+            for verb in &rule.verbs {
+                pairs.push((i, resource.clone(), verb.clone()));
+            }
+        }
+    }
+    assert_eq!(pairs.len(), 11, "grants in deploy/rbac/worker.yaml");
+    for (i, resource, verb) in pairs {
+        // Rule i without exactly that pair: the other resources keep every
+        // verb, that resource keeps the other verbs.
         let mut fewer = rules.clone();
-        fewer.remove(i);
+        let rule = fewer.remove(i);
+        let others: Vec<String> = rule
+            .resources
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| *r != resource)
+            .collect();
+        if !others.is_empty() {
+            fewer.push(PolicyRule {
+                resources: Some(others),
+                ..rule.clone()
+            });
+        }
+        let verbs: Vec<String> = rule.verbs.iter().filter(|v| **v != verb).cloned().collect();
+        if !verbs.is_empty() {
+            fewer.push(PolicyRule {
+                resources: Some(vec![resource.clone()]),
+                verbs,
+                ..rule.clone()
+            });
+        }
         set_rules(&admin, &role, fewer).await;
-        let outcome = scan_flow(&worker, &format!("01DROP{i}")).await;
+        let outcome = scan_flow(&worker, &admin).await;
         assert!(
             outcome.is_err(),
-            "the flow still works without {:?} {:?}",
-            dropped.resources,
-            dropped.verbs
+            "a scan still works without {verb} on {resource}"
         );
         // Clean whatever the broken flow left, as the sweeper would.
         let far = jiff::Timestamp::now()
@@ -155,7 +217,7 @@ async fn worker_rbac_is_exactly_sufficient() {
         sweep_expired(&admin, far).await.unwrap();
     }
     set_rules(&admin, &role, rules).await;
-    scan_flow(&worker, "01AGAIN")
+    scan_flow(&worker, &admin)
         .await
         .expect("restored rules suffice again");
     sim.shutdown().await;

@@ -30,6 +30,9 @@ pub struct AuditRecord {
     pub code: u16,
     /// Time to the response head, milliseconds.
     pub latency_ms: f64,
+    /// When the request arrived, Unix milliseconds (rate checks read it).
+    #[serde(default)]
+    pub received_unix_ms: f64,
 }
 
 /// Appends records to a file.

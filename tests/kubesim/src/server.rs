@@ -225,6 +225,9 @@ pub struct DropConnection;
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
+    let received_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());
@@ -257,6 +260,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             path: path.clone(),
             code: resp.status().as_u16(),
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            received_unix_ms,
         });
     }
     resp

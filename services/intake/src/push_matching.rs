@@ -80,10 +80,12 @@ impl PushMatcher {
         self.watches.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The gauge counts watches still waiting for a pod (claimed ones only
+    /// linger until their TTL to catch late sibling containers).
     fn publish_pending(&self, w: &PushWatches) {
         self.metrics
             .push_watches_pending
-            .store(w.len() as u64, Ordering::Relaxed);
+            .store(w.unclaimed() as u64, Ordering::Relaxed);
     }
 
     /// Handles one push: intents now, or a watch.
@@ -141,10 +143,11 @@ impl PushMatcher {
         self.lock().len()
     }
 
-    /// Checks one pod update against the watches: each watched digest the
-    /// pod runs is taken, and every container of the pod running it gets an
-    /// intent. A refused intent puts the watch back so the next update of
-    /// the pod (or a re-list) tries again.
+    /// Checks one pod update against the watches: the first pod running a
+    /// watched digest claims it, and each of its containers running the
+    /// digest gets an intent once (containers that start later in the same
+    /// pod get theirs with a later update). A refused intent is released so
+    /// the pod's next update (or a re-list) tries again.
     pub async fn pod_updated(&self, containers: Vec<RunningContainer>) {
         let mut by_digest: BTreeMap<ImageDigest, Vec<RunningContainer>> = BTreeMap::new();
         for c in containers {
@@ -153,25 +156,63 @@ impl PushMatcher {
             }
         }
         for (digest, group) in by_digest {
-            let event = {
+            let pod = format!(
+                "{}/{}",
+                group[0].target.namespace.as_str(),
+                group[0].target.pod.as_str()
+            );
+            let names: Vec<String> = group
+                .iter()
+                .map(|c| c.target.container.as_str().to_owned())
+                .collect();
+            let claimed = {
                 let mut w = self.lock();
-                let e = w.take(&digest, Instant::now());
+                let c = w.claim(&digest, &pod, &names, Instant::now());
                 self.publish_pending(&w);
-                e
+                c
             };
-            let Some(event) = event else { continue };
-            match self.offer_all(&group, &event).await {
-                Ok(tally) => {
-                    Metrics::add(&self.metrics.push_watches_matched, 1);
-                    tracing::info!(%digest, pod = %group[0].target.pod.as_str(),
-                        queued = tally.queued, "watched push matched a starting pod");
+            let Some(claimed) = claimed else { continue };
+            if claimed.first {
+                Metrics::add(&self.metrics.push_watches_matched, 1);
+            }
+            let fresh: Vec<RunningContainer> = group
+                .into_iter()
+                .filter(|c| {
+                    claimed
+                        .containers
+                        .iter()
+                        .any(|n| n == c.target.container.as_str())
+                })
+                .collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            let mut done = Vec::new();
+            let mut failed = None;
+            for c in &fresh {
+                match self
+                    .offer_all(std::slice::from_ref(c), &claimed.event)
+                    .await
+                {
+                    Ok(_) => done.push(c.target.container.as_str().to_owned()),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(%digest, error = %e,
-                        "could not queue the scan of a watched push; keeping the watch");
-                    let mut w = self.lock();
-                    let _ = w.watch(event, Instant::now());
-                    self.publish_pending(&w);
+            }
+            match failed {
+                None => tracing::info!(%digest, %pod, containers = ?done,
+                    "watched push matched a starting pod"),
+                Some(e) => {
+                    tracing::warn!(%digest, %pod, error = %e,
+                        "could not queue the scan of a watched push; will retry on the next update");
+                    let undone: Vec<String> = claimed
+                        .containers
+                        .into_iter()
+                        .filter(|n| !done.contains(n))
+                        .collect();
+                    self.lock().release(&digest, &undone);
                 }
             }
         }

@@ -13,12 +13,16 @@
 //!
 //! One watch per digest: a second push of the same digest (a retag, a
 //! redelivery) refreshes the existing watch instead of taking a second slot.
-//! The first pod that starts with the digest consumes the watch; later pods
-//! are the scheduler's business.
+//! The first pod seen running the digest claims the watch; later pods are
+//! the scheduler's business. The claim lasts until the watch expires, not
+//! just for one pod update: a kubelet starts a pod's containers one by one,
+//! so the update that shows the first container running may not show its
+//! siblings yet, and each container of the claiming pod that runs the
+//! digest is handed out exactly once.
 //!
 //! Pure state with the time passed in, so tests drive it without sleeping.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use scanfleet_registry_events::PushEvent;
@@ -60,6 +64,20 @@ pub enum Watching {
 struct Watch {
     event: PushEvent,
     expires: Instant,
+    /// The pod that claimed it (`namespace/pod`) and the containers already
+    /// handed out.
+    claim: Option<(String, BTreeSet<String>)>,
+}
+
+/// Containers of the claiming pod to scan for a watched push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The push.
+    pub event: PushEvent,
+    /// Containers not handed out before.
+    pub containers: Vec<String>,
+    /// Whether this update made the claim (the first pod's first sight).
+    pub first: bool,
 }
 
 /// Pending push watches.
@@ -86,6 +104,7 @@ impl PushWatches {
         let expires = now + self.limits.ttl;
         let key = event.digest.as_str().to_owned();
         if let Some(w) = self.by_digest.get_mut(&key) {
+            // A claimed watch keeps its pod; only its lifetime moves.
             w.event = event;
             w.expires = expires;
             return Ok(Watching::Refreshed);
@@ -96,15 +115,71 @@ impl PushWatches {
                 return Err(WatchesFull(self.limits.max_pending));
             }
         }
-        self.by_digest.insert(key, Watch { event, expires });
+        self.by_digest.insert(
+            key,
+            Watch {
+                event,
+                expires,
+                claim: None,
+            },
+        );
         Ok(Watching::Added)
     }
 
-    /// The live watch for `digest`, removed from the table: the caller
-    /// queues its scans. Expired watches are never returned.
-    pub fn take(&mut self, digest: &ImageDigest, now: Instant) -> Option<PushEvent> {
-        let w = self.by_digest.remove(digest.as_str())?;
-        (w.expires > now).then_some(w.event)
+    /// `pod` (`namespace/pod`) runs `digest` in `containers`: the first pod
+    /// to do so claims a live watch, and gets back the containers not handed
+    /// out before. Another pod, an expired watch or no watch: `None`.
+    pub fn claim(
+        &mut self,
+        digest: &ImageDigest,
+        pod: &str,
+        containers: &[String],
+        now: Instant,
+    ) -> Option<Claimed> {
+        let w = self.by_digest.get_mut(digest.as_str())?;
+        if w.expires <= now {
+            self.by_digest.remove(digest.as_str());
+            return None;
+        }
+        let first = w.claim.is_none();
+        let (owner, given) = w
+            .claim
+            .get_or_insert_with(|| (pod.to_owned(), BTreeSet::new()));
+        if owner != pod {
+            return None;
+        }
+        let fresh: Vec<String> = containers
+            .iter()
+            .filter(|c| given.insert((*c).clone()))
+            .cloned()
+            .collect();
+        Some(Claimed {
+            event: w.event.clone(),
+            containers: fresh,
+            first,
+        })
+    }
+
+    /// Takes back containers handed out by [`PushWatches::claim`] whose
+    /// intents could not be queued, so the pod's next update retries them.
+    pub fn release(&mut self, digest: &ImageDigest, containers: &[String]) {
+        if let Some((_, given)) = self
+            .by_digest
+            .get_mut(digest.as_str())
+            .and_then(|w| w.claim.as_mut())
+        {
+            for c in containers {
+                given.remove(c);
+            }
+        }
+    }
+
+    /// Watches no pod has claimed yet.
+    pub fn unclaimed(&self) -> usize {
+        self.by_digest
+            .values()
+            .filter(|w| w.claim.is_none())
+            .count()
     }
 
     /// Drops every watch whose time is up; returns how many.
@@ -164,15 +239,45 @@ mod tests {
         }
     }
 
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
-    fn the_first_pod_consumes_the_watch() {
+    fn the_first_pod_claims_the_watch_container_by_container() {
         let t0 = Instant::now();
         let mut w = PushWatches::new(limits(60, 10));
         assert_eq!(w.watch(push(1), t0), Ok(Watching::Added));
-        assert_eq!(w.take(&digest(2), t0), None, "another digest");
-        let got = w.take(&digest(1), t0 + Duration::from_secs(59)).unwrap();
-        assert_eq!(got.event_id, "event-1");
-        assert_eq!(w.take(&digest(1), t0), None, "consumed");
+        assert_eq!(w.claim(&digest(2), "apps/a", &names(&["x"]), t0), None);
+        let c = w.claim(&digest(1), "apps/a", &names(&["app"]), t0).unwrap();
+        assert_eq!(
+            (c.event.event_id.as_str(), c.containers.clone(), c.first),
+            ("event-1", names(&["app"]), true)
+        );
+        assert_eq!(w.unclaimed(), 0);
+        // The sibling starts later; only it is handed out.
+        let c = w
+            .claim(&digest(1), "apps/a", &names(&["app", "helper"]), t0)
+            .unwrap();
+        assert_eq!((c.containers, c.first), (names(&["helper"]), false));
+        // Another pod with the digest gets nothing.
+        assert_eq!(w.claim(&digest(1), "apps/b", &names(&["app"]), t0), None);
+        // A failed enqueue is released and handed out again.
+        w.release(&digest(1), &names(&["helper"]));
+        let c = w
+            .claim(&digest(1), "apps/a", &names(&["app", "helper"]), t0)
+            .unwrap();
+        assert_eq!(c.containers, names(&["helper"]));
+        // After the TTL the claim is gone with the watch.
+        assert_eq!(
+            w.claim(
+                &digest(1),
+                "apps/a",
+                &names(&["late"]),
+                t0 + Duration::from_secs(60)
+            ),
+            None
+        );
         assert!(w.is_empty());
     }
 
@@ -185,8 +290,16 @@ mod tests {
         assert_eq!(w.next_expiry(), Some(t0 + Duration::from_secs(60)));
         assert_eq!(w.expire(t0 + Duration::from_secs(60)), 1);
         assert_eq!(w.len(), 1);
-        // Taking an expired-but-not-yet-swept watch yields nothing.
-        assert_eq!(w.take(&digest(2), t0 + Duration::from_secs(91)), None);
+        // Claiming an expired-but-not-yet-swept watch yields nothing.
+        assert_eq!(
+            w.claim(
+                &digest(2),
+                "apps/a",
+                &names(&["c"]),
+                t0 + Duration::from_secs(91)
+            ),
+            None
+        );
         assert!(w.is_empty());
     }
 
@@ -202,8 +315,15 @@ mod tests {
             Ok(Watching::Refreshed)
         );
         assert_eq!(w.len(), 1);
-        let got = w.take(&digest(1), t0 + Duration::from_secs(100)).unwrap();
-        assert_eq!(got.event_id, "redelivery", "expiry moved out with it");
+        let got = w
+            .claim(
+                &digest(1),
+                "apps/a",
+                &names(&["c"]),
+                t0 + Duration::from_secs(100),
+            )
+            .unwrap();
+        assert_eq!(got.event.event_id, "redelivery", "expiry moved out with it");
     }
 
     #[test]

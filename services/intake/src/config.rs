@@ -512,3 +512,56 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn every_problem_in_flags_and_file_is_reported_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intake.yaml");
+        std::fs::write(
+            &path,
+            "webhooks:\n  profile: {name: cis}\n  endpoints:\n    distribution: {secret_file: /nonexistent/secret}\n    quay: {secret_file: /x}\nscheduler:\n  schedules:\n    - {name: Bad_Name, namespace: apps, interval_secs: 10, profile: {name: cis, version: '1'}}\n    - {name: ok, namespace: apps, selector: 'a in (', cron: '0 3 * * *', profile: {name: cis, version: '1'}}\n",
+        )
+        .unwrap();
+        let errors = Config::from_args(Args::parse_from([
+            "scanfleet-intake",
+            "--cluster",
+            "Not A Name",
+            "--config",
+            path.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        let text = errors.join("\n");
+        for expected in [
+            "--cluster",
+            "webhooks.profile: set exactly one of version or digest",
+            "webhooks.endpoints.distribution.secret_file /nonexistent/secret",
+            "unknown registry \"quay\"",
+            "scheduler.schedules[0]",
+            "scheduler.schedules[1].selector",
+            "webhooks: need --http-listen",
+            "webhooks: need --kubeconfig",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intake.yaml");
+        std::fs::write(&path, "webhook: {}\n").unwrap();
+        let errors = Config::from_args(Args::parse_from([
+            "scanfleet-intake",
+            "--config",
+            path.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(errors[0].contains("unknown field `webhook`"), "{errors:?}");
+    }
+}

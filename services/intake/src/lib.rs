@@ -1,35 +1,66 @@
 //! `scanfleet-intake`: the front door of the fleet.
 //!
-//! Today it serves the gRPC `Intake` API for explicitly named containers
-//! (`k8s://NS/POD/CONTAINER`): every request is validated by
-//! `scanfleet-scan-intents`, given a ULID, recorded as `queued` in the scan
-//! status book, and published on the high-priority subject with the scan id
-//! as message id; a full queue answers `RESOURCE_EXHAUSTED`. With
-//! `--kubeconfig`, label selectors expand against a watch-driven pod cache.
-//! Registry webhooks and the scheduler are wired next.
+//! Three sources turn into scan intents on the `SCAN_INTENTS` stream:
+//!
+//! - the gRPC `Intake` API ([`intake_api`]): explicit `k8s://NS/POD/CONTAINER`
+//!   targets or label selectors, validated by `scanfleet-scan-intents`,
+//!   high priority; a full queue answers `RESOURCE_EXHAUSTED`;
+//! - registry webhooks ([`registry_webhooks`], HTTP): Distribution, Harbor
+//!   and GHCR pushes parsed by `scanfleet-registry-events`, matched to the
+//!   containers running the pushed digest ([`push_matching`]), or watched
+//!   for the first pod that starts with it ([`push_watches`]); a full queue
+//!   answers 429 with `Retry-After`;
+//! - the scheduler ([`periodic_scans`]): configured schedules expanded to
+//!   running containers, low priority, at most one queued intent per
+//!   (container, image digest, profile version).
+//!
+//! What it is not: a scanner (workers scan) or a store of results. It holds
+//! no state beyond the pod cache and the push watches; the stream is the
+//! queue. Main types: [`config::Config`], [`EmbeddedIntake`],
+//! [`intake_api::IntakeService`], [`push_matching::PushMatcher`],
+//! [`periodic_scans::PeriodicScans`].
 
 pub mod config;
+pub mod container_intents;
 pub mod intake_api;
+pub mod metrics;
+pub mod periodic_scans;
 pub mod pod_directory;
+pub mod push_matching;
+pub mod push_watches;
+pub mod registry_webhooks;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use scanfleet_bus::TopologyConfig;
+use scanfleet_bus::{IntentQueue, ScanStatusBook, TopologyConfig};
 use scanfleet_contracts::v1::intake_server::IntakeServer;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
+use crate::container_intents::ContainerIntents;
+use crate::metrics::Metrics;
 
-/// Runs intake until `shutdown` flips to true, calling `ready` with the bound
-/// gRPC address once it serves.
+/// Where a running intake serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    /// The gRPC `Intake` API.
+    pub grpc: SocketAddr,
+    /// Webhooks, health and metrics, when `--http-listen` is set.
+    pub http: Option<SocketAddr>,
+}
+
+/// Runs intake until `shutdown` flips to true, calling `ready` with the
+/// bound addresses once it serves. Every task (pod watch, push watches,
+/// scheduler, HTTP, gRPC) stops on the same signal.
 ///
 /// # Errors
 /// Start-up failures and a failing server.
 pub async fn run_with_ready(
     config: Config,
     mut shutdown: watch::Receiver<bool>,
-    ready: impl FnOnce(SocketAddr),
+    ready: impl FnOnce(Listening),
 ) -> Result<()> {
     let client = scanfleet_bus::connect(&config.nats, "scanfleet-intake").await?;
     let js = async_nats::jetstream::new(client.clone());
@@ -39,13 +70,90 @@ pub async fn run_with_ready(
     }
     .ensure(&js)
     .await?;
+    let metrics = Arc::new(Metrics::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    let (started_tx, started_rx) = match &config.webhooks {
+        Some(_) => {
+            let (tx, rx) = mpsc::channel(1024);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let directory = match &config.kubeconfig {
         Some(path) => {
             let kube = scanfleet_kube_access::client_from_kubeconfig_file(path).await?;
-            let (directory, _watch) = pod_directory::PodDirectory::start(kube, shutdown.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!("pod directory: {e}"))?;
+            let (directory, _watch) =
+                pod_directory::PodDirectory::start(kube, shutdown.clone(), started_tx)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("pod directory: {e}"))?;
             Some(directory)
+        }
+        None => None,
+    };
+    let intents = ContainerIntents::new(
+        IntentQueue::new(js.clone()),
+        ScanStatusBook::open(&js).await?,
+        config.cluster.clone(),
+        config.default_timeout,
+    );
+    let matcher = match (&config.webhooks, &directory, started_rx) {
+        (Some(w), Some(d), Some(rx)) => {
+            let matcher = push_matching::PushMatcher::new(
+                d.clone(),
+                intents.clone(),
+                w.profile.clone(),
+                w.watch_limits,
+                metrics.clone(),
+            );
+            tasks.spawn(matcher.clone().run(rx, shutdown.clone()));
+            Some(matcher)
+        }
+        _ => None,
+    };
+    if let (Some(s), Some(d)) = (&config.scheduler, &directory)
+        && !s.scans.is_empty()
+    {
+        let periodic = periodic_scans::PeriodicScans::new(
+            s.scans.clone(),
+            d.clone(),
+            intents.clone(),
+            metrics.clone(),
+        );
+        tasks.spawn(periodic.run(s.seed, shutdown.clone()));
+    }
+    let http = match config.http_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding HTTP {addr}"))?;
+            let bound = listener.local_addr()?;
+            let state = registry_webhooks::HttpState {
+                endpoints: Arc::new(
+                    config
+                        .webhooks
+                        .iter()
+                        .flat_map(|w| w.routes.clone())
+                        .collect(),
+                ),
+                matcher,
+                metrics: metrics.clone(),
+                retry_after: config
+                    .webhooks
+                    .as_ref()
+                    .map_or(std::time::Duration::from_secs(30), |w| w.retry_after),
+            };
+            let mut stop = shutdown.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(listener, registry_webhooks::router(state))
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "HTTP server stopped");
+                }
+            });
+            Some(bound)
         }
         None => None,
     };
@@ -54,9 +162,9 @@ pub async fn run_with_ready(
         .await
         .with_context(|| format!("binding gRPC {}", config.grpc_listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(grpc = %addr, cluster = config.cluster.as_str(), "intake serving");
-    ready(addr);
-    tonic::transport::Server::builder()
+    tracing::info!(grpc = %addr, http = ?http, cluster = config.cluster.as_str(), "intake serving");
+    ready(Listening { grpc: addr, http });
+    let served = tonic::transport::Server::builder()
         .add_service(IntakeServer::new(service))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
@@ -65,9 +173,12 @@ pub async fn run_with_ready(
             },
         )
         .await
-        .context("gRPC server")?;
+        .context("gRPC server");
+    // Every task watches the same signal; wait for them so nothing is left
+    // running when this returns.
+    while tasks.join_next().await.is_some() {}
     client.flush().await.ok();
-    Ok(())
+    served
 }
 
 /// Intake running inside another process (`scanfleet dev`, tests), like
@@ -75,6 +186,8 @@ pub async fn run_with_ready(
 pub struct EmbeddedIntake {
     /// Where the gRPC API serves.
     pub grpc: SocketAddr,
+    /// Where webhooks, health and metrics are served, if configured.
+    pub http: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<()>>,
 }
@@ -87,12 +200,12 @@ impl EmbeddedIntake {
     pub async fn start(config: Config) -> Result<Self> {
         let (stop, rx) = watch::channel(false);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let mut task = tokio::spawn(run_with_ready(config, rx, move |addr| {
-            let _ = ready_tx.send(addr);
+        let mut task = tokio::spawn(run_with_ready(config, rx, move |listening| {
+            let _ = ready_tx.send(listening);
         }));
         tokio::select! {
             ready = ready_rx => match ready {
-                Ok(grpc) => Ok(Self { grpc, stop, task }),
+                Ok(l) => Ok(Self { grpc: l.grpc, http: l.http, stop, task }),
                 Err(_) => Err(anyhow::anyhow!("intake stopped before serving")),
             },
             result = &mut task => Err(match result {

@@ -36,7 +36,10 @@ async fn main() -> std::process::ExitCode {
         }
         let _ = tx.send(true);
     });
-    let ready = |addr| println!("scanfleet-intake listening grpc={addr}");
+    let ready = |l: scanfleet_intake::Listening| match l.http {
+        Some(http) => println!("scanfleet-intake listening grpc={} http={http}", l.grpc),
+        None => println!("scanfleet-intake listening grpc={}", l.grpc),
+    };
     match scanfleet_intake::run_with_ready(config, rx, ready).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -1,19 +1,21 @@
 //! Which containers run where: a watch-driven cache of pods, used to expand
-//! label selectors (and, next, to match registry pushes to running pods).
+//! label selectors, to match registry pushes to running pods by digest, and
+//! to tell the push watches when a pod starts.
 //!
-//! A reflector keeps a local copy of every pod, so expanding a selector never
-//! calls the API server: a flood of submissions costs the cluster nothing.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! A reflector keeps a local copy of every pod, so expanding a selector or
+//! matching a digest never calls the API server: a flood of submissions or
+//! pushes costs the cluster nothing.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use scanfleet_scan_intents::{ContainerName, ContainerRef, LabelSelector, NamespaceName, PodName};
-use tokio::sync::watch;
+use scanfleet_scan_intents::{
+    ContainerName, ContainerRef, ImageDigest, LabelSelector, NamespaceName, PodName,
+};
+use std::collections::BTreeMap;
+use tokio::sync::{mpsc, watch};
 
 /// A running container found in the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,8 +24,8 @@ pub struct RunningContainer {
     pub target: ContainerRef,
     /// The image as the pod spec names it.
     pub image: String,
-    /// The `sha256:` digest the kubelet reports, when known.
-    pub image_digest: Option<String>,
+    /// The manifest digest the kubelet reports in `imageID`, when known.
+    pub image_digest: Option<ImageDigest>,
 }
 
 /// The pod cache.
@@ -36,11 +38,18 @@ impl PodDirectory {
     /// Starts watching every pod the client may list, and waits until the
     /// first full list is in. The watch ends when `shutdown` flips.
     ///
+    /// With `started`, the running containers of every pod the watch sees
+    /// added or changed are sent there (after the cache has the pod), so the
+    /// push watches learn about new pods without polling. The channel is
+    /// bounded and awaited: a slow receiver slows the watch, never loses a
+    /// pod.
+    ///
     /// # Errors
     /// When the initial list does not arrive (no permission, unreachable).
     pub async fn start(
         client: kube::Client,
         mut shutdown: watch::Receiver<bool>,
+        started: Option<mpsc::Sender<Vec<RunningContainer>>>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), String> {
         let api: Api<Pod> = Api::all(client);
         let (reader, writer) = reflector::store();
@@ -50,13 +59,21 @@ impl PodDirectory {
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             loop {
-                tokio::select! {
+                let next = tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return,
-                    next = stream.next() => match next {
-                        None => return,
-                        Some(Err(e)) => tracing::warn!(error = %e, "pod watch error; backing off"),
-                        Some(Ok(_)) => {}
-                    },
+                    next = stream.next() => next,
+                };
+                match next {
+                    None => return,
+                    Some(Err(e)) => tracing::warn!(error = %e, "pod watch error; backing off"),
+                    Some(Ok(pod)) => {
+                        if let Some(tx) = &started {
+                            let running = pod_containers(&pod, None);
+                            if !running.is_empty() && tx.send(running).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -80,28 +97,42 @@ impl PodDirectory {
     ) -> Vec<RunningContainer> {
         let mut found = Vec::new();
         for pod in self.store.state() {
-            if let Some(c) = running_containers(&pod, namespace, selector, container) {
-                found.extend(c);
+            if pod.metadata.namespace.as_deref() != Some(namespace.as_str()) {
+                continue;
+            }
+            let labels: BTreeMap<String, String> = pod.metadata.labels.clone().unwrap_or_default();
+            if selector.matches(&labels) {
+                found.extend(pod_containers(&pod, container));
             }
         }
         found.sort_by(|a, b| a.target.cmp(&b.target));
         found
     }
+
+    /// Running containers anywhere whose kubelet-reported image is
+    /// `digest`. Matching is by digest alone, not by repository: a digest
+    /// names content, and the same manifest pulled through a mirror or
+    /// another repository path is the same image. Sorted.
+    pub fn running_digest(&self, digest: &ImageDigest) -> Vec<RunningContainer> {
+        let mut found: Vec<RunningContainer> = self
+            .store
+            .state()
+            .iter()
+            .flat_map(|pod| pod_containers(pod, None))
+            .filter(|c| c.image_digest.as_ref() == Some(digest))
+            .collect();
+        found.sort_by(|a, b| a.target.cmp(&b.target));
+        found
+    }
 }
 
-fn running_containers(
-    pod: &Arc<Pod>,
-    namespace: &NamespaceName,
-    selector: &LabelSelector,
-    only: Option<&ContainerName>,
-) -> Option<Vec<RunningContainer>> {
-    if pod.metadata.namespace.as_deref() != Some(namespace.as_str()) {
-        return None;
-    }
-    let labels: BTreeMap<String, String> = pod.metadata.labels.clone().unwrap_or_default();
-    if !selector.matches(&labels) {
-        return None;
-    }
+/// The running containers of a running pod (only `only` when given).
+pub fn pod_containers(pod: &Pod, only: Option<&ContainerName>) -> Vec<RunningContainer> {
+    running_containers(pod, only).unwrap_or_default()
+}
+
+fn running_containers(pod: &Pod, only: Option<&ContainerName>) -> Option<Vec<RunningContainer>> {
+    let namespace = NamespaceName::new(pod.metadata.namespace.as_deref()?).ok()?;
     let status = pod.status.as_ref()?;
     if status.phase.as_deref() != Some("Running") {
         return None;
@@ -124,10 +155,7 @@ fn running_containers(
         if running.is_none() {
             continue;
         }
-        let image_digest = status
-            .map(|s| s.image_id.clone())
-            .and_then(|id| id.rsplit_once('@').map(|(_, d)| d.to_owned()))
-            .filter(|d| d.starts_with("sha256:"));
+        let image_digest = status.and_then(|s| ImageDigest::from_image_id(&s.image_id));
         out.push(RunningContainer {
             target: ContainerRef {
                 namespace: namespace.clone(),

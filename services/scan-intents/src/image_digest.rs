@@ -25,6 +25,17 @@ impl ImageDigest {
         Ok(Self(s.to_owned()))
     }
 
+    /// The manifest digest in a container status `imageID`, as kubelets
+    /// report it: `repo@sha256:…`, optionally behind a runtime scheme
+    /// (`docker-pullable://`). Only the part after `@` is a manifest digest;
+    /// a bare `sha256:…` (Docker's `docker://sha256:…`) is the image
+    /// *config* id, which no registry push names, so it is refused rather
+    /// than mistaken for one.
+    pub fn from_image_id(image_id: &str) -> Option<Self> {
+        let (_, digest) = image_id.rsplit_once('@')?;
+        Self::parse(digest).ok()
+    }
+
     /// The full `sha256:…` form.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -65,6 +76,30 @@ mod tests {
             format!("sha256:{}.", "0f".repeat(32)),
         ] {
             assert_eq!(ImageDigest::parse(&bad), Err(DigestError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn image_id_table() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let cases = [
+            (format!("kubesim.local/shell@{d}"), Some(d.clone())),
+            (
+                format!("docker-pullable://registry:5000/shop/web@{d}"),
+                Some(d.clone()),
+            ),
+            (format!("ghcr.io/o/r:1.0@{d}"), Some(d.clone())),
+            (d.clone(), None),
+            (format!("docker://{d}"), None),
+            ("kubesim.local/shell@sha256:short".to_owned(), None),
+            (String::new(), None),
+        ];
+        for (id, want) in cases {
+            assert_eq!(
+                ImageDigest::from_image_id(&id).map(|d| d.as_str().to_owned()),
+                want,
+                "{id:?}"
+            );
         }
     }
 }

@@ -1,0 +1,151 @@
+//! The scheduler loop: sleep until the next fire, expand each fired
+//! schedule against the pod cache, queue one low-priority intent per
+//! running container.
+//!
+//! It never floods. Every periodic intent goes to the subject ending in its
+//! dedupe key (cluster, container, image digest, profile version), and the
+//! stream keeps one message per subject, so however often a schedule fires
+//! while a scan is queued or running, at most one intent for that unit of
+//! work exists; the refusals come back as "already queued" and are counted,
+//! not treated as errors. A full queue stops the fire early (the rest would
+//! be refused too) and is logged and counted; the next fire tries again.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use scanfleet_bus::EnqueueError;
+use scanfleet_scan_intents::{Fire, JitterSeed, ProfileRef, Schedule, Scheduler, SystemClock};
+use tokio::sync::watch;
+
+use crate::container_intents::{Cause, ContainerIntents, Tally};
+use crate::metrics::Metrics;
+use crate::pod_directory::PodDirectory;
+
+/// One configured schedule and the profile it scans with.
+#[derive(Debug, Clone)]
+pub struct PeriodicScan {
+    /// When and what.
+    pub schedule: Schedule,
+    /// With which profile version.
+    pub profile: ProfileRef,
+}
+
+/// What one fire did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FireReport {
+    /// Containers the selector matched.
+    pub containers: usize,
+    /// Outcomes of the offers made.
+    pub tally: Tally,
+    /// Why the fire stopped early, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Expands fires into intents.
+#[derive(Clone)]
+pub struct PeriodicScans {
+    scans: Arc<Vec<PeriodicScan>>,
+    directory: PodDirectory,
+    intents: ContainerIntents,
+    metrics: Arc<Metrics>,
+}
+
+impl PeriodicScans {
+    /// Schedules over a pod cache.
+    pub fn new(
+        scans: Vec<PeriodicScan>,
+        directory: PodDirectory,
+        intents: ContainerIntents,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            scans: Arc::new(scans),
+            directory,
+            intents,
+            metrics,
+        }
+    }
+
+    /// Queues the intents of one fire. Public so a test (or an operator
+    /// tool) can drive the enqueue path without waiting for the clock.
+    pub async fn fire(&self, fire: &Fire) -> FireReport {
+        let mut report = FireReport::default();
+        let Some(scan) = self.scans.get(fire.schedule_index) else {
+            report.stopped = Some(format!("no schedule #{}", fire.schedule_index));
+            return report;
+        };
+        let s = &scan.schedule;
+        let containers = self
+            .directory
+            .containers(&s.namespace, &s.selector, s.container.as_ref());
+        report.containers = containers.len();
+        Metrics::add(&self.metrics.schedule_fires, 1);
+        for c in &containers {
+            let cause = Cause::Schedule {
+                name: s.name(),
+                slot: fire.slot,
+            };
+            match self.intents.offer(c, &scan.profile, cause).await {
+                Ok(e) => report.tally.count(&e),
+                Err(e) => {
+                    let refused = (containers.len() as u64) - report.tally.total();
+                    Metrics::add(&self.metrics.schedule_intents_refused, refused);
+                    report.stopped = Some(match &e {
+                        EnqueueError::QueueFull(_) => format!("queue full: {e}"),
+                        _ => e.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+        Metrics::add(&self.metrics.schedule_intents_queued, report.tally.queued);
+        Metrics::add(
+            &self.metrics.schedule_intents_coalesced,
+            report.tally.duplicate + report.tally.already_queued,
+        );
+        match &report.stopped {
+            None => tracing::info!(
+                schedule = s.name(),
+                containers = report.containers,
+                queued = report.tally.queued,
+                already_queued = report.tally.already_queued,
+                duplicate = report.tally.duplicate,
+                coalesced_fires = fire.coalesced,
+                "schedule fired"
+            ),
+            Some(why) => tracing::warn!(schedule = s.name(), containers = report.containers,
+                queued = report.tally.queued, reason = %why,
+                "schedule fire stopped early; the next fire retries"),
+        }
+        report
+    }
+
+    /// Runs the schedules until `shutdown` flips.
+    pub async fn run(self, seed: JitterSeed, mut shutdown: watch::Receiver<bool>) {
+        let mut scheduler = Scheduler::new(
+            self.scans.iter().map(|s| s.schedule.clone()).collect(),
+            seed,
+            &SystemClock,
+        );
+        loop {
+            let Some(next) = scheduler.next_wakeup() else {
+                tracing::info!("no schedule will fire again; scheduler idle");
+                let _ = shutdown.wait_for(|s| *s).await;
+                return;
+            };
+            let wait = next
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            for fire in scheduler.poll(&SystemClock) {
+                if *shutdown.borrow() {
+                    return;
+                }
+                self.fire(&fire).await;
+            }
+        }
+    }
+}

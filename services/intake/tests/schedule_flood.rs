@@ -1,0 +1,182 @@
+//! The flood rule end to end: a schedule over 100 running kubesim pods
+//! fired 100 times (10,000 periodic intents offered) leaves exactly one
+//! queued intent per (container, image digest, profile version), counted
+//! per subject on the real stream; once a scan is acked, the next fire
+//! queues it again.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use async_nats::jetstream;
+use clap::Parser;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use scanfleet_bus::topology::{INTENTS_STREAM, PriorityClass};
+use scanfleet_bus::{IntentQueue, ScanStatusBook, TopologyConfig};
+use scanfleet_intake::config::{Args, Config};
+use scanfleet_intake::container_intents::ContainerIntents;
+use scanfleet_intake::periodic_scans::PeriodicScans;
+use scanfleet_intake::pod_directory::PodDirectory;
+use scanfleet_scan_intents::{
+    ClusterName, ContainerRef, DedupeKey, Fire, ImageDigest, ImageIdentity,
+};
+use scanfleet_test_harness::nats::NatsServer;
+
+const PODS: usize = 100;
+const FIRES: u64 = 100;
+
+fn fixture() -> String {
+    let mut y = String::from(
+        "namespaces: [{name: apps}]\nimages:\n  - {name: \"kubesim.local/base:1.0\", entrypoint: [sleep], cmd: [infinity]}\n  - {name: \"kubesim.local/edge:1.0\", entrypoint: [sleep], cmd: [infinity], env: {EDITION: edge}}\npods:\n",
+    );
+    for i in 0..PODS {
+        // Two images across the pods: the key is per container and digest.
+        let image = if i % 2 == 0 { "base" } else { "edge" };
+        y.push_str(&format!(
+            "  - {{apiVersion: v1, kind: Pod, metadata: {{name: web-{i}, namespace: apps, labels: {{app: flood}}}}, spec: {{containers: [{{name: app, image: \"kubesim.local/{image}:1.0\"}}]}}}}\n"
+        ));
+    }
+    y.push_str("  - {apiVersion: v1, kind: Pod, metadata: {name: bystander, namespace: apps, labels: {app: other}}, spec: {containers: [{name: app, image: \"kubesim.local/base:1.0\"}]}}\n");
+    y
+}
+
+const SCHEDULE: &str = "scheduler:\n  seed: 7\n  schedules:\n    - name: flood\n      namespace: apps\n      selector: app=flood\n      interval_secs: 86400\n      jitter_secs: 60\n      profile: {name: container-baseline, version: 1.0.0}\n";
+
+async fn per_subject(js: &jetstream::Context) -> BTreeMap<String, usize> {
+    let stream = js.get_stream(INTENTS_STREAM).await.unwrap();
+    let mut subjects = stream.info_with_subjects("scan.intents.>").await.unwrap();
+    let mut out = BTreeMap::new();
+    while let Some(s) = subjects.next().await {
+        let (subject, count) = s.unwrap();
+        out.insert(subject, count);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_periodic_intents_leave_one_per_unit_of_work() {
+    let sim = kubesim::Kubesim::start(kubesim::Config::with_fixture(
+        kubesim::fixture::Fixture::parse("flood", &fixture()).unwrap(),
+    ))
+    .await
+    .expect("kubesim starts (tests run as root)");
+    let pending = sim.wait_pods_settled(Duration::from_secs(60)).await;
+    assert!(pending.is_empty(), "pods did not start: {pending:?}");
+
+    // The schedule comes through the real config parser.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig =
+        support::write_private(dir.path(), "kubeconfig", sim.admin_kubeconfig().as_bytes());
+    let config_path = dir.path().join("intake.yaml");
+    std::fs::write(&config_path, SCHEDULE).unwrap();
+    let nats = NatsServer::start();
+    let config = Config::from_args(Args::parse_from([
+        "scanfleet-intake",
+        "--nats-url",
+        &nats.url(),
+        "--cluster",
+        "kubesim",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--config",
+        config_path.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let scans = config.scheduler.clone().unwrap().scans;
+    assert_eq!(scans.len(), 1);
+
+    // The scheduler's enqueue path, driven without waiting for the clock.
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    TopologyConfig::default().ensure(&js).await.unwrap();
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let kube = support::client(&sim).await;
+    let (directory, _task) = PodDirectory::start(kube.clone(), shutdown, None)
+        .await
+        .unwrap();
+    let intents = ContainerIntents::new(
+        IntentQueue::new(js.clone()),
+        ScanStatusBook::open(&js).await.unwrap(),
+        config.cluster.clone(),
+        config.default_timeout,
+    );
+    let periodic = PeriodicScans::new(
+        scans.clone(),
+        directory,
+        intents,
+        std::sync::Arc::new(Default::default()),
+    );
+    let start = SystemTime::now();
+    let fire = |n: u64| Fire {
+        schedule_index: 0,
+        schedule: "flood".into(),
+        slot: start + Duration::from_secs(60 * n),
+        at: start + Duration::from_secs(60 * n),
+        coalesced: 0,
+    };
+    let mut queued = 0;
+    let mut coalesced = 0;
+    for n in 0..FIRES {
+        let r = periodic.fire(&fire(n)).await;
+        assert_eq!(r.containers, PODS, "the selector leaves the bystander out");
+        assert_eq!(r.stopped, None);
+        queued += r.tally.queued;
+        coalesced += r.tally.already_queued + r.tally.duplicate;
+    }
+    assert_eq!(queued + coalesced, (PODS as u64) * FIRES, "10,000 offers");
+    assert_eq!(
+        (queued, coalesced),
+        (PODS as u64, (PODS as u64) * (FIRES - 1))
+    );
+
+    // The stream: exactly one message on each of 100 subjects, each subject
+    // the dedupe key of one (container, digest, profile).
+    let counts = per_subject(&js).await;
+    assert_eq!(counts.len(), PODS, "{counts:?}");
+    assert!(counts.values().all(|&c| c == 1), "{counts:?}");
+    let pods: kube::Api<Pod> = kube::Api::namespaced(kube, "apps");
+    let cluster = ClusterName::new("kubesim").unwrap();
+    for pod in pods.list(&Default::default()).await.unwrap() {
+        let name = pod.metadata.name.clone().unwrap();
+        if name == "bystander" {
+            continue;
+        }
+        let status = &pod.status.unwrap().container_statuses.unwrap()[0];
+        let digest = ImageDigest::from_image_id(&status.image_id).unwrap();
+        let key = DedupeKey::new(
+            &cluster,
+            &ContainerRef::parse_uri(&format!("k8s://apps/{name}/app")).unwrap(),
+            &ImageIdentity::Digest(digest),
+            &scans[0].profile,
+        );
+        let subject = format!("scan.intents.low.kubesim.apps.{key}");
+        assert_eq!(counts.get(&subject), Some(&1), "{subject}");
+    }
+
+    // A worker finishes ten scans; the next fire re-queues exactly those.
+    let consumer = js
+        .get_stream(INTENTS_STREAM)
+        .await
+        .unwrap()
+        .get_consumer::<jetstream::consumer::pull::Config>(PriorityClass::Low.consumer_name())
+        .await
+        .unwrap();
+    let mut batch = consumer.fetch().max_messages(10).messages().await.unwrap();
+    let mut acked = 0;
+    while let Some(m) = batch.next().await {
+        m.unwrap().double_ack().await.unwrap();
+        acked += 1;
+    }
+    assert_eq!(acked, 10);
+    let r = periodic.fire(&fire(FIRES)).await;
+    assert_eq!(
+        (r.tally.queued, r.tally.already_queued),
+        (10, (PODS as u64) - 10)
+    );
+    let counts = per_subject(&js).await;
+    assert_eq!(counts.len(), PODS);
+    assert!(counts.values().all(|&c| c == 1), "{counts:?}");
+
+    sim.shutdown().await;
+}

@@ -1,0 +1,225 @@
+//! Shared set-up of the webhook, push-watch and flood tests: kubesim,
+//! nats-server and an embedded intake with a YAML config, a tiny HTTP/1.1
+//! client, and readers of what landed on the intent stream.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use clap::Parser;
+use k8s_openapi::api::core::v1::Pod;
+use prost::Message as _;
+use scanfleet_bus::topology::INTENTS_STREAM;
+use scanfleet_contracts::v1::ScanIntent;
+use scanfleet_intake::config::{Args, Config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Writes `content` to `dir/name` with mode 0600.
+pub fn write_private(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    f.write_all(content).unwrap();
+    path
+}
+
+/// Starts intake against `nats` and `sim` with `yaml` as its config file.
+pub async fn start_intake(
+    dir: &Path,
+    nats_url: &str,
+    sim: &kubesim::Kubesim,
+    yaml: &str,
+) -> scanfleet_intake::EmbeddedIntake {
+    let kubeconfig = dir.join("intake.kubeconfig");
+    if !kubeconfig.exists() {
+        write_private(dir, "intake.kubeconfig", sim.admin_kubeconfig().as_bytes());
+    }
+    let config_path = dir.join("intake.yaml");
+    std::fs::write(&config_path, yaml).unwrap();
+    let config = Config::from_args(Args::parse_from([
+        "scanfleet-intake",
+        "--nats-url",
+        nats_url,
+        "--cluster",
+        "kubesim",
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--config",
+        config_path.to_str().unwrap(),
+    ]))
+    .unwrap_or_else(|e| panic!("config refused: {e:?}"));
+    scanfleet_intake::EmbeddedIntake::start(config)
+        .await
+        .expect("intake serves")
+}
+
+/// An HTTP response.
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, Vec<u8>)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
+    for (n, v) in headers {
+        request.extend_from_slice(n.as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(v);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    request.extend_from_slice(body);
+    stream.write_all(&request).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+        .await
+        .expect("response within 30 s")
+        .ok();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// `pod/container` → image digest of every running container in `apps`.
+pub async fn running_digests(sim: &kubesim::Kubesim) -> BTreeMap<String, String> {
+    let client = client(sim).await;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client, "apps");
+    let mut out = BTreeMap::new();
+    for pod in pods.list(&Default::default()).await.unwrap() {
+        let name = pod.metadata.name.clone().unwrap();
+        for s in pod
+            .status
+            .and_then(|s| s.container_statuses)
+            .unwrap_or_default()
+        {
+            let digest = s.image_id.rsplit_once('@').unwrap().1.to_owned();
+            out.insert(format!("{name}/{}", s.name), digest);
+        }
+    }
+    out
+}
+
+/// A kube client with kubesim's admin identity.
+pub async fn client(sim: &kubesim::Kubesim) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.admin_kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// A message on the intent stream.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub subject: String,
+    pub msg_id: String,
+    pub intent: ScanIntent,
+}
+
+impl Queued {
+    /// `pod/container`.
+    pub fn target(&self) -> String {
+        let t = self.intent.target.as_ref().unwrap();
+        format!("{}/{}", t.pod, t.container)
+    }
+}
+
+/// Every message on the intent stream after sequence `after`.
+pub async fn queued_after(js: &jetstream::Context, after: u64) -> Vec<Queued> {
+    let mut stream = js.get_stream(INTENTS_STREAM).await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut out = Vec::new();
+    for seq in after + 1..=last {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        let msg_id = m
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        out.push(Queued {
+            subject: m.subject.to_string(),
+            msg_id,
+            intent: ScanIntent::decode(m.payload).unwrap(),
+        });
+    }
+    out
+}
+
+/// The stream's last sequence.
+pub async fn last_sequence(js: &jetstream::Context) -> u64 {
+    let mut stream = js.get_stream(INTENTS_STREAM).await.unwrap();
+    stream.info().await.unwrap().state.last_sequence
+}
+
+/// One sample from intake's `/metrics`.
+pub async fn metric(http: SocketAddr, series: &str) -> u64 {
+    let r = self::http(http, "GET", "/metrics", &[], b"").await;
+    assert_eq!(r.status, 200);
+    scanfleet_intake::metrics::Metrics::sample(&r.body, series)
+        .unwrap_or_else(|| panic!("no {series} in {}", r.body))
+}
+
+/// Polls `check` every 25 ms until it holds, failing after `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -20,7 +20,7 @@ pub mod topology;
 pub use connection::{NatsAuth, NatsSettings, connect};
 pub use dead_letters::{dead_letter_and_terminate, forward_dead_letters};
 pub use intent_queue::{EnqueueError, Enqueued, IntentQueue};
-pub use nats_args::NatsArgs;
+pub use nats_args::{NatsArgs, read_small_file};
 pub use scan_status::{ScanState, ScanStatusBook, ScanStatusRecord};
 pub use topology::{PriorityClass, TopologyConfig};
 

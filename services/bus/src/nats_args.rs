@@ -88,12 +88,20 @@ impl NatsArgs {
     }
 }
 
-fn read_secret(path: &PathBuf) -> Result<String, String> {
+fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    read_small_file(path, 4096).map(|p| p.trim_end().to_owned())
+}
+
+/// Reads a small configuration file (a key, a password, a recipient list)
+/// with a size bound, so a wrong path to a huge file fails fast and clearly.
+/// Every service uses it for its secret and key files.
+///
+/// # Errors
+/// A message naming the file and the problem.
+pub fn read_small_file(path: &std::path::Path, max_bytes: u64) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > 4096 {
-        return Err(format!("{}: larger than 4096 bytes", path.display()));
+    if meta.len() > max_bytes {
+        return Err(format!("{}: larger than {max_bytes} bytes", path.display()));
     }
-    std::fs::read_to_string(path)
-        .map(|p| p.trim_end().to_owned())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }

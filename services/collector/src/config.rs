@@ -86,15 +86,8 @@ pub struct Config {
 
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
-fn read_small(path: &PathBuf) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.len() > MAX_KEY_FILE {
-        return Err(format!(
-            "{}: larger than {MAX_KEY_FILE} bytes",
-            path.display()
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+fn read_small(path: &std::path::Path) -> Result<String, String> {
+    scanfleet_bus::read_small_file(path, MAX_KEY_FILE)
 }
 
 impl Config {

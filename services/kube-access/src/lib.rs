@@ -208,6 +208,44 @@ impl ClusterAccess {
         })
     }
 
+    /// The pod's own ServiceAccount (in-cluster), with the cluster's
+    /// throttle. The token and CA are read from the projected volume and
+    /// held in memory; nothing else is consulted.
+    ///
+    /// # Errors
+    /// [`KubeAccessError`] when not running in a cluster.
+    pub async fn in_cluster(throttle: ApiThrottle) -> Result<Self, KubeAccessError> {
+        use base64::Engine as _;
+        const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+        let source_name = "in-cluster ServiceAccount";
+        let config_error = |reason: String| KubeAccessError::Config {
+            source_name: source_name.to_owned(),
+            reason,
+        };
+        let host = std::env::var("KUBERNETES_SERVICE_HOST")
+            .map_err(|_| config_error("KUBERNETES_SERVICE_HOST is not set".into()))?;
+        let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+        let token = Zeroizing::new(
+            std::fs::read_to_string(format!("{DIR}/token"))
+                .map_err(|e| config_error(format!("{DIR}/token: {e}")))?,
+        );
+        let ca = std::fs::read(format!("{DIR}/ca.crt"))
+            .map_err(|e| config_error(format!("{DIR}/ca.crt: {e}")))?;
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let probe = Self {
+            client: in_cluster_client()?,
+            server: format!("https://{host}:{port}"),
+            ca_data: Some(base64::engine::general_purpose::STANDARD.encode(&ca)),
+            throttle: throttle.clone(),
+        };
+        let kubeconfig = probe.kubeconfig_for_token("worker", token.trim(), "default");
+        Self::from_kubeconfig_throttled(&kubeconfig, source_name, throttle).await
+    }
+
     /// A client authenticating with `token` against the same server, CA and
     /// throttle. The kubeconfig it is built from lives only in memory.
     ///

@@ -14,6 +14,7 @@
 //! through the cluster's [`scanfleet_kube_access::ApiThrottle`].
 
 pub mod approach;
+pub mod attestation;
 pub mod debug_container;
 pub mod kube_exec;
 pub mod preflight;

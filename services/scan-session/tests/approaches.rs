@@ -86,6 +86,11 @@ async fn each_approach_scans_exactly_its_container_with_the_scan_identity() {
         "auto falls back to a debug container on a distroless target"
     );
     assert_eq!(
+        scan_and_compare(&sim, "distroless-app", "app", Approach::Auto, &[]).await,
+        Approach::Debug,
+        "a pod that already carries an ended debug container is scanned again"
+    );
+    assert_eq!(
         scan_and_compare(&sim, "web-misconfigured", "web", Approach::Debug, &[]).await,
         Approach::Debug,
         "a root target through a debug container"

@@ -2,15 +2,19 @@
 //!
 //! [`intent_loop`] claims intents (only as many as there are free slots),
 //! runs a [`Scanner`], publishes the signed result ([`result_publisher`]) and
-//! acknowledges only after the publish is confirmed. The Kubernetes scanner
-//! (secure scan sessions) and the binary's wiring arrive with the scan
-//! session work. A worker holds no state: everything it needs to resume lives
+//! acknowledges only after the publish is confirmed. [`kube_scanner`] is the
+//! Kubernetes scanner (a secure scan session per intent); [`worker_service`]
+//! wires bus, cluster and HTTP edge together for the binary, configured by
+//! [`config`]. A worker holds no state: everything it needs to resume lives
 //! in the intent stream, so workers can be killed at any time.
 
+pub mod config;
 pub mod intent_loop;
+pub mod kube_scanner;
 pub mod metrics;
 pub mod result_publisher;
 pub mod scanner;
+pub mod worker_service;
 
 pub use intent_loop::{IntentLoop, LoopConfig, LoopError};
 pub use metrics::WorkerMetrics;

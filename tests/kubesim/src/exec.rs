@@ -196,6 +196,28 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(v.into())
 }
 
+/// Sends the failure Status and closes, while still reading what the
+/// client sends: a client busy writing stdin into a full socket would never
+/// read our Status otherwise, and both sides would wait forever (the real
+/// API server reads and writes concurrently).
+async fn fail<S>(
+    mut sink: futures::stream::SplitSink<WebSocketStream<S>, Message>,
+    mut source: futures::stream::SplitStream<WebSocketStream<S>>,
+    status: Message,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let drain = async move { while let Some(Ok(_)) = source.next().await {} };
+    let send = async move {
+        let _ = sink.send(status).await;
+        let _ = sink.send(normal_close()).await;
+    };
+    tokio::select! {
+        () = async { tokio::join!(drain, send); } => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn stream<S>(
     ws: WebSocketStream<S>,
@@ -209,7 +231,8 @@ async fn stream<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sink, mut source) = ws.split();
+    let (mut sink, source) = ws.split();
+    let mut source = source;
     let first = if stdout {
         1
     } else if stderr {
@@ -226,8 +249,7 @@ async fn stream<S>(
             "failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: exec: \"{}\": executable file not found in $PATH: unknown",
             command[0]
         );
-        let _ = sink.send(finish(internal_status(&msg))).await;
-        let _ = sink.send(normal_close()).await;
+        fail(sink, source, finish(internal_status(&msg))).await;
         return;
     }
     let mut cmd = crate::runtime::exec_command(&target, &command, pgid);
@@ -242,8 +264,7 @@ async fn stream<S>(
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let _ = sink.send(finish(internal_status(&e.to_string()))).await;
-            let _ = sink.send(normal_close()).await;
+            fail(sink, source, finish(internal_status(&e.to_string()))).await;
             return;
         }
     };

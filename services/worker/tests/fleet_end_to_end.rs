@@ -1,0 +1,169 @@
+//! intake → JetStream → worker process → signed result → collector, on a
+//! real nats-server, kubesim and SQLite.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use scanfleet_contracts::v1::{Approach, ScanOutcome};
+use scanfleet_scan_session::sweep_expired;
+use support::{Fleet, eventually};
+
+const TARGETS: [&str; 5] = [
+    "k8s://apps/web-misconfigured/web",
+    "k8s://apps/web-hardened/web",
+    "k8s://apps/distroless-app/app",
+    "k8s://apps/app-with-scanner/app",
+    "k8s://apps/nonroot-worker/worker",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_submitted_scan_is_persisted_exactly_once_and_verified() {
+    let fleet = Fleet::start().await;
+    let worker = fleet.worker("w1", 3);
+    let mut ids = BTreeSet::new();
+    for round in 0..2 {
+        for t in TARGETS {
+            assert!(ids.insert(fleet.submit(t).await), "round {round}: fresh id");
+        }
+    }
+    let results = fleet
+        .wait_results(ids.len(), Duration::from_secs(90), &[&worker])
+        .await;
+    let got: BTreeSet<String> = results.iter().map(|r| r.scan_id.clone()).collect();
+    assert_eq!(got, ids, "exactly the submitted scans, each once");
+    assert_eq!(results.len(), ids.len());
+    assert_eq!(
+        fleet.messages("SCAN_RESULTS").await,
+        ids.len() as u64,
+        "one result event per scan"
+    );
+    for r in &results {
+        assert_eq!(
+            r.outcome(),
+            ScanOutcome::Completed,
+            "{}: {}",
+            r.scan_id,
+            r.failure
+        );
+        assert!(!r.signer_key_id.is_empty() && !r.envelope.is_empty());
+        let target = r.target.as_ref().unwrap();
+        let approach = r.approach();
+        let want = match target.pod.as_str() {
+            "distroless-app" => Approach::Debug,
+            "app-with-scanner" => Approach::Sidecar,
+            _ => Approach::Exec,
+        };
+        assert_eq!(approach, want, "{}", target.pod);
+        assert!(
+            target.image.as_ref().unwrap().digest.starts_with("sha256:"),
+            "results are about the digest the pod runs"
+        );
+    }
+    assert!(fleet.scan_accounts().await.is_empty(), "identities left");
+    assert_eq!(
+        worker.metric("scanfleet_worker_results_total{status=\"completed\"}"),
+        10.0
+    );
+    assert!(worker.metric("scanfleet_worker_kube_requests_total") >= 10.0 * 7.0);
+
+    // No credential reached the logs, at debug level.
+    let logs = worker.logs();
+    assert!(logs.contains("scan identity ready"), "logs were captured");
+    assert!(
+        !logs.contains(&fleet.sim.admin_token),
+        "the worker's token leaked"
+    );
+    assert!(
+        !logs.contains("eyJ"),
+        "a JWT (a scan token) appears in the logs"
+    );
+    drop(worker);
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_scan_loses_nothing_and_leaves_no_credentials() {
+    let fleet = Fleet::start().await;
+    // Slow exec so the kill lands while the scan identity exists.
+    fleet.sim.set_faults(vec![kubesim::faults::FaultRule {
+        path: "*/exec".into(),
+        rate: 1.0,
+        fault: kubesim::faults::Fault::Latency { millis: 4_000 },
+    }]);
+    let mut first = fleet.worker("doomed", 1);
+    let id = fleet.submit(TARGETS[0]).await;
+    eventually(
+        "the scan to hold an identity",
+        Duration::from_secs(30),
+        || async { !fleet.scan_accounts().await.is_empty() },
+    )
+    .await;
+    first.signal("KILL");
+    let _ = first.child.wait();
+    assert_eq!(fleet.results().await.len(), 0, "killed before publishing");
+    fleet.sim.set_faults(Vec::new());
+
+    let second = fleet.worker("survivor", 1);
+    let results = fleet
+        .wait_results(1, Duration::from_secs(60), &[&second])
+        .await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].scan_id, id);
+    assert_eq!(results[0].outcome(), ScanOutcome::Completed);
+    assert!(second.metric("scanfleet_worker_redeliveries_total") >= 1.0);
+
+    // The crashed attempt's identity is still there until the sweeper runs
+    // past its expires-at; one pass then removes it.
+    let far = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(3600))
+        .unwrap();
+    sweep_expired(&fleet.admin, far).await.unwrap();
+    eventually("no scan identities", Duration::from_secs(20), || async {
+        fleet.scan_accounts().await.is_empty()
+    })
+    .await;
+    assert_eq!(fleet.results().await.len(), 1, "no duplicate row");
+    drop(second);
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_in_flight_scans_and_loses_none() {
+    let fleet = Fleet::start().await;
+    fleet.sim.set_faults(vec![kubesim::faults::FaultRule {
+        path: "*/exec".into(),
+        rate: 1.0,
+        fault: kubesim::faults::Fault::Latency { millis: 2_000 },
+    }]);
+    let mut worker = fleet.worker("draining", 3);
+    let mut ids = BTreeSet::new();
+    for t in &TARGETS[..3] {
+        ids.insert(fleet.submit(t).await);
+    }
+    eventually("three scans in flight", Duration::from_secs(30), || async {
+        worker.metric("scanfleet_worker_scans_in_flight") >= 3.0
+    })
+    .await;
+    worker.signal("TERM");
+    let status = worker.child.wait().unwrap();
+    assert!(status.success(), "clean exit after draining: {status:?}");
+    assert_eq!(
+        fleet.messages("SCAN_RESULTS").await,
+        3,
+        "every in-flight result was published before exit"
+    );
+    let results = fleet
+        .wait_results(3, Duration::from_secs(30), &[&worker])
+        .await;
+    let got: BTreeSet<String> = results.iter().map(|r| r.scan_id.clone()).collect();
+    assert_eq!(got, ids, "every in-flight scan finished before exit");
+    assert!(fleet.scan_accounts().await.is_empty());
+    assert_eq!(
+        fleet.messages("SCAN_INTENTS").await,
+        0,
+        "nothing left queued"
+    );
+    fleet.stop().await;
+}

@@ -1,0 +1,326 @@
+//! A whole fleet for end-to-end tests: a real nats-server, kubesim with the
+//! demo workloads, the collector and intake in-process (SQLite), and worker
+//! *processes* (the real binary, so they can be SIGKILLed and SIGTERMed).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use clap::Parser;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Api;
+use kube::api::ListParams;
+use scanfleet_bus::TopologyConfig;
+use scanfleet_contracts::v1::intake_client::IntakeClient;
+use scanfleet_contracts::v1::results_client::ResultsClient;
+use scanfleet_contracts::v1::target_selector::Selector;
+use scanfleet_contracts::v1::{
+    ListResultsRequest, ProfileRef, ScanResult, SubmitRequest, TargetSelector, profile_ref::Pin,
+};
+use scanfleet_kube_access::ClusterAccess;
+use scanfleet_test_harness::fleet::write_public_key;
+use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::repo_root;
+use scanfleet_trust::SigningKey;
+
+pub struct Fleet {
+    pub nats: NatsServer,
+    pub sim: kubesim::Kubesim,
+    pub admin: ClusterAccess,
+    pub collector: scanfleet_collector::EmbeddedCollector,
+    pub intake: scanfleet_intake::EmbeddedIntake,
+    pub js: jetstream::Context,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub key_path: PathBuf,
+    pub worker_config: PathBuf,
+}
+
+/// Short leases so crashes are redelivered in seconds, not minutes.
+pub fn topology() -> TopologyConfig {
+    TopologyConfig {
+        max_deliver: 4,
+        backoff: vec![Duration::from_secs(3)],
+        ..Default::default()
+    }
+}
+
+fn private_file(path: &Path, contents: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
+}
+
+impl Fleet {
+    pub async fn start() -> Self {
+        let nats = NatsServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = jetstream::new(client);
+        topology().ensure(&js).await.unwrap();
+
+        let sim = kubesim::Kubesim::start(kubesim::Config::demo().unwrap())
+            .await
+            .expect("kubesim starts (tests run as root)");
+        let pending = sim.wait_pods_settled(Duration::from_secs(30)).await;
+        assert!(pending.is_empty(), "pods did not start: {pending:?}");
+        let admin = ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
+            .await
+            .unwrap();
+        // The worker binary needs its identity in a file: 0600, private dir.
+        let kubeconfig = dir.path().join("worker.kubeconfig");
+        private_file(&kubeconfig, &sim.admin_kubeconfig());
+
+        let key = SigningKey::generate();
+        let key_path = dir.path().join("signing.pem");
+        private_file(&key_path, &key.to_pkcs8_pem());
+        let public = write_public_key(dir.path(), &key);
+        let collector_config = scanfleet_collector::config::Config::from_args(
+            scanfleet_collector::config::Args::parse_from([
+                "scanfleet-collector",
+                "--nats-url",
+                &nats.url(),
+                "--store-url",
+                &format!("sqlite://{}", dir.path().join("results.db").display()),
+                "--trusted-key",
+                &public.display().to_string(),
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ]),
+        )
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+        let collector = scanfleet_collector::EmbeddedCollector::start(collector_config)
+            .await
+            .unwrap();
+        let intake_config = scanfleet_intake::config::Config::from_args(
+            scanfleet_intake::config::Args::parse_from([
+                "scanfleet-intake",
+                "--nats-url",
+                &nats.url(),
+                "--cluster",
+                "kubesim",
+                "--grpc-listen",
+                "127.0.0.1:0",
+            ]),
+        )
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+        let intake = scanfleet_intake::EmbeddedIntake::start(intake_config)
+            .await
+            .unwrap();
+        let worker_config = dir.path().join("worker.yml");
+        std::fs::write(
+            &worker_config,
+            "progress_interval_ms: 500\nidle_poll_ms: 300\nsweep_interval_secs: 3600\ndrain_grace_secs: 30\n",
+        )
+        .unwrap();
+        Self {
+            nats,
+            sim,
+            admin,
+            collector,
+            intake,
+            js,
+            dir,
+            kubeconfig,
+            key_path,
+            worker_config,
+        }
+    }
+
+    /// Starts a worker process; its stderr goes to `log`.
+    pub fn worker(&self, name: &str, concurrency: usize) -> Worker {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scanfleet-worker"))
+            .args(["--nats-url", &self.nats.url(), "--cluster", "kubesim"])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--signing-key")
+            .arg(&self.key_path)
+            .arg("--profiles")
+            .arg(repo_root().join("profiles"))
+            .arg("--config")
+            .arg(&self.worker_config)
+            .args(["--http-listen", "127.0.0.1:0", "--worker-id", name])
+            .arg("--concurrency")
+            .arg(concurrency.to_string())
+            .env(
+                "RUST_LOG",
+                "debug,hyper=info,h2=info,tower=info,rustls=info,async_nats=info",
+            )
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("worker binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let http = line
+            .trim()
+            .strip_prefix("scanfleet-worker listening http=")
+            .unwrap_or_else(|| {
+                panic!(
+                    "worker did not start: {line:?}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
+            .parse()
+            .unwrap();
+        Worker { child, http, log }
+    }
+
+    pub async fn submit(&self, uri: &str) -> String {
+        let mut client = IntakeClient::connect(format!("http://{}", self.intake.grpc))
+            .await
+            .unwrap();
+        let scans = client
+            .submit(SubmitRequest {
+                target: Some(TargetSelector {
+                    cluster: String::new(),
+                    selector: Some(Selector::Uri(uri.into())),
+                }),
+                profile: Some(ProfileRef {
+                    name: "container-baseline".into(),
+                    pin: Some(Pin::Version("1.0.0".into())),
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .scans;
+        assert_eq!(scans.len(), 1);
+        scans[0].scan_id.clone()
+    }
+
+    pub async fn results(&self) -> Vec<ScanResult> {
+        let mut client =
+            ResultsClient::connect(format!("http://{}", self.collector.listening.grpc))
+                .await
+                .unwrap();
+        client
+            .list(ListResultsRequest {
+                page_size: 500,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .results
+    }
+
+    /// Polls until `n` results are persisted (bounded); on timeout, fails
+    /// with the tail of each worker's log.
+    pub async fn wait_results(
+        &self,
+        n: usize,
+        within: Duration,
+        workers: &[&Worker],
+    ) -> Vec<ScanResult> {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.results().await;
+            if r.len() >= n {
+                return r;
+            }
+            if Instant::now() >= deadline {
+                let tails: Vec<String> = workers
+                    .iter()
+                    .map(|w| {
+                        let logs = w.logs();
+                        let lines: Vec<&str> =
+                            logs.lines().filter(|l| !l.contains("DEBUG")).collect();
+                        lines[lines.len().saturating_sub(40)..].join("\n")
+                    })
+                    .collect();
+                panic!(
+                    "{} of {n} results persisted after {within:?}; worker logs:\n{}",
+                    r.len(),
+                    tails.join("\n---\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn messages(&self, stream: &str) -> u64 {
+        let mut s = self.js.get_stream(stream).await.unwrap();
+        s.info().await.unwrap().state.messages
+    }
+
+    pub async fn scan_accounts(&self) -> Vec<String> {
+        Api::<ServiceAccount>::all(self.admin.client.clone())
+            .list(&ListParams::default().labels("app.kubernetes.io/managed-by=scanfleet"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|a| a.metadata.name)
+            .collect()
+    }
+
+    pub async fn stop(self) {
+        self.intake.shutdown().await.unwrap();
+        self.collector.shutdown().await.unwrap();
+        self.sim.shutdown().await;
+    }
+}
+
+pub struct Worker {
+    pub child: Child,
+    pub http: std::net::SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Worker {
+    pub fn metric(&self, name: &str) -> f64 {
+        let (code, body) = scanfleet_test_harness::http_get(self.http, "/metrics");
+        assert_eq!(code, 200);
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod dev;
 mod envelope;
 mod keys;
 mod results;
@@ -52,6 +53,9 @@ enum Command {
     Results(results::ResultsCommand),
     /// Wait for scans' results to arrive, with progress.
     Watch(results::WatchArgs),
+    /// Run the whole fleet locally against kubesim's sample workloads
+    /// (nats-server, kubesim, collector, intake, workers) and scan them.
+    Dev(dev::DevArgs),
 }
 
 /// Dispatches to the chosen subcommand.
@@ -64,5 +68,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Submit(args) => submit::run(args),
         Command::Results(cmd) => results::run(cmd),
         Command::Watch(args) => results::watch(args),
+        Command::Dev(args) => dev::run(args),
     }
 }

@@ -16,6 +16,7 @@ pub mod intent_queue;
 pub mod nats_args;
 pub mod scan_status;
 pub mod topology;
+pub mod trace_headers;
 
 pub use connection::{NatsAuth, NatsSettings, connect};
 pub use dead_letters::{dead_letter_and_terminate, forward_dead_letters};
@@ -23,6 +24,7 @@ pub use intent_queue::{EnqueueError, Enqueued, IntentQueue};
 pub use nats_args::{NatsArgs, read_small_file};
 pub use scan_status::{ScanState, ScanStatusBook, ScanStatusRecord};
 pub use topology::{PriorityClass, TopologyConfig};
+pub use trace_headers::{HEADER_SCAN_ID, HEADER_TRACEPARENT};
 
 /// Failures of the bus adapter, by the operation that failed.
 #[derive(Debug, thiserror::Error)]

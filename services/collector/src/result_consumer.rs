@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt;
@@ -110,7 +111,29 @@ impl ResultConsumer {
                 }
                 Some(Ok(m)) => m,
             };
-            let outcome = self.handle(&message, &reports).await;
+            // The scan's trace, from the worker's headers (untrusted until
+            // the signature verifies; used only to label logs).
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.as_str().chars().take(64).collect::<String>())
+                    .unwrap_or_default()
+            };
+            let traceparent = header(scanfleet_bus::HEADER_TRACEPARENT);
+            let span = tracing::info_span!(
+                "result",
+                scan_id = %header(scanfleet_bus::HEADER_SCAN_ID),
+                trace_id = scanfleet_bus::trace_headers::trace_id(&traceparent).unwrap_or_default(),
+            );
+            let outcome = self
+                .handle(&message, &reports)
+                .instrument(span.clone())
+                .await;
+            if matches!(outcome, Outcome::Stored) {
+                span.in_scope(|| tracing::info!("result stored"));
+            }
             let ack = match outcome {
                 Outcome::Stored | Outcome::Duplicate => message.double_ack().await,
                 Outcome::Quarantine(rejection) => {

@@ -213,6 +213,10 @@ impl ContainerIntents {
         let bytes = intent.encode_to_vec();
         let mut headers = HeaderMap::new();
         headers.insert(HEADER_SCAN_ID, intent.id.as_str());
+        headers.insert(
+            scanfleet_bus::HEADER_TRACEPARENT,
+            scanfleet_bus::trace_headers::new_traceparent().as_str(),
+        );
         let outcome = self
             .queue
             .enqueue(&subject, &msg_id, headers, bytes.clone().into())

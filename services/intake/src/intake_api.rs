@@ -29,7 +29,7 @@ use tonic::{Request, Response, Status};
 use crate::config::Config;
 
 /// Header carrying the scan id on intents, for routing without decoding.
-pub const HEADER_SCAN_ID: &str = "Scanfleet-Scan-Id";
+pub use scanfleet_bus::HEADER_SCAN_ID;
 
 struct OsRandom;
 
@@ -325,6 +325,9 @@ impl IntakeService {
         );
         let mut headers = HeaderMap::new();
         headers.insert(HEADER_SCAN_ID, intent.id.as_str());
+        let traceparent = scanfleet_bus::trace_headers::new_traceparent();
+        tracing::debug!(scan_id = %intent.id, trace_id = scanfleet_bus::trace_headers::trace_id(&traceparent).unwrap_or_default(), "trace started");
+        headers.insert(scanfleet_bus::HEADER_TRACEPARENT, traceparent.as_str());
         match self
             .queue
             .enqueue(&subject, &intent.id, headers, bytes.into())

@@ -265,7 +265,19 @@ async fn handle<S: Scanner>(
             return;
         }
     };
-    let span = tracing::info_span!("scan", scan_id = %intent.id, delivery = delivered);
+    // The trace started at intake continues here and onto the result.
+    let traceparent: Option<String> = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(scanfleet_bus::HEADER_TRACEPARENT))
+        .map(|v| v.as_str().to_owned())
+        .filter(|t| scanfleet_bus::trace_headers::trace_id(t).is_some());
+    let trace_id = traceparent
+        .as_deref()
+        .and_then(scanfleet_bus::trace_headers::trace_id)
+        .unwrap_or_default()
+        .to_owned();
+    let span = tracing::info_span!("scan", scan_id = %intent.id, trace_id = %trace_id, delivery = delivered);
     async move {
         if let Some(deadline) = &intent.deadline {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -304,7 +316,11 @@ async fn handle<S: Scanner>(
             Some(Ok(output)) => {
                 match ctx
                     .publisher
-                    .publish(&output.statement, output.report.as_deref())
+                    .publish_traced(
+                        &output.statement,
+                        output.report.as_deref(),
+                        traceparent.as_deref(),
+                    )
                     .await
                 {
                     Ok(published) => {
@@ -338,7 +354,10 @@ async fn handle<S: Scanner>(
             })) => {
                 tracing::warn!(%reason, "permanent scan failure");
                 if let Some(statement) = failed_result
-                    && let Err(e) = ctx.publisher.publish(&statement, None).await
+                    && let Err(e) = ctx
+                        .publisher
+                        .publish_traced(&statement, None, traceparent.as_deref())
+                        .await
                 {
                     tracing::warn!(error = %e, "publishing the failed result failed; retrying");
                     retry(&ctx, &message, delivered, None).await;

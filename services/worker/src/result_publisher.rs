@@ -23,8 +23,7 @@ use sha2::{Digest, Sha256};
 
 /// Header naming the payload encoding (read by the collector).
 pub const HEADER_ENCODING: &str = "Scanfleet-Encoding";
-/// Header carrying the scan id, for subscribers that route without decoding.
-pub const HEADER_SCAN_ID: &str = "Scanfleet-Scan-Id";
+pub use scanfleet_bus::HEADER_SCAN_ID;
 
 /// Room left for headers and protocol framing under the max payload.
 const PAYLOAD_HEADROOM: usize = 8 * 1024;
@@ -139,6 +138,20 @@ impl ResultPublisher {
         statement: &ScanStatement,
         report: Option<&[u8]>,
     ) -> Result<PublishedResult, PublishError> {
+        self.publish_traced(statement, report, None).await
+    }
+
+    /// [`Self::publish`], continuing the scan's trace: the result event
+    /// carries a child `traceparent` of the intent's.
+    ///
+    /// # Errors
+    /// As [`Self::publish`].
+    pub async fn publish_traced(
+        &self,
+        statement: &ScanStatement,
+        report: Option<&[u8]>,
+        traceparent: Option<&str>,
+    ) -> Result<PublishedResult, PublishError> {
         let p = &statement.predicate;
         subject_token("cluster", &p.target.cluster)?;
         subject_token("namespace", &p.target.namespace)?;
@@ -186,6 +199,9 @@ impl ResultPublisher {
 
         let mut headers = HeaderMap::new();
         headers.insert(HEADER_SCAN_ID, p.scan_id.as_str());
+        if let Some(child) = traceparent.and_then(scanfleet_bus::trace_headers::child_traceparent) {
+            headers.insert(scanfleet_bus::HEADER_TRACEPARENT, child.as_str());
+        }
         if !self.recipients.is_empty() {
             headers.insert(HEADER_ENCODING, "age");
         }

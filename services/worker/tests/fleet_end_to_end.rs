@@ -68,8 +68,34 @@ async fn every_submitted_scan_is_persisted_exactly_once_and_verified() {
     );
     assert!(worker.metric("scanfleet_worker_kube_requests_total") >= 10.0 * 7.0);
 
-    // No credential reached the logs, at debug level.
+    // The trace minted at intake travels with the scan: each result event
+    // carries a traceparent whose trace id labels that scan's worker logs.
     let logs = worker.logs();
+    let stream = fleet.js.get_stream("SCAN_RESULTS").await.unwrap();
+    for seq in 1..=ids.len() as u64 {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        let headers = m.headers;
+        let scan_id = headers
+            .get("Scanfleet-Scan-Id")
+            .unwrap()
+            .as_str()
+            .to_owned();
+        let traceparent = headers
+            .get("traceparent")
+            .expect("traceparent")
+            .as_str()
+            .to_owned();
+        let trace_id = scanfleet_bus::trace_headers::trace_id(&traceparent)
+            .expect("a valid W3C traceparent")
+            .to_owned();
+        assert!(
+            logs.lines()
+                .any(|l| l.contains(&scan_id) && l.contains(&trace_id)),
+            "no worker log line for {scan_id} carries trace {trace_id}"
+        );
+    }
+
+    // No credential reached the logs, at debug level.
     assert!(logs.contains("scan identity ready"), "logs were captured");
     assert!(
         !logs.contains(&fleet.sim.admin_token),

@@ -193,3 +193,33 @@ async fn sigterm_drains_in_flight_scans_and_loses_none() {
     );
     fleet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nats_restart_during_a_flood_loses_nothing() {
+    let mut fleet = Fleet::start().await;
+    let worker = fleet.worker("steady", 4);
+    let mut ids = BTreeSet::new();
+    for i in 0..12 {
+        ids.insert(fleet.submit(TARGETS[i % TARGETS.len()]).await);
+    }
+    // Crash and restart the server while those scans run (file storage).
+    fleet.nats.restart();
+    for i in 0..12 {
+        ids.insert(fleet.submit_retrying(TARGETS[i % TARGETS.len()]).await);
+    }
+    let results = fleet
+        .wait_results(ids.len(), Duration::from_secs(120), &[&worker])
+        .await;
+    let got: BTreeSet<String> = results.iter().map(|r| r.scan_id.clone()).collect();
+    assert_eq!(
+        got, ids,
+        "every scan, before and after the restart, exactly once"
+    );
+    assert_eq!(results.len(), ids.len());
+    eventually("no identities left", Duration::from_secs(20), || async {
+        fleet.scan_accounts().await.is_empty()
+    })
+    .await;
+    drop(worker);
+    fleet.stop().await;
+}

@@ -182,6 +182,24 @@ impl Fleet {
     }
 
     pub async fn submit(&self, uri: &str) -> String {
+        self.try_submit(uri).await.unwrap()
+    }
+
+    /// Submits, retrying (bounded) while intake reports the bus unavailable.
+    pub async fn submit_retrying(&self, uri: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.try_submit(uri).await {
+                Ok(id) => return id,
+                Err(status) => {
+                    assert!(Instant::now() < deadline, "intake kept refusing: {status}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    pub async fn try_submit(&self, uri: &str) -> Result<String, tonic::Status> {
         let mut client = IntakeClient::connect(format!("http://{}", self.intake.grpc))
             .await
             .unwrap();
@@ -197,12 +215,11 @@ impl Fleet {
                 }),
                 ..Default::default()
             })
-            .await
-            .unwrap()
+            .await?
             .into_inner()
             .scans;
         assert_eq!(scans.len(), 1);
-        scans[0].scan_id.clone()
+        Ok(scans[0].scan_id.clone())
     }
 
     pub async fn results(&self) -> Vec<ScanResult> {

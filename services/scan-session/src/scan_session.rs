@@ -178,17 +178,47 @@ pub async fn run_scan(
     config: &SessionConfig,
     request: ScanRequest,
 ) -> Result<SessionOutcome, SessionError> {
+    run_scan_detailed(admin, config, request)
+        .await
+        .map_err(|f| f.error)
+}
+
+/// A failed scan, with the image pre-flight saw when it got that far, so a
+/// failed result can still be a signed statement about that digest.
+#[derive(Debug)]
+pub struct SessionFailure {
+    /// Why.
+    pub error: SessionError,
+    /// `(image reference, sha256 digest)` from pre-flight.
+    pub image: Option<(String, String)>,
+}
+
+/// [`run_scan`], keeping what pre-flight learned on failure.
+///
+/// # Errors
+/// [`SessionFailure`].
+pub async fn run_scan_detailed(
+    admin: &ClusterAccess,
+    config: &SessionConfig,
+    request: ScanRequest,
+) -> Result<SessionOutcome, SessionFailure> {
     let span = tracing::info_span!("scan_session", scan_id = %request.scan_id,
         target = %format!("{}/{}/{}", request.namespace, request.pod, request.container));
-    run_scan_inner(admin, config, request)
+    let seen = std::sync::Mutex::new(None);
+    let result = run_scan_inner(admin, config, request, &seen)
         .instrument(span)
-        .await
+        .await;
+    result.map_err(|error| SessionFailure {
+        error,
+        image: seen.into_inner().unwrap_or_else(|p| p.into_inner()),
+    })
 }
 
 async fn run_scan_inner(
     admin: &ClusterAccess,
     config: &SessionConfig,
     request: ScanRequest,
+    seen: &std::sync::Mutex<Option<(String, String)>>,
 ) -> Result<SessionOutcome, SessionError> {
     let deadline = Instant::now() + request.deadline;
     let pre = tokio::time::timeout_at(
@@ -202,6 +232,8 @@ async fn run_scan_inner(
     )
     .await
     .map_err(|_| SessionError::Deadline(request.deadline))??;
+    *seen.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some((pre.image.clone(), pre.image_digest.clone()));
     let plan = plan(
         request.approach,
         &pre.pod,

@@ -20,7 +20,7 @@ use scanfleet_scan_engine::threshold::parse_threshold;
 use scanfleet_scan_session::attestation::{
     Attribution, NamedThreshold, completed_statement, failed_statement,
 };
-use scanfleet_scan_session::{Approach, ScanRequest, SessionConfig, run_scan};
+use scanfleet_scan_session::{Approach, ScanRequest, SessionConfig, run_scan_detailed};
 use scanfleet_trust::statement::ProfileRef;
 
 use crate::scanner::{ScanFailure, ScanOutput, Scanner};
@@ -216,7 +216,7 @@ impl Scanner for KubeScanner {
             profile: Arc::new(profile),
             deadline,
         };
-        match run_scan(&self.admin, &self.session, request).await {
+        match run_scan_detailed(&self.admin, &self.session, request).await {
             Ok(outcome) => {
                 let hdf = to_hdf(&outcome.report);
                 let bytes = serde_json::to_vec(&hdf).map_err(|e| ScanFailure::Transient {
@@ -239,14 +239,20 @@ impl Scanner for KubeScanner {
                     report: Some(bytes),
                 })
             }
-            Err(e) if e.permanent() => {
-                let image = target.image.clone().unwrap_or_default();
+            Err(f) if f.error.permanent() => {
+                let e = f.error;
+                // Pre-flight's digest when it got that far, else the one
+                // intake knew (a registry push names it).
+                let (reference, digest) = f.image.unwrap_or_else(|| {
+                    let image = target.image.clone().unwrap_or_default();
+                    (image.reference, image.digest)
+                });
                 Err(ScanFailure::Permanent {
                     reason: e.to_string(),
                     failed_result: failed_statement(
                         &who,
-                        &image.reference,
-                        &image.digest,
+                        &reference,
+                        &digest,
                         requested.as_str(),
                         profile_ref,
                         &e.to_string(),
@@ -255,8 +261,8 @@ impl Scanner for KubeScanner {
                     .map(Box::new),
                 })
             }
-            Err(e) => Err(ScanFailure::Transient {
-                reason: e.to_string(),
+            Err(f) => Err(ScanFailure::Transient {
+                reason: f.error.to_string(),
                 retry_after: None,
             }),
         }

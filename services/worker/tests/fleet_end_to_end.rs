@@ -223,3 +223,46 @@ async fn a_nats_restart_during_a_flood_loses_nothing() {
     drop(worker);
     fleet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_impossible_scan_publishes_a_signed_failure_and_is_dead_lettered() {
+    let fleet = Fleet::start().await;
+    let worker = fleet.worker("w", 2);
+    // No sidecar in this pod: retrying cannot help.
+    let id = fleet
+        .try_submit_with(TARGETS[0], Approach::Sidecar)
+        .await
+        .unwrap();
+    let results = fleet
+        .wait_results(1, Duration::from_secs(60), &[&worker])
+        .await;
+    assert_eq!(results[0].scan_id, id);
+    assert_eq!(results[0].outcome(), ScanOutcome::Failed);
+    assert!(
+        results[0]
+            .failure
+            .contains("sidecar approach needs a container"),
+        "{}",
+        results[0].failure
+    );
+    assert!(
+        results[0]
+            .target
+            .as_ref()
+            .unwrap()
+            .image
+            .as_ref()
+            .unwrap()
+            .digest
+            .starts_with("sha256:"),
+        "the failure is still a statement about the digest pre-flight saw"
+    );
+    eventually("the intent in the DLQ", Duration::from_secs(20), || async {
+        fleet.messages("SCAN_DLQ").await == 1
+    })
+    .await;
+    assert_eq!(fleet.messages("SCAN_INTENTS").await, 0);
+    assert!(fleet.scan_accounts().await.is_empty());
+    drop(worker);
+    fleet.stop().await;
+}

@@ -200,6 +200,15 @@ impl Fleet {
     }
 
     pub async fn try_submit(&self, uri: &str) -> Result<String, tonic::Status> {
+        self.try_submit_with(uri, scanfleet_contracts::v1::Approach::Auto)
+            .await
+    }
+
+    pub async fn try_submit_with(
+        &self,
+        uri: &str,
+        approach: scanfleet_contracts::v1::Approach,
+    ) -> Result<String, tonic::Status> {
         let mut client = IntakeClient::connect(format!("http://{}", self.intake.grpc))
             .await
             .unwrap();
@@ -213,6 +222,7 @@ impl Fleet {
                     name: "container-baseline".into(),
                     pin: Some(Pin::Version("1.0.0".into())),
                 }),
+                approach: approach as i32,
                 ..Default::default()
             })
             .await?

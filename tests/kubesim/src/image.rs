@@ -133,6 +133,11 @@ pub struct ImageSpec {
     /// Files.
     #[serde(default)]
     pub files: Vec<FileEntry>,
+    /// A prebuilt root filesystem used as the image as-is (base, accounts
+    /// and files must then be empty): lets tests run scanners against
+    /// trees built by other fixtures, e.g. the scan engine's ground truth.
+    #[serde(default)]
+    pub root_dir: Option<PathBuf>,
 }
 
 /// A built image.
@@ -276,6 +281,26 @@ pub fn build(spec: &ImageSpec, dir: &Path, applets: &[String]) -> Result<Image, 
         image: name.to_string(),
         message,
     };
+    if let Some(root) = &spec.root_dir {
+        if !spec.users.is_empty() || !spec.groups.is_empty() || !spec.files.is_empty() {
+            return Err(recipe(
+                "rootDir images take no users, groups or files".into(),
+            ));
+        }
+        if !root.join("proc").is_dir() {
+            return Err(recipe(format!(
+                "rootDir {} has no /proc directory to mount on",
+                root.display()
+            )));
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(serde_json::to_vec(spec).unwrap_or_default());
+        return Ok(Image {
+            spec: spec.clone(),
+            root: root.clone(),
+            digest: format!("sha256:{}", hex::encode(hasher.finalize())),
+        });
+    }
     std::fs::create_dir_all(dir).map_err(io(name, dir))?;
     for d in [
         "proc", "dev", "tmp", "etc", "root", "bin", "sbin", "usr/bin", "usr/sbin",

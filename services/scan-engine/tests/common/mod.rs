@@ -78,8 +78,10 @@ pub struct LiveContainer {
 }
 
 impl LiveContainer {
-    /// Starts `argv` as pid 1 inside `root`.
-    pub fn start(root: &Path, argv: &[&str]) -> Self {
+    /// Starts `argv` as pid 1 inside `root`, with a clean environment, and
+    /// returns once pid 1 runs `sleep` and every program named in `ready` is
+    /// visible in the container's `/proc` (so scans never race start-up).
+    pub fn start(root: &Path, argv: &[&str], ready: &[&str]) -> Self {
         let mut unshare = Command::new(system_tool("unshare"))
             .args([
                 "--pid",
@@ -91,6 +93,10 @@ impl LiveContainer {
             ])
             .arg(format!("--root={}", root.display()))
             .args(argv)
+            // The scanner's own environment (CI tokens, ...) must not leak into
+            // the environment check's verdict.
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("start unshare");
@@ -104,10 +110,11 @@ impl LiveContainer {
                 .next()
                 .and_then(|p| p.parse::<u32>().ok())
             {
-                // Ready once pid 1 has exec'd its final program and /proc is mounted inside.
+                // Ready once pid 1 has exec'd its final program, /proc is
+                // mounted inside and the companions have exec'd theirs.
                 let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 let proc_ready = Path::new(&format!("/proc/{pid}/root/proc/1/status")).exists();
-                if proc_ready && cmd.starts_with(b"sleep") {
+                if proc_ready && cmd.starts_with(b"sleep") && running(pid, ready) {
                     return Self { unshare, pid };
                 }
             }
@@ -116,7 +123,7 @@ impl LiveContainer {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "container did not start within 10 s"
+                "container did not start within 10 s (waiting for {ready:?})"
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -144,6 +151,24 @@ impl LiveContainer {
         );
         ShellTarget::new(exec, "", limits)
     }
+}
+
+/// Whether every program in `names` appears as an argument (by path or bare
+/// name) of some process in the container whose pid 1 is host pid `pid`.
+fn running(pid: u32, names: &[&str]) -> bool {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/root/proc")) else {
+        return false;
+    };
+    let args: Vec<Vec<u8>> = dir
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .flat_map(|c| c.split(|b| *b == 0).map(<[u8]>::to_vec).collect::<Vec<_>>())
+        .collect();
+    names.iter().all(|n| {
+        args.iter()
+            .any(|a| a.as_slice() == n.as_bytes() || a.ends_with(format!("/{n}").as_bytes()))
+    })
 }
 
 impl Drop for LiveContainer {

@@ -17,6 +17,16 @@ use kube::api::AttachParams;
 use scanfleet_scan_engine::shell::{ExecError, ExecOutput, ScriptExecutor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The shell reads the whole script before running any of it. A shell that
+/// runs a script as it reads it stops reading stdin while its output is
+/// blocked, and the exec stream carries both directions over one
+/// connection: with a script and an output larger than the buffers in
+/// between, client and server then wait on each other forever (seen under
+/// load). Only this bootstrap is on the command line; the script itself,
+/// with its framing boundary, still arrives on stdin.
+const READ_ALL_THEN_RUN: &str =
+    "s=''; while IFS= read -r l; do s=\"$s$l\n\"; done; s=\"$s$l\"; eval \"$s\"";
+
 /// stderr is diagnostics only; this much is kept.
 const MAX_STDERR: usize = 64 << 10;
 
@@ -74,7 +84,7 @@ impl KubeExec {
             namespace: namespace.into(),
             pod: pod.into(),
             container: container.into(),
-            command: vec!["/bin/sh".into()],
+            command: vec!["/bin/sh".into(), "-c".into(), READ_ALL_THEN_RUN.into()],
             deadline,
             handle: tokio::runtime::Handle::current(),
             label: format!("k8s://{namespace}/{pod}/{container}"),
@@ -135,6 +145,7 @@ impl KubeExec {
             .exec(&self.pod, self.command.clone(), &params)
             .await
             .map_err(|e| ExecError::Failed(format!("exec into {}: {e}", self.label)))?;
+        tracing::debug!(container = %self.container, "exec session open");
         let (Some(mut stdin), Some(mut stdout), Some(mut stderr), Some(status)) = (
             process.stdin(),
             process.stdout(),
@@ -186,6 +197,7 @@ impl KubeExec {
         let writer = tokio::spawn(writer);
         let (stderr, stdout) = tokio::join!(err_reader, out_reader);
         writer.abort();
+        tracing::debug!(container = %self.container, "exec output complete");
         let stdout = match stdout {
             Ok(s) => s,
             Err(e) => {
@@ -195,6 +207,7 @@ impl KubeExec {
         };
         let status = status.await;
         let _ = process.join().await;
+        tracing::debug!(container = %self.container, ?status, "exec session closed");
         let start = exec_start(status.as_ref());
         let exit_code = match &start {
             ExecStart::Ran(code) => *code,
@@ -254,8 +267,7 @@ impl ScriptExecutor for KubeExec {
                 *self.shell_missing.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
                 Err(ExecError::Failed(format!(
                     "{} has no {}: {m}",
-                    self.label,
-                    self.command.join(" ")
+                    self.label, self.command[0]
                 )))
             }
         }

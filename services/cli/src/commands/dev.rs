@@ -47,6 +47,12 @@ pub struct DevArgs {
     /// How long to wait for the results.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
+    /// Each worker's Kubernetes API rate limit (calls per second).
+    #[arg(long, default_value_t = 20.0)]
+    kube_qps: f64,
+    /// Each worker's Kubernetes API burst.
+    #[arg(long, default_value_t = 40)]
+    kube_burst: u32,
 }
 
 struct Proc {
@@ -123,7 +129,11 @@ impl Fleet {
 
     fn stop(&mut self) {
         // Workers first (they drain), kubesim and NATS last.
-        for p in self.procs.iter().rev() {
+        for p in self.procs.iter_mut().rev() {
+            // Never signal a child already reaped: its pid may be reused.
+            if !matches!(p.child.try_wait(), Ok(None)) {
+                continue;
+            }
             let _ = Command::new("kill")
                 .args(["-TERM", &p.child.id().to_string()])
                 .stderr(Stdio::null())
@@ -413,6 +423,14 @@ async fn main_flow(args: &DevArgs, data: &Path, fleet: &mut Fleet) -> Result<Exi
     };
     eprintln!("✓ intake gRPC {}", endpoints.intake);
 
+    let worker_config = data.join("worker.yml");
+    std::fs::write(
+        &worker_config,
+        format!(
+            "kube:\n  qps: {}\n  burst: {}\nprogress_interval_ms: 5000\nidle_poll_ms: 1000\n",
+            args.kube_qps, args.kube_burst
+        ),
+    )?;
     for i in 0..args.workers {
         fleet.spawn(
             &format!("worker-{i}"),
@@ -434,6 +452,8 @@ async fn main_flow(args: &DevArgs, data: &Path, fleet: &mut Fleet) -> Result<Exi
                 format!("dev-worker-{i}"),
                 "--concurrency".into(),
                 args.concurrency.to_string(),
+                "--config".into(),
+                worker_config.display().to_string(),
             ],
             &logs,
         )?;

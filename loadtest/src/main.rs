@@ -5,6 +5,7 @@
 
 mod envelope_throughput;
 mod result_pipeline;
+mod scan_sessions;
 
 use clap::{Parser, Subcommand};
 
@@ -22,11 +23,15 @@ enum Bench {
     /// Publish signed results through a real nats-server into a collector
     /// (SQLite) and measure publish-to-persisted throughput and latency.
     Results(result_pipeline::Args),
+    /// Run secure scan sessions (exec, debug, sidecar) against an
+    /// in-process kubesim and report API calls and wall time per scan.
+    Sessions(scan_sessions::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Envelopes(args) => envelope_throughput::run(&args),
         Bench::Results(args) => result_pipeline::run(&args),
+        Bench::Sessions(args) => scan_sessions::run(&args),
     }
 }

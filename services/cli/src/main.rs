@@ -13,6 +13,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Diagnostics only (RUST_LOG, default warn); progress and verdicts are
+    // printed by the commands themselves.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = commands::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -367,10 +367,16 @@ pub fn in_cluster_client() -> Result<kube::Client, KubeAccessError> {
 }
 
 fn client_from_config(
-    config: Config,
+    mut config: Config,
     source_name: &str,
     throttle: Option<&ApiThrottle>,
 ) -> Result<kube::Client, KubeAccessError> {
+    if throttle.is_some() {
+        // kube's own retry layer sits *inside* ours: it would resend 429s and
+        // 503s up to 15 times past the limiter, uncounted and unbounded by
+        // ThrottleConfig. The throttle owns retries.
+        config.default_retry = false;
+    }
     if config.accept_invalid_certs || config.cluster_url.scheme_str() != Some("https") {
         return Err(KubeAccessError::Refused {
             source_name: source_name.to_owned(),

@@ -204,5 +204,10 @@ mod tests {
         );
         assert_eq!(image_name("shop/web@sha256:ab"), "shop/web");
         assert_eq!(image_name("kubesim.local/scanner"), "kubesim.local/scanner");
+        assert_eq!(image_name("nginx:1.27"), "nginx");
+        assert_eq!(
+            image_name("registry.local:5000/shop/web@sha256:ab"),
+            "registry.local:5000/shop/web"
+        );
     }
 }

@@ -24,7 +24,7 @@ pub mod sidecar;
 
 pub use approach::{Approach, ApproachPolicy};
 pub use preflight::{Preflight, PreflightError, preflight};
-pub use scan_identity::{Access, IdentityError, ScanIdentity, sweep_expired};
+pub use scan_identity::{Access, IdentityError, ScanIdentity, release_scan, sweep_expired};
 pub use scan_session::{
     ScanRequest, SessionConfig, SessionError, SessionFailure, SessionOutcome, run_scan,
     run_scan_detailed,

@@ -407,6 +407,34 @@ pub(crate) async fn delete_account(
     }
 }
 
+/// Deletes every identity of one scan in `namespace`, for a caller that
+/// abandoned the scan (a CLI interrupted with Ctrl-C) and cannot wait for
+/// the sweeper. Returns how many were removed.
+///
+/// # Errors
+/// [`IdentityError`] when listing or a delete fails.
+pub async fn release_scan(
+    admin: &ClusterAccess,
+    namespace: &str,
+    scan_id: &str,
+) -> Result<usize, IdentityError> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.client.clone(), namespace);
+    let selector = format!(
+        "{MANAGED_BY_LABEL}={MANAGED_BY},{SCAN_ID_LABEL}={}",
+        scan_id.to_ascii_lowercase()
+    );
+    let list = accounts
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(api_error("list the scan's ServiceAccounts"))?;
+    let mut removed = 0;
+    for name in list.items.iter().filter_map(|a| a.metadata.name.as_deref()) {
+        delete_account(&admin.client, namespace, name).await?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 /// Deletes every scanfleet ServiceAccount whose `expires-at` has passed
 /// (workers that crashed mid-scan), returning how many were removed.
 ///

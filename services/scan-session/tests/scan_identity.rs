@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Api;
 use kube::api::{AttachParams, DeleteParams, ListParams, PostParams};
@@ -141,7 +141,20 @@ async fn the_scan_identity_reaches_its_pod_and_nothing_else() {
             &AttachParams::default().container("web"),
         )
         .await;
-    assert!(denied.is_err(), "exec into another pod must be refused");
+    assert_eq!(
+        status_code(denied),
+        403,
+        "exec into another pod is forbidden"
+    );
+    // Secrets are out of reach, by name and by list, in its own namespace.
+    let secrets: Api<Secret> = Api::namespaced(identity.client.clone(), "apps");
+    assert_eq!(status_code(secrets.get("default-token").await), 403);
+    assert_eq!(status_code(secrets.list(&ListParams::default()).await), 403);
+    let all_secrets: Api<Secret> = Api::all(identity.client.clone());
+    assert_eq!(
+        status_code(all_secrets.list(&ListParams::default()).await),
+        403
+    );
     let accounts_as_scan: Api<ServiceAccount> = Api::namespaced(identity.client.clone(), "apps");
     assert_eq!(
         status_code(accounts_as_scan.list(&ListParams::default()).await),

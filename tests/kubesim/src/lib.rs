@@ -260,6 +260,7 @@ impl Kubesim {
             bookmark_interval: config.bookmark_interval,
             shutdown: shutdown_rx.clone(),
             address: addr.to_string(),
+            issued_tokens: std::sync::Mutex::default(),
         });
         let admin = state.static_tokens[0].1.clone();
         let create = |kind: &str, ns: &str, obj: Value| -> Result<Value, StartError> {
@@ -336,6 +337,15 @@ impl Kubesim {
     /// Kubeconfig for any bearer token.
     pub fn kubeconfig_for_token(&self, user: &str, token: &str, namespace: &str) -> String {
         kubeconfig::render(&self.url, &self.ca_pem, user, token, namespace)
+    }
+
+    /// Every token issued by a TokenRequest so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state
+            .issued_tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Moves the server clock forward (token expiry without sleeping).

@@ -57,6 +57,9 @@ pub struct State {
     pub shutdown: watch::Receiver<bool>,
     /// `host:port` served.
     pub address: String,
+    /// Every token a TokenRequest issued, so leak tests know what to look
+    /// for in logs and on disk (a real API server keeps none).
+    pub issued_tokens: std::sync::Mutex<Vec<String>>,
 }
 
 impl RbacSource for State {

@@ -164,6 +164,11 @@ pub fn create(state: &State, ns: &str, sa_name: &str, body: Value) -> Result<Val
         .signer
         .sign(&claims)
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    state
+        .issued_tokens
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(token.clone());
     tr["status"] = json!({"token": token,
                           "expirationTimestamp": crate::clock::format_time(now + exp_secs)});
     Ok(tr)

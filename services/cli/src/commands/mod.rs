@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod cluster_scan;
 mod dev;
 mod envelope;
 mod keys;
@@ -40,8 +41,9 @@ enum Command {
     /// Sign, verify, encrypt and decrypt DSSE envelopes.
     #[command(subcommand)]
     Envelope(envelope::EnvelopeCommand),
-    /// Scan a directory tree (e.g. an unpacked image) with a profile and
-    /// write HDF; exits 1 when a given threshold fails.
+    /// Scan a directory tree (e.g. an unpacked image) or a running container
+    /// (k8s://NS/POD/CONTAINER) with a profile and write HDF; exits 1 when a
+    /// given threshold fails.
     Scan(scan::Args),
     /// Gate an HDF file with a SAF threshold file: exit 0 pass, 1 fail
     /// (every failed check printed), 2 invalid input.

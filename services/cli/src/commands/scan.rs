@@ -1,5 +1,8 @@
 //! `scanfleet scan --root DIR --profile PATH`: scans a directory tree (e.g. an
 //! unpacked image) with the local-root target and writes HDF.
+//! `scanfleet scan k8s://NS/POD/CONTAINER --kubeconfig FILE --profile PATH`
+//! scans a running container through a secure scan session instead (see
+//! [`super::cluster_scan`]).
 //!
 //! Exit status: 0 scanned (and the threshold, if given, passed), 1 the
 //! threshold failed, 2 invalid input or the scan could not run.
@@ -20,9 +23,12 @@ use super::threshold::{INVALID_INPUT, gate, load_threshold};
 /// Arguments of `scanfleet scan`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// A running container to scan: k8s://NAMESPACE/POD/CONTAINER.
+    #[arg(value_name = "k8s://NS/POD/CONTAINER", conflicts_with = "root")]
+    pub target: Option<String>,
     /// Root of the directory tree to scan.
-    #[arg(long)]
-    pub root: PathBuf,
+    #[arg(long, required_unless_present = "target")]
+    pub root: Option<PathBuf>,
     /// Profile directory (inspec.yml + controls/*.yml).
     #[arg(long)]
     pub profile: PathBuf,
@@ -41,9 +47,11 @@ pub struct Args {
     /// Entries a search may visit before its control errors.
     #[arg(long, default_value_t = GatherLimits::default().max_walk_entries)]
     pub max_walk_entries: usize,
+    #[command(flatten)]
+    pub cluster: super::cluster_scan::ClusterArgs,
 }
 
-fn parse_inputs(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+pub(crate) fn parse_inputs(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for kv in raw {
         let Some((k, v)) = kv.split_once('=') else {
@@ -58,6 +66,18 @@ fn parse_inputs(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = match (&args.target, &args.root) {
+        (Some(target), _) => return super::cluster_scan::run(target, &args),
+        (None, Some(root)) => root.clone(),
+        (None, None) => {
+            eprintln!("error: give --root DIR or a k8s://NS/POD/CONTAINER target");
+            return Ok(ExitCode::from(INVALID_INPUT));
+        }
+    };
+    if let Some(flag) = args.cluster.given_flag() {
+        eprintln!("error: {flag} applies only to a k8s:// target, not --root");
+        return Ok(ExitCode::from(INVALID_INPUT));
+    }
     let overrides = match parse_inputs(&args.inputs) {
         Ok(o) => o,
         Err(e) => {
@@ -85,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_walk_entries: args.max_walk_entries,
         ..GatherLimits::default()
     };
-    let target = match LocalRoot::new(&args.root, limits) {
+    let target = match LocalRoot::new(&root, limits) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,5 +1,7 @@
-//! The collector's configuration: flags or environment variables, parsed
-//! once into typed values, with every problem reported together.
+//! The collector's configuration: flags, environment variables and an
+//! optional YAML file (`--config`), parsed once into typed values, with every
+//! problem reported together. A flag or variable wins over the file, which
+//! wins over the default.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,13 +21,13 @@ pub struct Args {
     /// How to reach NATS.
     #[command(flatten)]
     pub nats: NatsArgs,
-    /// Result store: sqlite://PATH (default, embedded) or postgres://…
-    #[arg(
-        long,
-        env = "SCANFLEET_STORE_URL",
-        default_value = "sqlite://scanfleet-results.db"
-    )]
-    pub store_url: String,
+    /// YAML file with any of the settings below (snake_case keys).
+    #[arg(long, env = "SCANFLEET_COLLECTOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Result store: sqlite://PATH (embedded) or postgres://… [default:
+    /// sqlite://scanfleet-results.db]
+    #[arg(long, env = "SCANFLEET_STORE_URL")]
+    pub store_url: Option<String>,
     /// A trusted signing public key (SPKI PEM); repeat for rotation.
     #[arg(
         long = "trusted-key",
@@ -40,24 +42,43 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub age_identities: Vec<PathBuf>,
-    /// gRPC `Results` listen address (port 0 picks one).
-    #[arg(long, env = "SCANFLEET_GRPC_LISTEN", default_value = "127.0.0.1:50052")]
-    pub grpc_listen: SocketAddr,
-    /// HTTP API, health and metrics listen address (port 0 picks one).
-    #[arg(long, env = "SCANFLEET_HTTP_LISTEN", default_value = "127.0.0.1:8082")]
-    pub http_listen: SocketAddr,
-    /// Delete results that finished longer ago than this many days (0 keeps all).
-    #[arg(long, env = "SCANFLEET_RETENTION_DAYS", default_value_t = 30)]
-    pub retention_days: u32,
-    /// Stream replicas when declaring the bus topology.
-    #[arg(long, env = "SCANFLEET_STREAM_REPLICAS", default_value_t = 1)]
-    pub stream_replicas: usize,
-    /// Largest event, envelope or report accepted, in bytes.
-    #[arg(long, env = "SCANFLEET_MAX_EVENT_BYTES", default_value_t = 16 * 1024 * 1024)]
-    pub max_event_bytes: usize,
-    /// Log format.
-    #[arg(long, env = "SCANFLEET_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    /// gRPC `Results` listen address, port 0 picks one [default:
+    /// 127.0.0.1:50052]
+    #[arg(long, env = "SCANFLEET_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// HTTP API, health and metrics listen address [default: 127.0.0.1:8082]
+    #[arg(long, env = "SCANFLEET_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Delete results that finished longer ago than this many days, 0 keeps
+    /// all [default: 30]
+    #[arg(long, env = "SCANFLEET_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// Stream replicas when declaring the bus topology [default: 1]
+    #[arg(long, env = "SCANFLEET_STREAM_REPLICAS")]
+    pub stream_replicas: Option<usize>,
+    /// Largest event, envelope or report accepted, in bytes [default: 16 MiB]
+    #[arg(long, env = "SCANFLEET_MAX_EVENT_BYTES")]
+    pub max_event_bytes: Option<usize>,
+    /// Log format [default: text]
+    #[arg(long, env = "SCANFLEET_LOG_FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+}
+
+/// The YAML file, as written.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    store_url: Option<String>,
+    #[serde(default)]
+    trusted_keys: Vec<PathBuf>,
+    #[serde(default)]
+    age_identities: Vec<PathBuf>,
+    grpc_listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    retention_days: Option<u32>,
+    stream_replicas: Option<usize>,
+    max_event_bytes: Option<usize>,
+    log_format: Option<String>,
 }
 
 /// The validated configuration.
@@ -98,20 +119,55 @@ impl Config {
     pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let nats = args.nats.settings(&mut errors);
-        if !(args.store_url.starts_with("sqlite:")
-            || args.store_url.starts_with("postgres:")
-            || args.store_url.starts_with("postgresql:"))
+        let file: FileConfig = match &args.config {
+            None => FileConfig::default(),
+            Some(path) => match read_small(path).and_then(|t| {
+                serde_yaml::from_str(&t).map_err(|e| format!("{}: {e}", path.display()))
+            }) {
+                Ok(f) => f,
+                Err(e) => {
+                    errors.push(format!("--config: {e}"));
+                    FileConfig::default()
+                }
+            },
+        };
+        let store_url = args
+            .store_url
+            .or(file.store_url)
+            .unwrap_or_else(|| "sqlite://scanfleet-results.db".into());
+        let trusted_keys = if args.trusted_keys.is_empty() {
+            file.trusted_keys
+        } else {
+            args.trusted_keys
+        };
+        let age_identities = if args.age_identities.is_empty() {
+            file.age_identities
+        } else {
+            args.age_identities
+        };
+        let stream_replicas = args.stream_replicas.or(file.stream_replicas).unwrap_or(1);
+        let retention_days = args.retention_days.or(file.retention_days).unwrap_or(30);
+        let log_format = args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
+        if log_format != "text" && log_format != "json" {
+            errors.push(format!("log_format {log_format:?}: expected text or json"));
+        }
+        if !(store_url.starts_with("sqlite:")
+            || store_url.starts_with("postgres:")
+            || store_url.starts_with("postgresql:"))
         {
             errors.push("--store-url: expected sqlite://PATH or postgres://…".into());
         }
         let mut trusted = TrustedKeys::new();
-        if args.trusted_keys.is_empty() {
+        if trusted_keys.is_empty() {
             errors.push(
                 "--trusted-key: at least one signing public key is required; without one every result would be quarantined"
                     .into(),
             );
         }
-        for path in &args.trusted_keys {
+        for path in &trusted_keys {
             match read_small(path).and_then(|pem| {
                 PublicKey::from_spki_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
             }) {
@@ -120,7 +176,7 @@ impl Config {
             }
         }
         let mut identity_text = String::new();
-        for path in &args.age_identities {
+        for path in &age_identities {
             match read_small(path).and_then(|text| {
                 AgeIdentities::parse(&text)
                     .map(|_| text)
@@ -138,7 +194,7 @@ impl Config {
         } else {
             AgeIdentities::parse(&identity_text).ok()
         };
-        if args.stream_replicas == 0 || args.stream_replicas > 5 {
+        if stream_replicas == 0 || stream_replicas > 5 {
             errors.push("--stream-replicas: must be 1 to 5".into());
         }
         if !errors.is_empty() {
@@ -146,16 +202,99 @@ impl Config {
         }
         Ok(Self {
             nats,
-            store_url: args.store_url,
+            store_url,
             trusted,
             identities,
-            grpc_listen: args.grpc_listen,
-            http_listen: args.http_listen,
-            retention: (args.retention_days > 0)
-                .then(|| Duration::from_secs(u64::from(args.retention_days) * 86_400)),
-            stream_replicas: args.stream_replicas,
-            max_event_bytes: args.max_event_bytes,
-            json_logs: args.log_format == "json",
+            grpc_listen: args
+                .grpc_listen
+                .or(file.grpc_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50052))),
+            http_listen: args
+                .http_listen
+                .or(file.http_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8082))),
+            retention: (retention_days > 0)
+                .then(|| Duration::from_secs(u64::from(retention_days) * 86_400)),
+            stream_replicas,
+            max_event_bytes: args
+                .max_event_bytes
+                .or(file.max_event_bytes)
+                .unwrap_or(16 * 1024 * 1024),
+            json_logs: log_format == "json",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn key_file(dir: &std::path::Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        let key = scanfleet_trust::SigningKey::generate();
+        std::fs::write(&path, key.public_key().to_spki_pem()).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_file_fills_in_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path(), "k.pub.pem");
+        let file = dir.path().join("collector.yml");
+        std::fs::write(
+            &file,
+            format!(
+                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\nretention_days: 7\nhttp_listen: 127.0.0.1:9999\n",
+                key.display()
+            ),
+        )
+        .unwrap();
+        let config = Config::from_args(Args::parse_from([
+            "scanfleet-collector",
+            "--config",
+            file.to_str().unwrap(),
+            "--http-listen",
+            "127.0.0.1:7777",
+        ]))
+        .map_err(|e| e.join("; "))
+        .unwrap();
+        assert_eq!(config.store_url, "sqlite:///var/lib/r.db");
+        assert_eq!(config.retention, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            config.http_listen.port(),
+            7777,
+            "the flag wins over the file"
+        );
+        assert_eq!(
+            config.grpc_listen.port(),
+            50052,
+            "the default when neither says"
+        );
+    }
+
+    #[test]
+    fn file_and_flag_problems_are_reported_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("collector.yml");
+        std::fs::write(&file, "store_url: mysql://x\nbogus: 1\n").unwrap();
+        let errors = Config::from_args(Args::parse_from([
+            "scanfleet-collector",
+            "--config",
+            file.to_str().unwrap(),
+            "--stream-replicas",
+            "9",
+        ]))
+        .err()
+        .expect("invalid");
+        let all = errors.join("\n");
+        for needle in [
+            "unknown field `bogus`",
+            "--trusted-key",
+            "--stream-replicas",
+        ] {
+            assert!(all.contains(needle), "{needle} missing from:\n{all}");
+        }
     }
 }

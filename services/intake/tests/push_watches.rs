@@ -138,6 +138,14 @@ async fn the_first_pod_with_a_watched_digest_is_scanned_and_watches_expire() {
         || async { metric(addr, MATCHED).await == 1 },
     )
     .await;
+    // kubesim starts a pod's containers one after the other, so the second
+    // container's intent follows its own status update.
+    eventually(
+        "both containers queued",
+        Duration::from_secs(20),
+        || async { queued_after(&js, 0).await.len() >= 2 },
+    )
+    .await;
     let q = queued_after(&js, 0).await;
     let mut targets: Vec<String> = q.iter().map(support::Queued::target).collect();
     targets.sort();

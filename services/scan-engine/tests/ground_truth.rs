@@ -9,32 +9,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
-use common::{LiveContainer, chrooted, local, shipped};
+use common::{LiveContainer, chrooted, exec_target, local, shipped};
 use scanfleet_scan_engine::facts::GatherLimits;
 use scanfleet_scan_engine::hdf::{control_status, to_hdf};
 use scanfleet_scan_engine::scan::{Target, scan};
-use scanfleet_test_harness::{repo_root, run, system_tool, text};
-
-const PROFILES: [&str; 2] = ["container-baseline", "container-hardening"];
-const SCENARIOS: [&str; 4] = ["weak", "hardened", "weak-live", "hardened-live"];
-
-fn build(recipe: &str, dest: &std::path::Path) {
-    let out = run(Command::new("/bin/sh")
-        .arg(
-            repo_root()
-                .join("services/scan-engine/fixtures")
-                .join(recipe),
-        )
-        .arg(dest)
-        .env("BUSYBOX", system_tool("busybox")));
-    assert!(
-        out.status.success(),
-        "{recipe} failed: {}",
-        text(&out.stderr)
-    );
-}
+use scanfleet_test_harness::rootfs::{
+    SCENARIOS, SHIPPED_PROFILES, StatusTable, build_fixture, expected_status_table,
+};
 
 /// control id -> status key, for one profile through one target.
 fn statuses(profile: &str, target: &dyn Target) -> BTreeMap<String, String> {
@@ -53,113 +35,46 @@ fn statuses(profile: &str, target: &dyn Target) -> BTreeMap<String, String> {
         .collect()
 }
 
-type Table = BTreeMap<(String, String), BTreeMap<String, String>>;
-
-fn expected_table() -> Table {
-    let text = std::fs::read_to_string(
-        repo_root().join("services/scan-engine/fixtures/expected-status.tsv"),
-    )
-    .expect("expected-status.tsv");
-    let mut lines = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    assert_eq!(&header[2..], &SCENARIOS, "table columns");
-    lines
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            assert_eq!(f.len(), 2 + SCENARIOS.len(), "bad row {l:?}");
-            let row = SCENARIOS
-                .iter()
-                .zip(&f[2..])
-                .map(|(s, v)| (s.to_string(), v.to_string()))
-                .collect();
-            ((f[0].to_string(), f[1].to_string()), row)
-        })
-        .collect()
-}
-
 #[test]
 fn both_targets_match_the_expected_status_table() {
     let dir = tempfile::tempdir().expect("tempdir");
     let weak = dir.path().join("weak");
     let hardened = dir.path().join("hardened");
-    build("rootfs-weak.sh", &weak);
-    build("rootfs-hardened.sh", &hardened);
+    build_fixture("rootfs-weak.sh", &weak);
+    build_fixture("rootfs-hardened.sh", &hardened);
     let limits = GatherLimits::default;
 
-    let mut got: Table = BTreeMap::new();
-    let mut record = |scenario: &str,
-                      profile: &str,
-                      local_s: BTreeMap<String, String>,
-                      shell_s: BTreeMap<String, String>| {
-        assert_eq!(
-            local_s, shell_s,
-            "{scenario}/{profile}: local and shell targets disagree"
-        );
-        for (id, st) in local_s {
-            got.entry((profile.to_string(), id))
-                .or_default()
-                .insert(scenario.to_string(), st);
+    let mut got = StatusTable::new();
+    let mut record = |scenario: &str, local_t: &dyn Target, shell_t: &dyn Target| {
+        for p in SHIPPED_PROFILES {
+            let (local_s, shell_s) = (statuses(p, local_t), statuses(p, shell_t));
+            assert_eq!(
+                local_s, shell_s,
+                "{scenario}/{p}: local and shell targets disagree"
+            );
+            for (id, st) in local_s {
+                got.entry((p.to_string(), id))
+                    .or_default()
+                    .insert(scenario.to_string(), st);
+            }
         }
     };
     for (scenario, root) in [("weak", &weak), ("hardened", &hardened)] {
-        for p in PROFILES {
-            record(
-                scenario,
-                p,
-                statuses(p, &local(root, limits())),
-                statuses(p, &chrooted(root, limits())),
-            );
-        }
+        record(scenario, &local(root, limits()), &chrooted(root, limits()));
     }
-    // A root main process with secrets in its environment, a netcat listener
-    // and the fixture's stand-ins for an SSH daemon, a legacy network daemon,
-    // cron, a package manager, a tracer and a container runtime daemon.
-    const COMPANIONS: [&str; 7] = [
-        "nc",
-        "/usr/sbin/sshd",
-        "/usr/sbin/in.telnetd",
-        "/usr/sbin/crond",
-        "/usr/bin/apt-get",
-        "/usr/bin/strace",
-        "/usr/bin/dockerd",
-    ];
-    let c = LiveContainer::start(
-        &weak,
-        &[
-            "/bin/sh",
-            "-c",
-            "nc -l -p 4444 & /usr/sbin/sshd -D & /usr/sbin/in.telnetd & \
-             /usr/sbin/crond -f & /usr/bin/apt-get install -y curl & \
-             /usr/bin/strace -p 1 & /usr/bin/dockerd & \
-             exec env SECRET_TOKEN=s3cr3t APP_MODE=prod sleep 600",
-        ],
-        &COMPANIONS,
+    let c = LiveContainer::weak_live(&weak);
+    record(
+        "weak-live",
+        &local(&c.root(), limits()),
+        &exec_target(&c, limits()),
     );
-    for p in PROFILES {
-        record(
-            "weak-live",
-            p,
-            statuses(p, &local(&c.root(), limits())),
-            statuses(p, &c.exec_target(limits())),
-        );
-    }
     drop(c);
-    // An unprivileged main process with a clean environment.
-    let c = LiveContainer::start(
-        &hardened,
-        &["/bin/su", "app", "-s", "/bin/sh", "-c", "exec sleep 600"],
-        &[],
+    let c = LiveContainer::hardened_live(&hardened);
+    record(
+        "hardened-live",
+        &local(&c.root(), limits()),
+        &exec_target(&c, limits()),
     );
-    for p in PROFILES {
-        record(
-            "hardened-live",
-            p,
-            statuses(p, &local(&c.root(), limits())),
-            statuses(p, &c.exec_target(limits())),
-        );
-    }
     drop(c);
 
     if std::env::var_os("SCANFLEET_PRINT_STATUS_TABLE").is_some() {
@@ -168,7 +83,7 @@ fn both_targets_match_the_expected_status_table() {
             println!("{p}\t{id}\t{}", cols.join("\t"));
         }
     }
-    let want = expected_table();
+    let want = expected_status_table();
     let mut diffs = Vec::new();
     for (key, row) in &got {
         match want.get(key) {

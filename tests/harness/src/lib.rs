@@ -5,11 +5,13 @@
 //! that says how to fix it. This crate holds only that lookup and small helpers
 //! for running external commands, plus one module per real server the tests
 //! start (`nats`: a nats-server on a random loopback port with a temp store;
-//! `postgres`: a throwaway PostgreSQL 15 cluster the same way).
+//! `postgres`: a throwaway PostgreSQL 15 cluster the same way), and `rootfs`
+//! for the scan engine's ground-truth fixtures and live containers.
 
 pub mod fleet;
 pub mod nats;
 pub mod postgres;
+pub mod rootfs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -34,6 +34,12 @@ pub enum TargetError {
         /// The cap in bytes.
         cap: u64,
     },
+    /// The executor's deadline expired and the script was killed.
+    #[error("the scan did not finish within {after:?}; the exec was killed")]
+    TimedOut {
+        /// The deadline that expired.
+        after: std::time::Duration,
+    },
     /// The executor failed to run the script.
     #[error("exec failed: {0}")]
     Exec(String),

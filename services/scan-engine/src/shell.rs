@@ -43,6 +43,13 @@ pub enum ExecError {
         /// The cap in bytes.
         cap: u64,
     },
+    /// The script did not finish within the executor's deadline; the
+    /// executor killed it (a hung or hostile target must not hold a worker).
+    #[error("the scan script did not finish within {after:?} and was killed")]
+    TimedOut {
+        /// The deadline that expired.
+        after: std::time::Duration,
+    },
     /// The script could not be run.
     #[error("{0}")]
     Failed(String),
@@ -94,6 +101,7 @@ impl<E: ScriptExecutor> Target for ShellTarget<E> {
             .execute(script.as_bytes(), self.limits.max_output_bytes)
             .map_err(|e| match e {
                 ExecError::OutputCap { cap } => TargetError::OutputCap { cap },
+                ExecError::TimedOut { after } => TargetError::TimedOut { after },
                 ExecError::Failed(m) => TargetError::Exec(m),
             })?;
         let values = parse_output(

@@ -3,6 +3,7 @@
 //! Benchmarks print numbers for `docs/benchmarks.md`; they never assert on
 //! time, because a loaded CI machine would make such assertions flaky.
 
+mod engine_scan;
 mod envelope_throughput;
 mod result_pipeline;
 mod scan_sessions;
@@ -26,6 +27,9 @@ enum Bench {
     /// Run secure scan sessions (exec, debug, sidecar) against an
     /// in-process kubesim and report API calls and wall time per scan.
     Sessions(scan_sessions::Args),
+    /// Run container-hardening on a busybox rootfs of 20,000+ files through
+    /// the local-root and the shell target (one exec round trip).
+    Engine(engine_scan::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +37,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Envelopes(args) => envelope_throughput::run(&args),
         Bench::Results(args) => result_pipeline::run(&args),
         Bench::Sessions(args) => scan_sessions::run(&args),
+        Bench::Engine(args) => engine_scan::run(&args),
     }
 }

@@ -59,13 +59,9 @@ async fn bench(args: &Args) -> Result<()> {
     let audit_path = dir.path().join("audit.jsonl");
     let mut config = kubesim::Config::demo()?;
     config.audit_log = Some(audit_path.clone());
-    let sim = kubesim::Kubesim::start(config)
+    let sim = kubesim::Kubesim::start_settled(config, Duration::from_secs(60))
         .await
         .context("starting kubesim (needs root)")?;
-    let pending = sim.wait_pods_settled(Duration::from_secs(60)).await;
-    if !pending.is_empty() {
-        bail!("pods did not start: {pending:?}");
-    }
     let throttle = ApiThrottle::new(ThrottleConfig {
         qps: args.qps,
         burst: args.qps.ceil() as u32,

@@ -1,50 +1,35 @@
 //! The intake process: parse config, start logging, serve until SIGTERM.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 use scanfleet_intake::config::{Args, Config};
+use scanfleet_process_lifecycle as lifecycle;
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let config = match Config::from_args(Args::parse()) {
         Ok(c) => c,
-        Err(errors) => {
-            eprintln!("scanfleet-intake: invalid configuration:");
-            for e in errors {
-                eprintln!("  - {e}");
-            }
-            return std::process::ExitCode::from(2);
+        Err(errors) => return lifecycle::invalid_config("scanfleet-intake", &errors),
+    };
+    lifecycle::init_logging(config.json_logs);
+    let stop = match lifecycle::shutdown_on_signal() {
+        Ok(stop) => stop,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot handle SIGTERM");
+            return ExitCode::FAILURE;
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.json_logs {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        let _ = tx.send(true);
-    });
+    // Scripts and tests read this line to find ports chosen by the OS.
     let ready = |l: scanfleet_intake::Listening| match l.http {
         Some(http) => println!("scanfleet-intake listening grpc={} http={http}", l.grpc),
         None => println!("scanfleet-intake listening grpc={}", l.grpc),
     };
-    match scanfleet_intake::run_with_ready(config, rx, ready).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    match scanfleet_intake::run_with_ready(config, stop, ready).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "intake stopped");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

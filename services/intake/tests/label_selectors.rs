@@ -45,11 +45,10 @@ fn targets(response: &scanfleet_contracts::v1::SubmitResponse) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selectors_expand_to_running_containers() {
-    let sim = kubesim::Kubesim::start(kubesim::Config::demo().unwrap())
-        .await
-        .expect("kubesim starts (tests run as root)");
-    let pending = sim.wait_pods_settled(Duration::from_secs(30)).await;
-    assert!(pending.is_empty(), "pods did not start: {pending:?}");
+    let sim =
+        kubesim::Kubesim::start_settled(kubesim::Config::demo().unwrap(), Duration::from_secs(30))
+            .await
+            .expect("kubesim starts with every pod running (tests run as root)");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("intake.kubeconfig");
     {

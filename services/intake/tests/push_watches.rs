@@ -87,14 +87,12 @@ async fn the_first_pod_with_a_watched_digest_is_scanned_and_watches_expire() {
         .digest
     };
     let (late, never) = (digest_of(1), digest_of(2));
-    let sim = kubesim::Kubesim::start(kubesim::Config::with_fixture(fixture.clone()))
-        .await
-        .expect("kubesim starts (tests run as root)");
-    assert!(
-        sim.wait_pods_settled(Duration::from_secs(30))
-            .await
-            .is_empty()
-    );
+    let sim = kubesim::Kubesim::start_settled(
+        kubesim::Config::with_fixture(fixture.clone()),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("kubesim starts with every pod running (tests run as root)");
 
     let nats = NatsServer::start();
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());

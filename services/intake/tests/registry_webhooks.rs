@@ -165,14 +165,10 @@ fn targets(q: &[Queued]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_registry_fixture_yields_exactly_the_expected_intents() {
-    let sim = kubesim::Kubesim::start(kubesim::Config::demo().unwrap())
-        .await
-        .expect("kubesim starts (tests run as root)");
-    assert!(
-        sim.wait_pods_settled(Duration::from_secs(30))
+    let sim =
+        kubesim::Kubesim::start_settled(kubesim::Config::demo().unwrap(), Duration::from_secs(30))
             .await
-            .is_empty()
-    );
+            .expect("kubesim starts with every pod running (tests run as root)");
     let running = support::running_digests(&sim).await;
     let d = |k: &str| running[k].clone();
     let (mis, hard, dist, scanner) = (
@@ -460,14 +456,10 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stream_answers_429_with_retry_after() {
-    let sim = kubesim::Kubesim::start(kubesim::Config::demo().unwrap())
-        .await
-        .expect("kubesim starts (tests run as root)");
-    assert!(
-        sim.wait_pods_settled(Duration::from_secs(30))
+    let sim =
+        kubesim::Kubesim::start_settled(kubesim::Config::demo().unwrap(), Duration::from_secs(30))
             .await
-            .is_empty()
-    );
+            .expect("kubesim starts with every pod running (tests run as root)");
     let running = support::running_digests(&sim).await;
     let mis = running["web-misconfigured/web"].clone();
     let nats = NatsServer::start();

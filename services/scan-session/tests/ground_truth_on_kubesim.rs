@@ -123,11 +123,12 @@ async fn every_approach_reproduces_the_engine_ground_truth() {
     build("rootfs-weak.sh", &dir.path().join("weak"));
     build("rootfs-hardened.sh", &dir.path().join("hardened"));
     let fixture = kubesim::fixture::Fixture::parse("truth", &fixture(dir.path())).unwrap();
-    let sim = kubesim::Kubesim::start(kubesim::Config::with_fixture(fixture))
-        .await
-        .expect("kubesim starts (tests run as root)");
-    let pending = sim.wait_pods_settled(Duration::from_secs(30)).await;
-    assert!(pending.is_empty(), "pods did not start: {pending:?}");
+    let sim = kubesim::Kubesim::start_settled(
+        kubesim::Config::with_fixture(fixture),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("kubesim starts with every pod running (tests run as root)");
     let admin = ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
         .await
         .unwrap();

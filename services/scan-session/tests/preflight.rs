@@ -7,14 +7,10 @@ use scanfleet_scan_session::{PreflightError, preflight};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preflight_resolves_the_running_digest_and_names_every_problem() {
-    let sim = kubesim::Kubesim::start(kubesim::Config::demo().unwrap())
-        .await
-        .expect("kubesim starts (tests run as root)");
-    assert!(
-        sim.wait_pods_settled(Duration::from_secs(30))
+    let sim =
+        kubesim::Kubesim::start_settled(kubesim::Config::demo().unwrap(), Duration::from_secs(30))
             .await
-            .is_empty()
-    );
+            .expect("kubesim starts with every pod running (tests run as root)");
     let admin = ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
         .await
         .unwrap();

@@ -12,11 +12,10 @@ use scanfleet_scan_session::scan_identity::{EXPIRES_AT_ANNOTATION, SCAN_ID_LABEL
 use scanfleet_scan_session::{Access, ScanIdentity, sweep_expired};
 
 async fn sim() -> (kubesim::Kubesim, ClusterAccess) {
-    let sim = kubesim::Kubesim::start(kubesim::Config::demo().unwrap())
-        .await
-        .expect("kubesim starts (tests run as root)");
-    let pending = sim.wait_pods_settled(Duration::from_secs(30)).await;
-    assert!(pending.is_empty(), "pods did not start: {pending:?}");
+    let sim =
+        kubesim::Kubesim::start_settled(kubesim::Config::demo().unwrap(), Duration::from_secs(30))
+            .await
+            .expect("kubesim starts with every pod running (tests run as root)");
     let admin = ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
         .await
         .unwrap();

@@ -102,14 +102,10 @@ async fn set_rules(admin: &ClusterAccess, role: &ClusterRole, rules: Vec<PolicyR
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_rbac_is_exactly_sufficient() {
-    let sim = kubesim::Kubesim::start(kubesim::Config::demo().unwrap())
-        .await
-        .expect("kubesim starts (tests run as root)");
-    assert!(
-        sim.wait_pods_settled(Duration::from_secs(30))
+    let sim =
+        kubesim::Kubesim::start_settled(kubesim::Config::demo().unwrap(), Duration::from_secs(30))
             .await
-            .is_empty()
-    );
+            .expect("kubesim starts with every pod running (tests run as root)");
     let admin = ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
         .await
         .unwrap();

@@ -1,54 +1,34 @@
 //! The worker process: parse config, start logging, work until SIGTERM.
 
+use std::process::ExitCode;
+
 use clap::Parser;
+use scanfleet_process_lifecycle as lifecycle;
 use scanfleet_worker::config::{Args, Config};
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let config = match Config::from_args(Args::parse()) {
         Ok(c) => c,
-        Err(errors) => {
-            eprintln!("scanfleet-worker: invalid configuration:");
-            for e in errors {
-                eprintln!("  - {e}");
-            }
-            return std::process::ExitCode::from(2);
+        Err(errors) => return lifecycle::invalid_config("scanfleet-worker", &errors),
+    };
+    lifecycle::init_logging(config.json_logs);
+    let stop = match lifecycle::shutdown_on_signal() {
+        Ok(stop) => stop,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot handle SIGTERM");
+            return ExitCode::FAILURE;
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.json_logs {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::info!("stopping: no new intents; draining running scans");
-        let _ = tx.send(true);
-    });
+    // Scripts and tests read this line to find the port chosen by the OS.
     let ready = |l: scanfleet_worker::worker_service::Listening| {
         println!("scanfleet-worker listening http={}", l.http);
     };
-    match scanfleet_worker::worker_service::run_with_ready(config, rx, ready).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    match scanfleet_worker::worker_service::run_with_ready(config, stop, ready).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "worker stopped");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

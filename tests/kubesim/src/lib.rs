@@ -122,6 +122,14 @@ pub enum StartError {
     /// Key generation.
     #[error("cannot generate the token signing key")]
     Key,
+    /// Fixture pods still not running (or terminated) when the wait ended.
+    #[error("pods did not start within {timeout:?}: {pending:?}")]
+    PodsNotSettled {
+        /// `namespace/name` of each.
+        pending: Vec<String>,
+        /// How long it waited.
+        timeout: Duration,
+    },
 }
 
 /// A running kubesim.
@@ -367,6 +375,19 @@ impl Kubesim {
             .container(uid, container)
             .filter(|c| c.running)
             .map(|c| c.pid)
+    }
+
+    /// Starts and waits (bounded) until every fixture pod is Running or
+    /// terminal: nearly every test needs the fixture's containers up
+    /// before it can scan them.
+    pub async fn start_settled(config: Config, timeout: Duration) -> Result<Self, StartError> {
+        let sim = Self::start(config).await?;
+        let pending = sim.wait_pods_settled(timeout).await;
+        if pending.is_empty() {
+            Ok(sim)
+        } else {
+            Err(StartError::PodsNotSettled { pending, timeout })
+        }
     }
 
     /// Waits (bounded) until every pod is Running or terminal; returns the

@@ -41,11 +41,9 @@ impl Sim {
         let audit_path = dir.path().join("audit.jsonl");
         let mut config = kubesim::Config::demo().unwrap();
         config.audit_log = Some(audit_path.clone());
-        let sim = kubesim::Kubesim::start(config)
+        let sim = kubesim::Kubesim::start_settled(config, Duration::from_secs(30))
             .await
-            .expect("kubesim starts (tests run as root)");
-        let pending = sim.wait_pods_settled(Duration::from_secs(30)).await;
-        assert!(pending.is_empty(), "pods did not start: {pending:?}");
+            .expect("kubesim starts with every pod running (tests run as root)");
         let admin = ClusterAccess::from_kubeconfig_throttled(
             &sim.admin_kubeconfig(),
             "admin",

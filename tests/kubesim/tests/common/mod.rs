@@ -19,12 +19,9 @@ pub async fn demo() -> Kubesim {
 
 /// Starts kubesim with `config` and waits for its pods.
 pub async fn start(config: kubesim::Config) -> Kubesim {
-    let sim = Kubesim::start(config)
+    Kubesim::start_settled(config, Duration::from_secs(30))
         .await
-        .expect("kubesim starts (tests must run as root)");
-    let pending = sim.wait_pods_settled(Duration::from_secs(30)).await;
-    assert!(pending.is_empty(), "pods did not start: {pending:?}");
-    sim
+        .expect("kubesim starts with every pod running (tests must run as root)")
 }
 
 /// A kube-rs client from kubeconfig text.

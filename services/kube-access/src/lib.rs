@@ -24,6 +24,11 @@ pub mod api_throttle;
 
 pub use api_throttle::{ApiThrottle, ThrottleConfig, ThrottleConfigError, ThrottleStats};
 
+/// Where Kubernetes mounts a pod's ServiceAccount token, CA and namespace.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+const IN_CLUSTER: &str = "in-cluster ServiceAccount";
+
 /// The largest kubeconfig accepted; real ones are a few kilobytes.
 pub const MAX_KUBECONFIG_BYTES: u64 = 1024 * 1024;
 
@@ -209,41 +214,114 @@ impl ClusterAccess {
     }
 
     /// The pod's own ServiceAccount (in-cluster), with the cluster's
-    /// throttle. The token and CA are read from the projected volume and
-    /// held in memory; nothing else is consulted.
+    /// throttle: the API server from `KUBERNETES_SERVICE_HOST`/`_PORT`, the
+    /// token and CA from [`SERVICE_ACCOUNT_DIR`]. Nothing else is consulted.
     ///
     /// # Errors
-    /// [`KubeAccessError`] when not running in a cluster.
+    /// [`KubeAccessError`] naming what is missing when not running in a
+    /// cluster.
     pub async fn in_cluster(throttle: ApiThrottle) -> Result<Self, KubeAccessError> {
+        let host =
+            std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| KubeAccessError::Config {
+                source_name: IN_CLUSTER.to_owned(),
+                reason: "KUBERNETES_SERVICE_HOST is not set (not running in a pod?)".into(),
+            })?;
+        let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+        Self::from_service_account_dir(Path::new(SERVICE_ACCOUNT_DIR), &host, &port, throttle).await
+    }
+
+    /// A ServiceAccount's projected volume (`token`, `ca.crt`, optional
+    /// `namespace`) in `dir`, for the API server at `host:port`.
+    ///
+    /// The token is referenced by path, not copied: kubelet rotates
+    /// projected tokens (hourly by default) and a worker outlives many of
+    /// them, so kube re-reads the file about once a minute. That is the one
+    /// place a token file is accepted: the path is fixed by the platform,
+    /// not named by untrusted input.
+    ///
+    /// # Errors
+    /// [`KubeAccessError`] naming the file or setting at fault.
+    pub async fn from_service_account_dir(
+        dir: &Path,
+        host: &str,
+        port: &str,
+        throttle: ApiThrottle,
+    ) -> Result<Self, KubeAccessError> {
         use base64::Engine as _;
-        const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-        let source_name = "in-cluster ServiceAccount";
+        use kube::config::{AuthInfo, Cluster, Context, NamedAuthInfo, NamedCluster, NamedContext};
         let config_error = |reason: String| KubeAccessError::Config {
-            source_name: source_name.to_owned(),
+            source_name: IN_CLUSTER.to_owned(),
             reason,
         };
-        let host = std::env::var("KUBERNETES_SERVICE_HOST")
-            .map_err(|_| config_error("KUBERNETES_SERVICE_HOST is not set".into()))?;
-        let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(config_error(format!(
+                "API server address {host:?}:{port:?} is not a host and port"
+            )));
+        }
+        let token_path = dir.join("token");
         let token = Zeroizing::new(
-            std::fs::read_to_string(format!("{DIR}/token"))
-                .map_err(|e| config_error(format!("{DIR}/token: {e}")))?,
+            std::fs::read_to_string(&token_path)
+                .map_err(|e| config_error(format!("{}: {e}", token_path.display())))?,
         );
-        let ca = std::fs::read(format!("{DIR}/ca.crt"))
-            .map_err(|e| config_error(format!("{DIR}/ca.crt: {e}")))?;
+        if token.trim().is_empty() {
+            return Err(config_error(format!(
+                "{}: empty token",
+                token_path.display()
+            )));
+        }
+        let ca_path = dir.join("ca.crt");
+        let ca = std::fs::read(&ca_path)
+            .map_err(|e| config_error(format!("{}: {e}", ca_path.display())))?;
+        let namespace = std::fs::read_to_string(dir.join("namespace"))
+            .map(|n| n.trim().to_owned())
+            .unwrap_or_else(|_| "default".into());
         let host = if host.contains(':') {
             format!("[{host}]")
         } else {
-            host
+            host.to_owned()
         };
-        let probe = Self {
-            client: in_cluster_client()?,
-            server: format!("https://{host}:{port}"),
-            ca_data: Some(base64::engine::general_purpose::STANDARD.encode(&ca)),
-            throttle: throttle.clone(),
+        let server = format!("https://{host}:{port}");
+        let ca_data = base64::engine::general_purpose::STANDARD.encode(&ca);
+        let kubeconfig = Kubeconfig {
+            clusters: vec![NamedCluster {
+                name: "in-cluster".into(),
+                cluster: Some(Cluster {
+                    server: Some(server.clone()),
+                    certificate_authority_data: Some(ca_data.clone()),
+                    ..Default::default()
+                }),
+                other: Default::default(),
+            }],
+            auth_infos: vec![NamedAuthInfo {
+                name: "service-account".into(),
+                auth_info: Some(AuthInfo {
+                    token_file: Some(token_path.display().to_string()),
+                    ..Default::default()
+                }),
+                other: Default::default(),
+            }],
+            contexts: vec![NamedContext {
+                name: "in-cluster".into(),
+                context: Some(Context {
+                    cluster: "in-cluster".into(),
+                    user: Some("service-account".into()),
+                    namespace: Some(namespace),
+                    ..Default::default()
+                }),
+                other: Default::default(),
+            }],
+            current_context: Some("in-cluster".into()),
+            ..Default::default()
         };
-        let kubeconfig = probe.kubeconfig_for_token("worker", token.trim(), "default");
-        Self::from_kubeconfig_throttled(&kubeconfig, source_name, throttle).await
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| config_error(e.to_string()))?;
+        Ok(Self {
+            client: client_from_config(config, IN_CLUSTER, Some(&throttle))?,
+            server,
+            ca_data: Some(ca_data),
+            throttle,
+        })
     }
 
     /// A client authenticating with `token` against the same server, CA and
@@ -337,33 +415,8 @@ async fn throttled_client(
 /// # Errors
 /// [`KubeAccessError`] naming what is wrong and where.
 pub async fn client_from_kubeconfig_file(path: &Path) -> Result<kube::Client, KubeAccessError> {
-    let source_name = path.display().to_string();
-    let read_error = |reason: String| KubeAccessError::Read {
-        path: source_name.clone(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| read_error(e.to_string()))?;
-    if meta.len() > MAX_KUBECONFIG_BYTES {
-        return Err(read_error(format!(
-            "{} bytes is over the {MAX_KUBECONFIG_BYTES}-byte limit",
-            meta.len()
-        )));
-    }
-    let text =
-        Zeroizing::new(std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?);
-    client_from_kubeconfig(&text, &source_name).await
-}
-
-/// Builds a client from the pod's own ServiceAccount (in-cluster).
-///
-/// # Errors
-/// [`KubeAccessError::Config`] when not running in a cluster.
-pub fn in_cluster_client() -> Result<kube::Client, KubeAccessError> {
-    let config = Config::incluster().map_err(|e| KubeAccessError::Config {
-        source_name: "in-cluster ServiceAccount".into(),
-        reason: e.to_string(),
-    })?;
-    client_from_config(config, "in-cluster ServiceAccount", None)
+    let text = read_kubeconfig(path)?;
+    client_from_kubeconfig(&text, &path.display().to_string()).await
 }
 
 fn client_from_config(

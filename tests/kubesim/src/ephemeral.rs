@@ -56,6 +56,12 @@ pub fn validate_update(old: &Value, new: &mut Value, errors: &mut Vec<FieldError
         let name = c["name"].as_str().unwrap_or("");
         if name.is_empty() {
             errors.push(FieldError::required(&format!("{field}.name"), ""));
+        } else if !crate::api::is_dns_label(name) {
+            errors.push(FieldError::invalid(
+                &format!("{field}.name"),
+                &format!("{name:?}"),
+                crate::api::DNS1123_LABEL_MSG,
+            ));
         } else if names.iter().any(|n| n == name) {
             errors.push(FieldError::duplicate(&format!("{field}.name"), name));
         } else {

@@ -712,6 +712,17 @@ async fn ephemeral_containers_read_the_target_root_under_ptrace_rules() {
         "{}",
         e.message
     );
+    // Container names are DNS-1123 labels, ephemeral ones included.
+    let e = api_error(pods.patch_ephemeral_containers("distroless-app", &PatchParams::default(),
+        &Patch::Strategic(json!({"spec": {"ephemeralContainers": [{"name": "Debug_1", "image": "kubesim.local/scanner:1.0"}]}}))).await);
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message.contains(
+            "spec.ephemeralContainers[3].name: Invalid value: \"Debug_1\": a lowercase RFC 1123 label"
+        ),
+        "{}",
+        e.message
+    );
 
     // PUT (replace) appends when the existing entries are kept unchanged.
     let mut whole = pods

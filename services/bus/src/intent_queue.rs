@@ -42,11 +42,13 @@ pub enum EnqueueError {
     /// Larger than the server's max payload; retrying cannot help.
     #[error("intent is too large for the bus: {0}")]
     TooLarge(String),
-    /// The bus did not answer within the bounded retries.
-    #[error("bus unavailable after {attempts} attempts: {last}")]
+    /// The bus did not answer within the bounded retries and time budget.
+    #[error("bus unavailable after {attempts} attempts in {waited:?}: {last}")]
     Unavailable {
         /// Attempts made.
         attempts: u32,
+        /// Time spent, at most the queue's budget.
+        waited: Duration,
         /// The last error.
         last: String,
     },
@@ -61,17 +63,32 @@ pub struct IntentQueue {
     js: jetstream::Context,
     attempts: u32,
     first_backoff: Duration,
+    budget: Duration,
 }
+
+/// How long one offer may take in all, retries included. Callers are
+/// webhook senders and API clients holding a request open: GitHub gives up
+/// after 10 s, so a bus outage must turn into a retryable 503 / UNAVAILABLE
+/// well before that rather than a sender-side timeout.
+pub const DEFAULT_ENQUEUE_BUDGET: Duration = Duration::from_secs(5);
 
 impl IntentQueue {
     /// A queue over a JetStream context, retrying transient failures three
-    /// times (100 ms, 200 ms, 400 ms apart).
+    /// times (100 ms, 200 ms, 400 ms apart) within [`DEFAULT_ENQUEUE_BUDGET`].
     pub fn new(js: jetstream::Context) -> Self {
         Self {
             js,
             attempts: 4,
             first_backoff: Duration::from_millis(100),
+            budget: DEFAULT_ENQUEUE_BUDGET,
         }
+    }
+
+    /// The same queue with another overall time budget per offer.
+    #[must_use]
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Offers one intent. `msg_id` must be the intent's natural key so that
@@ -86,16 +103,33 @@ impl IntentQueue {
         headers: HeaderMap,
         payload: Bytes,
     ) -> Result<Enqueued, EnqueueError> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.budget;
         let mut delay = self.first_backoff;
         let mut last = String::new();
+        let mut attempts = 0;
         for attempt in 1..=self.attempts {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            attempts = attempt;
             let message = PublishMessage::build()
                 .payload(payload.clone())
                 .headers(headers.clone())
                 .message_id(msg_id);
-            let result = match self.js.send_publish(subject.to_owned(), message).await {
-                Ok(ack) => ack.await,
-                Err(e) => Err(e),
+            // A publish cut off here may still reach the server once it is
+            // back; the msg-id makes the caller's retry a duplicate, not a
+            // second intent.
+            let publish = async {
+                match self.js.send_publish(subject.to_owned(), message).await {
+                    Ok(ack) => ack.await,
+                    Err(e) => Err(e),
+                }
+            };
+            let Ok(result) = tokio::time::timeout(remaining, publish).await else {
+                last = format!("no acknowledgement within the {:?} budget", self.budget);
+                break;
             };
             match result {
                 Ok(ack) if ack.duplicate => {
@@ -116,7 +150,10 @@ impl IntentQueue {
                     Failure::Transient => {
                         last = e.to_string();
                         if attempt < self.attempts {
-                            tokio::time::sleep(delay).await;
+                            tokio::time::sleep_until(
+                                deadline.min(tokio::time::Instant::now() + delay),
+                            )
+                            .await;
                             delay *= 2;
                         }
                     }
@@ -124,7 +161,8 @@ impl IntentQueue {
             }
         }
         Err(EnqueueError::Unavailable {
-            attempts: self.attempts,
+            attempts,
+            waited: started.elapsed(),
             last,
         })
     }

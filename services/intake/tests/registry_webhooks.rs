@@ -507,3 +507,71 @@ async fn a_full_stream_answers_429_with_retry_after() {
     intake.shutdown().await.unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_outage_answers_503_and_the_registry_retry_is_queued_once() {
+    let sim =
+        kubesim::Kubesim::start_settled(kubesim::Config::demo().unwrap(), Duration::from_secs(30))
+            .await
+            .expect("kubesim starts with every pod running (tests run as root)");
+    let running = support::running_digests(&sim).await;
+    let mis = running["web-misconfigured/web"].clone();
+    let mut nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let intake = start_intake(dir.path(), &nats.url(), &sim, &config_yaml(dir.path())).await;
+    let edge = intake.http.unwrap();
+    let swap: BTreeMap<&str, String> = [(D_INDEX, mis)].into_iter().collect();
+    let body = swapped("ghcr_package_published.json", &swap);
+    let headers = ghcr_headers("ghcr_package_published.headers", &body);
+    let post = || http(edge, "POST", "/v1/webhooks/ghcr", &headers, &body);
+
+    // The bus crashes: the delivery gets a retryable answer inside the
+    // enqueue budget, well before a registry's own timeout.
+    nats.kill();
+    let started = std::time::Instant::now();
+    let r = post().await;
+    let answered_in = started.elapsed();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("Retry-After"), Some("7"));
+    let report = r.json();
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("bus unavailable"),
+        "{report}"
+    );
+    assert!(
+        answered_in < scanfleet_bus::intent_queue::DEFAULT_ENQUEUE_BUDGET + Duration::from_secs(3),
+        "503 after {answered_in:?}"
+    );
+
+    // The bus returns on its file store; the registry retries (bounded) until
+    // intake's client has reconnected and the delivery is accepted.
+    nats.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let accepted = loop {
+        let r = post().await;
+        if r.status == 200 {
+            break r.json();
+        }
+        assert_eq!(r.status, 503, "only 503 while reconnecting: {}", r.body);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "intake never accepted again"
+        );
+    };
+    // Three containers run that digest. A publish cut off by the outage may
+    // still have reached the server; msg-id dedupe keeps each intent once.
+    let handled = accepted["queued"].as_u64().unwrap() + accepted["duplicate"].as_u64().unwrap();
+    assert_eq!(handled, 3, "{accepted}");
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let queued = queued_after(&js, 0).await;
+    assert_eq!(targets(&queued).len(), 3, "each container queued once");
+    let mut unique = targets(&queued);
+    unique.dedup();
+    assert_eq!(unique.len(), 3);
+
+    intake.shutdown().await.unwrap();
+    sim.shutdown().await;
+}

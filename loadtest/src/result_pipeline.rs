@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Parser;
 use futures::StreamExt;
 use scanfleet_collector::EmbeddedCollector;
 use scanfleet_contracts::v1::{WatchResultsRequest, results_client::ResultsClient};
@@ -66,21 +65,11 @@ async fn run_async(args: &Args) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let key = SigningKey::generate();
     let public = write_public_key(dir.path(), &key);
-    let argv = [
-        "scanfleet-collector".to_owned(),
-        "--nats-url".into(),
-        nats.url(),
-        "--store-url".into(),
-        format!("sqlite://{}", dir.path().join("bench.db").display()),
-        "--trusted-key".into(),
-        public.display().to_string(),
-        "--grpc-listen".into(),
-        "127.0.0.1:0".into(),
-        "--http-listen".into(),
-        "127.0.0.1:0".into(),
-    ];
-    let config = scanfleet_collector::config::Config::from_args(
-        scanfleet_collector::config::Args::parse_from(argv),
+    let config = scanfleet_collector::config::Config::loopback(
+        &nats.url(),
+        &format!("sqlite://{}", dir.path().join("bench.db").display()),
+        &public,
+        &[],
     )
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let collector = EmbeddedCollector::start(config).await?;

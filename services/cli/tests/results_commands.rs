@@ -6,8 +6,7 @@ mod support;
 use std::net::SocketAddr;
 
 use async_nats::HeaderMap;
-use clap::Parser;
-use scanfleet_collector::config::{Args, Config};
+use scanfleet_collector::config::Config;
 use scanfleet_test_harness::fleet::{inline_event, publish, result, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_trust::SigningKey;
@@ -28,20 +27,13 @@ async fn fleet() -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let public = write_public_key(dir.path(), &key);
-    let args = Args::parse_from([
-        "scanfleet-collector",
-        "--nats-url",
+    let config = Config::loopback(
         &nats.url(),
-        "--store-url",
         &format!("sqlite://{}", dir.path().join("r.db").display()),
-        "--trusted-key",
-        &public.display().to_string(),
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ]);
-    let config = Config::from_args(args).unwrap();
+        &public,
+        &[],
+    )
+    .unwrap();
     let collector = scanfleet_collector::EmbeddedCollector::start(config)
         .await
         .expect("collector starts");

@@ -112,6 +112,36 @@ fn read_small(path: &std::path::Path) -> Result<String, String> {
 }
 
 impl Config {
+    /// A collector beside everything else on one machine, as tests and
+    /// benchmarks embed it: OS-chosen loopback ports, `store_url`, one
+    /// trusted key, plus `extra` flags. It goes through [`Config::from_args`]
+    /// so it is validated exactly like a deployed one.
+    ///
+    /// # Errors
+    /// One line per problem.
+    pub fn loopback(
+        nats_url: &str,
+        store_url: &str,
+        trusted_key: &std::path::Path,
+        extra: &[String],
+    ) -> Result<Self, Vec<String>> {
+        let mut argv = vec![
+            "scanfleet-collector".to_owned(),
+            "--nats-url".into(),
+            nats_url.into(),
+            "--store-url".into(),
+            store_url.into(),
+            "--trusted-key".into(),
+            trusted_key.display().to_string(),
+            "--grpc-listen".into(),
+            "127.0.0.1:0".into(),
+            "--http-listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        argv.extend_from_slice(extra);
+        Self::from_args(<Args as clap::Parser>::parse_from(argv))
+    }
+
     /// Validates everything and reports all problems at once.
     ///
     /// # Errors

@@ -9,12 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use clap::Parser;
 use prost::Message as _;
 use scanfleet_bus::topology::{DLQ_STREAM, INTENTS_STREAM};
 use scanfleet_bus::{IntentQueue, ScanState, ScanStatusBook, TopologyConfig, forward_dead_letters};
 use scanfleet_collector::EmbeddedCollector;
-use scanfleet_collector::config::{Args, Config};
+use scanfleet_collector::config::Config;
 use scanfleet_contracts::v1::{
     ListResultsRequest, ScanIntent, ScanOutcome as WireOutcome, ScanTarget,
     results_client::ResultsClient,
@@ -126,19 +125,12 @@ async fn bench() -> Bench {
     .ensure(&js)
     .await
     .unwrap();
-    let config = Config::from_args(Args::parse_from([
-        "scanfleet-collector",
-        "--nats-url",
+    let config = Config::loopback(
         &nats.url(),
-        "--store-url",
         &format!("sqlite://{}", dir.path().join("r.db").display()),
-        "--trusted-key",
-        &public.display().to_string(),
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ]))
+        &public,
+        &[],
+    )
     .map_err(|e| format!("{e:?}"))
     .unwrap();
     let collector = EmbeddedCollector::start(config).await.unwrap();

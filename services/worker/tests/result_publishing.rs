@@ -1,9 +1,8 @@
 //! Results published by the worker's publisher arrive at a real collector
 //! intact: inline or through the object store, plain or encrypted.
 
-use clap::Parser;
 use scanfleet_collector::EmbeddedCollector;
-use scanfleet_collector::config::{Args, Config};
+use scanfleet_collector::config::Config;
 use scanfleet_contracts::v1::{GetResultRequest, results_client::ResultsClient};
 use scanfleet_test_harness::fleet::{SampleStatement, eventually, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
@@ -32,25 +31,17 @@ async fn collector(
     identity: Option<&std::path::Path>,
 ) -> EmbeddedCollector {
     let public = write_public_key(dir, key);
-    let mut argv = vec![
-        "scanfleet-collector".to_owned(),
-        "--nats-url".into(),
-        nats.url(),
-        "--store-url".into(),
-        format!("sqlite://{}", dir.join("r.db").display()),
-        "--trusted-key".into(),
-        public.display().to_string(),
-        "--grpc-listen".into(),
-        "127.0.0.1:0".into(),
-        "--http-listen".into(),
-        "127.0.0.1:0".into(),
-    ];
-    if let Some(identity) = identity {
-        argv.extend(["--age-identity".into(), identity.display().to_string()]);
-    }
-    let config = Config::from_args(Args::parse_from(argv))
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
-        .unwrap();
+    let extra: Vec<String> = identity
+        .map(|i| vec!["--age-identity".into(), i.display().to_string()])
+        .unwrap_or_default();
+    let config = Config::loopback(
+        &nats.url(),
+        &format!("sqlite://{}", dir.join("r.db").display()),
+        &public,
+        &extra,
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))
+    .unwrap();
     EmbeddedCollector::start(config).await.unwrap()
 }
 

@@ -89,6 +89,30 @@ impl Fleet {
         Ok(())
     }
 
+    /// Starts a server and waits until it accepts connections on `port`,
+    /// failing early with the log tail if any child exits meanwhile.
+    async fn spawn_listening(
+        &mut self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        logs: &Path,
+        port: u16,
+        within: Duration,
+    ) -> Result<()> {
+        self.spawn(name, program, args, logs)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + within;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            self.check_alive()?;
+            if Instant::now() > deadline {
+                bail!("{name} did not listen on {addr} within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     /// Fails with the log tail of any child that already exited.
     fn check_alive(&mut self) -> Result<()> {
         for p in &mut self.procs {
@@ -165,18 +189,6 @@ impl Drop for Fleet {
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-async fn wait_tcp(fleet: &mut Fleet, what: &str, addr: SocketAddr, within: Duration) -> Result<()> {
-    let deadline = Instant::now() + within;
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        fleet.check_alive()?;
-        if Instant::now() > deadline {
-            bail!("{what} did not listen on {addr} within {within:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
 }
 
 /// A sibling binary of this executable (cargo puts them together).
@@ -299,27 +311,24 @@ async fn main_flow(args: &DevArgs, data: &Path, fleet: &mut Fleet) -> Result<Exi
     eprintln!("data dir: {}", data.display());
     let nats_port = free_port()?;
     let nats_url = format!("nats://127.0.0.1:{nats_port}");
-    fleet.spawn(
-        "nats-server",
-        &nats_server,
-        &[
-            "-js".into(),
-            "-a".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            nats_port.to_string(),
-            "-sd".into(),
-            data.join("nats").display().to_string(),
-        ],
-        &logs,
-    )?;
-    wait_tcp(
-        fleet,
-        "nats-server",
-        ([127, 0, 0, 1], nats_port).into(),
-        Duration::from_secs(20),
-    )
-    .await?;
+    fleet
+        .spawn_listening(
+            "nats-server",
+            &nats_server,
+            &[
+                "-js".into(),
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                nats_port.to_string(),
+                "-sd".into(),
+                data.join("nats").display().to_string(),
+            ],
+            &logs,
+            nats_port,
+            Duration::from_secs(20),
+        )
+        .await?;
     eprintln!("✓ nats-server (JetStream) at {nats_url}");
 
     let kubeconfig = data.join("kubesim-admin.kubeconfig");
@@ -359,68 +368,57 @@ async fn main_flow(args: &DevArgs, data: &Path, fleet: &mut Fleet) -> Result<Exi
     let public_pem = key.public_key().to_spki_pem();
     std::fs::write(keys.join("signing.pub.pem"), &public_pem)?;
 
-    let (grpc, http) = (free_port()?, free_port()?);
+    let (grpc, http, intake_port) = (free_port()?, free_port()?, free_port()?);
     let endpoints = Endpoints {
-        intake: String::new(),
+        intake: format!("http://127.0.0.1:{intake_port}"),
         collector: format!("http://127.0.0.1:{grpc}"),
         collector_http: ([127, 0, 0, 1], http).into(),
     };
-    fleet.spawn(
-        "collector",
-        &collector,
-        &[
-            "--nats-url".into(),
-            nats_url.clone(),
-            "--store-url".into(),
-            format!("sqlite://{}", data.join("results.db").display()),
-            "--trusted-key".into(),
-            keys.join("signing.pub.pem").display().to_string(),
-            "--grpc-listen".into(),
-            format!("127.0.0.1:{grpc}"),
-            "--http-listen".into(),
-            format!("127.0.0.1:{http}"),
-        ],
-        &logs,
-    )?;
-    wait_tcp(
-        fleet,
-        "collector",
-        ([127, 0, 0, 1], grpc).into(),
-        Duration::from_secs(30),
-    )
-    .await?;
+    fleet
+        .spawn_listening(
+            "collector",
+            &collector,
+            &[
+                "--nats-url".into(),
+                nats_url.clone(),
+                "--store-url".into(),
+                format!("sqlite://{}", data.join("results.db").display()),
+                "--trusted-key".into(),
+                keys.join("signing.pub.pem").display().to_string(),
+                "--grpc-listen".into(),
+                format!("127.0.0.1:{grpc}"),
+                "--http-listen".into(),
+                format!("127.0.0.1:{http}"),
+            ],
+            &logs,
+            grpc,
+            Duration::from_secs(30),
+        )
+        .await?;
     eprintln!(
         "✓ collector (SQLite) gRPC {} HTTP http://{}",
         endpoints.collector, endpoints.collector_http
     );
 
-    let intake_port = free_port()?;
-    fleet.spawn(
-        "intake",
-        &intake,
-        &[
-            "--nats-url".into(),
-            nats_url.clone(),
-            "--cluster".into(),
-            "kubesim".into(),
-            "--kubeconfig".into(),
-            kubeconfig.display().to_string(),
-            "--grpc-listen".into(),
-            format!("127.0.0.1:{intake_port}"),
-        ],
-        &logs,
-    )?;
-    wait_tcp(
-        fleet,
-        "intake",
-        ([127, 0, 0, 1], intake_port).into(),
-        Duration::from_secs(30),
-    )
-    .await?;
-    let endpoints = Endpoints {
-        intake: format!("http://127.0.0.1:{intake_port}"),
-        ..endpoints
-    };
+    fleet
+        .spawn_listening(
+            "intake",
+            &intake,
+            &[
+                "--nats-url".into(),
+                nats_url.clone(),
+                "--cluster".into(),
+                "kubesim".into(),
+                "--kubeconfig".into(),
+                kubeconfig.display().to_string(),
+                "--grpc-listen".into(),
+                format!("127.0.0.1:{intake_port}"),
+            ],
+            &logs,
+            intake_port,
+            Duration::from_secs(30),
+        )
+        .await?;
     eprintln!("✓ intake gRPC {}", endpoints.intake);
 
     let worker_config = data.join("worker.yml");

@@ -85,20 +85,11 @@ impl Fleet {
         let key_path = dir.path().join("signing.pem");
         private_file(&key_path, &key.to_pkcs8_pem());
         let public = write_public_key(dir.path(), &key);
-        let collector_config = scanfleet_collector::config::Config::from_args(
-            scanfleet_collector::config::Args::parse_from([
-                "scanfleet-collector",
-                "--nats-url",
-                &nats.url(),
-                "--store-url",
-                &format!("sqlite://{}", dir.path().join("results.db").display()),
-                "--trusted-key",
-                &public.display().to_string(),
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ]),
+        let collector_config = scanfleet_collector::config::Config::loopback(
+            &nats.url(),
+            &format!("sqlite://{}", dir.path().join("results.db").display()),
+            &public,
+            &[],
         )
         .map_err(|e| format!("{e:?}"))
         .unwrap();

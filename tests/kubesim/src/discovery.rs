@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::resources::{SUBRESOURCES, TYPES};
-use crate::server::State;
+use crate::state::State;
 use crate::status::ApiError;
 
 fn verbs(t: &crate::resources::ResourceType) -> Vec<&'static str> {

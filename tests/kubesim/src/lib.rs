@@ -12,31 +12,53 @@
 //! or a general API server (no CRDs, no admission webhooks, no SPDY).
 //!
 //! Main types: [`Kubesim`] (a running server; start it with a [`Config`]),
-//! [`fixture::Fixture`] (what to load), [`server::State`] (shared state).
+//! [`fixture::Fixture`] (what to load), [`state::State`] (shared state).
+//!
+//! Layers, each depending only on those below it (a test keeps the module
+//! graph acyclic):
+//! - [`server`] (TLS accept loop, filter chain: faults, [`authn`], RBAC,
+//!   audit) → [`router`];
+//! - handlers: [`collection`] (verbs on a collection), [`pod_subresources`],
+//!   [`exec`], [`watch`], [`review`], [`tokenrequest`], [`discovery`];
+//! - object semantics: [`api`] with [`validation`], [`defaults`],
+//!   [`escalation`], [`ephemeral`];
+//! - [`state`] (store, clock, signer, [`runtime`], sinks) and [`http`]
+//!   (bodies, Status responses);
+//! - leaves: [`store`], [`rbac`], [`resources`], [`status`], [`tokens`],
+//!   [`clock`], [`patch`], [`protobuf`], [`table`], [`image`], [`tls`].
 
 pub mod api;
 pub mod audit;
+pub mod authn;
 pub mod clock;
+pub mod collection;
+pub mod defaults;
 pub mod discovery;
 pub mod ephemeral;
+pub mod escalation;
 pub mod exec;
 pub mod faults;
 pub mod fixture;
+pub mod http;
 pub mod image;
 pub mod kubeconfig;
 pub mod patch;
+pub mod pod_subresources;
 pub mod protobuf;
 pub mod rbac;
 pub mod resources;
 pub mod review;
+pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod state;
 pub mod status;
 pub mod store;
 pub mod table;
 pub mod tls;
 pub mod tokenrequest;
 pub mod tokens;
+pub mod validation;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -48,7 +70,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch as signal;
 
 use crate::rbac::User;
-use crate::server::State;
+use crate::state::State;
 
 /// Everything [`Kubesim::start`] needs.
 #[derive(Debug, Clone)]

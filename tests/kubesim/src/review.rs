@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::rbac::{self, User};
 use crate::resources::RequestInfo;
-use crate::server::State;
+use crate::state::State;
 use crate::status::{ApiError, FieldError};
 
 /// Evaluates the review and returns it with `status` filled (201).

@@ -6,11 +6,13 @@
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use kube::api::{Api, AttachParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kubesim::Kubesim;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Starts kubesim with the demo fixture and waits for its pods.
 pub async fn demo() -> Kubesim {
@@ -151,4 +153,99 @@ where
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// A Role manifest with `rules`.
+pub fn role(name: &str, rules: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name}, "rules": rules})
+}
+
+/// A RoleBinding of `kind` `role` to ServiceAccount `sa` (binding namespace).
+pub fn binding(name: &str, kind: &str, role: &str, sa: &str) -> serde_json::Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+           "subjects": [{"kind": "ServiceAccount", "name": sa}]})
+}
+
+/// Creates ServiceAccount `ns/name` with `client`.
+pub async fn sa(client: &kube::Client, ns: &str, name: &str) -> ServiceAccount {
+    apply(
+        client,
+        Some(ns),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}),
+    )
+    .await
+}
+
+/// Runs `cmd` in `pod`/`container` over WebSocket exec; returns stdout,
+/// stderr and the final Status.
+pub async fn run(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    cmd: &[&str],
+    stdin: Option<&[u8]>,
+) -> (
+    Vec<u8>,
+    Vec<u8>,
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Status,
+) {
+    let ap = AttachParams::default()
+        .container(container)
+        .stdin(stdin.is_some())
+        .stderr(true);
+    let mut p = pods
+        .exec(pod, cmd.to_vec(), &ap)
+        .await
+        .expect("exec starts");
+    let status = p.take_status().expect("status future");
+    if let Some(input) = stdin {
+        let mut w = p.stdin().expect("stdin");
+        w.write_all(input).await.expect("write stdin");
+        // EOF for the simplex pipe; kube-rs then sends the v5 close frame.
+        w.shutdown().await.expect("close stdin");
+    }
+    let mut out = p.stdout().expect("stdout");
+    let mut err = p.stderr().expect("stderr");
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    let (r1, r2) = tokio::join!(out.read_to_end(&mut o), err.read_to_end(&mut e));
+    r1.expect("read stdout");
+    r2.expect("read stderr");
+    let st = status.await.expect("status arrives");
+    p.join().await.expect("join");
+    (o, e, st)
+}
+
+/// The exit code in an exec Status (0 for Success, else the ExitCode cause).
+pub fn exit_code(st: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> i32 {
+    if st.status.as_deref() == Some("Success") {
+        return 0;
+    }
+    assert_eq!(st.reason.as_deref(), Some("NonZeroExitCode"), "{st:?}");
+    st.details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .and_then(|c| c.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
+        .and_then(|c| c.message.as_deref())
+        .and_then(|m| m.parse().ok())
+        .expect("ExitCode cause")
+}
+
+/// Waits (bounded) until ephemeral container `name` of `pod` runs.
+pub async fn wait_ephemeral_running(pods: &Api<Pod>, pod: &str, name: &str) {
+    eventually(
+        "ephemeral container running",
+        Duration::from_secs(20),
+        || async {
+            let p = pods.get(pod).await.ok()?;
+            p.status?
+                .ephemeral_container_statuses?
+                .into_iter()
+                .find(|s| s.name == name)?
+                .state?
+                .running
+                .map(|_| ())
+        },
+    )
+    .await
 }

@@ -290,10 +290,11 @@ pub fn authorize(src: &dyn RbacSource, user: &User, a: &RequestInfo) -> Decision
             reason: g.source.clone(),
         };
     }
-    let reason = if errors.is_empty() {
-        String::new()
-    } else {
-        format!("RBAC: [{}]", errors.join(", "))
+    // utilerrors.NewAggregate: one error prints bare, several as `[a, b]`.
+    let reason = match errors.as_slice() {
+        [] => String::new(),
+        [one] => format!("RBAC: {one}"),
+        many => format!("RBAC: [{}]", many.join(", ")),
     };
     Decision {
         allowed: false,

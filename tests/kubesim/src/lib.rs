@@ -19,7 +19,8 @@
 //! - [`server`] (TLS accept loop, filter chain: faults, [`authn`], RBAC,
 //!   audit) → [`router`];
 //! - handlers: [`collection`] (verbs on a collection), [`pod_subresources`],
-//!   [`exec`], [`watch`], [`review`], [`tokenrequest`], [`discovery`];
+//!   [`exec`], [`watch`], [`access_review`], [`token_review`],
+//!   [`tokenrequest`], [`discovery`];
 //! - object semantics: [`api`] with [`validation`], [`defaults`],
 //!   [`escalation`], [`ephemeral`];
 //! - [`state`] (store, clock, signer, [`runtime`], sinks) and [`http`]
@@ -27,6 +28,7 @@
 //! - leaves: [`store`], [`rbac`], [`resources`], [`status`], [`tokens`],
 //!   [`clock`], [`patch`], [`protobuf`], [`table`], [`image`], [`tls`].
 
+pub mod access_review;
 pub mod api;
 pub mod audit;
 pub mod authn;
@@ -47,7 +49,6 @@ pub mod pod_subresources;
 pub mod protobuf;
 pub mod rbac;
 pub mod resources;
-pub mod review;
 pub mod router;
 pub mod runtime;
 pub mod server;
@@ -56,6 +57,7 @@ pub mod status;
 pub mod store;
 pub mod table;
 pub mod tls;
+pub mod token_review;
 pub mod tokenrequest;
 pub mod tokens;
 pub mod validation;
@@ -202,7 +204,15 @@ fn bootstrap_rbac() -> Vec<Value> {
         ),
         cr(
             "system:basic-user",
-            json!([{"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]}]),
+            json!([{"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
+                   {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]),
+        ),
+        // What a delegating service (kube-rbac-proxy, scanfleet's edges) is
+        // bound to: it may ask who a token is and what that user may do.
+        cr(
+            "system:auth-delegator",
+            json!([{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+                   {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}]),
         ),
         cr(
             "view",
@@ -282,6 +292,7 @@ impl Kubesim {
                 User {
                     name: "kubesim-admin".into(),
                     groups: vec!["system:masters".into(), "system:authenticated".into()],
+                    ..User::default()
                 },
             )],
             runtime,
@@ -291,6 +302,7 @@ impl Kubesim {
             shutdown: shutdown_rx.clone(),
             address: addr.to_string(),
             issued_tokens: std::sync::Mutex::default(),
+            virtual_resources: config.fixture.virtual_resources.clone(),
         });
         let admin = state.static_tokens[0].1.clone();
         let create = |kind: &str, ns: &str, obj: Value| -> Result<Value, StartError> {

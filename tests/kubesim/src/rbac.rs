@@ -9,13 +9,18 @@ use serde_json::Value;
 use crate::resources::{RBAC_GROUP, RequestInfo};
 use crate::status::ApiError;
 
-/// An authenticated user.
+/// An authenticated user (upstream's `user.Info`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
     /// Username.
     pub name: String,
     /// Groups, including `system:authenticated`.
     pub groups: Vec<String>,
+    /// The user's uid (a ServiceAccount's uid; empty for static users).
+    pub uid: String,
+    /// Extra attributes (`authentication.kubernetes.io/credential-id`, the
+    /// bound pod's name and uid). RBAC ignores them; reviews report them.
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl User {

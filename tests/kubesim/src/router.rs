@@ -1,5 +1,6 @@
 //! Routing of an authenticated, authorized request to its handler: the
-//! non-resource documents, the review kinds, a subresource, or a verb on a
+//! non-resource documents, the review kinds (TokenReview and the access
+//! reviews), a subresource, or a verb on a
 //! resource collection.
 
 use std::sync::Arc;
@@ -43,12 +44,7 @@ pub async fn route(
             ));
         }
         let (body, _) = read_json(req).await?;
-        let review = if t.kind == "SelfSubjectRulesReview" {
-            crate::review::self_subject_rules_review(state, user, body)
-        } else {
-            crate::review::self_subject_access_review(state, user, body)
-        };
-        return review.map(|v| json_response(201, &v));
+        return review(state, t, &ns, user, body).map(|v| json_response(201, &v));
     }
     if !info.subresource.is_empty() {
         return subresource(state, req, info, query, user, t, &ns).await;
@@ -71,6 +67,26 @@ pub async fn route(
         _ => Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         )),
+    }
+}
+
+/// The create-only kinds: evaluated for the request, never stored.
+fn review(
+    state: &State,
+    t: &ResourceType,
+    ns: &str,
+    user: &User,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    use crate::{access_review, token_review};
+    match t.kind {
+        "TokenReview" => token_review::token_review(state, body),
+        "SelfSubjectReview" => Ok(token_review::self_subject_review(user)),
+        "SubjectAccessReview" => access_review::subject_access_review(state, body),
+        "LocalSubjectAccessReview" => access_review::local_subject_access_review(state, ns, body),
+        "SelfSubjectAccessReview" => access_review::self_subject_access_review(state, user, body),
+        "SelfSubjectRulesReview" => access_review::self_subject_rules_review(state, user, body),
+        other => Err(ApiError::internal(format!("no review handler for {other}"))),
     }
 }
 

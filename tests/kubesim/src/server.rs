@@ -130,10 +130,10 @@ async fn authed(
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
         .unwrap_or("");
-    let Some(user) = (!token.is_empty())
-        .then(|| crate::authn::authenticate(state, token))
-        .flatten()
-    else {
+    let authenticated = (!token.is_empty())
+        .then(|| crate::authn::authenticate(state, token, &crate::authn::api_audiences()).ok())
+        .flatten();
+    let Some(user) = authenticated.map(|a| a.user) else {
         return error_response(&ApiError::unauthorized());
     };
     *user_out = Some(user.clone());

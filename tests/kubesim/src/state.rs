@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::audit::AuditLog;
 use crate::clock::Clock;
 use crate::faults::Faults;
+use crate::fixture::VirtualResource;
 use crate::rbac::{RbacSource, User};
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -46,6 +47,8 @@ pub struct State {
     /// Every token a TokenRequest issued, so leak tests know what to look
     /// for in logs and on disk (a real API server keeps none).
     pub issued_tokens: std::sync::Mutex<Vec<String>>,
+    /// Discovery-only resources from the fixture.
+    pub virtual_resources: Vec<VirtualResource>,
 }
 
 impl RbacSource for State {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod kubectl;
+
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -248,4 +250,69 @@ pub async fn wait_ephemeral_running(pods: &Api<Pod>, pod: &str, name: &str) {
         },
     )
     .await
+}
+
+/// Mints a `seconds` token for `ns/sa` valid for `audiences`.
+pub async fn token_for_audiences(
+    admin: &Client,
+    ns: &str,
+    sa: &str,
+    seconds: i64,
+    audiences: &[&str],
+) -> String {
+    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
+    let tr = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(seconds),
+            audiences: Some(audiences.iter().map(|a| a.to_string()).collect()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let out = api
+        .create_token_request(sa, &PostParams::default(), &tr)
+        .await
+        .expect("token request succeeds");
+    out.status.and_then(|s| s.token).expect("token in status")
+}
+
+/// A ClusterRoleBinding of ClusterRole `role` to ServiceAccount `ns/sa`.
+pub fn cluster_binding(name: &str, role: &str, ns: &str, sa: &str) -> serde_json::Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+           "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]})
+}
+
+/// A delegating service's client: ServiceAccount `scanning/reviewer` bound
+/// to `system:auth-delegator` (TokenReviews and SubjectAccessReviews), with
+/// a one-hour token.
+pub async fn delegator(sim: &Kubesim, admin: &Client) -> Client {
+    sa(admin, "scanning", "reviewer").await;
+    let _: k8s_openapi::api::rbac::v1::ClusterRoleBinding = apply(
+        admin,
+        None,
+        cluster_binding(
+            "reviewer-delegates",
+            "system:auth-delegator",
+            "scanning",
+            "reviewer",
+        ),
+    )
+    .await;
+    let t = token(admin, "scanning", "reviewer", 3600, None)
+        .await
+        .expect("reviewer token");
+    with_token(sim, &t).await
+}
+
+/// The claims of a JWT (unverified).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("jwt payload");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("json claims")
 }

@@ -2,7 +2,8 @@
 //!
 //! A fact is deliberately primitive (an `lstat`, a file's bytes, a directory
 //! walk, the process list, one command's output) so every target can produce
-//! it with identical meaning; all interpretation happens in the matchers.
+//! it with identical meaning; all interpretation happens in the check kinds
+//! (`checks/*.rs`), which read system files through `checks::system_facts`.
 
 use std::collections::{BTreeMap, BTreeSet};
 

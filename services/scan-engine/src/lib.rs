@@ -3,8 +3,9 @@
 //! threshold gates.
 //!
 //! Data flow: a [`profile::Profile`] (loaded from `inspec.yml` +
-//! `controls/*.yml`) compiles to a [`facts::FactPlan`]; a [`scan::Target`]
-//! gathers every planned fact at once; [`checks`] matchers turn facts into
+//! `controls/*.yml`) holds compiled [`checks::Check`]s; [`scan::plan`] merges
+//! the facts they need into one [`facts::FactPlan`]; a [`scan::Target`]
+//! gathers every planned fact at once; each check evaluates the facts into
 //! results; [`hdf`] renders them; [`threshold`] gates them.
 //!
 //! Domain modules do no IO. The [`adapters`] module holds the parts that do:

@@ -1,4 +1,5 @@
-//! The scan pipeline: profile -> fact plan -> [`Target`] -> matchers -> report.
+//! The scan pipeline: profile -> fact plan -> [`Target`] -> facts -> check
+//! evaluation -> report (which [`crate::hdf`] renders).
 
 use std::time::{Instant, SystemTime};
 

@@ -1,5 +1,7 @@
 //! Parsers for the system files checks read: passwd, shadow, group, the dpkg
-//! status file, the apk installed database, os-release and key/value configs.
+//! status file, the apk installed database, os-release, key/value configs,
+//! and a process's `/proc` status and command line (both targets list
+//! processes through these, so they agree).
 //!
 //! All are lenient about malformed lines (they are skipped and counted), since
 //! the content comes from an untrusted image and a parse must never panic.
@@ -190,6 +192,27 @@ pub fn parse_key_values(
         }
     }
     out
+}
+
+/// Real uid and parent pid from `/proc/<pid>/status`.
+pub fn parse_proc_status(status: &[u8]) -> (Option<u32>, Option<u32>) {
+    let text = String::from_utf8_lossy(status);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    (field("Uid:"), field("PPid:"))
+}
+
+/// `/proc/<pid>/cmdline` split on NUL, without the trailing empty element.
+pub fn split_cmdline(cmd: &[u8]) -> Vec<Vec<u8>> {
+    let cmd = cmd.strip_suffix(b"\0").unwrap_or(cmd);
+    if cmd.is_empty() {
+        return Vec::new();
+    }
+    cmd.split(|b| *b == 0).map(<[u8]>::to_vec).collect()
 }
 
 #[cfg(test)]

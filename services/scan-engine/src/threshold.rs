@@ -285,117 +285,102 @@ impl Counts {
 /// # Errors
 /// Every schema problem, with its JSON path.
 pub fn counts_from_hdf(hdf: &Value) -> Result<Counts, InputError> {
-    let mut problems = Vec::new();
-    let mut need = |v: &Value, path: &str, ok: fn(&Value) -> bool, what: &str| {
-        if !ok(v) {
-            problems.push(format!("{path}: expected {what}"));
-        }
-    };
-    need(&hdf["platform"], "platform", Value::is_object, "an object");
-    need(
-        &hdf["platform"]["name"],
-        "platform.name",
-        Value::is_string,
-        "a string",
-    );
-    need(
-        &hdf["platform"]["release"],
-        "platform.release",
-        Value::is_string,
-        "a string",
-    );
-    need(&hdf["version"], "version", Value::is_string, "a string");
-    need(
-        &hdf["statistics"],
-        "statistics",
-        Value::is_object,
-        "an object",
-    );
-    let profiles = hdf["profiles"].as_array().cloned().unwrap_or_default();
-    if profiles.is_empty() {
-        need(&Value::Null, "profiles", |_| false, "a non-empty array");
+    let mut schema = Schema::default();
+    schema.document(hdf);
+    if !schema.problems.is_empty() {
+        return Err(InputError {
+            problems: schema.problems,
+        });
     }
-    for (pi, p) in profiles.iter().enumerate() {
-        let pp = format!("profiles[{pi}]");
-        need(
-            &p["name"],
-            &format!("{pp}.name"),
-            Value::is_string,
-            "a string",
-        );
-        need(
-            &p["sha256"],
-            &format!("{pp}.sha256"),
-            Value::is_string,
-            "a string",
-        );
+    let profiles = hdf["profiles"].as_array().cloned().unwrap_or_default();
+    refuse_overlays(&profiles)?;
+    Ok(count_controls(&profiles[0]))
+}
+
+/// Schema problems of an HDF document, each as `json.path: expected ...`.
+#[derive(Default)]
+struct Schema {
+    problems: Vec<String>,
+}
+
+impl Schema {
+    fn need(&mut self, v: &Value, path: &str, ok: fn(&Value) -> bool, what: &str) {
+        if !ok(v) {
+            self.problems.push(format!("{path}: expected {what}"));
+        }
+    }
+
+    fn string(&mut self, v: &Value, path: &str) {
+        self.need(v, path, Value::is_string, "a string");
+    }
+
+    fn array(&mut self, v: &Value, path: &str) {
+        self.need(v, path, Value::is_array, "an array");
+    }
+
+    fn object(&mut self, v: &Value, path: &str) {
+        self.need(v, path, Value::is_object, "an object");
+    }
+
+    fn document(&mut self, hdf: &Value) {
+        self.object(&hdf["platform"], "platform");
+        self.string(&hdf["platform"]["name"], "platform.name");
+        self.string(&hdf["platform"]["release"], "platform.release");
+        self.string(&hdf["version"], "version");
+        self.object(&hdf["statistics"], "statistics");
+        let profiles = hdf["profiles"].as_array().cloned().unwrap_or_default();
+        if profiles.is_empty() {
+            self.need(&Value::Null, "profiles", |_| false, "a non-empty array");
+        }
+        for (pi, p) in profiles.iter().enumerate() {
+            self.profile(p, &format!("profiles[{pi}]"));
+        }
+    }
+
+    fn profile(&mut self, p: &Value, pp: &str) {
+        self.string(&p["name"], &format!("{pp}.name"));
+        self.string(&p["sha256"], &format!("{pp}.sha256"));
         for k in ["supports", "attributes", "groups", "controls"] {
-            need(&p[k], &format!("{pp}.{k}"), Value::is_array, "an array");
+            self.array(&p[k], &format!("{pp}.{k}"));
         }
         for (ci, c) in p["controls"].as_array().into_iter().flatten().enumerate() {
-            let cp = format!("{pp}.controls[{ci}]");
-            need(&c["id"], &format!("{cp}.id"), Value::is_string, "a string");
-            need(
-                &c["impact"],
-                &format!("{cp}.impact"),
-                Value::is_number,
-                "a number",
-            );
-            need(
-                &c["refs"],
-                &format!("{cp}.refs"),
-                Value::is_array,
-                "an array",
-            );
-            need(
-                &c["tags"],
-                &format!("{cp}.tags"),
-                Value::is_object,
-                "an object",
-            );
-            need(
-                &c["source_location"],
-                &format!("{cp}.source_location"),
-                Value::is_object,
-                "an object",
-            );
-            need(
-                &c["results"],
-                &format!("{cp}.results"),
-                Value::is_array,
-                "an array",
-            );
-            for (ri, r) in c["results"].as_array().into_iter().flatten().enumerate() {
-                let rp = format!("{cp}.results[{ri}]");
-                need(
-                    &r["code_desc"],
-                    &format!("{rp}.code_desc"),
-                    Value::is_string,
-                    "a string",
-                );
-                need(
-                    &r["start_time"],
-                    &format!("{rp}.start_time"),
-                    Value::is_string,
-                    "a string",
-                );
-                need(
-                    &r["status"],
-                    &format!("{rp}.status"),
-                    |v| {
-                        v.is_null()
-                            || matches!(v.as_str(), Some("passed" | "failed" | "skipped" | "error"))
-                    },
-                    "passed, failed, skipped, error or null",
-                );
-            }
+            self.control(c, &format!("{pp}.controls[{ci}]"));
         }
     }
-    if !problems.is_empty() {
-        return Err(InputError { problems });
+
+    fn control(&mut self, c: &Value, cp: &str) {
+        self.string(&c["id"], &format!("{cp}.id"));
+        self.need(
+            &c["impact"],
+            &format!("{cp}.impact"),
+            Value::is_number,
+            "a number",
+        );
+        self.array(&c["refs"], &format!("{cp}.refs"));
+        self.object(&c["tags"], &format!("{cp}.tags"));
+        self.object(&c["source_location"], &format!("{cp}.source_location"));
+        self.array(&c["results"], &format!("{cp}.results"));
+        for (ri, r) in c["results"].as_array().into_iter().flatten().enumerate() {
+            let rp = format!("{cp}.results[{ri}]");
+            self.string(&r["code_desc"], &format!("{rp}.code_desc"));
+            self.string(&r["start_time"], &format!("{rp}.start_time"));
+            self.need(
+                &r["status"],
+                &format!("{rp}.status"),
+                |v| {
+                    v.is_null()
+                        || matches!(v.as_str(), Some("passed" | "failed" | "skipped" | "error"))
+                },
+                "passed, failed, skipped, error or null",
+            );
+        }
     }
-    let first = &profiles[0];
-    let ids: BTreeSet<&str> = first["controls"]
+}
+
+/// Refuses documents whose later profiles repeat `profiles[0]`'s control
+/// ids: SAF counts such overlays differently, and guessing would gate wrongly.
+fn refuse_overlays(profiles: &[Value]) -> Result<(), InputError> {
+    let ids: BTreeSet<&str> = profiles[0]["controls"]
         .as_array()
         .into_iter()
         .flatten()
@@ -410,8 +395,13 @@ pub fn counts_from_hdf(hdf: &Value) -> Result<Counts, InputError> {
             }
         }
     }
+    Ok(())
+}
+
+/// Buckets a profile's controls by status and lowercase severity.
+fn count_controls(profile: &Value) -> Counts {
     let mut counts = Counts::default();
-    for c in first["controls"].as_array().into_iter().flatten() {
+    for c in profile["controls"].as_array().into_iter().flatten() {
         let status = control_status(c);
         let sev = control_severity(c).to_lowercase();
         *counts.totals.entry(status).or_default() += 1;
@@ -421,7 +411,7 @@ pub fn counts_from_hdf(hdf: &Value) -> Result<Counts, InputError> {
             .or_default()
             .insert(c["id"].as_str().unwrap_or_default().to_string());
     }
-    Ok(counts)
+    counts
 }
 
 /// One failed bound, with saf-style wording.
@@ -561,5 +551,78 @@ mod tests {
         let f = evaluate(&t, &c);
         assert_eq!(f.len(), 2, "{f:?}");
         assert_eq!(c.compliance(), 50);
+    }
+
+    #[test]
+    fn hdf_schema_problems_are_all_named_by_path() {
+        let hdf = serde_json::json!({
+            "platform": {"name": "alpine"},
+            "version": 1,
+            "statistics": {},
+            "profiles": [{
+                "name": "p", "sha256": "x", "supports": [], "attributes": [], "groups": [],
+                "controls": [{
+                    "id": "c-1", "impact": "high", "refs": [], "tags": {}, "source_location": {},
+                    "results": [{"code_desc": "d", "start_time": "t", "status": "weird"}]
+                }]
+            }]
+        });
+        let e = counts_from_hdf(&hdf).unwrap_err();
+        assert_eq!(
+            e.problems,
+            vec![
+                "platform.release: expected a string",
+                "version: expected a string",
+                "profiles[0].controls[0].impact: expected a number",
+                "profiles[0].controls[0].results[0].status: expected passed, failed, skipped, error or null",
+            ]
+        );
+        let e = counts_from_hdf(&serde_json::json!({})).unwrap_err();
+        assert!(
+            e.problems
+                .contains(&"profiles: expected a non-empty array".to_string()),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hdf_counts_and_overlays() {
+        let control = |id: &str, impact: f64, status: &str| {
+            serde_json::json!({
+                "id": id, "impact": impact, "refs": [], "tags": {}, "source_location": {},
+                "results": [{"code_desc": "d", "start_time": "t", "status": status}]
+            })
+        };
+        let profile = |controls: Vec<Value>| {
+            serde_json::json!({
+                "name": "p", "sha256": "x", "supports": [], "attributes": [], "groups": [],
+                "controls": controls
+            })
+        };
+        let doc = |profiles: Vec<Value>| {
+            serde_json::json!({
+                "platform": {"name": "alpine", "release": "3"}, "version": "1",
+                "statistics": {}, "profiles": profiles
+            })
+        };
+        let first = profile(vec![
+            control("a", 0.7, "failed"),
+            control("b", 0.5, "passed"),
+            control("c", 0.0, "passed"),
+        ]);
+        let counts = counts_from_hdf(&doc(vec![first.clone()])).expect("valid");
+        assert_eq!(counts.total(ControlStatus::Failed), 1);
+        assert_eq!(counts.total(ControlStatus::NotApplicable), 1);
+        assert_eq!(
+            counts.bucket(ControlStatus::Failed, "high"),
+            ["a".to_string()].into()
+        );
+        assert_eq!(counts.compliance(), 50);
+        let overlay = profile(vec![control("b", 0.5, "failed")]);
+        let e = counts_from_hdf(&doc(vec![first, overlay])).unwrap_err();
+        assert!(
+            e.to_string().contains("profiles[1] repeats control id `b`"),
+            "{e}"
+        );
     }
 }

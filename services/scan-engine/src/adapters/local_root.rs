@@ -17,7 +17,7 @@ use crate::facts::{
     GatherStats, ProcessInfo, ProcessesFact, StatFact, WalkEntry, WalkFact,
 };
 use crate::scan::{Target, TargetError};
-use crate::shell::{parse_proc_status, split_cmdline};
+use crate::system_files::{parse_proc_status, split_cmdline};
 
 /// Symlink hops allowed while resolving one path (Linux uses 40 too).
 const MAX_HOPS: usize = 40;

@@ -64,6 +64,11 @@ pub struct Args {
     /// docs/intake.md).
     #[arg(long, env = "SCANFLEET_INTAKE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The profile directory the workers hold (`<dir>/<name>/inspec.yml`);
+    /// with it, a submission naming an unknown profile, another edition or
+    /// an input the profile does not declare is refused before queueing.
+    #[arg(long, env = "SCANFLEET_PROFILES")]
+    pub profiles: Option<PathBuf>,
 }
 
 /// The YAML file, as written.
@@ -427,6 +432,8 @@ pub struct Config {
     pub webhooks: Option<WebhookConfig>,
     /// Periodic scans, when configured.
     pub scheduler: Option<SchedulerConfig>,
+    /// Profiles to check submissions against.
+    pub profiles: Option<PathBuf>,
 }
 
 impl Config {
@@ -450,6 +457,11 @@ impl Config {
             && !k.is_file()
         {
             errors.push(format!("--kubeconfig: {} is not a file", k.display()));
+        }
+        if let Some(p) = &args.profiles
+            && !p.is_dir()
+        {
+            errors.push(format!("--profiles: {} is not a directory", p.display()));
         }
         if args.max_batch == 0 {
             errors.push("--max-batch: must be at least 1".into());
@@ -500,6 +512,7 @@ impl Config {
                 max_timeout: Duration::from_secs(args.max_timeout_secs),
                 limits: IntakeLimits {
                     max_batch: args.max_batch,
+                    max_timeout: Duration::from_secs(args.max_timeout_secs),
                     ..IntakeLimits::default()
                 },
                 stream_replicas: args.stream_replicas,
@@ -507,6 +520,7 @@ impl Config {
                 http_listen: args.http_listen,
                 webhooks,
                 scheduler,
+                profiles: args.profiles,
             }),
             _ => Err(errors),
         }

@@ -28,6 +28,7 @@ pub mod periodic_scans;
 pub mod pod_directory;
 pub mod push_matching;
 pub mod push_watches;
+pub mod queueing;
 pub mod registry_webhooks;
 
 use std::net::SocketAddr;
@@ -91,8 +92,10 @@ pub async fn run_with_ready(
         None => None,
     };
     let intents = ContainerIntents::new(
-        IntentQueue::new(js.clone()),
-        ScanStatusBook::open(&js).await?,
+        queueing::IntentQueueing::new(
+            IntentQueue::new(js.clone()),
+            ScanStatusBook::open(&js).await?,
+        ),
         config.cluster.clone(),
         config.default_timeout,
     );
@@ -157,6 +160,22 @@ pub async fn run_with_ready(
         }
         None => None,
     };
+    // Intake owns moving dead intents into SCAN_DLQ: every replica runs a
+    // forwarder on the one durable advisory consumer, so each advisory is
+    // handled once however many replicas run (ARCHITECTURE.md, dead letters).
+    let forwarder_status = ScanStatusBook::open(&js).await?;
+    let forwarder_js = js.clone();
+    let mut stop = shutdown.clone();
+    tasks.spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) =
+            scanfleet_bus::forward_dead_letters(forwarder_js, Some(forwarder_status), stopped).await
+        {
+            tracing::error!(error = %e, "dead-letter forwarder stopped");
+        }
+    });
     let service = intake_api::IntakeService::new(js, config.clone(), directory).await?;
     let listener = tokio::net::TcpListener::bind(config.grpc_listen)
         .await

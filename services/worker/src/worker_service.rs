@@ -120,7 +120,8 @@ pub async fn run_with_ready(
     let scanner = Arc::new(KubeScanner::new(
         admin.clone(),
         config.session.clone(),
-        config.cluster.clone(),
+        scanfleet_scan_intents::ClusterName::new(&config.cluster)
+            .map_err(|e| anyhow::anyhow!("cluster {:?}: {e}", config.cluster))?,
         config.profiles.clone(),
         config.thresholds.clone(),
         config.worker_id.clone(),

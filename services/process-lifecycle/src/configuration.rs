@@ -145,7 +145,10 @@ fn message(e: &marked_yaml::FromNodeError) -> String {
     use marked_yaml::Error as E;
     match &**e {
         E::UnknownFieldError(field, expected, _) => {
-            format!("unknown field `{field}`, expected one of: {}", expected.join(", "))
+            format!(
+                "unknown field `{field}`, expected one of: {}",
+                expected.join(", ")
+            )
         }
         E::NotBoolean(_) => "expected true or false".into(),
         other => other.to_string(),
@@ -285,7 +288,11 @@ mod tests {
         assert!(value.port.is_none() && value.name.is_none());
         let (value, errors) = parse("name: ''\n");
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(value.name.as_deref(), Some(""), "a quoted empty string is a value");
+        assert_eq!(
+            value.name.as_deref(),
+            Some(""),
+            "a quoted empty string is a value"
+        );
     }
 
     #[test]

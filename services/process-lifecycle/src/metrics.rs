@@ -179,7 +179,10 @@ mod tests {
         let registry = service_registry("test", "1.2.3");
         let text = render(&registry);
         assert!(text.contains("# HELP scanfleet_test_build_info "), "{text}");
-        assert!(text.contains("# TYPE scanfleet_test_build_info gauge"), "{text}");
+        assert!(
+            text.contains("# TYPE scanfleet_test_build_info gauge"),
+            "{text}"
+        );
         let series = format!(
             "scanfleet_test_build_info{{version=\"1.2.3\",commit=\"{}\"}}",
             build_commit()
@@ -204,6 +207,9 @@ mod tests {
         done.fetch_add(2, Ordering::Relaxed);
         done.add(1);
         assert_eq!(done.get(), 3);
-        assert_eq!(sample(&render(&registry), "scanfleet_test_done_total"), Some(3.0));
+        assert_eq!(
+            sample(&render(&registry), "scanfleet_test_done_total"),
+            Some(3.0)
+        );
     }
 }

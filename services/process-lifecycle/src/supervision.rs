@@ -106,7 +106,11 @@ impl CriticalTasks {
             Ok((_, (name, Err(e)))) => Err(e.context(format!("critical task {name} failed"))),
             Err(e) => {
                 let name = self.name_of(e.id());
-                let how = if e.is_panic() { "panicked" } else { "was cancelled" };
+                let how = if e.is_panic() {
+                    "panicked"
+                } else {
+                    "was cancelled"
+                };
                 Err(anyhow!("critical task {name} {how}"))
             }
         };
@@ -122,14 +126,21 @@ impl CriticalTasks {
                 match ended {
                     Ok((_, Ok(()))) => {}
                     Ok((name, Err(e))) => {
-                        tracing::warn!(task = name, error = format!("{e:#}"), "task failed while stopping");
+                        tracing::warn!(
+                            task = name,
+                            error = format!("{e:#}"),
+                            "task failed while stopping"
+                        );
                     }
                     Err(e) => tracing::warn!(error = %e, "task ended abnormally while stopping"),
                 }
             }
         };
         if tokio::time::timeout(grace, all).await.is_err() {
-            tracing::warn!(grace_secs = grace.as_secs(), "tasks still running after the drain grace; stopping them");
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "tasks still running after the drain grace; stopping them"
+            );
         }
         Ok(())
     }
@@ -155,7 +166,10 @@ mod tests {
         tasks.spawn("server", until_stopped(tx.subscribe()));
         tasks.spawn("scheduler", async { Ok::<_, anyhow::Error>(()) });
         let err = tasks.supervise().await.unwrap_err();
-        assert_eq!(err.to_string(), "critical task scheduler stopped unexpectedly");
+        assert_eq!(
+            err.to_string(),
+            "critical task scheduler stopped unexpectedly"
+        );
     }
 
     #[tokio::test]
@@ -205,6 +219,8 @@ mod tests {
         });
         tx.send(true).unwrap();
         tasks.supervise().await.unwrap();
-        done_rx.await.expect("the slower task finished before supervise returned");
+        done_rx
+            .await
+            .expect("the slower task finished before supervise returned");
     }
 }

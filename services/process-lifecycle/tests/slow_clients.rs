@@ -24,9 +24,14 @@ struct Server {
 async fn serve(limits: ServingLimits) -> Server {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = ConnectionMetrics::register(&mut registry).listener("http");
-    let listener = Listener::bind("http", "127.0.0.1:0".parse().unwrap(), limits, metrics.clone())
-        .await
-        .unwrap();
+    let listener = Listener::bind(
+        "http",
+        "127.0.0.1:0".parse().unwrap(),
+        limits,
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
     let addr = listener.local_addr();
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -58,7 +63,9 @@ fn limits(max_connections: usize) -> ServingLimits {
 async fn get_path(addr: SocketAddr, path: &str) -> Result<String, String> {
     let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    s.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out = String::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
         .await
@@ -89,7 +96,11 @@ async fn silent_and_slow_loris_connections_are_closed_after_the_header_timeout()
     let trickle = tokio::spawn(async move {
         for i in 0..20 {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            if loris.write_all(format!("X-{i}: y\r\n").as_bytes()).await.is_err() {
+            if loris
+                .write_all(format!("X-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -100,16 +111,25 @@ async fn silent_and_slow_loris_connections_are_closed_after_the_header_timeout()
     assert!(silent_closed < Duration::from_secs(3), "{silent_closed:?}");
     let loris = trickle.await.unwrap();
     let loris_closed = closed_after(loris, Duration::from_secs(1)).await;
-    assert!(loris_closed.is_some(), "a trickling header is closed, not kept");
+    assert!(
+        loris_closed.is_some(),
+        "a trickling header is closed, not kept"
+    );
     assert_eq!(server.metrics.closed_count(CloseReason::HeaderTimeout), 2);
-    assert_eq!(get_path(server.addr, "/healthz").await.unwrap(), "HTTP/1.1 200 OK");
+    assert_eq!(
+        get_path(server.addr, "/healthz").await.unwrap(),
+        "HTTP/1.1 200 OK"
+    );
 }
 
 #[tokio::test]
 async fn a_busy_connection_outlives_the_header_timeout() {
     let server = serve(limits(64)).await;
     let started = Instant::now();
-    assert_eq!(get_path(server.addr, "/slow").await.unwrap(), "HTTP/1.1 200 OK");
+    assert_eq!(
+        get_path(server.addr, "/slow").await.unwrap(),
+        "HTTP/1.1 200 OK"
+    );
     assert!(started.elapsed() > Duration::from_secs(2));
     assert_eq!(server.metrics.closed_count(CloseReason::HeaderTimeout), 0);
 }
@@ -118,10 +138,14 @@ async fn a_busy_connection_outlives_the_header_timeout() {
 async fn an_http2_connection_may_idle_until_the_idle_timeout() {
     let server = serve(limits(64)).await;
     let mut h2 = TcpStream::connect(server.addr).await.unwrap();
-    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
     // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
     h2.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
-    let closed = closed_after(h2, Duration::from_secs(8)).await.expect("closed when idle");
+    let closed = closed_after(h2, Duration::from_secs(8))
+        .await
+        .expect("closed when idle");
     assert!(
         closed > Duration::from_millis(2500) && closed < Duration::from_secs(5),
         "closed after {closed:?}, expected the 3 s idle timeout, not the 1 s header timeout"
@@ -148,9 +172,19 @@ async fn a_full_listener_closes_its_oldest_idle_connection_for_a_newcomer() {
     }
     assert_eq!(server.metrics.open(), 8, "all eight accepted");
     let started = Instant::now();
-    assert_eq!(get_path(server.addr, "/healthz").await.unwrap(), "HTTP/1.1 200 OK");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(
+        get_path(server.addr, "/healthz").await.unwrap(),
+        "HTTP/1.1 200 OK"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(server.metrics.closed_count(CloseReason::Evicted) >= 1);
     let oldest = held.remove(0);
-    assert!(closed_after(oldest, Duration::from_secs(2)).await.is_some(), "the oldest went");
+    assert!(
+        closed_after(oldest, Duration::from_secs(2)).await.is_some(),
+        "the oldest went"
+    );
 }

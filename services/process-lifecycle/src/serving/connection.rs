@@ -191,7 +191,9 @@ impl<IO> Connection<IO> {
             } else if matched + n == H2_PREFACE.len() {
                 Protocol::Http2
             } else {
-                Protocol::Unknown { matched: matched + n }
+                Protocol::Unknown {
+                    matched: matched + n,
+                }
             };
         }
     }

@@ -237,7 +237,10 @@ impl Listener {
         let victim = live
             .iter()
             .position(|w| w.upgrade().is_some_and(|a| a.is_idle()));
-        match victim.and_then(|i| live.remove(i)).and_then(|w| w.upgrade()) {
+        match victim
+            .and_then(|i| live.remove(i))
+            .and_then(|w| w.upgrade())
+        {
             Some(activity) => {
                 activity.evict();
                 true

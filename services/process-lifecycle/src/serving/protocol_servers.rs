@@ -128,4 +128,3 @@ pub async fn serve_grpc(
         Ok(failed) = failure => Err(failed.into()),
     }
 }
-

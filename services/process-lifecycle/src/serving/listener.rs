@@ -25,6 +25,9 @@ use super::listener_metrics::ListenerMetrics;
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 /// The longest pause between accept attempts while resources are short.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Idle connections closed at once when the process is out of file
+/// descriptors: enough that the next accepts succeed without a pause each.
+const EVICT_ON_SHORTAGE: usize = 16;
 
 /// The listener can no longer accept: the service must stop (and be
 /// restarted) rather than run with a dead port.
@@ -51,6 +54,8 @@ pub struct Listener {
     live: Mutex<VecDeque<Weak<Activity>>>,
     metrics: ListenerMetrics,
     backoff: Duration,
+    /// Accept reported a resource shortage since the last success.
+    short: bool,
     fatal: Option<oneshot::Sender<AcceptFailed>>,
     fatal_rx: Option<oneshot::Receiver<AcceptFailed>>,
 }
@@ -121,6 +126,7 @@ impl Listener {
             live: Mutex::new(VecDeque::new()),
             metrics,
             backoff: FIRST_BACKOFF,
+            short: false,
             fatal: Some(fatal),
             fatal_rx: Some(fatal_rx),
         })
@@ -150,10 +156,11 @@ impl Listener {
         loop {
             match self.tcp.accept().await {
                 Ok((stream, remote)) => {
-                    if self.backoff > FIRST_BACKOFF {
+                    if self.short {
                         tracing::info!(listener = self.name, "accepting connections again");
+                        self.short = false;
+                        self.backoff = FIRST_BACKOFF;
                     }
-                    self.backoff = FIRST_BACKOFF;
                     let slot = self.slot_for_newcomer().await;
                     let _ = stream.set_nodelay(true);
                     let activity = Activity::new();
@@ -170,13 +177,23 @@ impl Listener {
                 Err(e) if is_per_connection(&e) => continue,
                 Err(e) if is_resource_shortage(&e) => {
                     self.metrics.accept_failed();
-                    if self.backoff == FIRST_BACKOFF {
+                    if !self.short {
+                        self.short = true;
                         tracing::warn!(listener = self.name, error = %e,
-                            "accept failed; closing the oldest idle connection and backing off");
+                            "accept failed; closing the oldest idle connections and backing off");
                     }
-                    self.evict_oldest_idle();
-                    tokio::time::sleep(self.backoff).await;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    // Idle connections give their descriptors back within
+                    // a scheduler tick; only when there are none does the
+                    // pause grow.
+                    let freed = (0..EVICT_ON_SHORTAGE)
+                        .take_while(|_| self.evict_oldest_idle())
+                        .count();
+                    if freed > 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    } else {
+                        tokio::time::sleep(self.backoff).await;
+                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    }
                 }
                 Err(source) => {
                     self.metrics.accept_failed();

@@ -226,3 +226,64 @@ impl Ingestor {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use scanfleet_trust::{EnvelopeError, VerifyError};
+
+    use super::*;
+
+    /// One rejection of each kind. The match lists every variant without a
+    /// wildcard, so a new kind does not compile until it is added here,
+    /// and the test then fails until its label is in `LABELS`.
+    #[test]
+    fn labels_lists_every_label() {
+        let verify = |e: VerifyError| Rejection::Envelope(e);
+        let samples = [
+            Rejection::UnknownEncoding(String::new()),
+            Rejection::NoIdentity,
+            Rejection::Undecryptable(String::new()),
+            Rejection::NotAnEvent(String::new()),
+            verify(VerifyError::Malformed(EnvelopeError::Json(String::new()))),
+            verify(VerifyError::NoSignatures),
+            verify(VerifyError::UnknownKeyId { key_ids: vec![] }),
+            verify(VerifyError::BadSignature {
+                key_id: String::new(),
+            }),
+            verify(VerifyError::PayloadTypeMismatch {
+                expected: String::new(),
+                found: String::new(),
+            }),
+            Rejection::Statement(StatementError::Json(String::new())),
+            Rejection::BadObjectName(String::new()),
+            Rejection::ReportMissing(String::new()),
+            Rejection::ReportTooLarge { size: 0, limit: 0 },
+            Rejection::WrongSubject {
+                subject: String::new(),
+                statement: String::new(),
+            },
+            Rejection::Unstorable(String::new()),
+        ];
+        for sample in &samples {
+            match sample {
+                Rejection::UnknownEncoding(_)
+                | Rejection::NoIdentity
+                | Rejection::Undecryptable(_)
+                | Rejection::NotAnEvent(_)
+                | Rejection::Envelope(_)
+                | Rejection::Statement(_)
+                | Rejection::BadObjectName(_)
+                | Rejection::ReportMissing(_)
+                | Rejection::ReportTooLarge { .. }
+                | Rejection::WrongSubject { .. }
+                | Rejection::Unstorable(_) => {}
+            }
+        }
+        let mut from_samples: Vec<&str> = samples.iter().map(Rejection::label).collect();
+        from_samples.sort_unstable();
+        from_samples.dedup();
+        let mut labels = Rejection::LABELS.to_vec();
+        labels.sort_unstable();
+        assert_eq!(from_samples, labels);
+    }
+}

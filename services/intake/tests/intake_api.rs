@@ -389,3 +389,35 @@ fn bad_configuration_lists_every_problem() {
         assert!(all.contains(needle), "{needle} missing in {all}");
     }
 }
+
+/// A critical task that dies (here: the HTTP server, stopped as a crash
+/// would stop it) stops intake with an error naming it, instead of leaving
+/// it half-alive; the binary turns that error into a non-zero exit.
+#[tokio::test]
+async fn intake_stops_when_a_critical_task_dies() {
+    let nats = NatsServer::start();
+    let config = Config::from_args(Args::parse_from([
+        "scanfleet-intake",
+        "--nats-url",
+        &nats.url(),
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]))
+    .unwrap();
+    let intake = scanfleet_intake::EmbeddedIntake::start(config)
+        .await
+        .unwrap();
+    assert_eq!(intake.tasks.names(), ["grpc", "http"]);
+    assert!(intake.tasks.abort("http"));
+    let err = tokio::time::timeout(std::time::Duration::from_secs(30), intake.stopped())
+        .await
+        .expect("intake stops by itself")
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("critical task http"), "{err:#}");
+    assert_eq!(
+        scanfleet_process_lifecycle::exit_code("scanfleet-intake", Err(err)),
+        std::process::ExitCode::FAILURE
+    );
+}

@@ -51,7 +51,7 @@ fn any_rule_matches(rules: &[NamedRuleWithOperations], a: &Attributes) -> bool {
         rule_matches(r, a)
             && r.resource_names
                 .as_ref()
-                .is_none_or(|n| n.is_empty() || n.iter().any(|n| *n == a.name))
+                .is_none_or(|n| n.is_empty() || n.contains(&a.name))
     })
 }
 

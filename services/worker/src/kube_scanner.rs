@@ -19,12 +19,13 @@ use scanfleet_scan_intents::{
     Approach as IntentApproach, ClusterName, Intent, ProfilePin, ThresholdRef,
 };
 use scanfleet_scan_session::attestation::{
-    Attribution, NamedThreshold, completed_statement, failed_statement,
+    Attribution, NamedThreshold, completed_statement, failed_statement, inputs_used,
 };
 use scanfleet_scan_session::{
     Approach, ScanRequest, SessionConfig, SessionFailure, SessionOutcome, run_scan_detailed,
 };
 use scanfleet_trust::statement::ProfileRef;
+use sha2::Digest as _;
 
 use crate::scanner::{ScanFailure, ScanOutput, Scanner};
 
@@ -118,6 +119,7 @@ impl KubeScanner {
             .map_err(|e| permanent(e.to_string()))?;
         Ok(Some(NamedThreshold {
             name: name.to_string(),
+            sha256: Some(hex::encode(sha2::Sha256::digest(text.as_bytes()))),
             threshold,
         }))
     }
@@ -144,6 +146,8 @@ impl KubeScanner {
             pod: intent.target.pod.to_string(),
             container: intent.target.container.to_string(),
             scanner_id: self.worker_id.clone(),
+            requested_by: intent.principal().map(str::to_owned),
+            inputs: inputs_used(&profile, &intent.inputs),
         };
         Ok((
             profile,

@@ -22,11 +22,15 @@ use scanfleet_scan_engine::adapters::profile_dir::load_profile_dir;
 use scanfleet_scan_engine::facts::GatherLimits;
 use scanfleet_scan_engine::hdf::to_hdf;
 use scanfleet_scan_engine::threshold::Threshold;
-use scanfleet_scan_session::attestation::{Attribution, NamedThreshold, completed_statement};
+use scanfleet_scan_session::attestation::{
+    Attribution, NamedThreshold, completed_statement, inputs_used,
+};
 use scanfleet_scan_session::{
     Approach, ApproachPolicy, ScanRequest, SessionConfig, release_scan, run_scan,
 };
+use scanfleet_trust::InputUsed;
 use scanfleet_trust::{Envelope, IN_TOTO_PAYLOAD_TYPE, SigningKey};
+use sha2::Digest as _;
 
 use super::scan::{Args, parse_inputs};
 use super::threshold::{INVALID_INPUT, load_threshold};
@@ -137,7 +141,10 @@ struct Prepared {
     target: Target,
     kubeconfig: PathBuf,
     profile: Arc<scanfleet_scan_engine::profile::Profile>,
-    threshold: Option<(String, Threshold)>,
+    /// Every input as evaluated, defaults and overrides marked.
+    inputs: Vec<InputUsed>,
+    /// The threshold's name, its file's SHA-256 and the parsed gate.
+    threshold: Option<(String, String, Threshold)>,
     key: Option<(SigningKey, PathBuf)>,
     deadline: Duration,
     config: SessionConfig,
@@ -162,8 +169,8 @@ fn prepare(raw_target: &str, args: &Args) -> Result<Prepared, ExitCode> {
     let overrides = parse_inputs(&args.inputs)
         .map_err(|e| problems.push(e.to_string()))
         .ok();
-    let profile = overrides.and_then(|o| {
-        load_profile_dir(&args.profile, &o)
+    let profile = overrides.as_ref().and_then(|o| {
+        load_profile_dir(&args.profile, o)
             .map_err(|e| problems.push(format!("{}: {e}", args.profile.display())))
             .ok()
     });
@@ -180,8 +187,11 @@ fn prepare(raw_target: &str, args: &Args) -> Result<Prepared, ExitCode> {
             || path.display().to_string(),
             |n| n.to_string_lossy().into(),
         );
+        let sha256 = std::fs::read(path)
+            .map(|bytes| hex::encode(sha2::Sha256::digest(bytes)))
+            .unwrap_or_default();
         load_threshold(path)
-            .map(|t| (name, t))
+            .map(|t| (name, sha256, t))
             .map_err(|_| threshold_failed = true)
             .ok()
     });
@@ -222,6 +232,7 @@ fn prepare(raw_target: &str, args: &Args) -> Result<Prepared, ExitCode> {
     Ok(Prepared {
         target,
         kubeconfig,
+        inputs: inputs_used(&profile, &overrides.unwrap_or_default()),
         profile: Arc::new(profile),
         threshold,
         key,
@@ -326,12 +337,17 @@ async fn scan(p: Prepared, approach: Option<Approach>, out: Option<&Path>) -> Re
         pod: t.pod.clone(),
         container: t.container.clone(),
         scanner_id: "cli".to_owned(),
+        // A one-shot scan runs with the operator's own kubeconfig; no
+        // service authenticated anyone, so it claims no requester.
+        requested_by: None,
+        inputs: p.inputs.clone(),
     };
     let threshold = p
         .threshold
         .as_ref()
-        .map(|(name, threshold)| NamedThreshold {
+        .map(|(name, sha256, threshold)| NamedThreshold {
             name: name.clone(),
+            sha256: Some(sha256.clone()),
             threshold: threshold.clone(),
         });
     let (statement, verdict) = match completed_statement(

@@ -49,23 +49,6 @@ async fn a_stop_mid_scan_finishes_the_scans_and_removes_their_identities() {
     let status = fleet.stop(Signal::SIGTERM, Duration::from_secs(120));
     assert_eq!(status.code(), Some(143), "terminated exit status");
     assert_nothing_left(dir.path());
-    let stderr = fleet.stderr_text();
-    let order: Vec<usize> = [
-        "stopping intake",
-        "stopping worker-0",
-        "stopping collector",
-        "stopping nats-server",
-        "stopping kubesim",
-    ]
-    .iter()
-    .map(|line| {
-        stderr
-            .find(line)
-            .unwrap_or_else(|| panic!("no {line:?}:\n{stderr}"))
-    })
-    .collect();
-    assert!(order.is_sorted(), "stopped in order:\n{stderr}");
-
     let ids = identities(&audit_log(dir.path()));
     eprintln!(
         "identities: created {}, deleted {}, left {:?}",
@@ -86,6 +69,23 @@ async fn a_stop_mid_scan_finishes_the_scans_and_removes_their_identities() {
             .all(|c| c.contains("pods")),
         "a scan identity touched only pods: {ids:?}"
     );
+    let stderr = fleet.stderr_text();
+    let order: Vec<usize> = [
+        "stopping intake",
+        "stopping worker-0",
+        "stopping collector",
+        "stopping nats-server",
+        "stopping kubesim",
+    ]
+    .iter()
+    .map(|line| {
+        stderr
+            .find(line)
+            .unwrap_or_else(|| panic!("no {line:?}:\n{stderr}"))
+    })
+    .collect();
+    assert!(order.is_sorted(), "stopped in order:\n{stderr}");
+
     drop(fleet);
 
     // Whatever finished during the drain was published; the rest stayed

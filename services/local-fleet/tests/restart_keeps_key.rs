@@ -61,22 +61,22 @@ async fn results_waiting_on_the_stream_are_stored_after_a_restart() {
     let waiting = leave_results_on_the_stream(first, dir.path()).await;
 
     let second = Fleet::start(dir.path(), &["--workers", "1"]);
+    let (stored, quarantined) = stored_and_quarantined(&second, &waiting).await;
+    assert_eq!(quarantined, 0, "results quarantined after the restart");
+    assert_eq!(stored, waiting.len(), "every waiting result stored");
     let stderr = second.stderr_text();
     assert!(
         stderr.contains("(reused from the data dir; 1 trusted)"),
         "{stderr}"
     );
-    let (stored, quarantined) = stored_and_quarantined(&second, &waiting).await;
-    assert_eq!(quarantined, 0, "results quarantined after the restart");
-    assert_eq!(stored, waiting.len(), "every waiting result stored");
 
     // A rotated key: what the old one signed is still trusted.
     let waiting = leave_results_on_the_stream(second, dir.path()).await;
     let third = Fleet::start(dir.path(), &["--workers", "1", "--rotate-signing-key"]);
-    let stderr = third.stderr_text();
-    assert!(stderr.contains("(new; 2 trusted)"), "{stderr}");
     let (stored, quarantined) = stored_and_quarantined(&third, &waiting).await;
     assert_eq!(quarantined, 0, "results quarantined after the rotation");
     assert_eq!(stored, waiting.len(), "every waiting result stored");
+    let stderr = third.stderr_text();
+    assert!(stderr.contains("(new; 2 trusted)"), "{stderr}");
     stop(third, dir.path());
 }

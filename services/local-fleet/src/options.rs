@@ -2,13 +2,16 @@
 
 use std::path::PathBuf;
 
-/// Runs the whole scanfleet fleet on this machine against kubesim's sample
-/// workloads: nats-server (JetStream), kubesim (real-process containers;
-/// needs root), the collector (SQLite), intake and N workers, each a real
-/// process. Scans every sample container, prints the verified results, then
-/// keeps the fleet running (restarting any process that crashes) until
-/// Ctrl-C or SIGTERM, which stops it in order: intake, workers (they finish
-/// their scans), collector, nats-server, kubesim.
+/// The whole scanfleet fleet on this machine against kubesim's sample
+/// workloads (README command 1, `scripts/dev`).
+///
+/// Starts nats-server (JetStream), kubesim (real-process containers; needs
+/// root), the collector (SQLite), intake and N workers, each a real process;
+/// scans every sample container and prints the verified results; then keeps
+/// the fleet running, restarting any process that crashes, until Ctrl-C or
+/// SIGTERM, which stops it in order: intake, workers (they finish their
+/// scans), collector, nats-server, kubesim. A second Ctrl-C kills what is
+/// left at once.
 #[derive(clap::Parser, Debug)]
 #[command(name = "scanfleet-dev", version)]
 pub struct Options {

@@ -418,6 +418,35 @@ mod tests {
         let threshold = statement.predicate.threshold.unwrap();
         assert!(!threshold.passed);
         assert_eq!(threshold.failures.len(), 1);
+        assert_eq!(threshold.sha256.unwrap().len(), 64);
+        let inputs = &statement.predicate.inputs;
+        assert_eq!(inputs.len(), 3);
+        assert_eq!(inputs[1].source, InputSource::Override);
+        assert_eq!(inputs[2].value, InputValueUsed::One("60000".into()));
+        assert_eq!(
+            statement.predicate.requested_by.as_deref(),
+            Some("system:serviceaccount:ci:deployer")
+        );
+    }
+
+    #[test]
+    fn statements_without_inputs_still_parse_and_new_fields_round_trip() {
+        let mut old = fixtures::predicate();
+        old.inputs.clear();
+        old.requested_by = None;
+        let statement =
+            ScanStatement::for_image(Subject::image("img", &"ab".repeat(32)).unwrap(), old);
+        let payload = String::from_utf8(statement.to_payload()).unwrap();
+        assert!(!payload.contains("inputs") && !payload.contains("requestedBy"));
+        let full = ScanStatement::for_image(
+            Subject::image("img", &"ab".repeat(32)).unwrap(),
+            fixtures::predicate(),
+        );
+        let back = ScanStatement::from_payload(&full.to_payload()).unwrap();
+        assert_eq!(back, full);
+        assert!(String::from_utf8(full.to_payload()).unwrap().contains(
+            r#""inputs":[{"name":"search_paths","value":["/"],"source":"default"}],"requestedBy":"system:serviceaccount:ci:deployer""#
+        ));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use scanfleet_scan_engine::hdf::to_hdf;
 use scanfleet_scan_engine::profile::Profile;
 use scanfleet_scan_engine::threshold::parse_threshold;
 use scanfleet_scan_intents::{
-    Approach as IntentApproach, ClusterName, Intent, ProfilePin, ThresholdRef,
+    Approach as IntentApproach, ClusterName, Intent, LockedInputs, ProfilePin, ThresholdRef,
 };
 use scanfleet_scan_session::attestation::{
     Attribution, NamedThreshold, completed_statement, failed_statement, inputs_used,
@@ -41,6 +41,9 @@ pub struct KubeScanner {
     pub catalog: ProfileCatalog,
     /// Threshold directory root.
     pub thresholds: Option<PathBuf>,
+    /// Inputs no intent may override (checked again here: the bus is not
+    /// trusted to carry only what intake allowed).
+    pub locked_inputs: LockedInputs,
     /// Name in results.
     pub worker_id: String,
     /// Deadline for intents without one.
@@ -80,6 +83,7 @@ impl KubeScanner {
             cluster,
             catalog: ProfileCatalog::new(profiles),
             thresholds,
+            locked_inputs: LockedInputs::None,
             worker_id,
             default_timeout,
         }
@@ -131,6 +135,10 @@ impl KubeScanner {
                 intent.cluster.as_str(),
                 self.cluster.as_str()
             )));
+        }
+        let refused = self.locked_inputs.refused(&intent.inputs);
+        if !refused.is_empty() {
+            return Err(permanent(LockedInputs::explain(&refused)));
         }
         let profile = self.profile(intent)?;
         let profile_ref = ProfileRef {

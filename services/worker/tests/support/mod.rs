@@ -5,8 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,7 +24,7 @@ use scanfleet_contracts::v1::{
 use scanfleet_kube_access::ClusterAccess;
 use scanfleet_test_harness::fleet::write_public_key;
 use scanfleet_test_harness::nats::NatsServer;
-use scanfleet_test_harness::repo_root;
+use scanfleet_test_harness::{repo_root, write_private};
 use scanfleet_trust::SigningKey;
 
 /// A request to scan `uri` with container-baseline 1.0.0.
@@ -65,16 +64,6 @@ pub fn topology() -> TopologyConfig {
     }
 }
 
-fn private_file(path: &Path, contents: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
-}
-
 impl Fleet {
     pub async fn start() -> Self {
         let nats = NatsServer::start();
@@ -94,11 +83,11 @@ impl Fleet {
             .unwrap();
         // The worker binary needs its identity in a file: 0600, private dir.
         let kubeconfig = dir.path().join("worker.kubeconfig");
-        private_file(&kubeconfig, &sim.admin_kubeconfig());
+        write_private(&kubeconfig, sim.admin_kubeconfig().as_bytes());
 
         let key = SigningKey::generate();
         let key_path = dir.path().join("signing.pem");
-        private_file(&key_path, &key.to_pkcs8_pem());
+        write_private(&key_path, key.to_pkcs8_pem().as_bytes());
         let public = write_public_key(dir.path(), &key);
         let collector_config = scanfleet_collector::config::Config::loopback(
             &nats.url(),

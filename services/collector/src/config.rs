@@ -56,9 +56,6 @@ pub struct Args {
     /// all [default: 30]
     #[arg(long, env = "SCANFLEET_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
-    /// Stream replicas when declaring the bus topology [default: 1]
-    #[arg(long, env = "SCANFLEET_STREAM_REPLICAS")]
-    pub stream_replicas: Option<usize>,
     /// Largest event, envelope or report accepted, in bytes [default: 16 MiB]
     #[arg(long, env = "SCANFLEET_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
@@ -82,7 +79,6 @@ struct FileConfig {
     grpc_listen: Option<SocketAddr>,
     http_listen: Option<SocketAddr>,
     retention_days: Option<u32>,
-    stream_replicas: Option<usize>,
     max_event_bytes: Option<usize>,
     log_format: Option<LogFormat>,
     max_connections: Option<usize>,
@@ -106,8 +102,6 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// Retention, if any.
     pub retention: Option<Duration>,
-    /// Stream replicas.
-    pub stream_replicas: usize,
     /// Size bound.
     pub max_event_bytes: usize,
     /// How logs are written.
@@ -179,7 +173,6 @@ impl Config {
         } else {
             args.age_identities
         };
-        let stream_replicas = setting(args.stream_replicas, file.stream_replicas, 1);
         let retention_days = setting(args.retention_days, file.retention_days, 30);
         let log_format = setting(args.log_format, file.log_format, LogFormat::Text);
         let serving = args.serving.settle(
@@ -230,9 +223,6 @@ impl Config {
         } else {
             AgeIdentities::parse(&identity_text).ok()
         };
-        if stream_replicas == 0 || stream_replicas > 5 {
-            errors.push("--stream-replicas: must be 1 to 5".into());
-        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -253,7 +243,6 @@ impl Config {
             ),
             retention: (retention_days > 0)
                 .then(|| Duration::from_secs(u64::from(retention_days) * 86_400)),
-            stream_replicas,
             max_event_bytes: setting(args.max_event_bytes, file.max_event_bytes, 16 * 1024 * 1024),
             log_format,
             serving,
@@ -319,17 +308,13 @@ mod tests {
             "scanfleet-collector",
             "--config",
             file.to_str().unwrap(),
-            "--stream-replicas",
-            "9",
+            "--nats-url",
+            "ftp://nats.example",
         ]))
         .err()
         .expect("invalid");
         let all = errors.join("\n");
-        for needle in [
-            "unknown field `bogus`",
-            "--trusted-key",
-            "--stream-replicas",
-        ] {
+        for needle in ["unknown field `bogus`", "--trusted-key", "--nats-url"] {
             assert!(all.contains(needle), "{needle} missing from:\n{all}");
         }
     }

@@ -9,10 +9,11 @@
 
 use std::time::{Duration, Instant};
 
+use scanfleet_bus::BusIdentity;
 use scanfleet_contracts::v1::ListResultsRequest;
 use scanfleet_contracts::v1::results_client::ResultsClient;
 use scanfleet_test_harness::fleet::write_public_key;
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_test_harness::slow_clients::{
     FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PATIENCE, closed_by_server, hold_half_open,
     http_get,
@@ -40,23 +41,23 @@ async fn grpc_list(addr: std::net::SocketAddr) -> Result<(String, Duration), Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_flood_does_not_stop_a_good_client() {
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = write_public_key(dir.path(), &SigningKey::generate());
-    let args: Vec<String> = [
-        "--nats-url",
-        &nats.url(),
-        "--store-url",
-        &format!("sqlite://{}", dir.path().join("results.db").display()),
-        "--trusted-key",
-        &key.display().to_string(),
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = bus.args(BusIdentity::Collector);
+    args.extend(
+        [
+            "--store-url",
+            &format!("sqlite://{}", dir.path().join("results.db").display()),
+            "--trusted-key",
+            &key.display().to_string(),
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from),
+    );
     let log = dir.path().join("collector.log");
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_scanfleet-collector"));
     let mut collector = LimitedProcess::start(exe, &args, FD_LIMIT, &log);

@@ -5,13 +5,16 @@
 //! that says how to fix it. This crate holds only that lookup and small helpers
 //! for running external commands, plus one module per real server the tests
 //! start (`nats`: a nats-server on a random loopback port with a temp store;
-//! `postgres`: a throwaway PostgreSQL 15 cluster the same way), and `rootfs`
-//! for the scan engine's ground-truth fixtures and live containers.
+//! `postgres`: a throwaway PostgreSQL 15 cluster the same way; `secure_bus`:
+//! that nats-server with TLS, the shipped per-service identities and the
+//! bootstrapped topology, in one line), and `rootfs` for the scan engine's
+//! ground-truth fixtures and live containers.
 
 pub mod fleet;
 pub mod nats;
 pub mod postgres;
 pub mod rootfs;
+pub mod secure_bus;
 pub mod slow_clients;
 
 use std::path::{Path, PathBuf};

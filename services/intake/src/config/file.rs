@@ -32,8 +32,6 @@ pub struct FileConfig {
     pub max_timeout_secs: Option<u64>,
     /// `--max-batch`.
     pub max_batch: Option<usize>,
-    /// `--stream-replicas`.
-    pub stream_replicas: Option<usize>,
     /// `--log-format`.
     pub log_format: Option<LogFormat>,
     /// `--http-listen`.

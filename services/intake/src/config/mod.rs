@@ -42,8 +42,6 @@ pub struct Config {
     pub max_timeout: Duration,
     /// Request validation limits.
     pub limits: IntakeLimits,
-    /// Stream replicas.
-    pub stream_replicas: usize,
     /// How logs are written.
     pub log_format: LogFormat,
     /// HTTP address (webhooks, health, metrics).
@@ -70,7 +68,6 @@ struct Process {
     default_timeout_secs: u64,
     max_timeout_secs: u64,
     max_batch: usize,
-    stream_replicas: usize,
     log_format: LogFormat,
     http_listen: Option<SocketAddr>,
 }
@@ -100,7 +97,6 @@ fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
         default_timeout_secs: setting(args.default_timeout_secs, file.default_timeout_secs, 600),
         max_timeout_secs: setting(args.max_timeout_secs, file.max_timeout_secs, 3600),
         max_batch: setting(args.max_batch, file.max_batch, 100),
-        stream_replicas: setting(args.stream_replicas, file.stream_replicas, 1),
         log_format: setting(args.log_format, file.log_format, LogFormat::Text),
         http_listen: args.http_listen.or(file.http_listen),
     };
@@ -122,9 +118,6 @@ fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
     }
     if p.max_batch == 0 {
         errors.push("--max-batch: must be at least 1".into());
-    }
-    if p.stream_replicas == 0 || p.stream_replicas > 5 {
-        errors.push("--stream-replicas: must be 1 to 5".into());
     }
     p
 }
@@ -191,7 +184,6 @@ impl Config {
                 max_timeout: Duration::from_secs(process.max_timeout_secs),
                 ..IntakeLimits::default()
             },
-            stream_replicas: process.stream_replicas,
             log_format: process.log_format,
             http_listen: process.http_listen,
             serving,

@@ -6,14 +6,15 @@ mod support;
 use std::net::SocketAddr;
 
 use async_nats::HeaderMap;
+use scanfleet_bus::BusIdentity;
 use scanfleet_collector::config::Config;
 use scanfleet_test_harness::fleet::{inline_event, publish, result, write_public_key};
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_trust::SigningKey;
 use support::*;
 
 struct Fleet {
-    _nats: NatsServer,
+    _nats: SecureBus,
     dir: tempfile::TempDir,
     key: SigningKey,
     public: std::path::PathBuf,
@@ -23,7 +24,7 @@ struct Fleet {
 }
 
 async fn fleet() -> Fleet {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let public = write_public_key(dir.path(), &key);
@@ -31,13 +32,14 @@ async fn fleet() -> Fleet {
         &nats.url(),
         &format!("sqlite://{}", dir.path().join("r.db").display()),
         &public,
-        &[],
+        &nats.auth_args(BusIdentity::Collector),
     )
     .unwrap();
     let collector = scanfleet_collector::EmbeddedCollector::start(config)
         .await
         .expect("collector starts");
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // Results arrive as a worker publishes them.
+    let js = nats.js(BusIdentity::Worker).await;
     Fleet {
         _nats: nats,
         dir,

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
+use scanfleet_bus::BusIdentity;
 use scanfleet_bus::TopologyConfig;
 use scanfleet_bus::dead_letters::{HEADER_DELIVERIES, HEADER_REASON};
 use scanfleet_bus::topology::{
@@ -25,7 +26,7 @@ use scanfleet_contracts::v1::{
     GetScanRequest, ProfileRef, ScanState, SubmitRequest, TargetSelector, profile_ref::Pin,
 };
 use scanfleet_test_harness::fleet::eventually;
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_test_harness::{repo_root, write_private};
 use scanfleet_trust::SigningKey;
 
@@ -119,7 +120,7 @@ async fn messages(js: &jetstream::Context, stream: &str) -> u64 {
 /// nats-server, kubesim with a poisoned pod, and the intake binary; workers
 /// are started per step.
 struct Bench {
-    nats: NatsServer,
+    nats: SecureBus,
     _sim: kubesim::Kubesim,
     dir: tempfile::TempDir,
     js: jetstream::Context,
@@ -132,18 +133,15 @@ struct Bench {
 
 impl Bench {
     async fn start() -> Self {
-        let nats = NatsServer::start();
-        let dir = tempfile::tempdir().unwrap();
-        let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-        // Declared first, so the services' own `ensure` keeps these limits.
-        TopologyConfig {
+        // The bootstrap (`bus init`) sets these limits before any service starts.
+        let nats = SecureBus::start_with(TopologyConfig {
             max_deliver: MAX_DELIVER,
             backoff: vec![Duration::from_secs(2)],
             ..Default::default()
-        }
-        .ensure(&js)
-        .await
-        .unwrap();
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let js = nats.js(BusIdentity::Admin).await;
         let sim = kubesim::Kubesim::start_settled(
             kubesim::Config::demo().unwrap(),
             Duration::from_secs(30),
@@ -168,16 +166,11 @@ impl Bench {
             "progress_interval_ms: 300\nidle_poll_ms: 200\n",
         )
         .unwrap();
+        let mut args = nats.args(BusIdentity::Intake);
+        args.extend(["--cluster", "kubesim", "--grpc-listen", "127.0.0.1:0"].map(String::from));
         let (intake, line) = Process::start(
             Path::new(env!("CARGO_BIN_EXE_scanfleet-intake")),
-            &[
-                "--nats-url",
-                &nats.url(),
-                "--cluster",
-                "kubesim",
-                "--grpc-listen",
-                "127.0.0.1:0",
-            ],
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
             dir.path().join("intake.log"),
         );
         let grpc = line
@@ -203,26 +196,30 @@ impl Bench {
 
     fn worker(&self, name: &str) -> Process {
         let profiles = repo_root().join("profiles");
+        let bus = self.nats.args(BusIdentity::Worker);
+        let bus: Vec<&str> = bus.iter().map(String::as_str).collect();
         Process::start(
             &worker_binary(),
             &[
-                "--nats-url",
-                &self.nats.url(),
-                "--cluster",
-                "kubesim",
-                "--kubeconfig",
-                self.kubeconfig.to_str().unwrap(),
-                "--signing-key",
-                self.key_path.to_str().unwrap(),
-                "--profiles",
-                profiles.to_str().unwrap(),
-                "--config",
-                self.worker_config.to_str().unwrap(),
-                "--http-listen",
-                "127.0.0.1:0",
-                "--worker-id",
-                name,
-            ],
+                &bus[..],
+                &[
+                    "--cluster",
+                    "kubesim",
+                    "--kubeconfig",
+                    self.kubeconfig.to_str().unwrap(),
+                    "--signing-key",
+                    self.key_path.to_str().unwrap(),
+                    "--profiles",
+                    profiles.to_str().unwrap(),
+                    "--config",
+                    self.worker_config.to_str().unwrap(),
+                    "--http-listen",
+                    "127.0.0.1:0",
+                    "--worker-id",
+                    name,
+                ],
+            ]
+            .concat(),
             self.dir.path().join(format!("{name}.log")),
         )
         .0

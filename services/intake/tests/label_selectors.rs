@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use prost::Message as _;
+use scanfleet_bus::BusIdentity;
 use scanfleet_bus::topology::INTENTS_STREAM;
 use scanfleet_contracts::v1::{
     LabelSelectorTarget, ProfileRef, ScanIntent, SubmitRequest, TargetSelector,
     intake_client::IntakeClient, profile_ref::Pin, target_selector::Selector,
 };
 use scanfleet_intake::config::{Args, Config};
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 
 fn selector(namespace: &str, labels: &str, container: &str) -> SubmitRequest {
     SubmitRequest {
@@ -62,19 +63,21 @@ async fn selectors_expand_to_running_containers() {
         f.write_all(sim.admin_kubeconfig().as_bytes()).unwrap();
     }
 
-    let nats = NatsServer::start();
-    let config = Config::from_args(Args::parse_from([
-        "scanfleet-intake",
-        "--nats-url",
-        &nats.url(),
-        "--cluster",
-        "kubesim",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-    ]))
-    .unwrap();
+    let nats = SecureBus::start().await;
+    let mut argv = vec!["scanfleet-intake".to_owned()];
+    argv.extend(nats.args(BusIdentity::Intake));
+    argv.extend(
+        [
+            "--cluster",
+            "kubesim",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let intake = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .expect("intake serves");
@@ -125,7 +128,7 @@ async fn selectors_expand_to_running_containers() {
 
     // Every accepted target is one intent on the stream, with its digest-free
     // target and a distinct scan id.
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.js(BusIdentity::Admin).await;
     let mut stream = js.get_stream(INTENTS_STREAM).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 7);
     let first = ScanIntent::decode(stream.get_raw_message(1).await.unwrap().payload).unwrap();
@@ -144,17 +147,19 @@ async fn an_insecure_kubeconfig_stops_intake_with_the_reason() {
         "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: prod\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context: {cluster: prod, user: u}\n",
     )
     .unwrap();
-    let nats = NatsServer::start();
-    let config = Config::from_args(Args::parse_from([
-        "scanfleet-intake",
-        "--nats-url",
-        &nats.url(),
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-    ]))
-    .unwrap();
+    let nats = SecureBus::start().await;
+    let mut argv = vec!["scanfleet-intake".to_owned()];
+    argv.extend(nats.args(BusIdentity::Intake));
+    argv.extend(
+        [
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let (_stop, rx) = tokio::sync::watch::channel(false);
     let err = scanfleet_intake::run_with_ready(config, rx, |_| {})
         .await

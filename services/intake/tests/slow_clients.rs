@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use scanfleet_bus::BusIdentity;
 use scanfleet_contracts::v1::GetScanRequest;
 use scanfleet_contracts::v1::intake_client::IntakeClient;
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_test_harness::slow_clients::{
     FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PATIENCE, closed_by_server, hold_half_open,
     http_get,
@@ -39,18 +40,18 @@ async fn grpc_get_scan(addr: std::net::SocketAddr) -> Result<(String, Duration),
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_flood_does_not_stop_a_good_client() {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let args: Vec<String> = [
-        "--nats-url",
-        &nats.url(),
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = nats.args(BusIdentity::Intake);
+    args.extend(
+        [
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from),
+    );
     let log = dir.path().join("intake.log");
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_scanfleet-intake"));
     let mut intake = LimitedProcess::start(exe, &args, FD_LIMIT, &log);

@@ -1,11 +1,13 @@
 //! Results published by the worker's publisher arrive at a real collector
 //! intact: inline or through the object store, plain or encrypted.
 
+use scanfleet_bus::BusIdentity;
 use scanfleet_collector::EmbeddedCollector;
 use scanfleet_collector::config::Config;
 use scanfleet_contracts::v1::{GetResultRequest, results_client::ResultsClient};
 use scanfleet_test_harness::fleet::{SampleStatement, eventually, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_trust::{AgeIdentities, ScanStatement, SigningKey};
 use scanfleet_worker::{PublishError, ReportLocation, ResultPublisher};
 
@@ -25,15 +27,16 @@ fn report(size: usize) -> Vec<u8> {
 }
 
 async fn collector(
-    nats: &NatsServer,
+    nats: &SecureBus,
     dir: &std::path::Path,
     key: &SigningKey,
     identity: Option<&std::path::Path>,
 ) -> EmbeddedCollector {
     let public = write_public_key(dir, key);
-    let extra: Vec<String> = identity
+    let mut extra: Vec<String> = identity
         .map(|i| vec!["--age-identity".into(), i.display().to_string()])
         .unwrap_or_default();
+    extra.extend(nats.auth_args(BusIdentity::Collector));
     let config = Config::loopback(
         &nats.url(),
         &format!("sqlite://{}", dir.join("r.db").display()),
@@ -60,11 +63,12 @@ async fn stored_report(grpc: std::net::SocketAddr, scan_id: &str) -> Option<Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_reports_travel_inline_and_large_ones_through_the_object_store() {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let collector = collector(&nats, dir.path(), &key, None).await;
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    // The worker's own identity: publishing a large report needs no more.
+    let client = nats.connect(BusIdentity::Worker).await;
     let publisher = ResultPublisher::new(&client, key, vec![]);
 
     let small = report(10_000);
@@ -105,14 +109,14 @@ async fn small_reports_travel_inline_and_large_ones_through_the_object_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_results_including_stored_reports_reach_the_collector() {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let identity = AgeIdentities::generate();
     let id_path = dir.path().join("collector.agekey");
     std::fs::write(&id_path, identity.to_file_text().as_bytes()).unwrap();
     let collector = collector(&nats, dir.path(), &key, Some(&id_path)).await;
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    let client = nats.connect(BusIdentity::Worker).await;
     let publisher = ResultPublisher::new(&client, key, identity.recipients());
 
     let large = report(2 * 1024 * 1024);
@@ -124,7 +128,7 @@ async fn encrypted_results_including_stored_reports_reach_the_collector() {
         panic!("expected the object store, got {:?}", published.report);
     };
     // What sits in the bucket is ciphertext, not the report.
-    let js = async_nats::jetstream::new(client.clone());
+    let js = nats.admin().await;
     let bucket = js.get_object_store("SCAN_REPORTS").await.unwrap();
     let mut object = bucket.get(name.as_str()).await.unwrap();
     let mut stored = Vec::new();

@@ -100,9 +100,14 @@ impl SecureBus {
 
     /// The command-line flags a service connects as `identity` with.
     pub fn args(&self, identity: BusIdentity) -> Vec<String> {
+        let mut args = vec!["--nats-url".into(), self.url()];
+        args.extend(self.auth_args(identity));
+        args
+    }
+
+    /// [`SecureBus::args`] without the URL: the CA and the identity's nkey.
+    pub fn auth_args(&self, identity: BusIdentity) -> Vec<String> {
         vec![
-            "--nats-url".into(),
-            self.url(),
             "--nats-ca".into(),
             self.ca.display().to_string(),
             "--nats-nkey-file".into(),

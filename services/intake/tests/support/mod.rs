@@ -13,9 +13,11 @@ use async_nats::jetstream;
 use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use prost::Message as _;
+pub use scanfleet_bus::BusIdentity;
 use scanfleet_bus::topology::INTENTS_STREAM;
 use scanfleet_contracts::v1::ScanIntent;
 use scanfleet_intake::config::{Args, Config};
+pub use scanfleet_test_harness::secure_bus::SecureBus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Writes `content` to `dir/name` with mode 0600.
@@ -32,10 +34,11 @@ pub fn write_private(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
     path
 }
 
-/// Starts intake against `nats` and `sim` with `yaml` as its config file.
+/// Starts intake against `bus` (as the intake identity) and `sim` with
+/// `yaml` as its config file.
 pub async fn start_intake(
     dir: &Path,
-    nats_url: &str,
+    bus: &SecureBus,
     sim: &kubesim::Kubesim,
     yaml: &str,
 ) -> scanfleet_intake::EmbeddedIntake {
@@ -45,22 +48,25 @@ pub async fn start_intake(
     }
     let config_path = dir.join("intake.yaml");
     std::fs::write(&config_path, yaml).unwrap();
-    let config = Config::from_args(Args::parse_from([
-        "scanfleet-intake",
-        "--nats-url",
-        nats_url,
-        "--cluster",
-        "kubesim",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--config",
-        config_path.to_str().unwrap(),
-    ]))
-    .unwrap_or_else(|e| panic!("config refused: {e:?}"));
+    let mut argv = vec!["scanfleet-intake".to_owned()];
+    argv.extend(bus.args(BusIdentity::Intake));
+    argv.extend(
+        [
+            "--cluster",
+            "kubesim",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--config",
+            config_path.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let config = Config::from_args(Args::parse_from(argv))
+        .unwrap_or_else(|e| panic!("config refused: {e:?}"));
     scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .expect("intake serves")

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use scanfleet_bus::BusIdentity;
+
+use crate::bus_credentials::BusCredentials;
 use crate::child_spec::{ChildSpec, Readiness};
 use crate::data_dir::DataDir;
 use crate::options::Options;
@@ -63,9 +66,9 @@ impl Ports {
         })
     }
 
-    /// NATS client URL.
+    /// NATS client URL (TLS only).
     pub fn nats_url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.nats)
+        format!("tls://127.0.0.1:{}", self.nats)
     }
 
     /// Intake's gRPC URL.
@@ -101,12 +104,27 @@ fn path(p: impl Into<PathBuf>) -> String {
 }
 
 impl FleetPlan<'_> {
-    /// JetStream with file storage under the data dir.
+    /// The bus's TLS files and identities.
+    pub fn bus(&self) -> BusCredentials {
+        BusCredentials::at(&self.data.bus())
+    }
+
+    /// `--nats-url` and the credentials of `identity`.
+    fn nats_args(&self, identity: BusIdentity) -> Vec<String> {
+        let mut args = vec!["--nats-url".into(), self.ports.nats_url()];
+        args.extend(self.bus().args(identity));
+        args
+    }
+
+    /// JetStream with file storage under the data dir, TLS and the
+    /// services' identities from its configuration file.
     pub fn nats_server(&self) -> ChildSpec {
         ChildSpec {
             name: "nats-server".into(),
             program: self.programs.nats_server.clone(),
             args: [
+                "-c",
+                &path(self.bus().server_config()),
                 "-js",
                 "-a",
                 "127.0.0.1",
@@ -152,16 +170,15 @@ impl FleetPlan<'_> {
 
     /// The collector, trusting every key in `trusted`.
     pub fn collector(&self, trusted: &[PathBuf]) -> ChildSpec {
-        let mut args = vec![
-            "--nats-url".into(),
-            self.ports.nats_url(),
+        let mut args = self.nats_args(BusIdentity::Collector);
+        args.extend([
             "--store-url".into(),
             format!("sqlite://{}", self.data.results_db().display()),
             "--grpc-listen".into(),
             format!("127.0.0.1:{}", self.ports.collector_grpc),
             "--http-listen".into(),
             self.ports.collector_http().to_string(),
-        ];
+        ]);
         for key in trusted {
             args.extend(["--trusted-key".into(), path(key)]);
         }
@@ -182,16 +199,18 @@ impl FleetPlan<'_> {
         ChildSpec {
             name: "intake".into(),
             program: self.programs.intake.clone(),
-            args: vec![
-                "--nats-url".into(),
-                self.ports.nats_url(),
-                "--cluster".into(),
-                CLUSTER.into(),
-                "--kubeconfig".into(),
-                path(self.data.kubeconfig()),
-                "--grpc-listen".into(),
-                format!("127.0.0.1:{}", self.ports.intake),
-            ],
+            args: [
+                self.nats_args(BusIdentity::Intake),
+                vec![
+                    "--cluster".into(),
+                    CLUSTER.into(),
+                    "--kubeconfig".into(),
+                    path(self.data.kubeconfig()),
+                    "--grpc-listen".into(),
+                    format!("127.0.0.1:{}", self.ports.intake),
+                ],
+            ]
+            .concat(),
             ready: Readiness::Listening(self.ports.intake),
             ready_within: Duration::from_secs(30),
             stop_stage: STOP_INTAKE,
@@ -213,26 +232,28 @@ impl FleetPlan<'_> {
         ChildSpec {
             name: format!("worker-{index}"),
             program: self.programs.worker.clone(),
-            args: vec![
-                "--nats-url".into(),
-                self.ports.nats_url(),
-                "--cluster".into(),
-                CLUSTER.into(),
-                "--kubeconfig".into(),
-                path(self.data.kubeconfig()),
-                "--signing-key".into(),
-                path(signing_key),
-                "--profiles".into(),
-                path(&self.programs.profiles),
-                "--http-listen".into(),
-                "127.0.0.1:0".into(),
-                "--worker-id".into(),
-                format!("dev-worker-{index}"),
-                "--concurrency".into(),
-                self.options.concurrency.to_string(),
-                "--config".into(),
-                path(self.data.worker_config()),
-            ],
+            args: [
+                self.nats_args(BusIdentity::Worker),
+                vec![
+                    "--cluster".into(),
+                    CLUSTER.into(),
+                    "--kubeconfig".into(),
+                    path(self.data.kubeconfig()),
+                    "--signing-key".into(),
+                    path(signing_key),
+                    "--profiles".into(),
+                    path(&self.programs.profiles),
+                    "--http-listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--worker-id".into(),
+                    format!("dev-worker-{index}"),
+                    "--concurrency".into(),
+                    self.options.concurrency.to_string(),
+                    "--config".into(),
+                    path(self.data.worker_config()),
+                ],
+            ]
+            .concat(),
             ready: Readiness::Running,
             ready_within: Duration::from_secs(30),
             stop_stage: STOP_WORKERS,

@@ -6,7 +6,8 @@
 //! ([`supervisor`], [`restart_policy`]), a restart with the same data
 //! directory loses nothing ([`signing_keys`]), and stopping lets in-flight
 //! scans finish and remove their per-scan identities ([`fleet_plan`] says
-//! in which order). kubesim's audit log in the data directory shows every
+//! in which order). The bus runs as deployed ([`bus_credentials`]): TLS
+//! and one least-privilege NATS identity per service. kubesim's audit log in the data directory shows every
 //! API call the scanner made.
 //!
 //! Layout: [`options`] (the command line), [`programs`] and [`data_dir`]
@@ -18,6 +19,7 @@
 //! This is a developer tool, not part of a deployment: the operator CLI
 //! (`scanfleet`) carries no supervisor.
 
+pub mod bus_credentials;
 pub mod child_process;
 pub mod child_spec;
 pub mod data_dir;

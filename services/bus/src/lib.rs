@@ -34,7 +34,7 @@ pub use dead_letters::{dead_letter_and_terminate, forward_dead_letters};
 pub use headers::{HEADER_ENCODING, HEADER_SCAN_ID, HEADER_TRACEPARENT, Headers};
 pub use identity::{BusIdentity, Required, UserNkey};
 pub use intent_queue::{EnqueueError, Enqueued, IntentQueue, OutgoingIntent};
-pub use nats_args::{NatsArgs, read_small_file};
+pub use nats_args::{NatsArgs, NatsFile, read_small_file};
 pub use result_stream::{
     IncomingResult, OutgoingResult, PayloadEncoding, ReportObject, ResultAck, ResultStream,
     ResultStreamError,

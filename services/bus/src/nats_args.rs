@@ -9,13 +9,10 @@ use crate::identity::UserNkey;
 /// NATS connection options (flags or `SCANFLEET_NATS_*` variables).
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsArgs {
-    /// NATS server URL(s), comma-separated (`nats://` or `tls://`).
-    #[arg(
-        long,
-        env = "SCANFLEET_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    pub nats_url: String,
+    /// NATS server URL(s), comma-separated (`nats://` or `tls://`)
+    /// [default: nats://127.0.0.1:4222]
+    #[arg(long, env = "SCANFLEET_NATS_URL")]
+    pub nats_url: Option<String>,
     /// NATS user (with --nats-password-file).
     #[arg(long, env = "SCANFLEET_NATS_USER")]
     pub nats_user: Option<String>,
@@ -41,11 +38,58 @@ pub struct NatsArgs {
     pub nats_client_key: Option<PathBuf>,
 }
 
+/// The same settings in a service's YAML file, under `nats:` (each key is
+/// the flag's name without `--nats-`, e.g. `nkey_file`). A flag or its
+/// variable wins over the file, as for every setting.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsFile {
+    /// `--nats-url`.
+    pub url: Option<String>,
+    /// `--nats-user`.
+    pub user: Option<String>,
+    /// `--nats-password-file`.
+    pub password_file: Option<PathBuf>,
+    /// `--nats-creds`.
+    pub creds: Option<PathBuf>,
+    /// `--nats-nkey-file`.
+    pub nkey_file: Option<PathBuf>,
+    /// `--nats-ca`.
+    pub ca: Option<PathBuf>,
+    /// `--nats-client-cert`.
+    pub client_cert: Option<PathBuf>,
+    /// `--nats-client-key`.
+    pub client_key: Option<PathBuf>,
+}
+
 impl NatsArgs {
     /// Validates the options, appending every problem to `errors`.
     pub fn settings(&self, errors: &mut Vec<String>) -> NatsSettings {
+        self.settle(&NatsFile::default(), errors)
+    }
+
+    /// The flags over the `nats:` section of the YAML file, validated;
+    /// every problem is appended to `errors`.
+    pub fn settle(&self, file: &NatsFile, errors: &mut Vec<String>) -> NatsSettings {
+        let file = file.clone();
+        let merged = NatsArgs {
+            nats_url: self.nats_url.clone().or(file.url),
+            nats_user: self.nats_user.clone().or(file.user),
+            nats_password_file: self.nats_password_file.clone().or(file.password_file),
+            nats_creds: self.nats_creds.clone().or(file.creds),
+            nats_nkey_file: self.nats_nkey_file.clone().or(file.nkey_file),
+            nats_ca: self.nats_ca.clone().or(file.ca),
+            nats_client_cert: self.nats_client_cert.clone().or(file.client_cert),
+            nats_client_key: self.nats_client_key.clone().or(file.client_key),
+        };
+        merged.validated(errors)
+    }
+
+    fn validated(&self, errors: &mut Vec<String>) -> NatsSettings {
         let urls: Vec<String> = self
             .nats_url
+            .as_deref()
+            .unwrap_or("nats://127.0.0.1:4222")
             .split(',')
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty())

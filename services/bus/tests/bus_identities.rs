@@ -5,7 +5,11 @@
 //!   permissions violation, on every subject outside its part, and none can
 //!   create, change, purge or delete a stream or consumer (red-team finding
 //!   7 of issue #12: anyone could purge `SCAN_QUARANTINE`);
-//! - each identity can do its whole part through the bus crate's own code.
+//! - each identity can do its part: the matrix's allowed rows here, and its
+//!   whole part through the real services in the end-to-end tests, which
+//!   all run on this bus with their own identity (`SecureBus`): the worker
+//!   fleet (`worker/tests/fleet_end_to_end.rs`), the dead-letter path
+//!   (`intake/tests/dead_letters.rs`), the collector (`collector/tests`).
 //!
 //! Run with `--nocapture` to print the matrix as tested.
 

@@ -71,6 +71,8 @@ pub struct Args {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    #[serde(default)]
+    nats: scanfleet_bus::NatsFile,
     store_url: Option<String>,
     #[serde(default)]
     trusted_keys: Vec<PathBuf>,
@@ -153,11 +155,11 @@ impl Config {
     /// One line per problem.
     pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
-        let nats = args.nats.settings(&mut errors);
         let file: FileConfig = match &args.config {
             None => FileConfig::default(),
             Some(path) => read_yaml_file(path, &mut errors),
         };
+        let nats = args.nats.settle(&file.nats, &mut errors);
         let store_url = setting(
             args.store_url,
             file.store_url,
@@ -317,5 +319,63 @@ mod tests {
         for needle in ["unknown field `bogus`", "--trusted-key", "--nats-url"] {
             assert!(all.contains(needle), "{needle} missing from:\n{all}");
         }
+    }
+
+    #[test]
+    fn nats_credentials_come_from_the_file_under_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path(), "k.pub.pem");
+        let ca = key_file(dir.path(), "ca.pem");
+        let seed = dir.path().join("collector.nk");
+        std::fs::write(&seed, scanfleet_bus::UserNkey::generate().seed).unwrap();
+        let file = dir.path().join("collector.yml");
+        std::fs::write(
+            &file,
+            format!(
+                "trusted_keys: [{}]\nnats:\n  url: tls://nats.file:4222\n  nkey_file: {}\n  ca: {}\n",
+                key.display(),
+                seed.display(),
+                ca.display()
+            ),
+        )
+        .unwrap();
+        let config = Config::from_args(Args::parse_from([
+            "scanfleet-collector",
+            "--config",
+            file.to_str().unwrap(),
+        ]))
+        .map_err(|e| e.join("; "))
+        .unwrap();
+        assert_eq!(config.nats.urls, vec!["tls://nats.file:4222".to_owned()]);
+        assert!(matches!(
+            config.nats.auth,
+            scanfleet_bus::NatsAuth::NKey { .. }
+        ));
+        assert_eq!(config.nats.ca.as_deref(), Some(ca.as_path()));
+        let config = Config::from_args(Args::parse_from([
+            "scanfleet-collector",
+            "--config",
+            file.to_str().unwrap(),
+            "--nats-url",
+            "tls://nats.flag:4222",
+        ]))
+        .map_err(|e| e.join("; "))
+        .unwrap();
+        assert_eq!(
+            config.nats.urls,
+            vec!["tls://nats.flag:4222".to_owned()],
+            "the flag wins over the file"
+        );
+
+        std::fs::write(&file, "nats:\n  nkey_file: /nonexistent/seed\n  bogus: 1\n").unwrap();
+        let errors = Config::from_args(Args::parse_from([
+            "scanfleet-collector",
+            "--config",
+            file.to_str().unwrap(),
+        ]))
+        .err()
+        .expect("invalid")
+        .join("\n");
+        assert!(errors.contains("unknown field `bogus`"), "{errors}");
     }
 }

@@ -16,6 +16,9 @@ use crate::push_watches::WatchLimits;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// The NATS connection (`nats:` with `url`, `nkey_file`, `ca`, …).
+    #[serde(default)]
+    pub nats: scanfleet_bus::NatsFile,
     /// `--cluster`.
     pub cluster: Option<String>,
     /// `--kubeconfig`.

@@ -155,7 +155,7 @@ impl Config {
             None => FileConfig::default(),
             Some(path) => read_yaml_file(path, &mut errors),
         };
-        let nats = args.nats.settings(&mut errors);
+        let nats = args.nats.settle(&file.nats, &mut errors);
         let process = settle(&args, &file, &mut errors);
         let serving = args.serving.clone().settle(file.serving(), &mut errors);
         let webhooks = file

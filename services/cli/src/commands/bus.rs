@@ -79,7 +79,11 @@ fn init(args: InitArgs) -> Result<ExitCode> {
             let client = scanfleet_bus::connect(&settings, BusIdentity::Admin).await?;
             let js = async_nats::jetstream::new(client);
             anyhow::Ok(topology.ensure(&js).await?)
-        })?;
+        })
+        .context(
+            "bus init needs the NATS admin identity (a permissions violation logged above \
+             means these credentials are a service's, which may not create streams)",
+        )?;
     for line in report {
         match line.outcome {
             Provision::Created => println!("created  {}", line.what),

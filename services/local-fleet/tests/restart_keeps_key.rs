@@ -36,7 +36,7 @@ async fn leave_results_on_the_stream(mut fleet: Fleet, dir: &Path) -> BTreeSet<S
 /// Waits for `waiting` to be stored; returns (stored, quarantined).
 async fn stored_and_quarantined(fleet: &Fleet, waiting: &BTreeSet<String>) -> (usize, u64) {
     let stored = wait_stored(&fleet.collector, waiting, Duration::from_secs(60)).await;
-    let quarantined = stream_messages(&fleet, QUARANTINE_STREAM).await;
+    let quarantined = stream_messages(fleet, QUARANTINE_STREAM).await;
     eprintln!(
         "waiting on the stream {}, stored after the restart {}, quarantined {quarantined}",
         waiting.len(),

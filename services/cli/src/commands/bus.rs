@@ -25,7 +25,7 @@ pub enum BusCommand {
     /// Create the streams, consumers and buckets that are missing (needs the
     /// admin identity); existing ones are left as they are, and where their
     /// limits differ from the flags the differences are listed.
-    Init(InitArgs),
+    Init(Box<InitArgs>),
     /// Generate the NATS user nkeys of the admin and the three services.
     Identities(IdentitiesArgs),
 }
@@ -57,7 +57,7 @@ pub struct IdentitiesArgs {
 /// topology that could not be created, or files that cannot be written.
 pub fn run(command: BusCommand) -> Result<ExitCode> {
     match command {
-        BusCommand::Init(args) => init(args),
+        BusCommand::Init(args) => init(*args),
         BusCommand::Identities(args) => identities(&args.out),
     }
 }

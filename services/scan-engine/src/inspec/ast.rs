@@ -6,10 +6,10 @@
 //! it still loads; the control that reaches it reports an error naming the
 //! construct and its `file:line`, and never passes.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// Where a node starts (1-based line and column) and its byte span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Loc {
     /// Index of the source file in the profile's file table.
     pub file: u32,
@@ -110,7 +110,7 @@ pub struct Block {
     /// Its parameters.
     pub params: Params,
     /// Its body, if any.
-    pub body: Option<Rc<Node>>,
+    pub body: Option<Arc<Node>>,
     /// Where it starts.
     pub loc: Loc,
 }
@@ -134,7 +134,7 @@ pub struct MethodDef {
     /// Its parameters.
     pub params: Params,
     /// Its body.
-    pub body: Option<Rc<Node>>,
+    pub body: Option<Arc<Node>>,
     /// `def self.x`
     pub singleton: bool,
     /// Where it is defined.
@@ -217,11 +217,11 @@ pub enum Kind {
     /// Statements in order; the last one's value is the result.
     Seq(Vec<Node>),
     /// `def`
-    Def(Rc<MethodDef>),
+    Def(Arc<MethodDef>),
     /// `class Name < Super ... end`
-    Class(String, Option<Box<Node>>, Option<Rc<Node>>),
+    Class(String, Option<Box<Node>>, Option<Arc<Node>>),
     /// `module Name ... end`
-    Module(String, Option<Rc<Node>>),
+    Module(String, Option<Arc<Node>>),
     /// `return`
     Return(Option<Box<Node>>),
     /// `next`
@@ -233,7 +233,7 @@ pub enum Kind {
     /// `super` (None: implicit arguments).
     Super(Option<Vec<Arg>>),
     /// `-> (x) { ... }` / `lambda { }` as a literal.
-    Lambda(Rc<Block>),
+    Lambda(Arc<Block>),
     /// `/(?<name>..)/ =~ s`: the match, then locals set from named captures.
     MatchWrite(Box<Node>, Vec<String>),
     /// `$1`, `$2`: groups of the last match in this scope.
@@ -252,7 +252,7 @@ pub struct Call {
     /// Arguments.
     pub args: Vec<Arg>,
     /// Literal block.
-    pub block: Option<Rc<Block>>,
+    pub block: Option<Arc<Block>>,
     /// `&.`
     pub safe_nav: bool,
     /// Written without receiver, arguments or parentheses: could be a local.

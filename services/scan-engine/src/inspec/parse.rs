@@ -7,7 +7,7 @@
 //! nesting beyond [`MAX_NESTING`] levels becomes one such node, so a hostile
 //! file can neither overflow the stack nor stop the rest of the profile.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use ruby_prism::{Node as P, Version};
 
@@ -364,7 +364,7 @@ impl Lower {
         let mut block = None;
         if let Some(b) = c.block() {
             if let Some(bn) = b.as_block_node() {
-                block = Some(Rc::new(self.block(
+                block = Some(Arc::new(self.block(
                     bn.parameters(),
                     bn.body(),
                     &bn.location(),
@@ -410,7 +410,7 @@ impl Lower {
         }
         Block {
             params: p,
-            body: body.map(|b| Rc::new(self.node(&b, d))),
+            body: body.map(|b| Arc::new(self.node(&b, d))),
             loc: self.loc(loc),
         }
     }
@@ -637,13 +637,13 @@ impl Lower {
                 Some(r) if r.as_self_node().is_some() => true,
                 Some(_) => return Some(Kind::Unsupported("`def` on another object".into())),
             };
-            Kind::Def(Rc::new(MethodDef {
+            Kind::Def(Arc::new(MethodDef {
                 name: name(&def.name()),
                 params: def
                     .parameters()
                     .map(|p| self.params(&p, d))
                     .unwrap_or_default(),
-                body: def.body().map(|b| Rc::new(self.node(&b, d))),
+                body: def.body().map(|b| Arc::new(self.node(&b, d))),
                 singleton,
                 loc: self.loc(&def.location()),
             }))
@@ -654,13 +654,16 @@ impl Lower {
             Kind::Class(
                 path.join("::"),
                 self.opt(c.superclass(), d),
-                c.body().map(|b| Rc::new(self.node(&b, d))),
+                c.body().map(|b| Arc::new(self.node(&b, d))),
             )
         } else if let Some(m) = n.as_module_node() {
             let Some(path) = const_path(&m.constant_path()) else {
                 return Some(Kind::Unsupported("a dynamic module name".into()));
             };
-            Kind::Module(path.join("::"), m.body().map(|b| Rc::new(self.node(&b, d))))
+            Kind::Module(
+                path.join("::"),
+                m.body().map(|b| Arc::new(self.node(&b, d))),
+            )
         } else if let Some(s) = n.as_singleton_class_node() {
             if s.expression().as_self_node().is_none() {
                 return Some(Kind::Unsupported("`class << obj` on another object".into()));
@@ -672,7 +675,7 @@ impl Lower {
                 Kind::Def(m) => {
                     let mut m = (*m).clone();
                     m.singleton = true;
-                    defs.push(Node::new(Kind::Def(Rc::new(m)), n.loc));
+                    defs.push(Node::new(Kind::Def(Arc::new(m)), n.loc));
                 }
                 other => defs.push(Node::new(other, n.loc)),
             };
@@ -686,7 +689,7 @@ impl Lower {
             }
             Kind::Seq(defs)
         } else if let Some(l) = n.as_lambda_node() {
-            Kind::Lambda(Rc::new(self.block(
+            Kind::Lambda(Arc::new(self.block(
                 l.parameters(),
                 l.body(),
                 &l.location(),

@@ -125,6 +125,7 @@ impl<E: ScriptExecutor> Target for ShellTarget<E> {
                 round_trips: 1,
                 bytes_transferred: (out.stdout.len() + out.stderr.len()) as u64,
             },
+            declared: Default::default(),
         })
     }
 

@@ -161,11 +161,15 @@ mod tests {
         ))
     }
 
-    /// (actual, op, expected, expected verdict, why) built from the rules above.
-    #[test]
-    fn the_cmp_case_table() {
-        let one = |v: Value| Value::array(vec![v]);
-        let cases: Vec<(Value, &str, Value, bool, &str)> = vec![
+    type Case = (Value, &'static str, Value, bool, &'static str);
+
+    fn one(v: Value) -> Value {
+        Value::array(vec![v])
+    }
+
+    /// Octal strings against integer modes, and decimal strings.
+    fn octal_cases() -> Vec<Case> {
+        vec![
             (
                 Value::Int(0o644),
                 "==",
@@ -212,6 +216,12 @@ mod tests {
                 false,
                 "'08' is neither decimal nor octal",
             ),
+        ]
+    }
+
+    /// Strings: case-insensitive `==`, versions for other operators.
+    fn string_cases() -> Vec<Case> {
+        vec![
             (s("root"), "==", s("ROOT"), true, "== ignores case"),
             (
                 s("root"),
@@ -243,6 +253,19 @@ mod tests {
                 true,
                 "non-versions compare as strings",
             ),
+            (
+                Value::sym("raw"),
+                "==",
+                s("RAW"),
+                true,
+                "symbol actual becomes a string",
+            ),
+        ]
+    }
+
+    /// Numbers and booleans across types.
+    fn number_cases() -> Vec<Case> {
+        vec![
             (
                 s("2"),
                 "==",
@@ -288,6 +311,27 @@ mod tests {
                 true,
                 "boolean vs 'false'",
             ),
+            (Value::Nil, "==", s("x"), false, "nil never equals a string"),
+            (
+                Value::Nil,
+                "<",
+                Value::Int(1),
+                false,
+                "nil comparison is false, not an error",
+            ),
+            (
+                s("abc"),
+                "<",
+                Value::Int(1),
+                false,
+                "string < integer is false",
+            ),
+        ]
+    }
+
+    /// One-element arrays and regexes.
+    fn shape_cases() -> Vec<Case> {
+        vec![
             (
                 one(s("root")),
                 "==",
@@ -325,30 +369,16 @@ mod tests {
                 true,
                 "regex on integer text",
             ),
-            (
-                Value::sym("raw"),
-                "==",
-                s("RAW"),
-                true,
-                "symbol actual becomes a string",
-            ),
-            (Value::Nil, "==", s("x"), false, "nil never equals a string"),
-            (
-                Value::Nil,
-                "<",
-                Value::Int(1),
-                false,
-                "nil comparison is false, not an error",
-            ),
-            (
-                s("abc"),
-                "<",
-                Value::Int(1),
-                false,
-                "string < integer is false",
-            ),
-        ];
-        for (actual, op, expected, want, why) in cases {
+        ]
+    }
+
+    /// The case table built from the rules in the module comment.
+    #[test]
+    fn the_cmp_case_table() {
+        let all: Vec<Case> =
+            [octal_cases(), string_cases(), number_cases(), shape_cases()].concat();
+        assert!(all.len() >= 35, "the table covers every rule");
+        for (actual, op, expected, want, why) in all {
             assert_eq!(
                 cmp_matches(&actual, op, &expected),
                 want,

@@ -327,7 +327,34 @@ impl Interp<'_> {
         if actual.is_unknown() {
             return Ok(None);
         }
+        if matches!(m.kind, Kind::Predicate { .. }) {
+            return self.predicate(m, actual, negated, shown);
+        }
+        if matches!(
+            m.kind,
+            Kind::Target(..) | Kind::Operator(..) | Kind::DescribeOne
+        ) {
+            return self.unsupported("an expectation target used as a matcher");
+        }
+        if let Some(v) = self.compare_matchers(m, actual, negated, shown)? {
+            return Ok(Some(v));
+        }
+        if let Some(v) = self.collection_matchers(m, actual, negated, shown)? {
+            return Ok(Some(v));
+        }
+        self.other_matchers(m, actual, negated, shown)
+    }
+
+    /// `eq`, `be`, `cmp`, `match`.
+    fn compare_matchers(
+        &self,
+        m: &Matcher,
+        actual: &Value,
+        negated: bool,
+        shown: &str,
+    ) -> R<Option<Verdict>> {
         let not = if negated { "not " } else { "" };
+        let _ = (not, shown);
         let (pass, message) = match &m.kind {
             Kind::Equality(n, e) => {
                 let ok = match *n {
@@ -409,6 +436,25 @@ impl Interp<'_> {
                     ),
                 )
             }
+            _ => return Ok(None),
+        };
+        Ok(Some(Verdict {
+            pass: pass != negated,
+            message,
+        }))
+    }
+
+    /// `include`, `exist`, `be_in`, `start_with`, `all`, `contain_duplicates`.
+    fn collection_matchers(
+        &self,
+        m: &Matcher,
+        actual: &Value,
+        negated: bool,
+        shown: &str,
+    ) -> R<Option<Verdict>> {
+        let not = if negated { "not " } else { "" };
+        let _ = (not, shown);
+        let (pass, message) = match &m.kind {
             Kind::Include(items) => (
                 self.includes(actual, items)?,
                 format!(
@@ -450,7 +496,6 @@ impl Interp<'_> {
                     ),
                 }));
             }
-            Kind::Predicate { .. } => return self.predicate(m, actual, negated, shown),
             Kind::Affix(which, e) => {
                 let (a, e2) = (actual.to_s(), e.to_s());
                 let ok = match (*which, actual) {
@@ -497,6 +542,25 @@ impl Interp<'_> {
                     ),
                 )
             }
+            _ => return Ok(None),
+        };
+        Ok(Some(Verdict {
+            pass: pass != negated,
+            message,
+        }))
+    }
+
+    /// Compound matchers, `be_within`, `be_a`, `satisfy`.
+    fn other_matchers(
+        &self,
+        m: &Matcher,
+        actual: &Value,
+        negated: bool,
+        shown: &str,
+    ) -> R<Option<Verdict>> {
+        let not = if negated { "not " } else { "" };
+        let _ = (not, shown);
+        let (pass, message) = match &m.kind {
             Kind::Compound(and, a, b) => {
                 let va = self.check_matcher(a, actual, false, shown)?;
                 let vb = self.check_matcher(b, actual, false, shown)?;
@@ -552,9 +616,7 @@ impl Interp<'_> {
                 self.call_proc(p, vec![actual.clone()], None)?.truthy(),
                 format!("expected {} {not}to satisfy expression", actual.inspect()),
             ),
-            Kind::Target(..) | Kind::Operator(..) | Kind::DescribeOne => {
-                return self.unsupported("an expectation target used as a matcher");
-            }
+            _ => return Ok(None),
         };
         Ok(Some(Verdict {
             pass: pass != negated,

@@ -181,36 +181,7 @@ fn transform(
     let a0 = args.get(0).cloned().unwrap_or(Value::Nil);
     let entries = || h.borrow().entries().to_vec();
     Ok(Some(match name {
-        "merge" | "update" | "merge!" => {
-            let mut out = if name == "merge" {
-                h.borrow().clone()
-            } else {
-                RHash::new()
-            };
-            for other in args.positional() {
-                if let Value::Hash(o) = other {
-                    for (k, v) in o.borrow().entries() {
-                        let nv = match (
-                            &args.block,
-                            out.get(k).cloned().or_else(|| h.borrow().get(k).cloned()),
-                        ) {
-                            (Some(b), Some(old)) => {
-                                it.call_proc(b, vec![k.clone(), old, v.clone()], None)?
-                            }
-                            _ => v.clone(),
-                        };
-                        out.insert(k.clone(), nv);
-                    }
-                }
-            }
-            if name == "merge" {
-                return Ok(Some(Value::hash(out)));
-            }
-            for (k, v) in out.entries() {
-                h.borrow_mut().insert(k.clone(), v.clone());
-            }
-            recv.clone()
-        }
+        "merge" | "update" | "merge!" => merge(it, recv, h, name, args)?,
         "select" | "filter" | "reject" | "filter_map_h" => {
             let keep = name != "reject";
             let mut out = RHash::new();
@@ -293,6 +264,38 @@ fn transform(
         }
         _ => return Ok(None),
     }))
+}
+
+/// `merge` (a new hash) and `merge!`/`update` (in place), with a conflict block.
+fn merge(it: &Interp<'_>, recv: &Value, h: &Shared<RHash>, name: &str, args: &Args) -> R<Value> {
+    let mut out = if name == "merge" {
+        h.borrow().clone()
+    } else {
+        RHash::new()
+    };
+    for other in args.positional() {
+        if let Value::Hash(o) = other {
+            for (k, v) in o.borrow().entries() {
+                let nv = match (
+                    &args.block,
+                    out.get(k).cloned().or_else(|| h.borrow().get(k).cloned()),
+                ) {
+                    (Some(b), Some(old)) => {
+                        it.call_proc(b, vec![k.clone(), old, v.clone()], None)?
+                    }
+                    _ => v.clone(),
+                };
+                out.insert(k.clone(), nv);
+            }
+        }
+    }
+    if name == "merge" {
+        return Ok(Value::hash(out));
+    }
+    for (k, v) in out.entries() {
+        h.borrow_mut().insert(k.clone(), v.clone());
+    }
+    Ok(recv.clone())
 }
 
 /// Set methods; `None` when `name` is not one.

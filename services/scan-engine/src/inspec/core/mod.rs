@@ -10,6 +10,7 @@ use super::value::Value;
 
 pub mod array;
 pub mod date;
+pub mod enumerable;
 pub mod format;
 pub mod hash;
 pub mod json;

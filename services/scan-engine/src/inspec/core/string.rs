@@ -281,10 +281,20 @@ fn index_arg(it: &Interp<'_>, s: &Rc<str>, args: &Args) -> R<Value> {
 ///
 /// # Errors
 /// On bad arguments, budget exhaustion, or a block's errors.
-#[allow(clippy::too_many_lines)]
 pub fn call(it: &Interp<'_>, s: &Rc<str>, name: &str, args: &Args) -> R<Option<Value>> {
-    let a0 = args.get(0).cloned().unwrap_or(Value::Nil);
     it.tick(1 + s.len() as u64 / 256)?;
+    for part in [conversions, searches, rewrites, layout] {
+        if let Some(v) = part(it, s, name, args)? {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+/// Size, case, trimming, numbers, characters and lines.
+fn conversions(it: &Interp<'_>, s: &Rc<str>, name: &str, args: &Args) -> R<Option<Value>> {
+    let a0 = args.get(0).cloned().unwrap_or(Value::Nil);
+    let _ = &a0;
     Ok(Some(match name {
         "length" | "size" => int(s.chars().count()),
         "bytesize" => int(s.len()),
@@ -366,6 +376,15 @@ pub fn call(it: &Interp<'_>, s: &Rc<str>, name: &str, args: &Args) -> R<Option<V
             }
             Value::array(v)
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// `split`, `include?`, prefixes, matching and `scan`.
+fn searches(it: &Interp<'_>, s: &Rc<str>, name: &str, args: &Args) -> R<Option<Value>> {
+    let a0 = args.get(0).cloned().unwrap_or(Value::Nil);
+    let _ = &a0;
+    Ok(Some(match name {
         "split" => Value::array(split(it, s, args)?.into_iter().map(Value::str).collect()),
         "include?" => Value::Bool(s.contains(a0.to_s().as_str())),
         "start_with?" => Value::Bool(args.positional().iter().any(|p| match p {
@@ -419,6 +438,15 @@ pub fn call(it: &Interp<'_>, s: &Rc<str>, name: &str, args: &Args) -> R<Option<V
             }
             Value::array(out)
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// `gsub`, `sub`, `tr`, `delete`, `squeeze`, `count`, `index`, slicing.
+fn rewrites(it: &Interp<'_>, s: &Rc<str>, name: &str, args: &Args) -> R<Option<Value>> {
+    let a0 = args.get(0).cloned().unwrap_or(Value::Nil);
+    let _ = &a0;
+    Ok(Some(match name {
         "gsub" => gsub(it, s, args, true)?,
         "sub" => gsub(it, s, args, false)?,
         "tr" | "tr_s" => {
@@ -485,6 +513,15 @@ pub fn call(it: &Interp<'_>, s: &Rc<str>, name: &str, args: &Args) -> R<Option<V
             };
             Value::array(parts.into_iter().map(Value::str).collect())
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// Padding, concatenation, formatting and comparison.
+fn layout(it: &Interp<'_>, s: &Rc<str>, name: &str, args: &Args) -> R<Option<Value>> {
+    let a0 = args.get(0).cloned().unwrap_or(Value::Nil);
+    let _ = &a0;
+    Ok(Some(match name {
         "ljust" | "rjust" | "center" => {
             let width = usize::try_from(match a0 {
                 Value::Int(w) => w,

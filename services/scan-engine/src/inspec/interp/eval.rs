@@ -80,40 +80,14 @@ impl Interp<'_> {
             Kind::MultiAssign(names, v) => self.multi_assign(names, v, f),
             Kind::OpAssign(target, op, v) => self.op_assign(target, op, v, f),
             Kind::Call(c) => self.eval_call(c, n.loc, f),
-            Kind::And(a, b) => {
-                let l = self.eval(a, f)?;
-                if l.is_unknown() {
-                    self.eval(b, f)?;
-                    return Ok(Value::Unknown);
-                }
-                if l.truthy() { self.eval(b, f) } else { Ok(l) }
-            }
-            Kind::Or(a, b) => {
-                let l = self.eval(a, f)?;
-                if l.is_unknown() {
-                    self.eval(b, f)?;
-                    return Ok(Value::Unknown);
-                }
-                if l.truthy() { Ok(l) } else { self.eval(b, f) }
-            }
+            Kind::And(a, b) => self.and_or(a, b, true, f),
+            Kind::Or(a, b) => self.and_or(a, b, false, f),
             Kind::Not(a) => {
                 let v = self.eval(a, f)?;
                 self.call_method(&v, "!", super::Args::none(), n.loc)
             }
             Kind::Defined(inner) => self.defined(inner, f),
-            Kind::If(c, t, e) => {
-                let cond = self.eval(c, f)?;
-                if cond.is_unknown() {
-                    self.eval_opt(t.as_deref(), f)?;
-                    self.eval_opt(e.as_deref(), f)?;
-                    return Ok(Value::Unknown);
-                }
-                if cond.truthy() {
-                    self.eval_opt(t.as_deref(), f)
-                } else {
-                    self.eval_opt(e.as_deref(), f)
-                }
-            }
+            Kind::If(c, t, e) => self.if_(c, t.as_deref(), e.as_deref(), f),
             Kind::Case(subject, whens, default) => {
                 self.case(subject.as_deref(), whens, default.as_deref(), f)
             }
@@ -141,27 +115,10 @@ impl Interp<'_> {
             Kind::Return(v) => Err(Flow::Return(self.eval_opt(v.as_deref(), f)?)),
             Kind::Next(v) => Err(Flow::Next(self.eval_opt(v.as_deref(), f)?)),
             Kind::Break(v) => Err(Flow::Break(self.eval_opt(v.as_deref(), f)?)),
-            Kind::Yield(args) => {
-                let Some(block) = f.block.clone() else {
-                    return self.raise("LocalJumpError", "no block given (yield)");
-                };
-                let args = self.eval_args(args, f)?;
-                self.call_proc(&block, args.pos, None)
-            }
+            Kind::Yield(args) => self.yield_(args, f),
             Kind::Super(args) => self.call_super(args.as_ref(), n.loc, f),
             Kind::Lambda(b) => Ok(self.make_proc(b, f, true)),
-            Kind::MatchWrite(call, names) => {
-                let r = self.eval(call, f)?;
-                let m = self.last_match.borrow().clone();
-                for name in names {
-                    let v = m
-                        .as_ref()
-                        .and_then(|m| m.named(name))
-                        .map_or(Value::Nil, Value::str);
-                    f.env.set(name, v);
-                }
-                Ok(r)
-            }
+            Kind::MatchWrite(call, names) => self.match_write(call, names, f),
             Kind::NthRef(i) => Ok(self
                 .last_match
                 .borrow()
@@ -169,6 +126,57 @@ impl Interp<'_> {
                 .map_or(Value::Nil, |m| m.group_value(*i as usize))),
             Kind::Unsupported(what) => self.unsupported(what),
         }
+    }
+
+    /// `&&` / `||`: an unknown left side evaluates the right for planning.
+    fn and_or(&self, a: &Node, b: &Node, and: bool, f: &Frame) -> R<Value> {
+        let l = self.eval(a, f)?;
+        if l.is_unknown() {
+            self.eval(b, f)?;
+            return Ok(Value::Unknown);
+        }
+        if l.truthy() == and {
+            self.eval(b, f)
+        } else {
+            Ok(l)
+        }
+    }
+
+    /// `if`: an unknown condition runs both branches (planning covers both).
+    fn if_(&self, c: &Node, t: Option<&Node>, e: Option<&Node>, f: &Frame) -> R<Value> {
+        let cond = self.eval(c, f)?;
+        if cond.is_unknown() {
+            self.eval_opt(t, f)?;
+            self.eval_opt(e, f)?;
+            return Ok(Value::Unknown);
+        }
+        if cond.truthy() {
+            self.eval_opt(t, f)
+        } else {
+            self.eval_opt(e, f)
+        }
+    }
+
+    fn yield_(&self, args: &[Arg], f: &Frame) -> R<Value> {
+        let Some(block) = f.block.clone() else {
+            return self.raise("LocalJumpError", "no block given (yield)");
+        };
+        let args = self.eval_args(args, f)?;
+        self.call_proc(&block, args.pos, None)
+    }
+
+    /// `/(?<name>...)/ =~ text` also sets a local per named group.
+    fn match_write(&self, call: &Node, names: &[String], f: &Frame) -> R<Value> {
+        let r = self.eval(call, f)?;
+        let m = self.last_match.borrow().clone();
+        for name in names {
+            let v = m
+                .as_ref()
+                .and_then(|m| m.named(name))
+                .map_or(Value::Nil, Value::str);
+            f.env.set(name, v);
+        }
+        Ok(r)
     }
 
     /// The text of an interpolation; `None` when a part is unknown.

@@ -15,28 +15,20 @@
 use std::future::Future;
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use futures::StreamExt;
 use serde::Deserialize;
 
 use crate::BusError;
+pub use crate::headers::{
+    HEADER_DEAD_LETTER_DETAIL as HEADER_DETAIL, HEADER_DEAD_LETTER_REASON as HEADER_REASON,
+    HEADER_DELIVERIES, HEADER_ORIGINAL_MISSING, HEADER_ORIGINAL_SEQUENCE, HEADER_ORIGINAL_SUBJECT,
+};
+use crate::headers::{HEADER_SCAN_ID, Headers, safe_value};
+use crate::scan_status::{ScanState, ScanStatusBook};
 use crate::topology::{
     ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER, DLQ_SUBJECT_PREFIX, INTENTS_STREAM, get_stream,
 };
-
-/// Header: `max_deliveries` or `terminated`.
-pub const HEADER_REASON: &str = "Scanfleet-Dead-Letter-Reason";
-/// Header: the worker's reason for a termination.
-pub const HEADER_DETAIL: &str = "Scanfleet-Dead-Letter-Detail";
-/// Header: the original subject.
-pub const HEADER_ORIGINAL_SUBJECT: &str = "Scanfleet-Original-Subject";
-/// Header: the original stream sequence.
-pub const HEADER_ORIGINAL_SEQUENCE: &str = "Scanfleet-Original-Sequence";
-/// Header: deliveries made before giving up.
-pub const HEADER_DELIVERIES: &str = "Scanfleet-Deliveries";
-/// Header: set to `true` when the original could no longer be read.
-pub const HEADER_ORIGINAL_MISSING: &str = "Scanfleet-Original-Missing";
 
 #[derive(Debug, Deserialize)]
 struct Advisory {
@@ -57,10 +49,18 @@ fn dead_letter_id(sequence: u64) -> String {
 
 /// Runs until `shutdown` resolves, forwarding every terminal advisory.
 ///
+/// Any number of these may run (one per intake replica): they share one
+/// durable WorkQueue consumer, so each advisory goes to one of them, and the
+/// dead letter's message id (`SCAN_INTENTS:<seq>`) makes a second copy after
+/// a crash a duplicate. With `status`, a scan whose intent ran out of
+/// deliveries is marked `failed` with the reason, so `GetScan` and
+/// `scanfleet watch` show where it went.
+///
 /// # Errors
 /// [`BusError`] when the consumer cannot be reached or its stream ends.
 pub async fn forward_dead_letters(
     js: jetstream::Context,
+    status: Option<ScanStatusBook>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BusError> {
     let advisories = get_stream(&js, ADVISORIES_STREAM).await?;
@@ -92,18 +92,12 @@ pub async fn forward_dead_letters(
             }
             Some(Ok(m)) => m,
         };
-        let advisory: Advisory = match serde_json::from_slice(&message.payload) {
-            Ok(a) => a,
+        match serde_json::from_slice::<Advisory>(&message.payload) {
+            Ok(advisory) => forward_one(&js, &intents, status.as_ref(), &advisory).await?,
             Err(e) => {
                 tracing::error!(error = %e, subject = %message.subject, "unparseable advisory; dropping it");
-                message
-                    .ack()
-                    .await
-                    .map_err(|e| BusError::Consume(e.to_string()))?;
-                continue;
             }
-        };
-        forward_one(&js, &intents, &advisory).await?;
+        }
         message
             .double_ack()
             .await
@@ -114,36 +108,40 @@ pub async fn forward_dead_letters(
 async fn forward_one(
     js: &jetstream::Context,
     intents: &jetstream::stream::Stream,
+    status: Option<&ScanStatusBook>,
     advisory: &Advisory,
 ) -> Result<(), BusError> {
     if advisory.stream != INTENTS_STREAM {
         return Ok(());
     }
     let terminated = advisory.kind.ends_with(".terminated");
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        HEADER_REASON,
-        if terminated {
-            "terminated"
-        } else {
-            "max_deliveries"
-        },
-    );
+    let mut headers = Headers::new();
+    headers
+        .set(
+            HEADER_REASON,
+            if terminated {
+                "terminated"
+            } else {
+                "max_deliveries"
+            },
+        )
+        .set(HEADER_DELIVERIES, &advisory.deliveries.to_string())
+        .set(HEADER_ORIGINAL_SEQUENCE, &advisory.stream_seq.to_string());
     if let Some(reason) = &advisory.reason {
-        headers.insert(HEADER_DETAIL, reason.as_str());
+        headers.set(HEADER_DETAIL, reason);
     }
-    headers.insert(HEADER_DELIVERIES, advisory.deliveries.to_string().as_str());
-    headers.insert(
-        HEADER_ORIGINAL_SEQUENCE,
-        advisory.stream_seq.to_string().as_str(),
-    );
+    let mut scan_id = None;
     let payload = match intents.get_raw_message(advisory.stream_seq).await {
         Ok(original) => {
-            headers.insert(HEADER_ORIGINAL_SUBJECT, original.subject.as_str());
+            headers.set(HEADER_ORIGINAL_SUBJECT, original.subject.as_str());
+            if let Some(id) = original.headers.get(HEADER_SCAN_ID) {
+                headers.set(HEADER_SCAN_ID, id.as_str());
+                scan_id = Some(safe_value(id.as_str()));
+            }
             original.payload
         }
         Err(_) => {
-            headers.insert(HEADER_ORIGINAL_MISSING, "true");
+            headers.set(HEADER_ORIGINAL_MISSING, "true");
             bytes::Bytes::new()
         }
     };
@@ -157,9 +155,22 @@ async fn forward_one(
     .await?;
     // Idempotent: a second forwarder pass finds nothing to delete.
     let _ = intents.delete_message(advisory.stream_seq).await;
+    if let (Some(book), Some(id), false) = (status, &scan_id, terminated) {
+        // A terminated intent's worker already recorded why; only a scan
+        // that ran out of deliveries has nobody else to say so.
+        let why = format!(
+            "dead-lettered after {} deliveries: no worker finished it (each claim crashed, \
+             outlived its lease or kept failing); the intent is in {DLQ_SUBJECT_PREFIX}.{}",
+            advisory.deliveries, advisory.consumer
+        );
+        if let Err(e) = book.advance(id, ScanState::Failed, &why, None).await {
+            tracing::warn!(scan_id = %id, error = %e, "dead letter's status not recorded");
+        }
+    }
     tracing::info!(
         sequence = advisory.stream_seq,
         consumer = %advisory.consumer,
+        scan_id = scan_id.as_deref().unwrap_or_default(),
         terminated,
         "intent moved to the dead-letter stream"
     );
@@ -170,12 +181,12 @@ async fn publish_dead_letter(
     js: &jetstream::Context,
     consumer: &str,
     sequence: u64,
-    headers: HeaderMap,
+    headers: Headers,
     payload: bytes::Bytes,
 ) -> Result<(), BusError> {
     let message = jetstream::message::PublishMessage::build()
         .payload(payload)
-        .headers(headers)
+        .headers(headers.into_map())
         .message_id(dead_letter_id(sequence));
     js.send_publish(format!("{DLQ_SUBJECT_PREFIX}.{consumer}"), message)
         .await
@@ -187,6 +198,9 @@ async fn publish_dead_letter(
 
 /// For a permanent failure: copies the intent into the dead-letter stream,
 /// then terminates it with `reason` (which also lands in the advisory).
+/// `reason` may be anything a scan produced (multi-line profile errors,
+/// text from the container): every header value is made safe by
+/// [`Headers`], and the `+TERM` reason is cut to one line.
 ///
 /// # Errors
 /// [`BusError`] when the copy or the termination cannot be sent; the intent
@@ -200,15 +214,16 @@ pub async fn dead_letter_and_terminate(
     let info = message
         .info()
         .map_err(|e| BusError::Consume(e.to_string()))?;
-    let mut headers = HeaderMap::new();
-    headers.insert(HEADER_REASON, "terminated");
-    headers.insert(HEADER_DETAIL, reason);
-    headers.insert(HEADER_DELIVERIES, info.delivered.to_string().as_str());
-    headers.insert(
-        HEADER_ORIGINAL_SEQUENCE,
-        info.stream_sequence.to_string().as_str(),
-    );
-    headers.insert(HEADER_ORIGINAL_SUBJECT, message.subject.as_str());
+    let mut headers = Headers::new();
+    headers
+        .set(HEADER_REASON, "terminated")
+        .set(HEADER_DETAIL, reason)
+        .set(HEADER_DELIVERIES, &info.delivered.to_string())
+        .set(HEADER_ORIGINAL_SEQUENCE, &info.stream_sequence.to_string())
+        .set(HEADER_ORIGINAL_SUBJECT, message.subject.as_str());
+    if let Some(id) = message.headers.as_ref().and_then(|h| h.get(HEADER_SCAN_ID)) {
+        headers.set(HEADER_SCAN_ID, id.as_str());
+    }
     let consumer = info.consumer.to_owned();
     let sequence = info.stream_sequence;
     publish_dead_letter(js, &consumer, sequence, headers, message.payload.clone()).await?;
@@ -218,9 +233,8 @@ pub async fn dead_letter_and_terminate(
         .ok_or_else(|| BusError::Consume("message has no reply subject".into()))?;
     // `AckKind::Term` cannot carry a reason; the wire form `+TERM <reason>`
     // can, and the server copies it into the advisory.
-    let clean: String = reason.chars().filter(|c| !c.is_control()).collect();
     client
-        .publish(reply, format!("+TERM {clean}").into())
+        .publish(reply, format!("+TERM {}", safe_value(reason)).into())
         .await
         .map_err(|e| BusError::Publish(e.to_string()))?;
     client

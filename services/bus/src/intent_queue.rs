@@ -8,11 +8,29 @@
 
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, ErrorCode};
 use bytes::Bytes;
+
+use crate::headers::{HEADER_SCAN_ID, HEADER_TRACEPARENT, Headers};
+
+/// One intent as it goes on the queue. The payload is opaque here; the
+/// subject and message id carry the intent domain's routing and dedupe
+/// rules (`scanfleet_scan_intents::intent_subject`, `DedupeKey::msg_id`).
+#[derive(Debug, Clone)]
+pub struct OutgoingIntent<'a> {
+    /// `scan.intents.<class>.<cluster>.<namespace>.<tail>`.
+    pub subject: &'a str,
+    /// The `Nats-Msg-Id`: the intent's natural key for this occasion.
+    pub msg_id: &'a str,
+    /// The scan id, as a header for routing and dead letters.
+    pub scan_id: &'a str,
+    /// The W3C `traceparent` that starts the scan's trace.
+    pub traceparent: &'a str,
+    /// The encoded intent.
+    pub payload: Bytes,
+}
 
 /// What happened to an intent that was offered to the queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,18 +109,23 @@ impl IntentQueue {
         self
     }
 
-    /// Offers one intent. `msg_id` must be the intent's natural key so that
-    /// retries (here and by the caller) are deduplicated by the server.
+    /// Offers one intent. Its `msg_id` must be the intent's natural key so
+    /// that retries (here and by the caller) are deduplicated by the server.
     ///
     /// # Errors
     /// [`EnqueueError`]; only `Unavailable` is worth retrying later.
-    pub async fn enqueue(
-        &self,
-        subject: &str,
-        msg_id: &str,
-        headers: HeaderMap,
-        payload: Bytes,
-    ) -> Result<Enqueued, EnqueueError> {
+    pub async fn enqueue(&self, intent: OutgoingIntent<'_>) -> Result<Enqueued, EnqueueError> {
+        let OutgoingIntent {
+            subject,
+            msg_id,
+            scan_id,
+            traceparent,
+            payload,
+        } = intent;
+        let headers = Headers::new()
+            .with(HEADER_SCAN_ID, scan_id)
+            .with(HEADER_TRACEPARENT, traceparent)
+            .into_map();
         let started = tokio::time::Instant::now();
         let deadline = started + self.budget;
         let mut delay = self.first_backoff;

@@ -18,6 +18,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
+use scanfleet_scan_intents::Priority;
+use scanfleet_scan_intents::subject::class_filter;
 
 use crate::BusError;
 
@@ -42,10 +44,12 @@ pub const IDEMPOTENCY_BUCKET: &str = "SCAN_IDEMPOTENCY";
 /// The durable consumer that moves dead intents into [`DLQ_STREAM`].
 pub const DLQ_FORWARDER_CONSUMER: &str = "dlq-forwarder";
 
-/// Subject prefix of intents: `scan.intents.<class>.…`.
-pub const INTENTS_SUBJECT_PREFIX: &str = "scan.intents";
-/// Subject prefix of results: `scan.results.<cluster>.<namespace>`.
-pub const RESULTS_SUBJECT_PREFIX: &str = "scan.results";
+/// Subject prefix of intents: `scan.intents.<class>.…` (the layout is the
+/// intent domain's, `scanfleet_scan_intents::subject`).
+pub const INTENTS_SUBJECT_PREFIX: &str = scanfleet_scan_intents::subject::INTENT_SUBJECT_ROOT;
+/// Subject prefix of results: `scan.results.<cluster>.<namespace>`
+/// (`scanfleet_scan_intents::result_subject`).
+pub const RESULTS_SUBJECT_PREFIX: &str = scanfleet_scan_intents::subject::RESULT_SUBJECT_ROOT;
 /// Subject prefix of dead letters: `scan.dlq.<consumer>`.
 pub const DLQ_SUBJECT_PREFIX: &str = "scan.dlq";
 /// Subject prefix of quarantined results.
@@ -60,16 +64,29 @@ pub enum PriorityClass {
     Low,
 }
 
+impl From<Priority> for PriorityClass {
+    fn from(p: Priority) -> Self {
+        match p {
+            Priority::High => PriorityClass::High,
+            Priority::Low => PriorityClass::Low,
+        }
+    }
+}
+
 impl PriorityClass {
     /// Both classes, in the order workers drain them.
     pub const ALL: [PriorityClass; 2] = [PriorityClass::High, PriorityClass::Low];
 
+    fn priority(self) -> Priority {
+        match self {
+            PriorityClass::High => Priority::High,
+            PriorityClass::Low => Priority::Low,
+        }
+    }
+
     /// The subject token of the class.
     pub fn token(self) -> &'static str {
-        match self {
-            PriorityClass::High => "high",
-            PriorityClass::Low => "low",
-        }
+        self.priority().token()
     }
 
     /// The durable consumer that serves the class.
@@ -82,7 +99,7 @@ impl PriorityClass {
 
     /// The consumer filter, e.g. `scan.intents.high.>`.
     pub fn filter_subject(self) -> String {
-        format!("{INTENTS_SUBJECT_PREFIX}.{}.>", self.token())
+        class_filter(self.priority())
     }
 }
 
@@ -100,6 +117,18 @@ pub struct TopologyConfig {
     pub duplicate_window: Duration,
     /// How long results stay replayable.
     pub results_max_age: Duration,
+    /// `SCAN_RESULTS` capacity in bytes. At the limit the oldest results
+    /// go (`discard: old`): results are kept for replay long after the
+    /// collector stored them, so refusing new ones instead would stop the
+    /// fleet over history. Alert on the collector consumer's lag, which is
+    /// the only way an unstored result could age out.
+    pub results_max_bytes: i64,
+    /// `SCAN_REPORTS` (object store) capacity in bytes.
+    pub reports_max_bytes: i64,
+    /// `SCAN_QUARANTINE` capacity in bytes. At the limit the oldest
+    /// quarantined events go (`discard: old`), so a flood of forged results
+    /// can never stop the collector; alert on the quarantine rate.
+    pub quarantine_max_bytes: i64,
     /// How long dead letters and quarantined events are kept.
     pub dlq_max_age: Duration,
     /// Deliveries before an intent is dead-lettered.
@@ -112,6 +141,8 @@ pub struct TopologyConfig {
     pub max_ack_pending: i64,
 }
 
+const GIB: i64 = 1024 * 1024 * 1024;
+
 impl Default for TopologyConfig {
     fn default() -> Self {
         Self {
@@ -120,6 +151,9 @@ impl Default for TopologyConfig {
             intents_max_bytes: 256 * 1024 * 1024,
             duplicate_window: Duration::from_secs(300),
             results_max_age: Duration::from_secs(7 * 24 * 3600),
+            results_max_bytes: 2 * GIB,
+            reports_max_bytes: 2 * GIB,
+            quarantine_max_bytes: GIB / 4,
             dlq_max_age: Duration::from_secs(30 * 24 * 3600),
             max_deliver: 5,
             backoff: vec![
@@ -164,6 +198,8 @@ impl TopologyConfig {
             storage: stream::StorageType::File,
             num_replicas: self.replicas,
             max_age: self.results_max_age,
+            max_bytes: self.results_max_bytes,
+            discard: stream::DiscardPolicy::Old,
             duplicate_window: self.duplicate_window.min(self.results_max_age),
             ..Default::default()
         }
@@ -190,6 +226,8 @@ impl TopologyConfig {
             storage: stream::StorageType::File,
             num_replicas: self.replicas,
             max_age: self.dlq_max_age,
+            max_bytes: self.quarantine_max_bytes,
+            discard: stream::DiscardPolicy::Old,
             ..Default::default()
         }
     }
@@ -258,6 +296,7 @@ impl TopologyConfig {
             bucket: REPORTS_BUCKET.into(),
             description: Some("HDF reports too large for one result message".into()),
             max_age: self.results_max_age,
+            max_bytes: self.reports_max_bytes,
             storage: stream::StorageType::File,
             num_replicas: self.replicas,
             ..Default::default()

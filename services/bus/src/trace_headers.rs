@@ -9,10 +9,7 @@
 
 use rand_core::{OsRng, RngCore};
 
-/// Header carrying the scan id.
-pub const HEADER_SCAN_ID: &str = "Scanfleet-Scan-Id";
-/// W3C Trace Context header.
-pub const HEADER_TRACEPARENT: &str = "traceparent";
+pub use crate::headers::{HEADER_SCAN_ID, HEADER_TRACEPARENT};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

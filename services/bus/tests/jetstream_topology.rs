@@ -3,15 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use bytes::Bytes;
 use futures::StreamExt;
 use scanfleet_bus::dead_letters::{HEADER_DETAIL, HEADER_ORIGINAL_SUBJECT, HEADER_REASON};
 use scanfleet_bus::topology::{DLQ_STREAM, INTENTS_STREAM};
 use scanfleet_bus::{
-    EnqueueError, Enqueued, IntentQueue, PriorityClass, TopologyConfig, dead_letter_and_terminate,
-    forward_dead_letters,
+    EnqueueError, Enqueued, HEADER_SCAN_ID, IntentQueue, OutgoingIntent, PriorityClass, ScanState,
+    ScanStatusBook, TopologyConfig, dead_letter_and_terminate, forward_dead_letters,
 };
 use scanfleet_test_harness::nats::NatsServer;
 
@@ -74,12 +73,13 @@ fn subject(class: PriorityClass, key: &str) -> String {
 
 async fn enqueue(queue: &IntentQueue, subject: &str, id: &str) -> Result<Enqueued, EnqueueError> {
     queue
-        .enqueue(
+        .enqueue(OutgoingIntent {
             subject,
-            id,
-            HeaderMap::new(),
-            Bytes::from(format!("intent {id}")),
-        )
+            msg_id: id,
+            scan_id: id,
+            traceparent: &scanfleet_bus::trace_headers::new_traceparent(),
+            payload: Bytes::from(format!("intent {id}")),
+        })
         .await
 }
 
@@ -224,14 +224,22 @@ async fn an_intent_that_exhausts_its_deliveries_moves_to_the_dlq() {
         ..Default::default()
     };
     config.ensure(&js).await.unwrap();
+    let book = ScanStatusBook::open(&js).await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let forwarder = tokio::spawn(forward_dead_letters(js.clone(), async move {
-        let _ = stop_rx.await;
-    }));
+    let forwarder = tokio::spawn(forward_dead_letters(
+        js.clone(),
+        Some(book.clone()),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
 
     let queue = IntentQueue::new(js.clone());
     let key = subject(PriorityClass::High, "01JDQ2Z8Y6W5M3N4P7R9S0T1V2");
     enqueue(&queue, &key, "poison").await.unwrap();
+    book.advance("poison", ScanState::Running, "", None)
+        .await
+        .unwrap();
     // Receive it twice without acking, as a crashing worker would.
     for delivery in 1..=2 {
         let message = next_intent(&js, PriorityClass::High, Duration::from_secs(5))
@@ -267,6 +275,17 @@ async fn an_intent_that_exhausts_its_deliveries_moves_to_the_dlq() {
         dead.headers.get(HEADER_ORIGINAL_SUBJECT).unwrap().as_str(),
         key
     );
+    assert_eq!(dead.headers.get(HEADER_SCAN_ID).unwrap().as_str(), "poison");
+    // Whoever asks about the scan learns where it went.
+    let record = book.get("poison").await.unwrap().unwrap();
+    assert_eq!(record.state, ScanState::Failed);
+    assert!(
+        record
+            .message
+            .starts_with("dead-lettered after 2 deliveries"),
+        "{}",
+        record.message
+    );
 
     stop_tx.send(()).unwrap();
     forwarder.await.unwrap().unwrap();
@@ -278,7 +297,7 @@ async fn a_terminated_intent_is_dead_lettered_once_with_its_reason() {
     let (client, js) = connect(&server).await;
     TopologyConfig::default().ensure(&js).await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let forwarder = tokio::spawn(forward_dead_letters(js.clone(), async move {
+    let forwarder = tokio::spawn(forward_dead_letters(js.clone(), None, async move {
         let _ = stop_rx.await;
     }));
 
@@ -331,6 +350,52 @@ async fn a_terminated_intent_is_dead_lettered_once_with_its_reason() {
 
     stop_tx.send(()).unwrap();
     forwarder.await.unwrap().unwrap();
+}
+
+/// Red-team finding 1 (issue #12): a multi-line failure reason used to
+/// panic async-nats inside `dead_letter_and_terminate` ("invalid header
+/// value"), so the intent was redelivered and panicked every worker that
+/// claimed it. Now it is dead-lettered once, with the reason on one line.
+#[tokio::test]
+async fn a_multi_line_reason_is_dead_lettered_not_a_panic() {
+    let server = NatsServer::start();
+    let (client, js) = connect(&server).await;
+    TopologyConfig::default().ensure(&js).await.unwrap();
+    let queue = IntentQueue::new(js.clone());
+    enqueue(&queue, &subject(PriorityClass::High, "s1"), "hostile")
+        .await
+        .unwrap();
+    let message = next_intent(&js, PriorityClass::High, Duration::from_secs(5))
+        .await
+        .expect("the queued intent");
+    let reason = "profile container-baseline: unknown input \"no_such_input\"\r\n  \
+                  at controls/x.yml:3:1\nScanfleet-Scan-Id: forged\0";
+    dead_letter_and_terminate(&js, &client, &message, reason)
+        .await
+        .unwrap();
+    eventually("the dead letter", || async {
+        stream_messages(&js, DLQ_STREAM).await == 1
+    })
+    .await;
+    let dead = js
+        .get_stream(DLQ_STREAM)
+        .await
+        .unwrap()
+        .get_raw_message(1)
+        .await
+        .unwrap();
+    let detail = dead.headers.get(HEADER_DETAIL).unwrap().as_str();
+    assert!(!detail.chars().any(char::is_control), "{detail:?}");
+    assert!(
+        detail.contains("unknown input \"no_such_input\""),
+        "{detail:?}"
+    );
+    assert_eq!(
+        dead.headers.get(HEADER_SCAN_ID).unwrap().as_str(),
+        "hostile",
+        "the forged line did not become a header"
+    );
+    assert_eq!(stream_messages(&js, INTENTS_STREAM).await, 0, "terminated");
 }
 
 #[tokio::test]

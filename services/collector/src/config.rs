@@ -1,13 +1,16 @@
 //! The collector's configuration: flags, environment variables and an
 //! optional YAML file (`--config`), parsed once into typed values, with every
-//! problem reported together. A flag or variable wins over the file, which
-//! wins over the default.
+//! problem reported together. Precedence, as for every service: flag, then
+//! `SCANFLEET_*` variable, then the file, then the default.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use scanfleet_bus::{NatsArgs, NatsSettings};
+use scanfleet_process_lifecycle::{
+    LogFormat, ServingArgs, ServingFile, ServingLimits, read_yaml_file, setting,
+};
 use scanfleet_trust::{AgeIdentities, PublicKey, TrustedKeys};
 
 /// Command-line and environment options.
@@ -60,8 +63,11 @@ pub struct Args {
     #[arg(long, env = "SCANFLEET_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
     /// Log format [default: text]
-    #[arg(long, env = "SCANFLEET_LOG_FORMAT", value_parser = ["text", "json"])]
-    pub log_format: Option<String>,
+    #[arg(long, env = "SCANFLEET_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Connection limits of the gRPC and HTTP listeners.
+    #[command(flatten)]
+    pub serving: ServingArgs,
 }
 
 /// The YAML file, as written.
@@ -78,7 +84,10 @@ struct FileConfig {
     retention_days: Option<u32>,
     stream_replicas: Option<usize>,
     max_event_bytes: Option<usize>,
-    log_format: Option<String>,
+    log_format: Option<LogFormat>,
+    max_connections: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
 }
 
 /// The validated configuration.
@@ -101,8 +110,10 @@ pub struct Config {
     pub stream_replicas: usize,
     /// Size bound.
     pub max_event_bytes: usize,
-    /// Emit JSON logs.
-    pub json_logs: bool,
+    /// How logs are written.
+    pub log_format: LogFormat,
+    /// Connection limits of both listeners.
+    pub serving: ServingLimits,
 }
 
 const MAX_KEY_FILE: u64 = 64 * 1024;
@@ -151,20 +162,13 @@ impl Config {
         let nats = args.nats.settings(&mut errors);
         let file: FileConfig = match &args.config {
             None => FileConfig::default(),
-            Some(path) => match read_small(path).and_then(|t| {
-                serde_yaml::from_str(&t).map_err(|e| format!("{}: {e}", path.display()))
-            }) {
-                Ok(f) => f,
-                Err(e) => {
-                    errors.push(format!("--config: {e}"));
-                    FileConfig::default()
-                }
-            },
+            Some(path) => read_yaml_file(path, &mut errors),
         };
-        let store_url = args
-            .store_url
-            .or(file.store_url)
-            .unwrap_or_else(|| "sqlite://scanfleet-results.db".into());
+        let store_url = setting(
+            args.store_url,
+            file.store_url,
+            "sqlite://scanfleet-results.db".into(),
+        );
         let trusted_keys = if args.trusted_keys.is_empty() {
             file.trusted_keys
         } else {
@@ -175,15 +179,17 @@ impl Config {
         } else {
             args.age_identities
         };
-        let stream_replicas = args.stream_replicas.or(file.stream_replicas).unwrap_or(1);
-        let retention_days = args.retention_days.or(file.retention_days).unwrap_or(30);
-        let log_format = args
-            .log_format
-            .or(file.log_format)
-            .unwrap_or_else(|| "text".into());
-        if log_format != "text" && log_format != "json" {
-            errors.push(format!("log_format {log_format:?}: expected text or json"));
-        }
+        let stream_replicas = setting(args.stream_replicas, file.stream_replicas, 1);
+        let retention_days = setting(args.retention_days, file.retention_days, 30);
+        let log_format = setting(args.log_format, file.log_format, LogFormat::Text);
+        let serving = args.serving.settle(
+            ServingFile {
+                max_connections: file.max_connections,
+                header_read_timeout_secs: file.header_read_timeout_secs,
+                idle_timeout_secs: file.idle_timeout_secs,
+            },
+            &mut errors,
+        );
         if !(store_url.starts_with("sqlite:")
             || store_url.starts_with("postgres:")
             || store_url.starts_with("postgresql:"))
@@ -235,22 +241,22 @@ impl Config {
             store_url,
             trusted,
             identities,
-            grpc_listen: args
-                .grpc_listen
-                .or(file.grpc_listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50052))),
-            http_listen: args
-                .http_listen
-                .or(file.http_listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8082))),
+            grpc_listen: setting(
+                args.grpc_listen,
+                file.grpc_listen,
+                SocketAddr::from(([127, 0, 0, 1], 50052)),
+            ),
+            http_listen: setting(
+                args.http_listen,
+                file.http_listen,
+                SocketAddr::from(([127, 0, 0, 1], 8082)),
+            ),
             retention: (retention_days > 0)
                 .then(|| Duration::from_secs(u64::from(retention_days) * 86_400)),
             stream_replicas,
-            max_event_bytes: args
-                .max_event_bytes
-                .or(file.max_event_bytes)
-                .unwrap_or(16 * 1024 * 1024),
-            json_logs: log_format == "json",
+            max_event_bytes: setting(args.max_event_bytes, file.max_event_bytes, 16 * 1024 * 1024),
+            log_format,
+            serving,
         })
     }
 }

@@ -60,11 +60,8 @@ async fn ready(State(state): State<HttpState>) -> Result<&'static str, ApiError>
     Ok("ready")
 }
 
-async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+async fn metrics(State(state): State<HttpState>) -> Response {
+    scanfleet_process_lifecycle::metrics::response(state.metrics.registry())
 }
 
 #[derive(Deserialize)]

@@ -6,37 +6,13 @@
 //! unverified envelope is ever interpreted.
 
 use prost::Message;
+use scanfleet_bus::PayloadEncoding;
 use scanfleet_contracts::v1::{ResultEvent, result_event};
+use scanfleet_scan_intents::{ClusterName, NamespaceName};
 use scanfleet_trust::{
     AgeIdentities, IN_TOTO_PAYLOAD_TYPE, ScanStatement, StatementError, TrustedKeys, Verified,
     VerifyError, encryption,
 };
-
-/// Header naming the payload encoding; `age` means age-encrypted.
-pub const HEADER_ENCODING: &str = "Scanfleet-Encoding";
-
-/// How the message payload is wrapped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Encoding {
-    /// A serialized `ResultEvent`.
-    Plain,
-    /// An age-encrypted serialized `ResultEvent`.
-    Age,
-}
-
-impl Encoding {
-    /// Reads the encoding header; anything unknown is a rejection.
-    ///
-    /// # Errors
-    /// [`Rejection::UnknownEncoding`].
-    pub fn from_header(value: Option<&str>) -> Result<Self, Rejection> {
-        match value {
-            None | Some("") | Some("protobuf") => Ok(Self::Plain),
-            Some("age") => Ok(Self::Age),
-            Some(other) => Err(Rejection::UnknownEncoding(other.chars().take(64).collect())),
-        }
-    }
-}
 
 /// Where the report is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,12 +66,47 @@ pub enum Rejection {
     /// The report is missing from the bucket.
     #[error("report object {0} is missing")]
     ReportMissing(String),
+    /// The report object is larger than the collector reads.
+    #[error("report object is {size} bytes, over the limit of {limit}")]
+    ReportTooLarge {
+        /// Its size.
+        size: u64,
+        /// The collector's `--max-event-bytes`.
+        limit: usize,
+    },
+    /// The subject names another place than the signed statement: a
+    /// subscriber filtering by subject must be able to trust the subject.
+    #[error("published on {subject:?}, but the signed statement is about {statement}")]
+    WrongSubject {
+        /// The subject it arrived on.
+        subject: String,
+        /// `cluster/namespace` from the statement.
+        statement: String,
+    },
     /// The report or statement cannot be stored (digest mismatch, bad times).
     #[error("result cannot be stored: {0}")]
     Unstorable(String),
 }
 
 impl Rejection {
+    /// Every label [`Rejection::label`] can return, so metrics can show each
+    /// at zero before the first rejection (alerts need the series).
+    pub const LABELS: [&'static str; 13] = [
+        "unknown_encoding",
+        "undecryptable",
+        "malformed_event",
+        "malformed_envelope",
+        "unsigned",
+        "unknown_key",
+        "bad_signature",
+        "wrong_payload_type",
+        "bad_statement",
+        "report_missing",
+        "report_too_large",
+        "wrong_subject",
+        "unstorable",
+    ];
+
     /// A stable label for metrics and the quarantine header.
     pub fn label(&self) -> &'static str {
         match self {
@@ -109,6 +120,8 @@ impl Rejection {
             Rejection::Envelope(VerifyError::PayloadTypeMismatch { .. }) => "wrong_payload_type",
             Rejection::Statement(_) => "bad_statement",
             Rejection::BadObjectName(_) | Rejection::ReportMissing(_) => "report_missing",
+            Rejection::ReportTooLarge { .. } => "report_too_large",
+            Rejection::WrongSubject { .. } => "wrong_subject",
             Rejection::Unstorable(_) => "unstorable",
         }
     }
@@ -131,6 +144,39 @@ impl Ingestor {
         }
     }
 
+    /// The most bytes any part of an event may have, the report object
+    /// included.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Checks the subject's place against the signed statement's.
+    ///
+    /// # Errors
+    /// [`Rejection::WrongSubject`], also for a subject that names no place.
+    pub fn check_place(
+        &self,
+        subject: &str,
+        place: Option<&(ClusterName, NamespaceName)>,
+        statement: &ScanStatement,
+    ) -> Result<(), Rejection> {
+        let target = &statement.predicate.target;
+        let agrees = place.is_some_and(|(cluster, namespace)| {
+            cluster.as_str() == target.cluster && namespace.as_str() == target.namespace
+        });
+        if agrees {
+            Ok(())
+        } else {
+            Err(Rejection::WrongSubject {
+                subject: subject.chars().take(128).collect(),
+                statement: format!("{}/{}", target.cluster, target.namespace)
+                    .chars()
+                    .take(128)
+                    .collect(),
+            })
+        }
+    }
+
     /// Decrypts bytes that were encrypted the same way as the event (used
     /// for report objects of encrypted fleets).
     ///
@@ -146,11 +192,11 @@ impl Ingestor {
     ///
     /// # Errors
     /// [`Rejection`] saying why the event must be quarantined.
-    pub fn open(&self, payload: &[u8], encoding: Encoding) -> Result<Opened, Rejection> {
+    pub fn open(&self, payload: &[u8], encoding: PayloadEncoding) -> Result<Opened, Rejection> {
         let plain;
         let bytes = match encoding {
-            Encoding::Plain => payload,
-            Encoding::Age => {
+            PayloadEncoding::Plain => payload,
+            PayloadEncoding::Age => {
                 plain = self.decrypt(payload)?;
                 &plain
             }
@@ -178,5 +224,66 @@ impl Ingestor {
             statement,
             report,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use scanfleet_trust::{EnvelopeError, VerifyError};
+
+    use super::*;
+
+    /// One rejection of each kind. The match lists every variant without a
+    /// wildcard, so a new kind does not compile until it is added here,
+    /// and the test then fails until its label is in `LABELS`.
+    #[test]
+    fn labels_lists_every_label() {
+        let verify = |e: VerifyError| Rejection::Envelope(e);
+        let samples = [
+            Rejection::UnknownEncoding(String::new()),
+            Rejection::NoIdentity,
+            Rejection::Undecryptable(String::new()),
+            Rejection::NotAnEvent(String::new()),
+            verify(VerifyError::Malformed(EnvelopeError::Json(String::new()))),
+            verify(VerifyError::NoSignatures),
+            verify(VerifyError::UnknownKeyId { key_ids: vec![] }),
+            verify(VerifyError::BadSignature {
+                key_id: String::new(),
+            }),
+            verify(VerifyError::PayloadTypeMismatch {
+                expected: String::new(),
+                found: String::new(),
+            }),
+            Rejection::Statement(StatementError::Json(String::new())),
+            Rejection::BadObjectName(String::new()),
+            Rejection::ReportMissing(String::new()),
+            Rejection::ReportTooLarge { size: 0, limit: 0 },
+            Rejection::WrongSubject {
+                subject: String::new(),
+                statement: String::new(),
+            },
+            Rejection::Unstorable(String::new()),
+        ];
+        for sample in &samples {
+            match sample {
+                Rejection::UnknownEncoding(_)
+                | Rejection::NoIdentity
+                | Rejection::Undecryptable(_)
+                | Rejection::NotAnEvent(_)
+                | Rejection::Envelope(_)
+                | Rejection::Statement(_)
+                | Rejection::BadObjectName(_)
+                | Rejection::ReportMissing(_)
+                | Rejection::ReportTooLarge { .. }
+                | Rejection::WrongSubject { .. }
+                | Rejection::Unstorable(_) => {}
+            }
+        }
+        let mut from_samples: Vec<&str> = samples.iter().map(Rejection::label).collect();
+        from_samples.sort_unstable();
+        from_samples.dedup();
+        let mut labels = Rejection::LABELS.to_vec();
+        labels.sort_unstable();
+        assert_eq!(from_samples, labels);
     }
 }

@@ -22,10 +22,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use scanfleet_bus::TopologyConfig;
 use scanfleet_contracts::v1::results_server::ResultsServer;
+use scanfleet_process_lifecycle::{
+    CriticalTasks, Listener, LogFormat, Service, serve_grpc, serve_http,
+};
 use scanfleet_result_store::ResultStore;
 use tokio::sync::{broadcast, watch};
 
-use crate::config::Config;
+use crate::config::{Args, Config};
 
 /// Runs the collector until `shutdown` flips to true. Exits with an error if
 /// any critical task dies, so the orchestrator restarts the process.
@@ -45,6 +48,57 @@ pub struct Listening {
     pub http: std::net::SocketAddr,
 }
 
+/// The "listening" line's tail, which scripts and tests parse.
+impl std::fmt::Display for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "grpc={} http={}", self.grpc, self.http)
+    }
+}
+
+impl Service for Config {
+    const NAME: &'static str = "scanfleet-collector";
+    type Args = Args;
+    type Listening = Listening;
+
+    fn configure(args: Args) -> Result<Self, Vec<String>> {
+        Config::from_args(args)
+    }
+
+    fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
+    async fn run(
+        self,
+        shutdown: watch::Receiver<bool>,
+        ready: impl FnOnce(Listening) + Send + 'static,
+    ) -> Result<()> {
+        run_with_ready(self, shutdown, ready).await
+    }
+}
+
+/// Deletes results older than `retention`, hourly, until shutdown.
+async fn retention_passes(
+    store: Arc<ResultStore>,
+    retention: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+        let cutoff = now - retention.as_millis() as i64;
+        match store.delete_finished_before(cutoff).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "retention pass"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention pass failed; will retry"),
+        }
+    }
+}
+
 /// [`run`], calling `ready` with the bound addresses once both listeners are
 /// up (for in-process embedding, e.g. `scanfleet dev` and tests).
 ///
@@ -52,7 +106,7 @@ pub struct Listening {
 /// As [`run`].
 pub async fn run_with_ready(
     config: Config,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     ready: impl FnOnce(Listening),
 ) -> Result<()> {
     let client = scanfleet_bus::connect(&config.nats, "scanfleet-collector").await?;
@@ -76,23 +130,30 @@ pub async fn run_with_ready(
         config.max_event_bytes,
     ));
 
-    let grpc_listener = tokio::net::TcpListener::bind(config.grpc_listen)
-        .await
-        .with_context(|| format!("binding gRPC {}", config.grpc_listen))?;
-    let http_listener = tokio::net::TcpListener::bind(config.http_listen)
-        .await
-        .with_context(|| format!("binding HTTP {}", config.http_listen))?;
+    let grpc_listener = Listener::bind(
+        "grpc",
+        config.grpc_listen,
+        config.serving,
+        metrics.connections.listener("grpc"),
+    )
+    .await
+    .with_context(|| format!("binding gRPC {}", config.grpc_listen))?;
+    let http_listener = Listener::bind(
+        "http",
+        config.http_listen,
+        config.serving,
+        metrics.connections.listener("http"),
+    )
+    .await
+    .with_context(|| format!("binding HTTP {}", config.http_listen))?;
     let listening = Listening {
-        grpc: grpc_listener.local_addr()?,
-        http: http_listener.local_addr()?,
+        grpc: grpc_listener.local_addr(),
+        http: http_listener.local_addr(),
     };
     tracing::info!(grpc = %listening.grpc, http = %listening.http, store = store.backend(), "collector serving");
     ready(listening);
 
-    let stop = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = CriticalTasks::new(shutdown.clone());
     let consumer = result_consumer::ResultConsumer {
         js: js.clone(),
         store: store.clone(),
@@ -100,70 +161,26 @@ pub async fn run_with_ready(
         metrics: metrics.clone(),
         persisted: persisted.clone(),
     };
-    let rx = shutdown.clone();
-    tasks.spawn(async move { consumer.run(stop(rx)).await.map_err(anyhow::Error::from) });
-
+    let stop = scanfleet_process_lifecycle::serving::stopped(shutdown.clone());
+    tasks.spawn("result-consumer", async move { consumer.run(stop).await });
     let service = results_api::ResultsService {
         store: store.clone(),
         persisted: persisted.clone(),
     };
-    let rx = shutdown.clone();
-    tasks.spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(ResultsServer::new(service))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
-                stop(rx),
-            )
-            .await
-            .context("gRPC server")
-    });
-
+    let routes = tonic::service::Routes::new(ResultsServer::new(service));
+    tasks.spawn("grpc", serve_grpc(grpc_listener, routes, shutdown.clone()));
     let router = http_api::router(http_api::HttpState {
         store: store.clone(),
         metrics: metrics.clone(),
     });
-    let rx = shutdown.clone();
-    tasks.spawn(async move {
-        axum::serve(http_listener, router)
-            .with_graceful_shutdown(stop(rx))
-            .await
-            .context("HTTP server")
-    });
-
+    tasks.spawn("http", serve_http(http_listener, router, shutdown.clone()));
     if let Some(retention) = config.retention {
-        let store = store.clone();
-        let mut rx = shutdown.clone();
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(3600));
-            loop {
-                tokio::select! {
-                    _ = rx.wait_for(|s| *s) => return Ok(()),
-                    _ = tick.tick() => {}
-                }
-                let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-                let cutoff = now - retention.as_millis() as i64;
-                match store.delete_finished_before(cutoff).await {
-                    Ok(n) if n > 0 => tracing::info!(deleted = n, "retention pass"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "retention pass failed; will retry"),
-                }
-            }
-        });
+        tasks.spawn(
+            "retention",
+            retention_passes(store, retention, shutdown.clone()),
+        );
     }
-
-    // The first task to end decides: a clean end only counts during shutdown.
-    let first = tasks.join_next().await;
-    let stopping = *shutdown.borrow_and_update();
-    let result = match first {
-        Some(Ok(Ok(()))) if stopping => Ok(()),
-        Some(Ok(Ok(()))) => Err(anyhow::anyhow!("a critical task stopped unexpectedly")),
-        Some(Ok(Err(e))) => Err(e),
-        Some(Err(e)) => Err(anyhow::anyhow!("a critical task panicked: {e}")),
-        None => Ok(()),
-    };
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
+    let result = tasks.supervise().await;
     client.flush().await.ok();
     result
 }

@@ -1,67 +1,149 @@
-//! The collector's Prometheus metrics, rendered as text exposition.
+//! The collector's metrics on `/metrics`, through `prometheus-client` with
+//! HELP on every family. Every quarantine reason exists at zero from the
+//! start, so an alert on `rate(…_quarantined_total{reason="bad_signature"})`
+//! has a series to watch before the first forgery arrives.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use scanfleet_process_lifecycle::metrics::{CounterCell, Registry, service_registry};
+use scanfleet_process_lifecycle::serving::ConnectionMetrics;
+
+use crate::ingest::Rejection;
 
 /// Counters the collector exposes on `/metrics`.
-#[derive(Default)]
+#[derive(Debug)]
 pub struct Metrics {
     /// Results stored for the first time.
-    pub stored: AtomicU64,
+    pub stored: CounterCell,
     /// Results whose scan id was already stored (redeliveries, replays).
-    pub duplicates: AtomicU64,
+    pub duplicates: CounterCell,
     /// Delivery attempts refused because the database was unavailable.
-    pub store_unavailable: AtomicU64,
-    quarantined: Mutex<BTreeMap<&'static str, u64>>,
+    pub store_unavailable: CounterCell,
+    /// Connections on the gRPC and HTTP listeners.
+    pub connections: ConnectionMetrics,
+    quarantined: Family<Reason, Counter>,
+    registry: Registry,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+/// Every quarantine reason label, as `Rejection::label` spells it
+/// (`Rejection::LABELS`, whose test proves it complete).
+pub fn quarantine_reasons() -> Vec<&'static str> {
+    Rejection::LABELS.to_vec()
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = service_registry("collector", env!("CARGO_PKG_VERSION"));
+        let counter = |r: &mut Registry, name: &str, help: &str| {
+            let cell = CounterCell::default();
+            r.register(name, help, cell.0.clone());
+            cell
+        };
+        let stored = counter(
+            &mut r,
+            "results_stored",
+            "Verified results stored for the first time.",
+        );
+        let duplicates = counter(
+            &mut r,
+            "results_duplicate",
+            "Verified results whose scan id was already stored.",
+        );
+        let store_unavailable = counter(
+            &mut r,
+            "store_unavailable",
+            "Deliveries left unacknowledged because the database was unavailable.",
+        );
+        let quarantined = Family::<Reason, Counter>::default();
+        for reason in quarantine_reasons() {
+            quarantined.get_or_create_owned(&Reason {
+                reason: reason.to_owned(),
+            });
+        }
+        r.register(
+            "results_quarantined",
+            "Result events quarantined instead of stored, by reason.",
+            quarantined.clone(),
+        );
+        let connections = ConnectionMetrics::register(&mut r);
+        Self {
+            stored,
+            duplicates,
+            store_unavailable,
+            connections,
+            quarantined,
+            registry: r,
+        }
+    }
 }
 
 impl Metrics {
     /// Counts one quarantined event under its reason label.
     pub fn quarantined(&self, reason: &'static str) {
-        let mut map = self.quarantined.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry(reason).or_default() += 1;
+        self.quarantined
+            .get_or_create(&Reason {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// Quarantined events for one reason.
     pub fn quarantined_count(&self, reason: &str) -> u64 {
-        let map = self.quarantined.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(reason).copied().unwrap_or(0)
+        self.quarantined
+            .get(&Reason {
+                reason: reason.to_owned(),
+            })
+            .map_or(0, |c| c.get())
     }
 
-    /// The Prometheus text format.
+    /// The registry, for `/metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut counter = |name: &str, help: &str, value: u64| {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-            ));
-        };
-        counter(
-            "scanfleet_collector_results_stored_total",
-            "Verified results stored for the first time.",
-            self.stored.load(Ordering::Relaxed),
-        );
-        counter(
-            "scanfleet_collector_results_duplicate_total",
-            "Verified results whose scan id was already stored.",
-            self.duplicates.load(Ordering::Relaxed),
-        );
-        counter(
-            "scanfleet_collector_store_unavailable_total",
-            "Deliveries left unacknowledged because the database was unavailable.",
-            self.store_unavailable.load(Ordering::Relaxed),
-        );
-        out.push_str(
-            "# HELP scanfleet_collector_results_quarantined_total Result events quarantined, by reason.\n\
-             # TYPE scanfleet_collector_results_quarantined_total counter\n",
-        );
-        let map = self.quarantined.lock().unwrap_or_else(|p| p.into_inner());
-        for (reason, value) in map.iter() {
-            out.push_str(&format!(
-                "scanfleet_collector_results_quarantined_total{{reason=\"{reason}\"}} {value}\n"
-            ));
+        scanfleet_process_lifecycle::metrics::render(&self.registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use scanfleet_process_lifecycle::metrics::sample;
+
+    use super::*;
+
+    #[test]
+    fn every_quarantine_reason_is_a_series_from_the_start() {
+        let m = Metrics::default();
+        m.stored.fetch_add(1, Ordering::Relaxed);
+        m.quarantined("bad_signature");
+        let text = m.render();
+        for reason in quarantine_reasons() {
+            let series =
+                format!("scanfleet_collector_results_quarantined_total{{reason=\"{reason}\"}}");
+            let want = if reason == "bad_signature" { 1.0 } else { 0.0 };
+            assert_eq!(sample(&text, &series), Some(want), "{series} in {text}");
         }
-        out
+        assert!(quarantine_reasons().len() >= 10);
+        assert_eq!(
+            sample(&text, "scanfleet_collector_results_stored_total"),
+            Some(1.0)
+        );
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let name = line.split_whitespace().nth(2).unwrap();
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}"
+            );
+        }
     }
 }

@@ -9,24 +9,19 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tracing::Instrument;
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt;
-use scanfleet_bus::topology::{
-    COLLECTOR_CONSUMER, QUARANTINE_SUBJECT_PREFIX, REPORTS_BUCKET, RESULTS_STREAM,
-};
+use scanfleet_bus::topology::{COLLECTOR_CONSUMER, RESULTS_STREAM};
+use scanfleet_bus::{IncomingResult, PayloadEncoding, ReportObject, ResultStream};
 use scanfleet_result_store::{ResultStore, StoreError, StoredResult, Upsert};
-use tokio::io::AsyncReadExt;
 use tokio::sync::broadcast;
+use tracing::Instrument;
 
-use crate::ingest::{Encoding, HEADER_ENCODING, Ingestor, Rejection, ReportSource};
+use crate::ingest::{Ingestor, Rejection, ReportSource};
 use crate::metrics::Metrics;
 
-/// Header on quarantined events: the rejection label.
-pub const HEADER_QUARANTINE_REASON: &str = "Scanfleet-Quarantine-Reason";
-/// Header on quarantined events: the full explanation.
-pub const HEADER_QUARANTINE_DETAIL: &str = "Scanfleet-Quarantine-Detail";
+pub use scanfleet_bus::headers::{HEADER_QUARANTINE_DETAIL, HEADER_QUARANTINE_REASON};
 
 /// How long an unavailable database delays a redelivery.
 const STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -84,11 +79,7 @@ impl ResultConsumer {
             .get_consumer(COLLECTOR_CONSUMER)
             .await
             .map_err(|e| ConsumeError::Bus(e.to_string()))?;
-        let reports = self
-            .js
-            .get_object_store(REPORTS_BUCKET)
-            .await
-            .map_err(|e| ConsumeError::Bus(e.to_string()))?;
+        let results = ResultStream::new(self.js.clone());
         let mut messages = consumer
             .stream()
             .max_messages_per_batch(32)
@@ -113,92 +104,87 @@ impl ResultConsumer {
             };
             // The scan's trace, from the worker's headers (untrusted until
             // the signature verifies; used only to label logs).
-            let header = |name: &str| {
-                message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(name))
-                    .map(|v| v.as_str().chars().take(64).collect::<String>())
-                    .unwrap_or_default()
-            };
-            let traceparent = header(scanfleet_bus::HEADER_TRACEPARENT);
+            let incoming = IncomingResult::read(&message);
             let span = tracing::info_span!(
                 "result",
-                scan_id = %header(scanfleet_bus::HEADER_SCAN_ID),
-                trace_id = scanfleet_bus::trace_headers::trace_id(&traceparent).unwrap_or_default(),
+                scan_id = %incoming.scan_id,
+                trace_id = incoming.trace_id.as_deref().unwrap_or_default(),
             );
-            let outcome = self
-                .handle(&message, &reports)
-                .instrument(span.clone())
+            self.settle(&message, &incoming, &results)
+                .instrument(span)
                 .await;
-            if matches!(outcome, Outcome::Stored) {
-                span.in_scope(|| tracing::info!("result stored"));
-            }
-            let ack = match outcome {
-                Outcome::Stored | Outcome::Duplicate => message.double_ack().await,
-                Outcome::Quarantine(rejection) => {
-                    self.metrics.quarantined(rejection.label());
-                    tracing::warn!(reason = rejection.label(), detail = %rejection, subject = %message.subject, "result quarantined");
-                    if let Err(e) = self.quarantine(&message, &rejection).await {
-                        // Not quarantined, so not acknowledged: it comes back.
-                        tracing::error!(error = %e, "cannot quarantine; leaving the event on the stream");
-                        let _ = message
-                            .ack_with(AckKind::Nak(Some(STORE_RETRY_DELAY)))
-                            .await;
-                        continue;
-                    }
-                    message.double_ack().await
-                }
-                Outcome::RetryLater => {
-                    message
-                        .ack_with(AckKind::Nak(Some(STORE_RETRY_DELAY)))
-                        .await
-                }
-            };
-            if let Err(e) = ack {
-                tracing::warn!(error = %e, "acknowledgement failed; the event will be redelivered");
-            }
         }
     }
 
+    /// Handles one message and acknowledges it as its outcome requires.
+    async fn settle(
+        &self,
+        message: &jetstream::Message,
+        incoming: &IncomingResult,
+        results: &ResultStream,
+    ) {
+        let ack = match self.handle(message, incoming, results).await {
+            Outcome::Stored | Outcome::Duplicate => message.double_ack().await,
+            Outcome::Quarantine(rejection) => {
+                self.metrics.quarantined(rejection.label());
+                tracing::warn!(reason = rejection.label(), detail = %rejection, subject = %message.subject, "result quarantined");
+                let detail: String = rejection.to_string().chars().take(512).collect();
+                if let Err(e) = results
+                    .quarantine(message, rejection.label(), &detail)
+                    .await
+                {
+                    // Not quarantined, so not acknowledged: it comes back.
+                    tracing::error!(error = %e, "cannot quarantine; leaving the event on the stream");
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(STORE_RETRY_DELAY)))
+                        .await;
+                    return;
+                }
+                message.double_ack().await
+            }
+            Outcome::RetryLater => {
+                message
+                    .ack_with(AckKind::Nak(Some(STORE_RETRY_DELAY)))
+                    .await
+            }
+        };
+        if let Err(e) = ack {
+            tracing::warn!(error = %e, "acknowledgement failed; the event will be redelivered");
+        }
+    }
+
+    /// Verifies in the order trust requires (decrypt, verify, then read the
+    /// statement), checks the subject against it, fetches a report object
+    /// within the size limit, and stores.
     async fn handle(
         &self,
         message: &jetstream::Message,
-        reports: &jetstream::object_store::ObjectStore,
+        incoming: &IncomingResult,
+        results: &ResultStream,
     ) -> Outcome {
-        let encoding = match Encoding::from_header(
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(HEADER_ENCODING))
-                .map(|v| v.as_str()),
-        ) {
-            Ok(e) => e,
-            Err(r) => return Outcome::Quarantine(r),
+        let encoding = match &incoming.encoding {
+            Ok(e) => *e,
+            Err(unknown) => {
+                return Outcome::Quarantine(Rejection::UnknownEncoding(unknown.0.clone()));
+            }
         };
         let opened = match self.ingestor.open(&message.payload, encoding) {
             Ok(o) => o,
             Err(r) => return Outcome::Quarantine(r),
         };
+        if let Err(r) = self.ingestor.check_place(
+            message.subject.as_str(),
+            incoming.place.as_ref(),
+            &opened.statement,
+        ) {
+            return Outcome::Quarantine(r);
+        }
         let report = match &opened.report {
             ReportSource::Inline(body) => Some(body.clone()),
             ReportSource::Absent => None,
-            ReportSource::Object(name) => match read_object(reports, name).await {
-                Ok(Some(body)) => {
-                    let body = match encoding {
-                        Encoding::Plain => body,
-                        Encoding::Age => match self.ingestor.decrypt(&body) {
-                            Ok(b) => b,
-                            Err(r) => return Outcome::Quarantine(r),
-                        },
-                    };
-                    Some(body)
-                }
-                Ok(None) => return Outcome::Quarantine(Rejection::ReportMissing(name.clone())),
-                Err(e) => {
-                    tracing::warn!(error = %e, "report bucket unavailable; retrying later");
-                    return Outcome::RetryLater;
-                }
+            ReportSource::Object(name) => match self.report_object(results, name, encoding).await {
+                Ok(body) => Some(body),
+                Err(outcome) => return outcome,
             },
         };
         let (row, report) = match StoredResult::from_verified(
@@ -211,9 +197,43 @@ impl ResultConsumer {
             Ok(r) => r,
             Err(e) => return Outcome::Quarantine(Rejection::Unstorable(e.to_string())),
         };
-        let scan_id = row.scan_id.clone();
-        let span = tracing::info_span!("store_result", scan_id = %scan_id);
-        let _guard = span.enter();
+        let span = tracing::info_span!("store_result", scan_id = %row.scan_id);
+        self.store(row, report).instrument(span).await
+    }
+
+    /// A report from the object store, never read past the event limit.
+    async fn report_object(
+        &self,
+        results: &ResultStream,
+        name: &str,
+        encoding: PayloadEncoding,
+    ) -> Result<Vec<u8>, Outcome> {
+        match results.read_report(name, self.ingestor.max_bytes()).await {
+            Ok(ReportObject::Found(body)) => match encoding {
+                PayloadEncoding::Plain => Ok(body),
+                PayloadEncoding::Age => self.ingestor.decrypt(&body).map_err(Outcome::Quarantine),
+            },
+            Ok(ReportObject::Missing) => Err(Outcome::Quarantine(Rejection::ReportMissing(
+                name.to_owned(),
+            ))),
+            Ok(ReportObject::TooLarge { size, limit }) => {
+                Err(Outcome::Quarantine(Rejection::ReportTooLarge {
+                    size,
+                    limit,
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "report bucket unavailable; retrying later");
+                Err(Outcome::RetryLater)
+            }
+        }
+    }
+
+    async fn store(
+        &self,
+        row: StoredResult,
+        report: Option<scanfleet_result_store::Report>,
+    ) -> Outcome {
         match self.store.upsert(&row, report.as_ref()).await {
             Ok(Upsert::Inserted) => {
                 self.metrics.stored.fetch_add(1, Ordering::Relaxed);
@@ -237,47 +257,5 @@ impl ResultConsumer {
                 Outcome::RetryLater
             }
         }
-    }
-
-    async fn quarantine(
-        &self,
-        message: &jetstream::Message,
-        rejection: &Rejection,
-    ) -> Result<(), String> {
-        let mut headers = message.headers.clone().unwrap_or_default();
-        headers.insert(HEADER_QUARANTINE_REASON, rejection.label());
-        let detail: String = rejection
-            .to_string()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(512)
-            .collect();
-        headers.insert(HEADER_QUARANTINE_DETAIL, detail.as_str());
-        let subject = format!("{QUARANTINE_SUBJECT_PREFIX}.{}", rejection.label());
-        self.js
-            .publish_with_headers(subject, headers, message.payload.clone())
-            .await
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
-    }
-}
-
-async fn read_object(
-    reports: &jetstream::object_store::ObjectStore,
-    name: &str,
-) -> Result<Option<Vec<u8>>, String> {
-    match reports.get(name).await {
-        Ok(mut object) => {
-            let mut body = Vec::new();
-            object
-                .read_to_end(&mut body)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(Some(body))
-        }
-        Err(e) if e.kind() == jetstream::object_store::GetErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.to_string()),
     }
 }

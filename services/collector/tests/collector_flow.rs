@@ -30,23 +30,26 @@ async fn every_result_is_stored_exactly_once_and_still_verifies() {
     let collector = CollectorProcess::start(base_args(&nats.url(), &store, &pub_path), dir.path());
     let js = js(&nats).await;
 
+    let namespace = |i: usize| if i.is_multiple_of(2) { "shop" } else { "infra" };
     let published: Vec<Published> = (0..20)
-        .map(|i| {
-            result(
-                &key,
-                &format!("01SCAN{i:04}"),
-                if i % 2 == 0 { "shop" } else { "infra" },
-            )
-        })
+        .map(|i| result(&key, &format!("01SCAN{i:04}"), namespace(i)))
         .collect();
-    for p in &published {
-        publish(&js, "shop", &p.scan_id, HeaderMap::new(), inline_event(p)).await;
-    }
-    // Five redeliveries after the dedupe window (new msg-ids, same scans).
-    for p in &published[..5] {
+    // Each on its own namespace's subject, as a worker publishes it.
+    for (i, p) in published.iter().enumerate() {
         publish(
             &js,
-            "shop",
+            namespace(i),
+            &p.scan_id,
+            HeaderMap::new(),
+            inline_event(p),
+        )
+        .await;
+    }
+    // Five redeliveries after the dedupe window (new msg-ids, same scans).
+    for (i, p) in published[..5].iter().enumerate() {
+        publish(
+            &js,
+            namespace(i),
             &format!("{}-again", p.scan_id),
             HeaderMap::new(),
             inline_event(p),

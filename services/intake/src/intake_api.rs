@@ -6,54 +6,37 @@
 //! by field path; a full queue is `RESOURCE_EXHAUSTED`, never a silent drop.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, kv};
 use prost::Message as _;
-use rand_core::RngCore;
-use scanfleet_bus::{EnqueueError, Enqueued, IntentQueue, ScanState, ScanStatusBook};
+use scanfleet_bus::{EnqueueError, ScanState, ScanStatusBook};
 use scanfleet_contracts::v1::{
-    self, AcceptedScan, ApiTrigger, GetScanRequest, ScanIntent, ScanStatus, SubmitBatchRequest,
+    self, AcceptedScan, GetScanRequest, ScanIntent, ScanStatus, SubmitBatchRequest,
     SubmitBatchResponse, SubmitRequest, SubmitResponse, intake_server::Intake, target_selector,
 };
+use scanfleet_scan_engine::adapters::profile_catalog::{CatalogError, Edition, ProfileCatalog};
 use scanfleet_scan_intents::{
-    ContainerRef, FieldViolation, InvalidArgument, Priority, ProfilePin, RandomSource, ScanId,
-    SubjectTail, Submission, Target, intent_subject, submission::PinInput, submission::TargetInput,
+    ContainerRef, FieldViolation, ImageSpec, IntakeLimits, Intent, InvalidArgument, Occasion,
+    ProfilePin, ScanId, Submission, Target, Trigger, submission::PinInput, submission::TargetInput,
     submission::ValidSubmission, validate_batch,
 };
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use crate::config::Config;
-
-/// Header carrying the scan id on intents, for routing without decoding.
-pub use scanfleet_bus::HEADER_SCAN_ID;
-
-struct OsRandom;
-
-impl RandomSource for OsRandom {
-    fn next_u64(&mut self) -> u64 {
-        rand_core::OsRng.next_u64()
-    }
-}
-
-/// The parts of a request the domain `Submission` does not cover.
-struct Extras {
-    approach: i32,
-    threshold: Option<v1::ThresholdRef>,
-    timeout: Duration,
-}
+use crate::queueing::{IntentQueueing, new_scan_id};
 
 /// The `Intake` service.
 pub struct IntakeService {
-    queue: IntentQueue,
+    queueing: IntentQueueing,
     status: ScanStatusBook,
     idempotency: kv::Store,
     config: Config,
+    limits: IntakeLimits,
     directory: Option<crate::pod_directory::PodDirectory>,
-    rng: Mutex<OsRandom>,
+    catalog: Option<Arc<ProfileCatalog>>,
 }
 
 impl IntakeService {
@@ -74,19 +57,22 @@ impl IntakeService {
                 what: scanfleet_bus::topology::IDEMPOTENCY_BUCKET.into(),
                 reason: e.to_string(),
             })?;
+        let limits = IntakeLimits {
+            max_timeout: config.max_timeout,
+            ..config.limits
+        };
         Ok(Self {
-            queue: IntentQueue::new(js),
+            queueing: IntentQueueing::new(scanfleet_bus::IntentQueue::new(js), status.clone()),
             status,
             idempotency,
+            catalog: config
+                .profiles
+                .clone()
+                .map(|root| Arc::new(ProfileCatalog::new(root))),
+            limits,
             config,
             directory,
-            rng: Mutex::new(OsRandom),
         })
-    }
-
-    fn new_id(&self) -> ScanId {
-        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-        ScanId::generate(SystemTime::now(), &mut *rng)
     }
 }
 
@@ -128,69 +114,12 @@ fn to_submission(request: &SubmitRequest) -> Submission {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<BTreeMap<_, _>>(),
         idempotency_key: request.idempotency_key.clone(),
-    }
-}
-
-/// Checks the fields the domain submission does not carry.
-fn extras(
-    request: &SubmitRequest,
-    prefix: &str,
-    config: &Config,
-) -> Result<Extras, Vec<FieldViolation>> {
-    let mut violations = Vec::new();
-    let field = |name: &str| format!("{prefix}{name}");
-    if v1::Approach::try_from(request.approach).is_err() {
-        violations.push(FieldViolation {
-            field: field("approach"),
-            description: format!("unknown approach {}", request.approach),
-        });
-    }
-    let timeout = match &request.timeout {
-        None => config.default_timeout,
-        Some(d) if d.seconds <= 0 && d.nanos <= 0 => config.default_timeout,
-        Some(d) if d.seconds < 0 || d.nanos < 0 => {
-            violations.push(FieldViolation {
-                field: field("timeout"),
-                description: "must not be negative".into(),
-            });
-            config.default_timeout
-        }
-        Some(d) => {
-            let t = Duration::new(d.seconds as u64, d.nanos as u32);
-            if t > config.max_timeout {
-                violations.push(FieldViolation {
-                    field: field("timeout"),
-                    description: format!(
-                        "{} s is over the limit of {} s",
-                        t.as_secs(),
-                        config.max_timeout.as_secs()
-                    ),
-                });
-            }
-            t
-        }
-    };
-    if let Some(t) = &request.threshold
-        && t.name.is_empty()
-        && t.digest.is_empty()
-    {
-        violations.push(FieldViolation {
-            field: field("threshold"),
-            description: "set name or digest, or leave the threshold out".into(),
-        });
-    }
-    if violations.is_empty() {
-        Ok(Extras {
-            approach: if request.approach == 0 {
-                v1::Approach::Auto as i32
-            } else {
-                request.approach
-            },
-            threshold: request.threshold.clone(),
-            timeout,
-        })
-    } else {
-        Err(violations)
+        approach: request.approach,
+        threshold: request
+            .threshold
+            .as_ref()
+            .map(|t| (t.name.clone(), t.digest.clone())),
+        timeout: request.timeout.as_ref().map(|d| (d.seconds, d.nanos)),
     }
 }
 
@@ -198,15 +127,77 @@ fn invalid(violations: Vec<FieldViolation>) -> Status {
     Status::invalid_argument(InvalidArgument { violations }.to_string())
 }
 
-fn timestamp(t: SystemTime) -> prost_types::Timestamp {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    prost_types::Timestamp {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
+/// The profile problems of a valid submission, by field, under `prefix`.
+fn catalog_violations(error: CatalogError, prefix: &str) -> Result<(), Status> {
+    let field = |name: &str| format!("{prefix}{name}");
+    let (name, description) = match &error {
+        CatalogError::Unknown { .. } => (field("profile.name"), error.to_string()),
+        CatalogError::OtherEdition { .. } => (field("profile"), error.to_string()),
+        CatalogError::Inputs { error, .. } => (
+            field("profile_inputs"),
+            error
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        // Not the caller's fault: the fleet holds a profile that does not load.
+        CatalogError::Broken { .. } => return Err(Status::failed_precondition(error.to_string())),
+    };
+    Err(invalid(vec![FieldViolation {
+        field: name,
+        description,
+    }]))
+}
+
+/// The hash an idempotency key and target map to: with a key, the same key
+/// and target always name the first scan id, even after that intent has
+/// been consumed.
+fn idempotency_hash(key: &str, cluster: &str, target: &ContainerRef) -> String {
+    hex::encode(Sha256::digest(
+        format!(
+            "{key}\n{cluster}/{}/{}/{}",
+            target.namespace, target.pod, target.container
+        )
+        .as_bytes(),
+    ))
+}
+
+/// A new scan id, or the one an idempotency key already named.
+enum Claimed {
+    New(ScanId),
+    Existing(String),
+}
+
+fn enqueue_status(e: EnqueueError) -> Status {
+    match e {
+        EnqueueError::QueueFull(reason) => {
+            Status::resource_exhausted(format!("scan queue is full ({reason}); retry later"))
+        }
+        EnqueueError::TooLarge(reason) => Status::invalid_argument(reason),
+        EnqueueError::Unavailable { .. } => Status::unavailable(e.to_string()),
+        EnqueueError::Rejected(reason) => Status::internal(reason),
     }
 }
 
 impl IntakeService {
+    /// Checks the profile, edition and inputs against the catalog, when
+    /// intake holds one.
+    fn check_profile(&self, valid: &ValidSubmission, prefix: &str) -> Result<(), Status> {
+        let Some(catalog) = &self.catalog else {
+            return Ok(());
+        };
+        let edition = match &valid.profile.pin {
+            ProfilePin::Version(v) => Edition::Version(v),
+            ProfilePin::Digest(d) => Edition::Digest(d.as_str()),
+        };
+        match catalog.load(valid.profile.name.as_str(), edition, &valid.profile_inputs) {
+            Ok(_) => Ok(()),
+            Err(e) => catalog_violations(e, prefix),
+        }
+    }
+
     /// Expands a validated submission into containers.
     fn expand(&self, valid: &ValidSubmission, field: &str) -> Result<Vec<ContainerRef>, Status> {
         match &valid.target {
@@ -229,17 +220,64 @@ impl IntakeService {
         }
     }
 
+    /// Reserves a scan id for (idempotency key, target), or finds the one
+    /// the key already named.
+    async fn claim_id(&self, idempotency: Option<&str>) -> Result<Claimed, Status> {
+        let Some(k) = idempotency else {
+            return Ok(Claimed::New(new_scan_id()));
+        };
+        if let Some(existing) = self.existing(k).await? {
+            return Ok(Claimed::Existing(existing));
+        }
+        let id = new_scan_id();
+        match self
+            .idempotency
+            .create(k, id.to_string().into_bytes().into())
+            .await
+        {
+            Ok(_) => Ok(Claimed::New(id)),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(Claimed::Existing(
+                self.existing(k).await?.unwrap_or_default(),
+            )),
+            Err(e) => Err(Status::unavailable(format!("idempotency store: {e}"))),
+        }
+    }
+
+    fn intent(
+        &self,
+        id: ScanId,
+        valid: &ValidSubmission,
+        target: &ContainerRef,
+        principal: &str,
+    ) -> Intent {
+        let now = SystemTime::now();
+        Intent {
+            id,
+            cluster: valid
+                .cluster
+                .clone()
+                .unwrap_or_else(|| self.config.cluster.clone()),
+            target: target.clone(),
+            image: ImageSpec::default(),
+            profile: valid.profile.clone(),
+            inputs: valid.profile_inputs.clone(),
+            approach: valid.approach,
+            threshold: valid.threshold.clone(),
+            trigger: Trigger::Api {
+                principal: principal.into(),
+            },
+            requested_at: now,
+            deadline: Some(now + valid.timeout.unwrap_or(self.config.default_timeout)),
+        }
+    }
+
     async fn accept(
         &self,
         valid: &ValidSubmission,
-        extras: &Extras,
         target: &ContainerRef,
         principal: &str,
     ) -> Result<AcceptedScan, Status> {
-        let cluster = valid
-            .cluster
-            .clone()
-            .unwrap_or_else(|| self.config.cluster.clone());
+        let cluster = valid.cluster.as_ref().unwrap_or(&self.config.cluster);
         let wire_target = v1::ScanTarget {
             cluster: cluster.as_str().into(),
             namespace: target.namespace.as_str().into(),
@@ -247,123 +285,40 @@ impl IntakeService {
             container: target.container.as_str().into(),
             image: None,
         };
-        // With an idempotency key, the same key and target always map to the
-        // first scan id, even after that intent has been consumed.
-        let idempotency = valid.idempotency_key.as_ref().map(|key| {
-            hex::encode(Sha256::digest(
-                format!(
-                    "{key}\n{}/{}/{}/{}",
-                    cluster.as_str(),
-                    wire_target.namespace,
-                    wire_target.pod,
-                    wire_target.container
-                )
-                .as_bytes(),
-            ))
-        });
-        if let Some(k) = &idempotency
-            && let Some(existing) = self.existing(k).await?
-        {
-            return Ok(AcceptedScan {
-                scan_id: existing,
-                target: Some(wire_target),
-                deduplicated: true,
-            });
-        }
-        let id = self.new_id();
-        if let Some(k) = &idempotency {
-            match self
-                .idempotency
-                .create(k, id.to_string().into_bytes().into())
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    let existing = self.existing(k).await?.unwrap_or_default();
-                    return Ok(AcceptedScan {
-                        scan_id: existing,
-                        target: Some(wire_target),
-                        deduplicated: true,
-                    });
-                }
-                Err(e) => return Err(Status::unavailable(format!("idempotency store: {e}"))),
+        let idempotency = valid
+            .idempotency_key
+            .as_ref()
+            .map(|key| idempotency_hash(key, cluster.as_str(), target));
+        let id = match self.claim_id(idempotency.as_deref()).await? {
+            Claimed::Existing(scan_id) => {
+                return Ok(AcceptedScan {
+                    scan_id,
+                    target: Some(wire_target),
+                    deduplicated: true,
+                });
             }
-        }
-        let now = SystemTime::now();
-        let intent = ScanIntent {
-            id: id.to_string(),
-            target: Some(wire_target.clone()),
-            profile: Some(v1::ProfileRef {
-                name: valid.profile.name.as_str().into(),
-                pin: Some(match &valid.profile.pin {
-                    ProfilePin::Version(v) => v1::profile_ref::Pin::Version(v.clone()),
-                    ProfilePin::Digest(d) => v1::profile_ref::Pin::Digest(d.as_str().into()),
-                }),
-            }),
-            approach: extras.approach,
-            threshold: extras.threshold.clone(),
-            priority: v1::Priority::High as i32,
-            trigger: Some(v1::Trigger {
-                source: Some(v1::trigger::Source::Api(ApiTrigger {
-                    principal: principal.into(),
-                })),
-            }),
-            requested_at: Some(timestamp(now)),
-            deadline: Some(timestamp(now + extras.timeout)),
-            profile_inputs: valid.profile_inputs.clone().into_iter().collect(),
+            Claimed::New(id) => id,
         };
-        let bytes = intent.encode_to_vec();
-        self.status
-            .advance(&intent.id, ScanState::Queued, "", Some(&bytes))
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        let subject = intent_subject(
-            Priority::High,
-            &cluster,
-            &target.namespace,
-            SubjectTail::ScanId(&id),
-        );
-        let mut headers = HeaderMap::new();
-        headers.insert(HEADER_SCAN_ID, intent.id.as_str());
-        let traceparent = scanfleet_bus::trace_headers::new_traceparent();
-        tracing::debug!(scan_id = %intent.id, trace_id = scanfleet_bus::trace_headers::trace_id(&traceparent).unwrap_or_default(), "trace started");
-        headers.insert(scanfleet_bus::HEADER_TRACEPARENT, traceparent.as_str());
+        let intent = self.intent(id, valid, target, principal);
+        let scan_id = intent.id.to_string();
         match self
-            .queue
-            .enqueue(&subject, &intent.id, headers, bytes.into())
+            .queueing
+            .offer(&intent, &Occasion::ApiRequest(&scan_id))
             .await
         {
-            Ok(Enqueued::Queued { .. })
-            | Ok(Enqueued::Duplicate { .. })
-            | Ok(Enqueued::AlreadyQueued) => {
-                tracing::info!(scan_id = %intent.id, %subject, "intent queued");
+            Ok(_) => {
+                tracing::info!(scan_id = %scan_id, principal, "scan accepted");
                 Ok(AcceptedScan {
-                    scan_id: intent.id,
+                    scan_id,
                     target: Some(wire_target),
                     deduplicated: false,
                 })
             }
             Err(e) => {
-                let _ = self
-                    .status
-                    .advance(
-                        &intent.id,
-                        ScanState::Failed,
-                        &format!("not queued: {e}"),
-                        None,
-                    )
-                    .await;
                 if let Some(k) = &idempotency {
                     let _ = self.idempotency.delete(k).await;
                 }
-                Err(match e {
-                    EnqueueError::QueueFull(reason) => Status::resource_exhausted(format!(
-                        "scan queue is full ({reason}); retry later"
-                    )),
-                    EnqueueError::TooLarge(reason) => Status::invalid_argument(reason),
-                    EnqueueError::Unavailable { .. } => Status::unavailable(e.to_string()),
-                    EnqueueError::Rejected(reason) => Status::internal(reason),
-                })
+                Err(enqueue_status(e))
             }
         }
     }
@@ -379,13 +334,12 @@ impl IntakeService {
     async fn submit_valid(
         &self,
         valid: &ValidSubmission,
-        extras: &Extras,
         field: &str,
         principal: &str,
     ) -> Result<SubmitResponse, Status> {
         let mut scans = Vec::new();
         for target in self.expand(valid, field)? {
-            match self.accept(valid, extras, &target, principal).await {
+            match self.accept(valid, &target, principal).await {
                 Ok(a) => scans.push(a),
                 Err(status) if !scans.is_empty() => {
                     let queued: Vec<_> = scans
@@ -427,17 +381,11 @@ impl Intake for IntakeService {
     ) -> Result<Response<SubmitResponse>, Status> {
         let who = principal(&request);
         let request = request.into_inner();
-        let validated = to_submission(&request).validate(&self.config.limits);
-        let extras = extras(&request, "", &self.config);
-        let (valid, extras) = match (validated, extras) {
-            (Ok(v), Ok(e)) => (v, e),
-            (v, e) => {
-                let mut violations = v.err().map(|i| i.violations).unwrap_or_default();
-                violations.extend(e.err().unwrap_or_default());
-                return Err(invalid(violations));
-            }
-        };
-        self.submit_valid(&valid, &extras, "target", &who)
+        let valid = to_submission(&request)
+            .validate(&self.limits)
+            .map_err(|e| invalid(e.violations))?;
+        self.check_profile(&valid, "")?;
+        self.submit_valid(&valid, "target", &who)
             .await
             .map(Response::new)
     }
@@ -449,24 +397,15 @@ impl Intake for IntakeService {
         let who = principal(&request);
         let requests = request.into_inner().requests;
         let submissions: Vec<Submission> = requests.iter().map(to_submission).collect();
-        let mut violations = Vec::new();
-        let valid = validate_batch(&submissions, &self.config.limits)
-            .map_err(|e| violations.extend(e.violations))
-            .ok();
-        let mut all_extras = Vec::new();
-        for (i, r) in requests.iter().enumerate() {
-            match extras(r, &format!("requests[{i}]."), &self.config) {
-                Ok(e) => all_extras.push(e),
-                Err(v) => violations.extend(v),
-            }
+        let valid =
+            validate_batch(&submissions, &self.limits).map_err(|e| invalid(e.violations))?;
+        for (i, v) in valid.iter().enumerate() {
+            self.check_profile(v, &format!("requests[{i}]."))?;
         }
-        let Some(valid) = valid.filter(|_| violations.is_empty()) else {
-            return Err(invalid(violations));
-        };
         let mut responses = Vec::with_capacity(valid.len());
-        for (i, (v, e)) in valid.iter().zip(&all_extras).enumerate() {
+        for (i, v) in valid.iter().enumerate() {
             responses.push(
-                self.submit_valid(v, e, &format!("requests[{i}].target"), &who)
+                self.submit_valid(v, &format!("requests[{i}].target"), &who)
                     .await?,
             );
         }

@@ -28,6 +28,7 @@ pub mod periodic_scans;
 pub mod pod_directory;
 pub mod push_matching;
 pub mod push_watches;
+pub mod queueing;
 pub mod registry_webhooks;
 
 use std::net::SocketAddr;
@@ -36,11 +37,17 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use scanfleet_bus::{IntentQueue, ScanStatusBook, TopologyConfig};
 use scanfleet_contracts::v1::intake_server::IntakeServer;
+use scanfleet_process_lifecycle::{
+    CriticalTasks, Listener, LogFormat, Service, TaskHandles, serve_grpc, serve_http,
+};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::Config;
+use crate::config::{Args, Config};
 use crate::container_intents::ContainerIntents;
 use crate::metrics::Metrics;
+use crate::pod_directory::{PodDirectory, RunningContainer};
+use crate::push_matching::PushMatcher;
+use crate::queueing::IntentQueueing;
 
 /// Where a running intake serves.
 #[derive(Debug, Clone, Copy)]
@@ -51,16 +58,62 @@ pub struct Listening {
     pub http: Option<SocketAddr>,
 }
 
+/// The "listening" line's tail, which scripts and tests parse.
+impl std::fmt::Display for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.http {
+            Some(http) => write!(f, "grpc={} http={http}", self.grpc),
+            None => write!(f, "grpc={}", self.grpc),
+        }
+    }
+}
+
+impl Service for Config {
+    const NAME: &'static str = "scanfleet-intake";
+    type Args = Args;
+    type Listening = Listening;
+
+    fn configure(args: Args) -> Result<Self, Vec<String>> {
+        Config::from_args(args)
+    }
+
+    fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
+    async fn run(
+        self,
+        shutdown: watch::Receiver<bool>,
+        ready: impl FnOnce(Listening) + Send + 'static,
+    ) -> Result<()> {
+        run_with_ready(self, shutdown, ready).await
+    }
+}
+
 /// Runs intake until `shutdown` flips to true, calling `ready` with the
-/// bound addresses once it serves. Every task (pod watch, push watches,
-/// scheduler, HTTP, gRPC) stops on the same signal.
+/// bound addresses once it serves. Every task (pod watch, push matching,
+/// scheduler, HTTP, gRPC) is critical: if one ends outside shutdown, intake
+/// stops with an error naming it, rather than run half-alive.
 ///
 /// # Errors
-/// Start-up failures and a failing server.
+/// Start-up failures and the first critical task failure.
 pub async fn run_with_ready(
     config: Config,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     ready: impl FnOnce(Listening),
+) -> Result<()> {
+    run_supervised(config, shutdown, |listening, _| ready(listening)).await
+}
+
+/// [`run_with_ready`], also handing out the critical tasks' handles (an
+/// embedding test can stop one to see intake react as to a crash).
+///
+/// # Errors
+/// As [`run_with_ready`].
+pub async fn run_supervised(
+    config: Config,
+    shutdown: watch::Receiver<bool>,
+    ready: impl FnOnce(Listening, TaskHandles),
 ) -> Result<()> {
     let client = scanfleet_bus::connect(&config.nats, "scanfleet-intake").await?;
     let js = async_nats::jetstream::new(client.clone());
@@ -71,7 +124,54 @@ pub async fn run_with_ready(
     .ensure(&js)
     .await?;
     let metrics = Arc::new(Metrics::default());
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = CriticalTasks::new(shutdown.clone());
+    let (directory, started) = start_pod_directory(&config, &shutdown, &mut tasks).await?;
+    let status = ScanStatusBook::open(&js).await?;
+    let intents = ContainerIntents::new(
+        IntentQueueing::new(IntentQueue::new(js.clone()), status.clone()),
+        config.cluster.clone(),
+        config.default_timeout,
+    );
+    let matcher = start_push_matching(
+        &config, &directory, started, &intents, &metrics, &shutdown, &mut tasks,
+    );
+    start_schedules(
+        &config, &directory, &intents, &metrics, &shutdown, &mut tasks,
+    );
+    let http = start_http(&config, matcher, &metrics, &shutdown, &mut tasks).await?;
+    start_dead_letters(&js, status, &shutdown, &mut tasks);
+    let service = intake_api::IntakeService::new(js, config.clone(), directory).await?;
+    let listener = Listener::bind(
+        "grpc",
+        config.grpc_listen,
+        config.serving,
+        metrics.connections.listener("grpc"),
+    )
+    .await
+    .with_context(|| format!("binding gRPC {}", config.grpc_listen))?;
+    let grpc = listener.local_addr();
+    let routes = tonic::service::Routes::new(IntakeServer::new(service));
+    tasks.spawn("grpc", serve_grpc(listener, routes, shutdown.clone()));
+    tracing::info!(grpc = %grpc, http = ?http, cluster = config.cluster.as_str(), "intake serving");
+    ready(Listening { grpc, http }, tasks.handles());
+    let result = tasks.supervise().await;
+    client.flush().await.ok();
+    result
+}
+
+/// The pod cache, when intake has a kubeconfig; its watch is a critical
+/// task. With webhooks, it also feeds starting pods to the push watches.
+async fn start_pod_directory(
+    config: &Config,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut CriticalTasks,
+) -> Result<(
+    Option<PodDirectory>,
+    Option<mpsc::Receiver<Vec<RunningContainer>>>,
+)> {
+    let Some(path) = &config.kubeconfig else {
+        return Ok((None, None));
+    };
     let (started_tx, started_rx) = match &config.webhooks {
         Some(_) => {
             let (tx, rx) = mpsc::channel(1024);
@@ -79,106 +179,128 @@ pub async fn run_with_ready(
         }
         None => (None, None),
     };
-    let directory = match &config.kubeconfig {
-        Some(path) => {
-            let kube = scanfleet_kube_access::client_from_kubeconfig_file(path).await?;
-            let (directory, _watch) =
-                pod_directory::PodDirectory::start(kube, shutdown.clone(), started_tx)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("pod directory: {e}"))?;
-            Some(directory)
-        }
-        None => None,
+    let kube = scanfleet_kube_access::client_from_kubeconfig_file(path).await?;
+    let (directory, watch) = PodDirectory::start(kube, shutdown.clone(), started_tx)
+        .await
+        .map_err(|e| anyhow::anyhow!("pod directory: {e}"))?;
+    tasks.spawn("pod-watch", async move { watch.await.context("pod watch") });
+    Ok((Some(directory), started_rx))
+}
+
+/// Push matching, when webhooks are configured (a critical task).
+fn start_push_matching(
+    config: &Config,
+    directory: &Option<PodDirectory>,
+    started: Option<mpsc::Receiver<Vec<RunningContainer>>>,
+    intents: &ContainerIntents,
+    metrics: &Arc<Metrics>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut CriticalTasks,
+) -> Option<PushMatcher> {
+    let (Some(w), Some(d), Some(started)) = (&config.webhooks, directory, started) else {
+        return None;
     };
-    let intents = ContainerIntents::new(
-        IntentQueue::new(js.clone()),
-        ScanStatusBook::open(&js).await?,
-        config.cluster.clone(),
-        config.default_timeout,
+    let matcher = PushMatcher::new(
+        d.clone(),
+        intents.clone(),
+        w.profile.clone(),
+        w.watch_limits,
+        metrics.clone(),
     );
-    let matcher = match (&config.webhooks, &directory, started_rx) {
-        (Some(w), Some(d), Some(rx)) => {
-            let matcher = push_matching::PushMatcher::new(
-                d.clone(),
-                intents.clone(),
-                w.profile.clone(),
-                w.watch_limits,
-                metrics.clone(),
-            );
-            tasks.spawn(matcher.clone().run(rx, shutdown.clone()));
-            Some(matcher)
-        }
-        _ => None,
+    let run = matcher.clone().run(started, shutdown.clone());
+    tasks.spawn("push-matching", async move {
+        run.await;
+        Ok::<_, std::convert::Infallible>(())
+    });
+    Some(matcher)
+}
+
+/// The scheduler, when schedules are configured (a critical task).
+fn start_schedules(
+    config: &Config,
+    directory: &Option<PodDirectory>,
+    intents: &ContainerIntents,
+    metrics: &Arc<Metrics>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut CriticalTasks,
+) {
+    let (Some(s), Some(d)) = (&config.scheduler, directory) else {
+        return;
     };
-    if let (Some(s), Some(d)) = (&config.scheduler, &directory)
-        && !s.scans.is_empty()
-    {
-        let periodic = periodic_scans::PeriodicScans::new(
-            s.scans.clone(),
-            d.clone(),
-            intents.clone(),
-            metrics.clone(),
-        );
-        tasks.spawn(periodic.run(s.seed, shutdown.clone()));
+    if s.scans.is_empty() {
+        return;
     }
-    let http = match config.http_listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding HTTP {addr}"))?;
-            let bound = listener.local_addr()?;
-            let state = registry_webhooks::HttpState {
-                endpoints: Arc::new(
-                    config
-                        .webhooks
-                        .iter()
-                        .flat_map(|w| w.routes.clone())
-                        .collect(),
-                ),
-                matcher,
-                metrics: metrics.clone(),
-                retry_after: config
-                    .webhooks
-                    .as_ref()
-                    .map_or(std::time::Duration::from_secs(30), |w| w.retry_after),
-            };
-            let mut stop = shutdown.clone();
-            tasks.spawn(async move {
-                let served = axum::serve(listener, registry_webhooks::router(state))
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "HTTP server stopped");
-                }
-            });
-            Some(bound)
-        }
-        None => None,
+    let periodic = periodic_scans::PeriodicScans::new(
+        s.scans.clone(),
+        d.clone(),
+        intents.clone(),
+        metrics.clone(),
+    );
+    let run = periodic.run(s.seed, shutdown.clone());
+    tasks.spawn("scheduler", async move {
+        run.await;
+        Ok::<_, std::convert::Infallible>(())
+    });
+}
+
+/// The dead-letter forwarder (a critical task). Intake owns moving dead
+/// intents into `SCAN_DLQ`: every replica runs one on the single durable
+/// advisory consumer, so each advisory is handled once however many
+/// replicas run (ARCHITECTURE.md, "Dead letters").
+fn start_dead_letters(
+    js: &async_nats::jetstream::Context,
+    status: ScanStatusBook,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut CriticalTasks,
+) {
+    let mut stop = shutdown.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
     };
-    let service = intake_api::IntakeService::new(js, config.clone(), directory).await?;
-    let listener = tokio::net::TcpListener::bind(config.grpc_listen)
-        .await
-        .with_context(|| format!("binding gRPC {}", config.grpc_listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(grpc = %addr, http = ?http, cluster = config.cluster.as_str(), "intake serving");
-    ready(Listening { grpc: addr, http });
-    let served = tonic::transport::Server::builder()
-        .add_service(IntakeServer::new(service))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async move {
-                let _ = shutdown.wait_for(|s| *s).await;
-            },
-        )
-        .await
-        .context("gRPC server");
-    // Every task watches the same signal; wait for them so nothing is left
-    // running when this returns.
-    while tasks.join_next().await.is_some() {}
-    client.flush().await.ok();
-    served
+    tasks.spawn(
+        "dead-letters",
+        scanfleet_bus::forward_dead_letters(js.clone(), Some(status), stopped),
+    );
+}
+
+/// The HTTP edge (webhooks, health, metrics), when `--http-listen` is set.
+async fn start_http(
+    config: &Config,
+    matcher: Option<PushMatcher>,
+    metrics: &Arc<Metrics>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut CriticalTasks,
+) -> Result<Option<SocketAddr>> {
+    let Some(addr) = config.http_listen else {
+        return Ok(None);
+    };
+    let listener = Listener::bind(
+        "http",
+        addr,
+        config.serving,
+        metrics.connections.listener("http"),
+    )
+    .await
+    .with_context(|| format!("binding HTTP {addr}"))?;
+    let bound = listener.local_addr();
+    let state = registry_webhooks::HttpState {
+        endpoints: Arc::new(
+            config
+                .webhooks
+                .iter()
+                .flat_map(|w| w.routes.clone())
+                .collect(),
+        ),
+        matcher,
+        metrics: metrics.clone(),
+        retry_after: config
+            .webhooks
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(30), |w| w.retry_after),
+    };
+    let router = registry_webhooks::router(state);
+    tasks.spawn("http", serve_http(listener, router, shutdown.clone()));
+    Ok(Some(bound))
 }
 
 /// Intake running inside another process (`scanfleet dev`, tests), like
@@ -188,6 +310,8 @@ pub struct EmbeddedIntake {
     pub grpc: SocketAddr,
     /// Where webhooks, health and metrics are served, if configured.
     pub http: Option<SocketAddr>,
+    /// Handles on intake's critical tasks.
+    pub tasks: TaskHandles,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<()>>,
 }
@@ -200,12 +324,12 @@ impl EmbeddedIntake {
     pub async fn start(config: Config) -> Result<Self> {
         let (stop, rx) = watch::channel(false);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let mut task = tokio::spawn(run_with_ready(config, rx, move |listening| {
-            let _ = ready_tx.send(listening);
+        let mut task = tokio::spawn(run_supervised(config, rx, move |listening, tasks| {
+            let _ = ready_tx.send((listening, tasks));
         }));
         tokio::select! {
             ready = ready_rx => match ready {
-                Ok(l) => Ok(Self { grpc: l.grpc, http: l.http, stop, task }),
+                Ok((l, tasks)) => Ok(Self { grpc: l.grpc, http: l.http, tasks, stop, task }),
                 Err(_) => Err(anyhow::anyhow!("intake stopped before serving")),
             },
             result = &mut task => Err(match result {
@@ -214,6 +338,18 @@ impl EmbeddedIntake {
                 Ok(Ok(())) => anyhow::anyhow!("intake exited before serving"),
             }),
         }
+    }
+
+    /// Waits until intake stops by itself (a critical task ended), without
+    /// asking it to.
+    ///
+    /// # Errors
+    /// Why it stopped.
+    pub async fn stopped(self) -> Result<()> {
+        let _stop = self.stop;
+        self.task
+            .await
+            .map_err(|e| anyhow::anyhow!("intake panicked: {e}"))?
     }
 
     /// Stops it and waits for a clean exit.

@@ -27,7 +27,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use scanfleet_bus::EnqueueError;
-use scanfleet_registry_events::{Endpoint, RegistryKind, WebhookRequest};
+use scanfleet_registry_events::{Endpoint, PushEvent, RegistryKind, WebhookRequest};
 use serde_json::json;
 
 use crate::container_intents::Tally;
@@ -67,11 +67,8 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+async fn metrics(State(state): State<HttpState>) -> Response {
+    scanfleet_process_lifecycle::metrics::response(state.metrics.registry())
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -115,28 +112,9 @@ async fn webhook(
         Metrics::add(&state.metrics.webhook_refused, 1);
         error(status, message)
     };
-    let too_large = |actual: Option<u64>| {
-        let limit = route.max_body_bytes;
-        refused(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            match actual {
-                Some(n) => format!("body is {n} bytes, over the limit of {limit} bytes"),
-                None => format!("body is over the limit of {limit} bytes"),
-            },
-        )
-    };
-    // Refuse by Content-Length before reading anything.
-    if let Some(n) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && n > route.max_body_bytes as u64
-    {
-        return too_large(Some(n));
-    }
-    let bytes = match axum::body::to_bytes(body, route.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => return too_large(None),
+    let bytes = match read_body(route, &headers, body).await {
+        Ok(bytes) => bytes,
+        Err(message) => return refused(StatusCode::PAYLOAD_TOO_LARGE, message),
     };
     let header_list: Vec<(&str, &[u8])> = headers
         .iter()
@@ -168,53 +146,101 @@ async fn webhook(
         &state.metrics.webhook_events_ignored,
         outcome.ignored.len() as u64,
     );
-    for (i, event) in outcome.events.iter().enumerate() {
-        match matcher.push(event).await {
-            Ok(PushOutcome::Matched(t)) => {
-                report.tally.queued += t.queued;
-                report.tally.duplicate += t.duplicate;
-                report.tally.already_queued += t.already_queued;
-            }
-            Ok(PushOutcome::Watching(Watching::Added | Watching::Refreshed)) => {
-                report.watching += 1;
-            }
-            Err(e) => {
-                if let PushError::Enqueue { before, .. } = &e {
-                    report.tally.queued += before.queued;
-                    report.tally.duplicate += before.duplicate;
-                    report.tally.already_queued += before.already_queued;
-                }
-                tracing::warn!(registry = %kind, event = i, error = %e,
-                    "webhook delivery not fully queued");
-                let body = json!({
-                    "error": e.to_string(),
-                    "handled_events": i,
-                    "accepted_before": report,
-                });
-                let status = match &e {
-                    PushError::Enqueue {
-                        error: EnqueueError::QueueFull(_),
-                        ..
-                    }
-                    | PushError::WatchesFull(_) => StatusCode::TOO_MANY_REQUESTS,
-                    PushError::Enqueue {
-                        error: EnqueueError::Unavailable { .. },
-                        ..
-                    } => StatusCode::SERVICE_UNAVAILABLE,
-                    PushError::Enqueue { .. } => {
-                        Metrics::add(&state.metrics.webhook_refused, 1);
-                        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body))
-                            .into_response();
-                    }
-                };
-                return backpressure(&state, status, body);
-            }
-        }
+    if let Err((i, e)) = push_events(matcher, &outcome.events, &mut report).await {
+        return push_failure(&state, &kind, i, e, report);
     }
     Metrics::add(&state.metrics.webhook_accepted, 1);
     tracing::info!(registry = %kind, events = report.events, queued = report.tally.queued,
         watching = report.watching, ignored = report.ignored.len(), "webhook delivery handled");
     (StatusCode::OK, axum::Json(report)).into_response()
+}
+
+fn add_tally(into: &mut Tally, from: &Tally) {
+    into.queued += from.queued;
+    into.duplicate += from.duplicate;
+    into.already_queued += from.already_queued;
+}
+
+/// The body, refused by `Content-Length` before reading anything, then
+/// read up to the route's limit (GHCR's HMAC covers the exact bytes).
+async fn read_body(
+    route: &WebhookRoute,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, String> {
+    let limit = route.max_body_bytes;
+    if let Some(n) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && n > limit as u64
+    {
+        return Err(format!(
+            "body is {n} bytes, over the limit of {limit} bytes"
+        ));
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| format!("body is over the limit of {limit} bytes"))
+}
+
+/// Hands every push to the matcher, tallying into `report`; stops at the
+/// first event that could not be handled and says which.
+async fn push_events(
+    matcher: &PushMatcher,
+    events: &[PushEvent],
+    report: &mut DeliveryReport,
+) -> Result<(), (usize, PushError)> {
+    for (i, event) in events.iter().enumerate() {
+        match matcher.push(event).await {
+            Ok(PushOutcome::Matched(t)) => add_tally(&mut report.tally, &t),
+            Ok(PushOutcome::Watching(Watching::Added | Watching::Refreshed)) => {
+                report.watching += 1;
+            }
+            Err(e) => {
+                if let PushError::Enqueue { before, .. } = &e {
+                    add_tally(&mut report.tally, before);
+                }
+                return Err((i, e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The answer when event `i` could not be queued: 429 or 503 with
+/// `Retry-After` for backpressure, 500 otherwise, each saying what was
+/// accepted before it.
+fn push_failure(
+    state: &HttpState,
+    kind: &str,
+    i: usize,
+    e: PushError,
+    report: DeliveryReport,
+) -> Response {
+    tracing::warn!(registry = %kind, event = i, error = %e,
+        "webhook delivery not fully queued");
+    let body = json!({
+        "error": e.to_string(),
+        "handled_events": i,
+        "accepted_before": report,
+    });
+    let status = match &e {
+        PushError::Enqueue {
+            error: EnqueueError::QueueFull(_),
+            ..
+        }
+        | PushError::WatchesFull(_) => StatusCode::TOO_MANY_REQUESTS,
+        PushError::Enqueue {
+            error: EnqueueError::Unavailable { .. },
+            ..
+        } => StatusCode::SERVICE_UNAVAILABLE,
+        PushError::Enqueue { .. } => {
+            Metrics::add(&state.metrics.webhook_refused, 1);
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+        }
+    };
+    backpressure(state, status, body)
 }
 
 /// The route name of a registry family.

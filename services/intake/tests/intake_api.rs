@@ -186,6 +186,113 @@ async fn every_violation_is_reported_with_its_field_path_and_nothing_is_queued()
     r.stop().await;
 }
 
+/// Red-team finding 1 (issue #12): an unknown profile input used to be
+/// queued, fail the scan permanently and panic every worker that tried to
+/// dead-letter it; hostile threshold names, profile versions and negative
+/// timeouts were queued too. Each is now `INVALID_ARGUMENT` naming the
+/// field, before anything is queued.
+#[tokio::test]
+async fn hostile_submissions_are_refused_by_field_before_queueing() {
+    let profiles = scanfleet_test_harness::repo_root().join("profiles");
+    let mut r = start(
+        NatsServer::start(),
+        &["--profiles", profiles.to_str().unwrap()],
+    )
+    .await;
+    let uri = "k8s://shop/web-0/web";
+    let with = |change: &dyn Fn(&mut SubmitRequest)| {
+        let mut req = request(uri);
+        change(&mut req);
+        req
+    };
+    let cases: Vec<(SubmitRequest, &str, &str)> = vec![
+        (
+            with(&|r| {
+                r.profile_inputs = [("no_such_input".to_owned(), "v".to_owned())].into();
+            }),
+            "profile_inputs",
+            "no_such_input",
+        ),
+        (
+            with(&|r| {
+                r.threshold = Some(scanfleet_contracts::v1::ThresholdRef {
+                    name: "../../etc/passwd".into(),
+                    digest: String::new(),
+                });
+            }),
+            "threshold.name",
+            "letters, digits",
+        ),
+        (
+            with(&|r| {
+                r.threshold = Some(scanfleet_contracts::v1::ThresholdRef {
+                    name: "a".repeat(5000),
+                    digest: String::new(),
+                });
+            }),
+            "threshold.name",
+            "no more than 128",
+        ),
+        (
+            with(&|r| {
+                r.profile = Some(ProfileRef {
+                    name: "container-baseline".into(),
+                    pin: Some(Pin::Version("../../1".into())),
+                });
+            }),
+            "profile.version",
+            "without '..'",
+        ),
+        (
+            with(&|r| {
+                r.timeout = Some(prost_types::Duration {
+                    seconds: -5,
+                    nanos: 0,
+                });
+            }),
+            "timeout",
+            "must not be negative",
+        ),
+        (
+            with(&|r| {
+                r.profile = Some(ProfileRef {
+                    name: "no-such-profile".into(),
+                    pin: Some(Pin::Version("1.0.0".into())),
+                });
+            }),
+            "profile.name",
+            "no-such-profile",
+        ),
+        (
+            with(&|r| {
+                r.profile = Some(ProfileRef {
+                    name: "container-baseline".into(),
+                    pin: Some(Pin::Version("9.9.9".into())),
+                });
+            }),
+            "profile",
+            "version 9.9.9 requested",
+        ),
+    ];
+    for (req, field, text) in cases {
+        let err = r.client.submit(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        assert!(
+            err.message().contains(&format!("{field}: ")) && err.message().contains(text),
+            "expected {field} / {text:?} in {}",
+            err.message()
+        );
+    }
+    assert_eq!(r.queued().await, 0, "nothing hostile was queued");
+    // A known input with a good value is accepted.
+    let ok = with(&|r| {
+        r.profile_inputs = [("search_paths".to_owned(), "/etc,/usr".to_owned())].into();
+    });
+    r.client.submit(ok).await.unwrap();
+    assert_eq!(r.queued().await, 1);
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn an_idempotency_key_returns_the_first_scan_id() {
     let mut r = start(NatsServer::start(), &[]).await;
@@ -281,4 +388,36 @@ fn bad_configuration_lists_every_problem() {
     for needle in ["--nats-url", "--cluster", "--max-batch"] {
         assert!(all.contains(needle), "{needle} missing in {all}");
     }
+}
+
+/// A critical task that dies (here: the HTTP server, stopped as a crash
+/// would stop it) stops intake with an error naming it, instead of leaving
+/// it half-alive; the binary turns that error into a non-zero exit.
+#[tokio::test]
+async fn intake_stops_when_a_critical_task_dies() {
+    let nats = NatsServer::start();
+    let config = Config::from_args(Args::parse_from([
+        "scanfleet-intake",
+        "--nats-url",
+        &nats.url(),
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]))
+    .unwrap();
+    let intake = scanfleet_intake::EmbeddedIntake::start(config)
+        .await
+        .unwrap();
+    assert_eq!(intake.tasks.names(), ["dead-letters", "grpc", "http"]);
+    assert!(intake.tasks.abort("http"));
+    let err = tokio::time::timeout(std::time::Duration::from_secs(30), intake.stopped())
+        .await
+        .expect("intake stops by itself")
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("critical task http"), "{err:#}");
+    assert_eq!(
+        scanfleet_process_lifecycle::exit_code("scanfleet-intake", Err(err)),
+        std::process::ExitCode::FAILURE
+    );
 }

@@ -195,8 +195,33 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
         js: jetstream::new(async_nats::connect(nats.url()).await.unwrap()),
     };
 
+    let digests = Digests {
+        mis,
+        hard,
+        dist,
+        scanner,
+    };
+    distribution_pushes(&edge, &swap, &digests).await;
+    harbor_pushes(&edge, &swap, &digests).await;
+    ghcr_push(&edge, &swap, &digests).await;
+    refusals_queue_nothing(&edge, &swap).await;
+
+    intake.shutdown().await.unwrap();
+    sim.shutdown().await;
+}
+
+/// The running digests the fixtures are rewritten to.
+struct Digests {
+    mis: String,
+    hard: String,
+    dist: String,
+    scanner: String,
+}
+
+/// Distribution: a push by tag, its redelivery, a mixed delivery, blobs.
+async fn distribution_pushes(edge: &Edge, swap: &BTreeMap<&str, String>, digests: &Digests) {
     // Distribution: one manifest push by tag.
-    let body = swapped("distribution_single_push.json", &swap);
+    let body = swapped("distribution_single_push.json", swap);
     let (r, q) = edge.post("distribution", &auth(DIST_TOKEN), &body).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["queued"], 1);
@@ -207,7 +232,7 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
             registry: "registry.local:5000",
             repository: "shop/web",
             tag: "1.4.2",
-            digest: &hard,
+            digest: &digests.hard,
         },
     );
     // The registry redelivers: the msg-id absorbs it.
@@ -225,7 +250,7 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
         .post(
             "distribution",
             &auth(DIST_TOKEN),
-            &swapped("distribution_mixed_actions.json", &swap),
+            &swapped("distribution_mixed_actions.json", swap),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -241,7 +266,7 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
                     registry: "registry.local:5000",
                     repository: "shop/api",
                     tag: "3.1.0",
-                    digest: &dist,
+                    digest: &digests.dist,
                 },
             ),
             _ => check(
@@ -250,7 +275,7 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
                     registry: "mirror.example.com",
                     repository: "shop/web",
                     tag: "",
-                    digest: &hard,
+                    digest: &digests.hard,
                 },
             ),
         }
@@ -277,13 +302,16 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
         (0.into(), 0.into())
     );
     assert!(q.is_empty());
+}
 
+/// Harbor: the default format and CloudEvents on the same route.
+async fn harbor_pushes(edge: &Edge, swap: &BTreeMap<&str, String>, digests: &Digests) {
     // Harbor default format: the scanner sidecar's image.
     let (r, q) = edge
         .post(
             "harbor",
             &auth(HARBOR_AUTH),
-            &swapped("harbor_default_push.json", &swap),
+            &swapped("harbor_default_push.json", swap),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -294,7 +322,7 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
             registry: "harbor.example.com",
             repository: "shop/web",
             tag: "1.4.2",
-            digest: &scanner,
+            digest: &digests.scanner,
         },
     );
 
@@ -303,7 +331,7 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
         .post(
             "harbor",
             &auth(HARBOR_AUTH),
-            &swapped("harbor_cloudevents_push.json", &swap),
+            &swapped("harbor_cloudevents_push.json", swap),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -314,12 +342,15 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
             registry: "harbor.example.com:8443",
             repository: "shop/api",
             tag: "3.1.0",
-            digest: &dist,
+            digest: &digests.dist,
         },
     );
+}
 
+/// GHCR, signed: an index digest running in three containers.
+async fn ghcr_push(edge: &Edge, swap: &BTreeMap<&str, String>, digests: &Digests) {
     // GHCR, signed: the index digest runs in three containers.
-    let body = swapped("ghcr_package_published.json", &swap);
+    let body = swapped("ghcr_package_published.json", swap);
     let (r, q) = edge
         .post(
             "ghcr",
@@ -353,7 +384,7 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
                 registry: "ghcr.io",
                 repository: &ghcr_repo.repository,
                 tag: &ghcr_repo.tag,
-                digest: &mis,
+                digest: &digests.mis,
             },
         );
     }
@@ -365,7 +396,10 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
         3,
         "one scan id per container"
     );
+}
 
+/// Refusals: nothing queued for any of them, every one counted.
+async fn refusals_queue_nothing(edge: &Edge, swap: &BTreeMap<&str, String>) {
     // Refusals: nothing queued for any of them.
     let refusals: Vec<Refusal> = vec![
         (
@@ -385,14 +419,14 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
         (
             "distribution",
             vec![],
-            swapped("distribution_single_push.json", &swap),
+            swapped("distribution_single_push.json", swap),
             401,
             "missing authentication",
         ),
         (
             "harbor",
             auth(DIST_TOKEN),
-            swapped("harbor_default_push.json", &swap),
+            swapped("harbor_default_push.json", swap),
             401,
             "authentication failed: Authorization",
         ),
@@ -449,9 +483,6 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
         metrics.contains("scanfleet_intake_webhook_deliveries_total{outcome=\"refused\"} 9"),
         "{metrics}"
     );
-
-    intake.shutdown().await.unwrap();
-    sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@ use scanfleet_intake::config::{Args, Config};
 use scanfleet_intake::container_intents::ContainerIntents;
 use scanfleet_intake::periodic_scans::PeriodicScans;
 use scanfleet_intake::pod_directory::PodDirectory;
+use scanfleet_intake::queueing::IntentQueueing;
 use scanfleet_scan_intents::{
     ClusterName, ContainerRef, DedupeKey, Fire, ImageDigest, ImageIdentity,
 };
@@ -97,8 +98,10 @@ async fn ten_thousand_periodic_intents_leave_one_per_unit_of_work() {
         .await
         .unwrap();
     let intents = ContainerIntents::new(
-        IntentQueue::new(js.clone()),
-        ScanStatusBook::open(&js).await.unwrap(),
+        IntentQueueing::new(
+            IntentQueue::new(js.clone()),
+            ScanStatusBook::open(&js).await.unwrap(),
+        ),
         config.cluster.clone(),
         config.default_timeout,
     );

@@ -44,7 +44,9 @@ pub enum ProfileError {
     #[error("must consist of letters, digits, '.', '_' or '-', starting with a letter or digit")]
     NameSyntax,
     /// Bad version characters.
-    #[error("must be printable ASCII without spaces")]
+    #[error(
+        "must consist of letters, digits, '.', '_', '-' or '+', starting with a letter or digit, without '..'"
+    )]
     VersionSyntax,
 }
 
@@ -80,13 +82,27 @@ impl ProfileName {
 }
 
 impl ProfilePin {
-    /// Validates a version string.
+    /// Validates a version string. Versions name directories and files in
+    /// profile stores, so they are held to a plain-name rule (SemVer with
+    /// build metadata fits): never a path such as `../../1`.
     pub fn version(s: &str) -> Result<Self, ProfileError> {
         bounded(s)?;
-        if !s.bytes().all(|c| c.is_ascii_graphic()) {
+        let b = s.as_bytes();
+        if !b[0].is_ascii_alphanumeric()
+            || s.contains("..")
+            || !b
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'+'))
+        {
             return Err(ProfileError::VersionSyntax);
         }
         Ok(Self::Version(s.to_owned()))
+    }
+}
+
+impl fmt::Display for ProfileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -126,6 +142,10 @@ mod tests {
             ("", Err(ProfileError::Empty)),
             ("1 2", Err(ProfileError::VersionSyntax)),
             ("1\n", Err(ProfileError::VersionSyntax)),
+            ("../../1", Err(ProfileError::VersionSyntax)),
+            ("1/2", Err(ProfileError::VersionSyntax)),
+            ("1..2", Err(ProfileError::VersionSyntax)),
+            (".1", Err(ProfileError::VersionSyntax)),
         ];
         for (s, want) in versions {
             assert_eq!(ProfilePin::version(s).map(|_| ()), want, "{s:?}");

@@ -1,4 +1,4 @@
-//! NATS subjects for scan intents.
+//! NATS subjects for scan intents and their results.
 //!
 //! Layout: `scan.intents.<class>.<cluster>.<namespace>.<tail>`, matching
 //! the stream topology in the `bus` crate (`INTENTS_SUBJECT_PREFIX`).
@@ -119,6 +119,34 @@ pub fn intent_subject(
     )
 }
 
+/// The root every result subject starts with.
+pub const RESULT_SUBJECT_ROOT: &str = "scan.results";
+
+/// The subject a result about a container in `cluster`/`namespace` is
+/// published on: `scan.results.<cluster>.<namespace>`, so a subscriber can
+/// filter by place. The collector checks that the signed statement names
+/// the same place ([`result_place`]); a subject is only trustworthy because
+/// of that check.
+pub fn result_subject(cluster: &ClusterName, namespace: &NamespaceName) -> String {
+    format!(
+        "{RESULT_SUBJECT_ROOT}.{}.{}",
+        SubjectToken::escape(cluster.as_str()),
+        SubjectToken::escape(namespace.as_str()),
+    )
+}
+
+/// The place a result subject names, or `None` when `subject` is not one
+/// [`result_subject`] could have produced.
+pub fn result_place(subject: &str) -> Option<(ClusterName, NamespaceName)> {
+    let rest = subject
+        .strip_prefix(RESULT_SUBJECT_ROOT)?
+        .strip_prefix('.')?;
+    let (cluster, namespace) = rest.split_once('.')?;
+    let cluster = ClusterName::new(cluster).ok()?;
+    let namespace = NamespaceName::new(namespace).ok()?;
+    (result_subject(&cluster, &namespace) == subject).then_some((cluster, namespace))
+}
+
 /// The consumer filter for one priority class.
 pub fn class_filter(priority: Priority) -> String {
     format!("{INTENT_SUBJECT_ROOT}.{}.>", priority.token())
@@ -132,6 +160,25 @@ pub fn stream_subjects() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn result_subjects_round_trip_and_nothing_else_parses() {
+        let cluster = ClusterName::new("prod-eu").unwrap();
+        let ns = NamespaceName::new("kube-system").unwrap();
+        let subject = result_subject(&cluster, &ns);
+        assert_eq!(subject, "scan.results.prod-eu.kube-system");
+        assert_eq!(result_place(&subject), Some((cluster, ns)));
+        for bad in [
+            "scan.results.prod-eu",
+            "scan.results.prod-eu.apps.extra",
+            "scan.results.Prod.apps",
+            "scan.resultsx.prod.apps",
+            "scan.intents.high.prod.apps",
+            "",
+        ] {
+            assert_eq!(result_place(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn strict_tokens_table() {

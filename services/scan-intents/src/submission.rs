@@ -9,8 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use crate::image_digest::ImageDigest;
+use crate::intent::{Approach, ThresholdRef};
+use crate::intent_wire::approach_from_wire_value;
 use crate::k8s_names::{ClusterName, ContainerName, NamespaceName};
 use crate::label_selector::{LabelSelector, SelectorLimits};
 use crate::profile::{ProfileName, ProfilePin, ProfileRef};
@@ -31,6 +34,8 @@ pub struct IntakeLimits {
     pub max_profile_input_value_len: usize,
     /// Longest `idempotency_key`.
     pub max_idempotency_key_len: usize,
+    /// Longest `timeout` a caller may ask for.
+    pub max_timeout: Duration,
 }
 
 impl Default for IntakeLimits {
@@ -44,6 +49,7 @@ impl Default for IntakeLimits {
             max_profile_input_key_len: 128,
             max_profile_input_value_len: 4096,
             max_idempotency_key_len: 128,
+            max_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -94,6 +100,12 @@ pub struct Submission {
     pub profile_inputs: BTreeMap<String, String>,
     /// `idempotency_key`; empty means none.
     pub idempotency_key: String,
+    /// `approach`, the raw enum value (0 means auto).
+    pub approach: i32,
+    /// `threshold.name` and `threshold.digest`; `None` when unset.
+    pub threshold: Option<(String, String)>,
+    /// `timeout` as (seconds, nanos); `None` or zero means the default.
+    pub timeout: Option<(i64, i32)>,
 }
 
 /// A submission that passed every rule.
@@ -109,6 +121,12 @@ pub struct ValidSubmission {
     pub profile_inputs: BTreeMap<String, String>,
     /// The client's idempotency key, if any.
     pub idempotency_key: Option<String>,
+    /// How to reach the container.
+    pub approach: Approach,
+    /// The threshold that gates the result.
+    pub threshold: Option<ThresholdRef>,
+    /// The caller's deadline for the scan; `None` means the fleet default.
+    pub timeout: Option<Duration>,
 }
 
 /// One broken rule, in `google.rpc.BadRequest.FieldViolation` terms.
@@ -242,6 +260,12 @@ impl Submission {
                 .map(ProfilePin::Digest),
         };
         self.check_inputs(c, limits);
+        let approach = approach_from_wire_value(self.approach);
+        if approach.is_none() {
+            c.add("approach", format!("unknown approach {}", self.approach));
+        }
+        let threshold = self.check_threshold(c);
+        let timeout = self.check_timeout(c, limits);
         let idempotency_key = if self.idempotency_key.is_empty() {
             None
         } else {
@@ -267,7 +291,71 @@ impl Submission {
             },
             profile_inputs: self.profile_inputs.clone(),
             idempotency_key,
+            approach: approach?,
+            threshold: threshold?,
+            timeout: timeout?,
         })
+    }
+
+    /// `Some(None)` when no threshold is asked for; `None` after a violation.
+    fn check_threshold(&self, c: &mut Collector<'_>) -> Option<Option<ThresholdRef>> {
+        let Some((name, digest)) = &self.threshold else {
+            return Some(None);
+        };
+        match (name.is_empty(), digest.is_empty()) {
+            (true, true) => {
+                c.add(
+                    "threshold",
+                    "set name or digest, or leave the threshold out",
+                );
+                None
+            }
+            (false, true) => c
+                .check("threshold.name", ProfileName::new(name))
+                .map(|n| Some(ThresholdRef::Named(n))),
+            (true, false) => c
+                .check("threshold.digest", ImageDigest::parse(digest))
+                .map(|d| Some(ThresholdRef::Digest(d))),
+            (false, false) => {
+                c.add("threshold", "set name or digest, not both");
+                None
+            }
+        }
+    }
+
+    /// `Some(None)` for the default; `None` after a violation.
+    fn check_timeout(
+        &self,
+        c: &mut Collector<'_>,
+        limits: &IntakeLimits,
+    ) -> Option<Option<Duration>> {
+        let Some((seconds, nanos)) = self.timeout else {
+            return Some(None);
+        };
+        if seconds < 0 || nanos < 0 {
+            c.add("timeout", "must not be negative");
+            return None;
+        }
+        if nanos >= 1_000_000_000 {
+            c.add("timeout", "nanos must be below 1,000,000,000");
+            return None;
+        }
+        let t = Duration::new(seconds.unsigned_abs(), nanos.unsigned_abs());
+        if t.is_zero() {
+            return Some(None);
+        }
+        if t > limits.max_timeout {
+            c.add(
+                "timeout",
+                format!(
+                    "{} s is over the limit of {} s",
+                    t.as_secs(),
+                    limits.max_timeout.as_secs()
+                ),
+            );
+            return None;
+        }
+        Some(Some(t))
     }
 
     fn check_inputs(&self, c: &mut Collector<'_>, limits: &IntakeLimits) {
@@ -371,6 +459,9 @@ mod tests {
             profile_pin: PinInput::Version("1.2.0".into()),
             profile_inputs: BTreeMap::new(),
             idempotency_key: String::new(),
+            approach: 0,
+            threshold: None,
+            timeout: None,
         }
     }
 
@@ -427,6 +518,9 @@ mod tests {
             .into_iter()
             .collect(),
             idempotency_key: "has space".into(),
+            approach: 0,
+            threshold: None,
+            timeout: None,
         };
         let label = "a lowercase RFC 1123 label must consist of lowercase alphanumeric characters \
                      or '-', and must start and end with an alphanumeric character";
@@ -522,6 +616,89 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid argument: profile_inputs: 3 entries, over the limit of 2"
+        );
+    }
+
+    #[test]
+    fn hostile_thresholds_versions_and_timeouts_name_their_field() {
+        let limits = IntakeLimits::default();
+        let cases: [(Submission, &str, &str); 7] = [
+            (
+                Submission {
+                    threshold: Some(("../../etc/passwd".into(), String::new())),
+                    ..good()
+                },
+                "threshold.name",
+                "must consist of letters",
+            ),
+            (
+                Submission {
+                    threshold: Some(("a".repeat(5000), String::new())),
+                    ..good()
+                },
+                "threshold.name",
+                "no more than 128",
+            ),
+            (
+                Submission {
+                    threshold: Some((String::new(), String::new())),
+                    ..good()
+                },
+                "threshold",
+                "set name or digest",
+            ),
+            (
+                Submission {
+                    profile_pin: PinInput::Version("../../1".into()),
+                    ..good()
+                },
+                "profile.version",
+                "without '..'",
+            ),
+            (
+                Submission {
+                    timeout: Some((-5, 0)),
+                    ..good()
+                },
+                "timeout",
+                "must not be negative",
+            ),
+            (
+                Submission {
+                    timeout: Some((3601, 0)),
+                    ..good()
+                },
+                "timeout",
+                "3601 s is over the limit of 3600 s",
+            ),
+            (
+                Submission {
+                    approach: 42,
+                    ..good()
+                },
+                "approach",
+                "unknown approach 42",
+            ),
+        ];
+        for (submission, field, text) in cases {
+            let got = violations(submission.validate(&limits));
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got[0].0, field, "{got:?}");
+            assert!(got[0].1.contains(text), "{got:?} should say {text:?}");
+        }
+        let v = Submission {
+            threshold: Some(("gate".into(), String::new())),
+            timeout: Some((0, 0)),
+            approach: 3,
+            ..good()
+        }
+        .validate(&limits)
+        .unwrap();
+        assert_eq!(v.timeout, None, "zero means the fleet default");
+        assert_eq!(v.approach, Approach::Debug);
+        assert_eq!(
+            v.threshold,
+            Some(ThresholdRef::Named(ProfileName::new("gate").unwrap()))
         );
     }
 }

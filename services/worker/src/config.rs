@@ -1,9 +1,10 @@
 //! The worker's configuration: flags, environment variables and an optional
 //! YAML file, parsed once, with every problem reported together.
 //!
-//! Precedence: a flag or `SCANFLEET_*` variable wins over the file, which
-//! wins over the built-in default; the file holds what is awkward on a
-//! command line (per-cluster throttle, approach policy).
+//! Precedence, as for every service: flag, then `SCANFLEET_*` variable,
+//! then the YAML file (every flag's setting under its snake_case name),
+//! then the built-in default. The file also holds what is awkward on a
+//! command line (per-cluster throttle, approach policy, timing).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 use scanfleet_bus::{NatsArgs, NatsSettings, read_small_file};
 use scanfleet_kube_access::ThrottleConfig;
+use scanfleet_process_lifecycle::{LogFormat, ServingArgs, ServingFile, ServingLimits, setting};
+use scanfleet_scan_intents::ClusterName;
 use scanfleet_scan_session::{ApproachPolicy, SessionConfig};
 use scanfleet_trust::{AgeRecipient, SigningKey};
 use serde::Deserialize;
@@ -57,9 +60,12 @@ pub struct Args {
     /// Name in results and logs (default: host name and process id).
     #[arg(long, env = "SCANFLEET_WORKER_ID")]
     pub worker_id: Option<String>,
-    /// Log format.
-    #[arg(long, env = "SCANFLEET_LOG_FORMAT", value_parser = ["text", "json"])]
-    pub log_format: Option<String>,
+    /// Log format [default: text]
+    #[arg(long, env = "SCANFLEET_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Connection limits of the health and metrics listener.
+    #[command(flatten)]
+    pub serving: ServingArgs,
 }
 
 /// The YAML file, as written.
@@ -67,7 +73,18 @@ pub struct Args {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     cluster: Option<String>,
+    kubeconfig: Option<PathBuf>,
+    signing_key: Option<PathBuf>,
+    encrypt_to: Option<PathBuf>,
+    profiles: Option<PathBuf>,
+    thresholds: Option<PathBuf>,
     concurrency: Option<usize>,
+    http_listen: Option<SocketAddr>,
+    worker_id: Option<String>,
+    log_format: Option<LogFormat>,
+    max_connections: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
     default_timeout_secs: Option<u64>,
     drain_grace_secs: Option<u64>,
     sweep_interval_secs: Option<u64>,
@@ -103,7 +120,7 @@ pub struct Config {
     /// How to reach NATS.
     pub nats: NatsSettings,
     /// Cluster name.
-    pub cluster: String,
+    pub cluster: ClusterName,
     /// Kubeconfig (none: in-cluster).
     pub kubeconfig: Option<PathBuf>,
     /// Signing key.
@@ -120,8 +137,10 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// Worker id.
     pub worker_id: String,
-    /// JSON logs.
-    pub json_logs: bool,
+    /// How logs are written.
+    pub log_format: LogFormat,
+    /// Connection limits of the HTTP listener.
+    pub serving: ServingLimits,
     /// Scan deadline when an intent has none.
     pub default_timeout: Duration,
     /// Drain grace on SIGTERM.
@@ -150,6 +169,127 @@ impl std::fmt::Debug for Config {
 
 const MAX_FILE: u64 = 64 * 1024;
 
+/// Reads a small file through `parse`, naming `flag` in the problem.
+fn read_with<T>(
+    flag: &str,
+    path: &std::path::Path,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    match read_small_file(path, MAX_FILE)
+        .and_then(|text| parse(&text).map_err(|e| format!("{}: {e}", path.display())))
+    {
+        Ok(value) => Some(value),
+        Err(e) => {
+            errors.push(format!("{flag}: {e}"));
+            None
+        }
+    }
+}
+
+fn signing_key(path: Option<&std::path::Path>, errors: &mut Vec<String>) -> Option<SigningKey> {
+    let Some(path) = path else {
+        errors.push("--signing-key: required (results are always signed)".into());
+        return None;
+    };
+    read_with(
+        "--signing-key",
+        path,
+        |pem| SigningKey::from_pkcs8_pem(pem).map_err(|e| e.to_string()),
+        errors,
+    )
+}
+
+fn recipients(path: Option<&std::path::Path>, errors: &mut Vec<String>) -> Vec<AgeRecipient> {
+    let Some(path) = path else {
+        return Vec::new();
+    };
+    let Some(text) = read_with("--encrypt-to", path, |t| Ok(t.to_owned()), errors) else {
+        return Vec::new();
+    };
+    let mut recipients = Vec::new();
+    for (i, line) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .enumerate()
+    {
+        match AgeRecipient::parse(line, i) {
+            Ok(r) => recipients.push(r),
+            Err(e) => errors.push(format!("--encrypt-to {}: {e}", path.display())),
+        }
+    }
+    recipients
+}
+
+fn throttle(file: &FileKube, errors: &mut Vec<String>) -> ThrottleConfig {
+    let defaults = ThrottleConfig::default();
+    let throttle = ThrottleConfig {
+        qps: file.qps.unwrap_or(defaults.qps),
+        burst: file.burst.unwrap_or(defaults.burst),
+        max_retries: file.max_retries.unwrap_or(defaults.max_retries),
+        ..defaults
+    };
+    if let Err(e) = throttle.validate() {
+        errors.push(format!("kube: {e}"));
+    }
+    throttle
+}
+
+fn session(file: FileApproaches) -> SessionConfig {
+    let defaults = SessionConfig::default();
+    SessionConfig {
+        policy: ApproachPolicy {
+            allow_debug: file.allow_debug.unwrap_or(true),
+            sidecar_container: file
+                .sidecar_container
+                .unwrap_or(defaults.policy.sidecar_container),
+        },
+        debug_image: file.debug_image.unwrap_or(defaults.debug_image),
+        debug_start_timeout: file
+            .debug_start_timeout_secs
+            .map_or(defaults.debug_start_timeout, Duration::from_secs),
+        ..defaults
+    }
+}
+
+/// Host name and process id: unique enough among one cluster's workers.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Checks the settings that name directories.
+fn check_places(
+    kubeconfig: Option<&PathBuf>,
+    profiles: &std::path::Path,
+    thresholds: Option<&PathBuf>,
+    concurrency: usize,
+    errors: &mut Vec<String>,
+) {
+    if let Some(k) = kubeconfig
+        && !k.is_file()
+    {
+        errors.push(format!("--kubeconfig: {} is not a file", k.display()));
+    }
+    if !profiles.is_dir() {
+        errors.push(format!(
+            "--profiles: {} is not a directory",
+            profiles.display()
+        ));
+    }
+    if let Some(t) = thresholds
+        && !t.is_dir()
+    {
+        errors.push(format!("--thresholds: {} is not a directory", t.display()));
+    }
+    if concurrency == 0 || concurrency > 256 {
+        errors.push(format!("concurrency {concurrency}: must be 1 to 256"));
+    }
+}
+
 impl Config {
     /// Validates everything and reports all problems at once.
     ///
@@ -160,140 +300,68 @@ impl Config {
         let nats = args.nats.settings(&mut errors);
         let file: FileConfig = match &args.config {
             None => FileConfig::default(),
-            Some(path) => match read_small_file(path, MAX_FILE).and_then(|t| {
-                serde_yaml::from_str(&t).map_err(|e| format!("{}: {e}", path.display()))
-            }) {
-                Ok(f) => f,
-                Err(e) => {
-                    errors.push(format!("--config: {e}"));
-                    FileConfig::default()
-                }
+            Some(path) => scanfleet_process_lifecycle::read_yaml_file(path, &mut errors),
+        };
+        let cluster = setting(args.cluster, file.cluster, "default".into());
+        let cluster = ClusterName::new(&cluster)
+            .map_err(|e| errors.push(format!("--cluster {cluster:?}: {e}")))
+            .ok();
+        let kubeconfig = args.kubeconfig.or(file.kubeconfig);
+        let profiles = setting(args.profiles, file.profiles, PathBuf::from("profiles"));
+        let thresholds = args.thresholds.or(file.thresholds);
+        let concurrency = setting(args.concurrency, file.concurrency, 4);
+        check_places(
+            kubeconfig.as_ref(),
+            &profiles,
+            thresholds.as_ref(),
+            concurrency,
+            &mut errors,
+        );
+        let signing_key = signing_key(
+            args.signing_key.or(file.signing_key).as_deref(),
+            &mut errors,
+        );
+        let recipients = recipients(args.encrypt_to.or(file.encrypt_to).as_deref(), &mut errors);
+        let throttle = throttle(&file.kube, &mut errors);
+        let serving = args.serving.settle(
+            ServingFile {
+                max_connections: file.max_connections,
+                header_read_timeout_secs: file.header_read_timeout_secs,
+                idle_timeout_secs: file.idle_timeout_secs,
             },
-        };
-        let cluster = args
-            .cluster
-            .or(file.cluster)
-            .unwrap_or_else(|| "default".into());
-        if cluster.is_empty() || cluster.contains(['.', ' ', '*', '>']) {
-            errors.push(format!(
-                "cluster {cluster:?}: must be a non-empty NATS subject token"
-            ));
-        }
-        if let Some(k) = &args.kubeconfig
-            && !k.is_file()
-        {
-            errors.push(format!("--kubeconfig: {} is not a file", k.display()));
-        }
-        let signing_key = match &args.signing_key {
-            None => {
-                errors.push("--signing-key: required (results are always signed)".into());
-                None
-            }
-            Some(path) => match read_small_file(path, MAX_FILE).and_then(|pem| {
-                SigningKey::from_pkcs8_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
-            }) {
-                Ok(k) => Some(k),
-                Err(e) => {
-                    errors.push(format!("--signing-key: {e}"));
-                    None
-                }
-            },
-        };
-        let mut recipients = Vec::new();
-        if let Some(path) = &args.encrypt_to {
-            match read_small_file(path, MAX_FILE) {
-                Ok(text) => {
-                    for (i, line) in text
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                        .enumerate()
-                    {
-                        match AgeRecipient::parse(line, i) {
-                            Ok(r) => recipients.push(r),
-                            Err(e) => errors.push(format!("--encrypt-to {}: {e}", path.display())),
-                        }
-                    }
-                }
-                Err(e) => errors.push(format!("--encrypt-to: {e}")),
-            }
-        }
-        let profiles = args.profiles.unwrap_or_else(|| PathBuf::from("profiles"));
-        if !profiles.is_dir() {
-            errors.push(format!(
-                "--profiles: {} is not a directory",
-                profiles.display()
-            ));
-        }
-        if let Some(t) = &args.thresholds
-            && !t.is_dir()
-        {
-            errors.push(format!("--thresholds: {} is not a directory", t.display()));
-        }
-        let concurrency = args.concurrency.or(file.concurrency).unwrap_or(4);
-        if concurrency == 0 || concurrency > 256 {
-            errors.push(format!("concurrency {concurrency}: must be 1 to 256"));
-        }
-        let defaults = ThrottleConfig::default();
-        let throttle = ThrottleConfig {
-            qps: file.kube.qps.unwrap_or(defaults.qps),
-            burst: file.kube.burst.unwrap_or(defaults.burst),
-            max_retries: file.kube.max_retries.unwrap_or(defaults.max_retries),
-            ..defaults
-        };
-        if let Err(e) = throttle.validate() {
-            errors.push(format!("kube: {e}"));
-        }
-        let session_defaults = SessionConfig::default();
-        let session = SessionConfig {
-            policy: ApproachPolicy {
-                allow_debug: file.approaches.allow_debug.unwrap_or(true),
-                sidecar_container: file
-                    .approaches
-                    .sidecar_container
-                    .unwrap_or(session_defaults.policy.sidecar_container),
-            },
-            debug_image: file
-                .approaches
-                .debug_image
-                .unwrap_or(session_defaults.debug_image),
-            debug_start_timeout: file
-                .approaches
-                .debug_start_timeout_secs
-                .map_or(session_defaults.debug_start_timeout, Duration::from_secs),
-            ..session_defaults
-        };
-        let worker_id = args.worker_id.unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "worker".into());
-            format!("{host}-{}", std::process::id())
-        });
-        let signing_key = match (errors.is_empty(), signing_key) {
-            (true, Some(k)) => k,
+            &mut errors,
+        );
+        let (signing_key, cluster) = match (errors.is_empty(), signing_key, cluster) {
+            (true, Some(k), Some(c)) => (k, c),
             _ => return Err(errors),
         };
         Ok(Self {
             nats,
             cluster,
-            kubeconfig: args.kubeconfig,
+            kubeconfig,
             signing_key,
             recipients,
             profiles,
-            thresholds: args.thresholds,
+            thresholds,
             concurrency,
-            http_listen: args
-                .http_listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
-            worker_id,
-            json_logs: args.log_format.as_deref() == Some("json"),
+            http_listen: setting(
+                args.http_listen,
+                file.http_listen,
+                SocketAddr::from(([127, 0, 0, 1], 9090)),
+            ),
+            worker_id: args
+                .worker_id
+                .or(file.worker_id)
+                .unwrap_or_else(default_worker_id),
+            log_format: setting(args.log_format, file.log_format, LogFormat::Text),
+            serving,
             default_timeout: Duration::from_secs(file.default_timeout_secs.unwrap_or(600)),
             drain_grace: Duration::from_secs(file.drain_grace_secs.unwrap_or(60)),
             sweep_interval: Duration::from_secs(file.sweep_interval_secs.unwrap_or(300)),
             progress_interval: Duration::from_millis(file.progress_interval_ms.unwrap_or(20_000)),
             idle_poll: Duration::from_millis(file.idle_poll_ms.unwrap_or(5_000)),
             throttle,
-            session,
+            session: session(file.approaches),
         })
     }
 }
@@ -332,5 +400,42 @@ mod tests {
         ] {
             assert!(all.contains(needle), "{needle} missing from:\n{all}");
         }
+    }
+}
+
+#[cfg(test)]
+mod precedence {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn a_flag_wins_over_the_file_which_wins_over_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("signing.pem");
+        std::fs::write(&key, SigningKey::generate().to_pkcs8_pem().as_bytes()).unwrap();
+        let file = dir.path().join("worker.yml");
+        std::fs::write(
+            &file,
+            format!(
+                "signing_key: {}\nprofiles: {}\nconcurrency: 9\ncluster: from-file\nlog_format: json\n",
+                key.display(),
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let config = Config::from_args(Args::parse_from([
+            "scanfleet-worker",
+            "--config",
+            file.to_str().unwrap(),
+            "--cluster",
+            "from-flag",
+        ]))
+        .map_err(|e| e.join("; "))
+        .unwrap();
+        assert_eq!(config.cluster.as_str(), "from-flag", "the flag wins");
+        assert_eq!(config.concurrency, 9, "the file wins over the default");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.http_listen.port(), 9090, "the default");
     }
 }

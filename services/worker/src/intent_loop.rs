@@ -17,20 +17,19 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt;
-use prost::Message as _;
 use scanfleet_bus::topology::{INTENTS_STREAM, PriorityClass};
 use scanfleet_bus::{ScanState, ScanStatusBook, dead_letter_and_terminate};
-use scanfleet_contracts::v1::ScanIntent;
+use scanfleet_scan_intents::{Intent, intent_wire};
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
 use crate::metrics::WorkerMetrics;
 use crate::result_publisher::ResultPublisher;
-use crate::scanner::{ScanFailure, Scanner};
+use crate::scanner::{ScanFailure, ScanOutput, Scanner};
 
 /// Tunables of the loop.
 #[derive(Clone, Debug)]
@@ -103,9 +102,11 @@ struct TaskContext<S: Scanner> {
 
 impl<S: Scanner> TaskContext<S> {
     /// Records a state change; a status write failure never fails a scan.
-    async fn record(&self, scan_id: &str, state: ScanState, message: &str) {
+    /// `intent` keeps the intent on the record when intake's `queued` write
+    /// has not landed yet (intake records after the stream accepted it).
+    async fn record(&self, scan_id: &str, state: ScanState, message: &str, intent: Option<&[u8]>) {
         if let Some(book) = &self.status
-            && let Err(e) = book.advance(scan_id, state, message, None).await
+            && let Err(e) = book.advance(scan_id, state, message, intent).await
         {
             tracing::warn!(error = %e, ?state, "cannot record scan state");
         }
@@ -244,11 +245,51 @@ fn backoff(config: &LoopConfig, delivered: i64) -> Duration {
         .unwrap_or(Duration::from_secs(5))
 }
 
+/// One claimed intent: decoded, with the trace it continues.
+struct Claim {
+    intent: Intent,
+    traceparent: Option<String>,
+    delivered: i64,
+}
+
 async fn handle<S: Scanner>(
     ctx: Arc<TaskContext<S>>,
     message: jetstream::Message,
-    mut cancel: watch::Receiver<bool>,
+    cancel: watch::Receiver<bool>,
 ) {
+    let Some(claim) = claim(&ctx, &message).await else {
+        return;
+    };
+    let trace_id = claim
+        .traceparent
+        .as_deref()
+        .and_then(scanfleet_bus::trace_headers::trace_id)
+        .unwrap_or_default()
+        .to_owned();
+    let span = tracing::info_span!(
+        "scan",
+        scan_id = %claim.intent.id,
+        trace_id = %trace_id,
+        delivery = claim.delivered
+    );
+    async move {
+        let scan_id = claim.intent.id.to_string();
+        if claim.intent.deadline.is_some_and(|d| d < SystemTime::now()) {
+            terminate(&ctx, &message, "deadline passed before the scan started").await;
+            return;
+        }
+        ctx.record(&scan_id, ScanState::Running, "", Some(&message.payload))
+            .await;
+        let outcome = scan_with_lease(&ctx, &message, &claim.intent, cancel).await;
+        settle(&ctx, &message, &claim, outcome).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Counts the delivery and decodes the intent; a malformed one is
+/// dead-lettered with every broken rule named, never scanned.
+async fn claim<S: Scanner>(ctx: &TaskContext<S>, message: &jetstream::Message) -> Option<Claim> {
     let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
     if delivered > 1 {
         ctx.metrics.redeliveries.fetch_add(1, Ordering::Relaxed);
@@ -258,118 +299,135 @@ async fn handle<S: Scanner>(
             ctx.metrics.queue_wait.observe(waited);
         }
     }
-    let intent = match ScanIntent::decode(message.payload.as_ref()) {
+    let intent = match intent_wire::decode(message.payload.as_ref()) {
         Ok(i) => i,
         Err(e) => {
-            terminate(&ctx, &message, &format!("malformed intent: {e}")).await;
-            return;
+            terminate(ctx, message, &format!("malformed intent: {e}")).await;
+            return None;
         }
     };
     // The trace started at intake continues here and onto the result.
-    let traceparent: Option<String> = message
+    let traceparent = message
         .headers
         .as_ref()
         .and_then(|h| h.get(scanfleet_bus::HEADER_TRACEPARENT))
         .map(|v| v.as_str().to_owned())
         .filter(|t| scanfleet_bus::trace_headers::trace_id(t).is_some());
-    let trace_id = traceparent
-        .as_deref()
-        .and_then(scanfleet_bus::trace_headers::trace_id)
-        .unwrap_or_default()
-        .to_owned();
-    let span = tracing::info_span!("scan", scan_id = %intent.id, trace_id = %trace_id, delivery = delivered);
-    async move {
-        if let Some(deadline) = &intent.deadline {
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            if deadline.seconds > 0 && deadline.seconds < now {
-                terminate(&ctx, &message, "deadline passed before the scan started").await;
+    Some(Claim {
+        intent,
+        traceparent,
+        delivered,
+    })
+}
+
+/// Runs the scan while renewing the intent's lease; `None` when a draining
+/// worker gave up on it.
+async fn scan_with_lease<S: Scanner>(
+    ctx: &TaskContext<S>,
+    message: &jetstream::Message,
+    intent: &Intent,
+    mut cancel: watch::Receiver<bool>,
+) -> Option<Result<ScanOutput, ScanFailure>> {
+    ctx.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let progress = async {
+        let mut tick = tokio::time::interval(ctx.config.progress_interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = message.ack_with(AckKind::Progress).await {
+                tracing::warn!(error = %e, "lease renewal failed");
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        r = ctx.scanner.scan(intent) => Some(r),
+        () = progress => None,
+        _ = cancel.wait_for(|c| *c) => None,
+    };
+    ctx.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    ctx.metrics.scan_duration.observe(started.elapsed());
+    outcome
+}
+
+/// Publishes, acknowledges, retries or dead-letters, by outcome.
+async fn settle<S: Scanner>(
+    ctx: &TaskContext<S>,
+    message: &jetstream::Message,
+    claim: &Claim,
+    outcome: Option<Result<ScanOutput, ScanFailure>>,
+) {
+    let scan_id = claim.intent.id.to_string();
+    let traceparent = claim.traceparent.as_deref();
+    match outcome {
+        None => {
+            tracing::info!("draining: scan abandoned and returned to the queue");
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+            ctx.record(
+                &scan_id,
+                ScanState::Retrying,
+                "returned to the queue by a draining worker",
+                None,
+            )
+            .await;
+            ctx.metrics.drained.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(Ok(output)) => {
+            match ctx
+                .publisher
+                .publish_traced(&output.statement, output.report.as_deref(), traceparent)
+                .await
+            {
+                Ok(published) => {
+                    if let Err(e) = message.double_ack().await {
+                        // The result is out; a redelivery republishes the
+                        // same scan id, which is deduplicated.
+                        tracing::warn!(error = %e, "intent ack not confirmed");
+                    }
+                    tracing::info!(
+                        sequence = published.sequence,
+                        duplicate = published.duplicate,
+                        "result published"
+                    );
+                    ctx.record(&scan_id, ScanState::Completed, "", None).await;
+                    ctx.metrics.completed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "publishing the result failed; retrying the intent");
+                    let why = format!("publishing the result failed: {e}");
+                    ctx.record(&scan_id, ScanState::Retrying, &why, None).await;
+                    retry(ctx, message, claim.delivered, None).await;
+                }
+            }
+        }
+        Some(Err(ScanFailure::Transient {
+            reason,
+            retry_after,
+        })) => {
+            tracing::warn!(%reason, "transient scan failure");
+            ctx.record(&scan_id, ScanState::Retrying, &reason, None)
+                .await;
+            retry(ctx, message, claim.delivered, retry_after).await;
+        }
+        Some(Err(ScanFailure::Permanent {
+            reason,
+            failed_result,
+        })) => {
+            tracing::warn!(%reason, "permanent scan failure");
+            if let Some(statement) = failed_result
+                && let Err(e) = ctx
+                    .publisher
+                    .publish_traced(&statement, None, traceparent)
+                    .await
+            {
+                tracing::warn!(error = %e, "publishing the failed result failed; retrying");
+                retry(ctx, message, claim.delivered, None).await;
                 return;
             }
-        }
-        ctx.record(&intent.id, ScanState::Running, "").await;
-        ctx.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let progress = async {
-            let mut tick = tokio::time::interval(ctx.config.progress_interval);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(e) = message.ack_with(AckKind::Progress).await {
-                    tracing::warn!(error = %e, "lease renewal failed");
-                }
-            }
-        };
-        let outcome = tokio::select! {
-            r = ctx.scanner.scan(&intent) => Some(r),
-            () = progress => None,
-            _ = cancel.wait_for(|c| *c) => None,
-        };
-        ctx.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-        ctx.metrics.scan_duration.observe(started.elapsed());
-        match outcome {
-            None => {
-                tracing::info!("draining: scan abandoned and returned to the queue");
-                let _ = message.ack_with(AckKind::Nak(None)).await;
-                ctx.record(&intent.id, ScanState::Retrying, "returned to the queue by a draining worker").await;
-                ctx.metrics.drained.fetch_add(1, Ordering::Relaxed);
-            }
-            Some(Ok(output)) => {
-                match ctx
-                    .publisher
-                    .publish_traced(
-                        &output.statement,
-                        output.report.as_deref(),
-                        traceparent.as_deref(),
-                    )
-                    .await
-                {
-                    Ok(published) => {
-                        if let Err(e) = message.double_ack().await {
-                            // The result is out; a redelivery republishes the
-                            // same scan id, which is deduplicated.
-                            tracing::warn!(error = %e, "intent ack not confirmed");
-                        }
-                        tracing::info!(sequence = published.sequence, duplicate = published.duplicate, "result published");
-                        ctx.record(&intent.id, ScanState::Completed, "").await;
-                        ctx.metrics.completed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "publishing the result failed; retrying the intent");
-                        ctx.record(&intent.id, ScanState::Retrying, &format!("publishing the result failed: {e}")).await;
-                        retry(&ctx, &message, delivered, None).await;
-                    }
-                }
-            }
-            Some(Err(ScanFailure::Transient {
-                reason,
-                retry_after,
-            })) => {
-                tracing::warn!(%reason, "transient scan failure");
-                ctx.record(&intent.id, ScanState::Retrying, &reason).await;
-                retry(&ctx, &message, delivered, retry_after).await;
-            }
-            Some(Err(ScanFailure::Permanent {
-                reason,
-                failed_result,
-            })) => {
-                tracing::warn!(%reason, "permanent scan failure");
-                if let Some(statement) = failed_result
-                    && let Err(e) = ctx
-                        .publisher
-                        .publish_traced(&statement, None, traceparent.as_deref())
-                        .await
-                {
-                    tracing::warn!(error = %e, "publishing the failed result failed; retrying");
-                    retry(&ctx, &message, delivered, None).await;
-                    return;
-                }
-                ctx.record(&intent.id, ScanState::Failed, &reason).await;
-                terminate(&ctx, &message, &reason).await;
-            }
+            ctx.record(&scan_id, ScanState::Failed, &reason, None).await;
+            terminate(ctx, message, &reason).await;
         }
     }
-    .instrument(span)
-    .await;
 }
 
 async fn retry<S: Scanner>(

@@ -1,145 +1,224 @@
-//! The worker's Prometheus metrics: queue wait, scan duration, outcomes,
-//! redeliveries. Histograms are fixed-bucket and lock-free to record.
+//! The worker's metrics on `/metrics`: queue wait, scan duration, outcomes,
+//! redeliveries, the Kubernetes API throttle and the listener, through
+//! `prometheus-client` with HELP on every family.
+//!
+//! Duration buckets reach the longest deadline a scan may be given (intake
+//! allows up to 3,600 s by default), so a slow scan lands in a finite
+//! bucket instead of only in `+Inf`.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// A cumulative histogram over seconds.
-pub struct Histogram {
-    bounds: &'static [f64],
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use scanfleet_kube_access::ApiThrottle;
+use scanfleet_process_lifecycle::metrics::{
+    CounterCell, DurationHistogram, GaugeCell, Registry, service_registry,
+};
+use scanfleet_process_lifecycle::serving::ConnectionMetrics;
 
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
-        }
-    }
-
-    /// Records one observation.
-    pub fn observe(&self, value: Duration) {
-        let secs = value.as_secs_f64();
-        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count();
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {count}");
-    }
-}
-
-const SECONDS: &[f64] = &[
-    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-];
+/// The longest scan deadline intake grants by default (`--max-timeout-secs`).
+pub const LONGEST_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// Everything the worker counts.
+#[derive(Debug)]
 pub struct WorkerMetrics {
     /// Time from publish of an intent to its claim by this worker.
-    pub queue_wait: Histogram,
+    pub queue_wait: DurationHistogram,
     /// Time a scan took, whatever its outcome.
-    pub scan_duration: Histogram,
+    pub scan_duration: DurationHistogram,
     /// Results published and acknowledged.
-    pub completed: AtomicU64,
+    pub completed: CounterCell,
     /// Intents terminated as permanent failures.
-    pub failed_permanent: AtomicU64,
+    pub failed_permanent: CounterCell,
     /// Intents NAKed for a retry.
-    pub retried: AtomicU64,
+    pub retried: CounterCell,
     /// Intents NAKed because the worker drained before finishing them.
-    pub drained: AtomicU64,
+    pub drained: CounterCell,
     /// Deliveries that were redeliveries.
-    pub redeliveries: AtomicU64,
+    pub redeliveries: CounterCell,
     /// Scans running now.
-    pub in_flight: AtomicU64,
+    pub in_flight: GaugeCell,
+    /// Connections on the health and metrics listener.
+    pub connections: ConnectionMetrics,
+    registry: Registry,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Status {
+    status: &'static str,
 }
 
 impl Default for WorkerMetrics {
     fn default() -> Self {
-        Self {
-            queue_wait: Histogram::new(SECONDS),
-            scan_duration: Histogram::new(SECONDS),
-            completed: AtomicU64::new(0),
-            failed_permanent: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
-            drained: AtomicU64::new(0),
-            redeliveries: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-        }
+        Self::with_longest_deadline(LONGEST_DEADLINE)
     }
 }
 
 impl WorkerMetrics {
-    /// The Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        self.queue_wait.render(
-            &mut out,
-            "scanfleet_worker_queue_wait_seconds",
-            "Time from intent publish to claim.",
+    /// Metrics whose duration buckets reach `longest`.
+    pub fn with_longest_deadline(longest: Duration) -> Self {
+        let mut r = service_registry("worker", env!("CARGO_PKG_VERSION"));
+        let queue_wait = DurationHistogram::up_to(longest);
+        r.register(
+            "queue_wait_seconds",
+            "Time from an intent's publish to its claim by this worker.",
+            queue_wait.histogram.clone(),
         );
-        self.scan_duration.render(
-            &mut out,
-            "scanfleet_worker_scan_duration_seconds",
+        let scan_duration = DurationHistogram::up_to(longest);
+        r.register(
+            "scan_duration_seconds",
             "Scan duration, any outcome.",
+            scan_duration.histogram.clone(),
         );
-        let _ = writeln!(
-            out,
-            "# HELP scanfleet_worker_results_total Intents finished, by outcome.\n# TYPE scanfleet_worker_results_total counter"
+        let results = Family::<Status, Counter>::default();
+        let [completed, failed, retried, drained] = ["completed", "failed", "retried", "drained"]
+            .map(|status| CounterCell(results.get_or_create_owned(&Status { status })));
+        r.register(
+            "results",
+            "Intents finished, by outcome: completed, failed (permanent), retried, drained (NAKed at shutdown).",
+            results,
         );
-        for (status, v) in [
-            ("completed", &self.completed),
-            ("failed", &self.failed_permanent),
-            ("retried", &self.retried),
-            ("drained", &self.drained),
-        ] {
-            let _ = writeln!(
-                out,
-                "scanfleet_worker_results_total{{status=\"{status}\"}} {}",
-                v.load(Ordering::Relaxed)
+        let redeliveries = CounterCell::default();
+        r.register(
+            "redeliveries",
+            "Intents received more than once.",
+            redeliveries.0.clone(),
+        );
+        let in_flight = GaugeCell::default();
+        r.register("scans_in_flight", "Scans running now.", in_flight.0.clone());
+        let connections = ConnectionMetrics::register(&mut r);
+        Self {
+            queue_wait,
+            scan_duration,
+            completed,
+            failed_permanent: failed,
+            retried,
+            drained,
+            redeliveries,
+            in_flight,
+            connections,
+            registry: r,
+        }
+    }
+
+    /// Adds the per-cluster Kubernetes API throttle's counters, read at
+    /// each scrape.
+    pub fn with_throttle(mut self, throttle: ApiThrottle) -> Self {
+        self.registry
+            .register_collector(Box::new(ThrottleCollector(throttle)));
+        self
+    }
+
+    /// The registry, for `/metrics`.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        scanfleet_process_lifecycle::metrics::render(&self.registry)
+    }
+}
+
+/// The throttle's own counters, exposed as counters at scrape time.
+#[derive(Debug)]
+struct ThrottleCollector(ApiThrottle);
+
+fn counter<N>(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: N) -> std::fmt::Result
+where
+    ConstCounter<N>: EncodeMetric,
+{
+    let metric = ConstCounter::new(value);
+    let descriptor = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    metric.encode(descriptor)
+}
+
+impl Collector for ThrottleCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let t = self.0.stats();
+        let e = &mut encoder;
+        counter(
+            e,
+            "kube_requests",
+            "Kubernetes API attempts (retries included).",
+            t.attempts,
+        )?;
+        counter(
+            e,
+            "kube_throttle_wait_seconds",
+            "Time calls waited for the per-cluster limiter.",
+            t.waited.as_secs_f64(),
+        )?;
+        counter(
+            e,
+            "kube_retry_sleep_seconds",
+            "Time spent in Retry-After and backoff sleeps.",
+            t.retry_sleep.as_secs_f64(),
+        )?;
+        counter(
+            e,
+            "kube_throttled",
+            "429 answers from the API server.",
+            t.throttled_by_server,
+        )?;
+        counter(
+            e,
+            "kube_retries",
+            "Retries after 5xx, dropped connections or timeouts.",
+            t.retried_errors,
+        )?;
+        counter(
+            e,
+            "kube_gave_up",
+            "Calls that failed after their last retry.",
+            t.gave_up,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use scanfleet_process_lifecycle::metrics::sample;
+
+    use super::*;
+
+    #[test]
+    fn names_help_and_buckets_as_documented() {
+        let m = WorkerMetrics::default();
+        m.completed.fetch_add(2, Ordering::Relaxed);
+        m.scan_duration.observe(Duration::from_secs(2000));
+        let text = m.render();
+        assert_eq!(
+            sample(
+                &text,
+                "scanfleet_worker_results_total{status=\"completed\"}"
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "scanfleet_worker_results_total{status=\"drained\"}"),
+            Some(0.0),
+            "every outcome exists at zero"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "scanfleet_worker_scan_duration_seconds_bucket{le=\"3600.0\"}"
+            ),
+            Some(1.0),
+            "a 2,000 s scan lands in a finite bucket: {text}"
+        );
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let name = line.split_whitespace().nth(2).unwrap();
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP scanfleet_worker_redeliveries_total Intents received more than once.\n# TYPE scanfleet_worker_redeliveries_total counter\nscanfleet_worker_redeliveries_total {}",
-            self.redeliveries.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP scanfleet_worker_scans_in_flight Scans running now.\n# TYPE scanfleet_worker_scans_in_flight gauge\nscanfleet_worker_scans_in_flight {}",
-            self.in_flight.load(Ordering::Relaxed)
-        );
-        out
     }
 }

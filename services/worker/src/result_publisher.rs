@@ -11,19 +11,14 @@
 //! server's max payload goes to the `SCAN_REPORTS` object store under its
 //! SHA-256, which the signed statement already binds.
 
-use async_nats::HeaderMap;
-use async_nats::jetstream::{self, message::PublishMessage};
 use prost::Message;
-use scanfleet_bus::topology::{REPORTS_BUCKET, RESULTS_SUBJECT_PREFIX};
+use scanfleet_bus::{OutgoingResult, PayloadEncoding, ResultStream};
 use scanfleet_contracts::v1::{ResultEvent, result_event};
+use scanfleet_scan_intents::{ClusterName, NamespaceName};
 use scanfleet_trust::{
     AgeRecipient, Envelope, IN_TOTO_PAYLOAD_TYPE, ScanStatement, SigningKey, encryption,
 };
 use sha2::{Digest, Sha256};
-
-/// Header naming the payload encoding (read by the collector).
-pub const HEADER_ENCODING: &str = "Scanfleet-Encoding";
-pub use scanfleet_bus::HEADER_SCAN_ID;
 
 /// Room left for headers and protocol framing under the max payload.
 const PAYLOAD_HEADROOM: usize = 8 * 1024;
@@ -63,46 +58,46 @@ pub enum PublishError {
         /// Digest of the bytes given.
         found: String,
     },
-    /// A subject token would be invalid (dots, spaces, wildcards).
-    #[error("{what} {value:?} cannot be a NATS subject token")]
+    /// The statement names a place that is no valid cluster or namespace
+    /// name, so it cannot become a result subject.
+    #[error("{what} {value:?} cannot be a NATS subject token: {reason}")]
     BadSubjectToken {
         /// Which field.
         what: &'static str,
         /// The value.
         value: String,
+        /// The rule it broke.
+        reason: String,
     },
     /// Encryption failed.
     #[error("encrypting the result: {0}")]
     Encrypt(String),
-    /// The object store refused the report.
-    #[error("storing the report: {0}")]
-    ReportStore(String),
-    /// The stream did not acknowledge the event.
-    #[error("publishing the result: {0}")]
-    Publish(String),
+    /// The bus refused the report or the event.
+    #[error(transparent)]
+    Bus(#[from] scanfleet_bus::ResultStreamError),
 }
 
 /// Signs and publishes results for one worker.
 pub struct ResultPublisher {
-    js: jetstream::Context,
+    stream: ResultStream,
     key: SigningKey,
     recipients: Vec<AgeRecipient>,
     max_payload: usize,
 }
 
-fn subject_token(what: &'static str, value: &str) -> Result<(), PublishError> {
-    let ok = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(PublishError::BadSubjectToken {
+fn place(statement: &ScanStatement) -> Result<(ClusterName, NamespaceName), PublishError> {
+    let t = &statement.predicate.target;
+    let bad = |what, value: &str, e: scanfleet_scan_intents::k8s_names::NameError| {
+        PublishError::BadSubjectToken {
             what,
             value: value.chars().take(80).collect(),
-        })
-    }
+            reason: e.to_string(),
+        }
+    };
+    Ok((
+        ClusterName::new(&t.cluster).map_err(|e| bad("cluster", &t.cluster, e))?,
+        NamespaceName::new(&t.namespace).map_err(|e| bad("namespace", &t.namespace, e))?,
+    ))
 }
 
 impl ResultPublisher {
@@ -114,10 +109,18 @@ impl ResultPublisher {
         recipients: Vec<AgeRecipient>,
     ) -> Self {
         Self {
-            js: jetstream::new(client.clone()),
+            stream: ResultStream::new(async_nats::jetstream::new(client.clone())),
             key,
             recipients,
             max_payload: client.max_payload(),
+        }
+    }
+
+    fn encoding(&self) -> PayloadEncoding {
+        if self.recipients.is_empty() {
+            PayloadEncoding::Plain
+        } else {
+            PayloadEncoding::Age
         }
     }
 
@@ -152,10 +155,8 @@ impl ResultPublisher {
         report: Option<&[u8]>,
         traceparent: Option<&str>,
     ) -> Result<PublishedResult, PublishError> {
-        let p = &statement.predicate;
-        subject_token("cluster", &p.target.cluster)?;
-        subject_token("namespace", &p.target.namespace)?;
-        if let (Some(body), Some(bound)) = (report, &p.report) {
+        let (cluster, namespace) = place(statement)?;
+        if let (Some(body), Some(bound)) = (report, &statement.predicate.report) {
             let found = hex::encode(Sha256::digest(body));
             if found != bound.sha256 {
                 return Err(PublishError::ReportMismatch {
@@ -164,66 +165,58 @@ impl ResultPublisher {
                 });
             }
         }
-        let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &statement.to_payload(), &self.key)
-            .to_json()
-            .into_bytes();
-
-        let mut event = ResultEvent {
-            envelope,
-            report: report.map(|r| result_event::Report::ReportInline(r.to_vec())),
-        };
-        let mut location = if report.is_some() {
-            ReportLocation::Inline
-        } else {
-            ReportLocation::None
-        };
-        let mut payload = self.seal(event.encode_to_vec())?;
-        if payload.len() + PAYLOAD_HEADROOM > self.max_payload
-            && let Some(body) = report
-        {
-            let name = hex::encode(Sha256::digest(body));
-            let stored = self.seal(body.to_vec())?;
-            let bucket = self
-                .js
-                .get_object_store(REPORTS_BUCKET)
-                .await
-                .map_err(|e| PublishError::ReportStore(e.to_string()))?;
-            bucket
-                .put(name.as_str(), &mut stored.as_slice())
-                .await
-                .map_err(|e| PublishError::ReportStore(e.to_string()))?;
-            event.report = Some(result_event::Report::ReportObject(name.clone()));
-            location = ReportLocation::ObjectStore(name);
-            payload = self.seal(event.encode_to_vec())?;
-        }
-
-        let mut headers = HeaderMap::new();
-        headers.insert(HEADER_SCAN_ID, p.scan_id.as_str());
-        if let Some(child) = traceparent.and_then(scanfleet_bus::trace_headers::child_traceparent) {
-            headers.insert(scanfleet_bus::HEADER_TRACEPARENT, child.as_str());
-        }
-        if !self.recipients.is_empty() {
-            headers.insert(HEADER_ENCODING, "age");
-        }
-        let subject = format!(
-            "{RESULTS_SUBJECT_PREFIX}.{}.{}",
-            p.target.cluster, p.target.namespace
-        );
-        let message = PublishMessage::build()
-            .payload(payload.into())
-            .headers(headers)
-            .message_id(&p.scan_id);
+        let (payload, location) = self.event_payload(statement, report).await?;
         let ack = self
-            .js
-            .send_publish(subject, message)
-            .await
-            .map_err(|e| PublishError::Publish(e.to_string()))?
-            .await
-            .map_err(|e| PublishError::Publish(e.to_string()))?;
+            .stream
+            .publish(OutgoingResult {
+                scan_id: &statement.predicate.scan_id,
+                cluster: &cluster,
+                namespace: &namespace,
+                encoding: self.encoding(),
+                parent_traceparent: traceparent,
+                payload: payload.into(),
+            })
+            .await?;
         Ok(PublishedResult {
             sequence: ack.sequence,
             duplicate: ack.duplicate,
             report: location,
         })
+    }
+
+    /// Signs the statement and wraps it with its report: inline when the
+    /// event fits under the max payload, else the report goes to the object
+    /// store under its SHA-256 and the event names it.
+    async fn event_payload(
+        &self,
+        statement: &ScanStatement,
+        report: Option<&[u8]>,
+    ) -> Result<(Vec<u8>, ReportLocation), PublishError> {
+        let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &statement.to_payload(), &self.key)
+            .to_json()
+            .into_bytes();
+        let mut event = ResultEvent {
+            envelope,
+            report: report.map(|r| result_event::Report::ReportInline(r.to_vec())),
+        };
+        let payload = self.seal(event.encode_to_vec())?;
+        let Some(body) = report.filter(|_| payload.len() + PAYLOAD_HEADROOM > self.max_payload)
+        else {
+            let location = if report.is_some() {
+                ReportLocation::Inline
+            } else {
+                ReportLocation::None
+            };
+            return Ok((payload, location));
+        };
+        let name = hex::encode(Sha256::digest(body));
+        self.stream
+            .store_report(&name, &self.seal(body.to_vec())?)
+            .await?;
+        event.report = Some(result_event::Report::ReportObject(name.clone()));
+        Ok((
+            self.seal(event.encode_to_vec())?,
+            ReportLocation::ObjectStore(name),
+        ))
     }
 }

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use scanfleet_contracts::v1::ScanIntent;
+use scanfleet_scan_intents::Intent;
 use scanfleet_trust::ScanStatement;
 
 /// A finished scan: the statement to sign and the HDF report it binds.
@@ -46,10 +46,13 @@ pub enum ScanFailure {
 
 /// Scans one intent. Implementations must be cancel-safe: when a worker
 /// drains, an unfinished scan's future is dropped and its intent NAKed.
+///
+/// The intent arrives as the domain type, already decoded and re-validated
+/// by the loop (`scanfleet_scan_intents::intent_wire`): a scanner never sees
+/// the wire struct, so names, pins and threshold names it uses have passed
+/// the same rules intake applies.
 pub trait Scanner: Send + Sync + 'static {
     /// Runs the scan.
-    fn scan(
-        &self,
-        intent: &ScanIntent,
-    ) -> impl Future<Output = Result<ScanOutput, ScanFailure>> + Send;
+    fn scan(&self, intent: &Intent)
+    -> impl Future<Output = Result<ScanOutput, ScanFailure>> + Send;
 }

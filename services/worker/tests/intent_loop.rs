@@ -8,15 +8,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use prost::Message as _;
 use scanfleet_bus::topology::{DLQ_STREAM, INTENTS_STREAM};
-use scanfleet_bus::{IntentQueue, ScanState, ScanStatusBook, TopologyConfig, forward_dead_letters};
+use scanfleet_bus::{
+    IntentQueue, OutgoingIntent, ScanState, ScanStatusBook, TopologyConfig, forward_dead_letters,
+};
 use scanfleet_collector::EmbeddedCollector;
 use scanfleet_collector::config::Config;
 use scanfleet_contracts::v1::{
-    ListResultsRequest, ScanIntent, ScanOutcome as WireOutcome, ScanTarget,
-    results_client::ResultsClient,
+    ListResultsRequest, ScanIntent, ScanOutcome as WireOutcome, results_client::ResultsClient,
+};
+use scanfleet_scan_intents::{
+    Approach, ClusterName, ContainerRef, ImageSpec, Intent, Occasion, ProfileName, ProfilePin,
+    ProfileRef, ScanId, SplitMix64, Trigger, intent_wire, route,
 };
 use scanfleet_test_harness::fleet::{SampleStatement, eventually, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
@@ -33,11 +37,26 @@ struct DoubleScanner {
     calls: Mutex<HashMap<String, usize>>,
 }
 
-fn statement(intent: &ScanIntent, failed: bool, report: Option<&[u8]>) -> ScanStatement {
-    let t = intent.target.clone().unwrap_or_default();
-    let mut sample = SampleStatement::new(&intent.id)
-        .target(&t.cluster, &t.namespace, &t.pod, &t.container)
-        .digest_hex(&hex::encode(Sha256::digest(t.pod.as_bytes())));
+/// The scan id a test calls `tag`: a valid ULID, the same every time.
+fn id(tag: &str) -> String {
+    let seed = u64::from_be_bytes(Sha256::digest(tag.as_bytes())[..8].try_into().unwrap());
+    ScanId::generate(
+        std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        &mut SplitMix64::new(seed),
+    )
+    .to_string()
+}
+
+fn statement(intent: &Intent, failed: bool, report: Option<&[u8]>) -> ScanStatement {
+    let t = &intent.target;
+    let mut sample = SampleStatement::new(&intent.id.to_string())
+        .target(
+            intent.cluster.as_str(),
+            t.namespace.as_str(),
+            t.pod.as_str(),
+            t.container.as_str(),
+        )
+        .digest_hex(&hex::encode(Sha256::digest(t.pod.as_str().as_bytes())));
     if failed {
         sample = sample.failed("pod not found");
     }
@@ -48,15 +67,11 @@ fn statement(intent: &ScanIntent, failed: bool, report: Option<&[u8]>) -> ScanSt
 }
 
 impl Scanner for DoubleScanner {
-    async fn scan(&self, intent: &ScanIntent) -> Result<ScanOutput, ScanFailure> {
-        let pod = intent
-            .target
-            .as_ref()
-            .map(|t| t.pod.clone())
-            .unwrap_or_default();
+    async fn scan(&self, intent: &Intent) -> Result<ScanOutput, ScanFailure> {
+        let pod = intent.target.pod.to_string();
         let attempt = {
             let mut calls = self.calls.lock().unwrap();
-            let n = calls.entry(intent.id.clone()).or_default();
+            let n = calls.entry(intent.id.to_string()).or_default();
             *n += 1;
             *n
         };
@@ -148,24 +163,33 @@ async fn bench() -> Bench {
 
 impl Bench {
     async fn submit(&self, id: &str, pod: &str) {
-        let intent = ScanIntent {
-            id: id.into(),
-            target: Some(ScanTarget {
-                cluster: "kubesim".into(),
-                namespace: "shop".into(),
-                pod: pod.into(),
-                container: "app".into(),
-                image: None,
-            }),
-            ..Default::default()
+        let intent = Intent {
+            id: ScanId::parse(id).unwrap(),
+            cluster: ClusterName::new("kubesim").unwrap(),
+            target: ContainerRef::parse_uri(&format!("k8s://shop/{pod}/app")).unwrap(),
+            image: ImageSpec::default(),
+            profile: ProfileRef {
+                name: ProfileName::new("container-baseline").unwrap(),
+                pin: ProfilePin::version("1.0.0").unwrap(),
+            },
+            inputs: Default::default(),
+            approach: Approach::Auto,
+            threshold: None,
+            trigger: Trigger::Api {
+                principal: "test".into(),
+            },
+            requested_at: std::time::SystemTime::now(),
+            deadline: None,
         };
+        let routing = route(&intent, &Occasion::ApiRequest(id));
         IntentQueue::new(self.js.clone())
-            .enqueue(
-                &format!("scan.intents.high.kubesim.shop.{id}"),
-                id,
-                HeaderMap::new(),
-                intent.encode_to_vec().into(),
-            )
+            .enqueue(OutgoingIntent {
+                subject: &routing.subject,
+                msg_id: &routing.msg_id,
+                scan_id: id,
+                traceparent: &scanfleet_bus::trace_headers::new_traceparent(),
+                payload: intent_wire::encode(&intent).into(),
+            })
             .await
             .unwrap();
     }
@@ -228,7 +252,8 @@ async fn each_intent_yields_one_result_within_the_concurrency_bound() {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), fast()).run(rx));
     for i in 0..12 {
-        b.submit(&format!("01OK{i:02}"), &format!("ok-{i}")).await;
+        b.submit(&id(&format!("OK{i:02}")), &format!("ok-{i}"))
+            .await;
     }
     eventually("12 results", || async { b.results().await.len() == 12 }).await;
     eventually("the queue to empty", || async {
@@ -238,7 +263,7 @@ async fn each_intent_yields_one_result_within_the_concurrency_bound() {
     assert!(scanner.max_running.load(Ordering::SeqCst) <= 3);
     assert_eq!(metrics.completed.load(Ordering::SeqCst), 12);
     for i in 0..12 {
-        assert_eq!(scanner.calls(&format!("01OK{i:02}")), 1, "scanned once");
+        assert_eq!(scanner.calls(&id(&format!("OK{i:02}"))), 1, "scanned once");
     }
     assert!(
         metrics
@@ -246,7 +271,12 @@ async fn each_intent_yields_one_result_within_the_concurrency_bound() {
             .contains("scanfleet_worker_results_total{status=\"completed\"} 12")
     );
     for i in 0..12 {
-        let record = b.status.get(&format!("01OK{i:02}")).await.unwrap().unwrap();
+        let record = b
+            .status
+            .get(&id(&format!("OK{i:02}")))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(record.state, ScanState::Completed);
     }
     stop.send(true).unwrap();
@@ -260,10 +290,10 @@ async fn a_scan_longer_than_the_ack_wait_keeps_its_lease() {
     let metrics = Arc::new(WorkerMetrics::default());
     let (stop, rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), fast()).run(rx));
-    b.submit("01SLOW", "slow-1").await; // 3 s scan, 1 s ack wait
+    b.submit(&id("SLOW"), "slow-1").await; // 3 s scan, 1 s ack wait
     eventually("the slow result", || async { b.results().await.len() == 1 }).await;
     assert_eq!(
-        scanner.calls("01SLOW"),
+        scanner.calls(&id("SLOW")),
         1,
         "never redelivered while running"
     );
@@ -276,7 +306,7 @@ async fn a_scan_longer_than_the_ack_wait_keeps_its_lease() {
 async fn permanent_failures_publish_a_failed_result_and_dead_letter_the_intent() {
     let b = bench().await;
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let forwarder = tokio::spawn(forward_dead_letters(b.js.clone(), {
+    let forwarder = tokio::spawn(forward_dead_letters(b.js.clone(), None, {
         let mut rx = rx.clone();
         async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -285,12 +315,12 @@ async fn permanent_failures_publish_a_failed_result_and_dead_letter_the_intent()
     let scanner = Arc::new(DoubleScanner::default());
     let metrics = Arc::new(WorkerMetrics::default());
     let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), fast()).run(rx));
-    b.submit("01GONE", "gone-1").await;
+    b.submit(&id("GONE"), "gone-1").await;
     eventually("the failed result", || async {
         b.results()
             .await
             .iter()
-            .any(|r| r.scan_id == "01GONE" && r.outcome == WireOutcome::Failed as i32)
+            .any(|r| r.scan_id == id("GONE") && r.outcome == WireOutcome::Failed as i32)
     })
     .await;
     eventually("the dead letter", || async {
@@ -312,12 +342,12 @@ async fn permanent_failures_publish_a_failed_result_and_dead_letter_the_intent()
             .as_str(),
         "pod shop/gone-1 not found"
     );
-    assert_eq!(ScanIntent::decode(dead.payload).unwrap().id, "01GONE");
-    assert_eq!(scanner.calls("01GONE"), 1, "not retried");
-    let record = b.status.get("01GONE").await.unwrap().unwrap();
+    assert_eq!(ScanIntent::decode(dead.payload).unwrap().id, id("GONE"));
+    assert_eq!(scanner.calls(&id("GONE")), 1, "not retried");
+    let record = b.status.get(&id("GONE")).await.unwrap().unwrap();
     assert_eq!(record.state, ScanState::Failed);
     assert_eq!(record.message, "pod shop/gone-1 not found");
-    let record = b.status.get("01GONE").await.unwrap().unwrap();
+    let record = b.status.get(&id("GONE")).await.unwrap().unwrap();
     assert_eq!(record.state, ScanState::Failed);
     assert_eq!(record.message, "pod shop/gone-1 not found");
     stop.send(true).unwrap();
@@ -332,12 +362,12 @@ async fn transient_failures_are_retried_after_the_requested_delay() {
     let metrics = Arc::new(WorkerMetrics::default());
     let (stop, rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), fast()).run(rx));
-    b.submit("01FLAKY", "flaky-1").await;
+    b.submit(&id("FLAKY"), "flaky-1").await;
     eventually("the eventual result", || async {
         b.results().await.len() == 1
     })
     .await;
-    assert_eq!(scanner.calls("01FLAKY"), 2);
+    assert_eq!(scanner.calls(&id("FLAKY")), 2);
     assert_eq!(metrics.retried.load(Ordering::SeqCst), 1);
     assert_eq!(metrics.redeliveries.load(Ordering::SeqCst), 1);
     stop.send(true).unwrap();
@@ -352,8 +382,8 @@ async fn shutdown_finishes_in_flight_scans_and_returns_the_rest() {
     let metrics = Arc::new(WorkerMetrics::default());
     let (stop, rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), fast()).run(rx));
-    b.submit("01DRAIN1", "drain-1").await;
-    b.submit("01DRAIN2", "drain-2").await;
+    b.submit(&id("DRAIN1"), "drain-1").await;
+    b.submit(&id("DRAIN2"), "drain-2").await;
     eventually("both scans running", || async {
         scanner.running.load(Ordering::SeqCst) == 2
     })
@@ -376,9 +406,9 @@ async fn shutdown_finishes_in_flight_scans_and_returns_the_rest() {
         ..fast()
     };
     let worker = tokio::spawn(b.worker(scanner.clone(), metrics.clone(), config).run(rx));
-    b.submit("01STUCK", "stuck-1").await;
+    b.submit(&id("STUCK"), "stuck-1").await;
     eventually("the stuck scan running", || async {
-        scanner.calls("01STUCK") == 1
+        scanner.calls(&id("STUCK")) == 1
     })
     .await;
     stop.send(true).unwrap();
@@ -412,7 +442,7 @@ async fn shutdown_finishes_in_flight_scans_and_returns_the_rest() {
     assert_eq!(again.info().unwrap().delivered, 2);
     assert_eq!(
         ScanIntent::decode(again.payload.clone()).unwrap().id,
-        "01STUCK"
+        id("STUCK")
     );
     again.double_ack().await.unwrap();
     let _ = &b.nats;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use prost::Message;
+use scanfleet_bus::{Headers, ResultStream};
 use scanfleet_contracts::v1::{ResultEvent, result_event};
+use scanfleet_scan_intents::{ClusterName, NamespaceName};
 use scanfleet_trust::statement::{
     ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
     ScannerRef, ThresholdVerdict,
@@ -205,7 +207,13 @@ pub fn encrypt_to(bytes: &[u8], recipients: &[AgeRecipient]) -> Vec<u8> {
     encryption::encrypt(bytes, recipients, false).unwrap()
 }
 
-/// Publishes like a worker: subject by cluster and namespace, msg-id = scan id.
+/// Publishes exactly these headers and bytes on the result subject of
+/// `kubesim/<namespace>`, with message id `msg_id`, through the bus's result
+/// protocol (`ResultStream::publish_raw`), so forged and hostile results
+/// travel the way a worker's would.
+///
+/// # Panics
+/// When `namespace` is not a namespace name or the stream does not ack.
 pub async fn publish(
     js: &jetstream::Context,
     namespace: &str,
@@ -213,13 +221,14 @@ pub async fn publish(
     headers: HeaderMap,
     payload: Vec<u8>,
 ) {
-    let message = jetstream::message::PublishMessage::build()
-        .payload(payload.into())
-        .headers(headers)
-        .message_id(msg_id);
-    js.send_publish(format!("scan.results.kubesim.{namespace}"), message)
-        .await
-        .unwrap()
+    ResultStream::new(js.clone())
+        .publish_raw(
+            &ClusterName::new("kubesim").unwrap(),
+            &NamespaceName::new(namespace).expect("a namespace name"),
+            msg_id,
+            Headers::received(Some(&headers)),
+            payload.into(),
+        )
         .await
         .unwrap();
 }

@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod nats;
 pub mod postgres;
 pub mod rootfs;
+pub mod slow_clients;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

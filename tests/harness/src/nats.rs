@@ -61,10 +61,11 @@ impl NatsServer {
 
     fn spawn(&mut self, ports: Option<(u16, u16)>) {
         let store = self.dir.path().join("store");
-        // Small JetStream limits keep tests from sizing themselves off the
-        // host, and a 1 MiB max payload matches the production default.
+        // Fixed JetStream limits keep tests from sizing themselves off the
+        // host (8 GB holds the topology's default stream reservations), and a
+        // 1 MiB max payload matches the production default.
         let mut config = format!(
-            "jetstream {{ store_dir: {store:?}, max_memory_store: 256MB, max_file_store: 1GB }}\n\
+            "jetstream {{ store_dir: {store:?}, max_memory_store: 256MB, max_file_store: 8GB }}\n\
              max_payload: 1MB\n"
         );
         if let Some((cert, key)) = &self.options.tls {

@@ -2,11 +2,15 @@
 //! (`/api`, `/api/v1`, `/apis`, `/apis/<g>[/<v>]`) that kubectl's RESTMapper
 //! reads. Aggregated discovery is not served; clients fall back to these
 //! because the response media type is plain JSON.
+//!
+//! The documents list kubesim's own types and the fixture's virtual
+//! resources (APIs served elsewhere, such as `scanfleet.dev`), so kubectl
+//! resolves `scans.scanfleet.dev` as it would on a cluster that registers it.
 
 use serde_json::{Value, json};
 
 use crate::resources::{SUBRESOURCES, TYPES};
-use crate::server::State;
+use crate::state::State;
 use crate::status::ApiError;
 
 fn verbs(t: &crate::resources::ResourceType) -> Vec<&'static str> {
@@ -26,7 +30,7 @@ fn verbs(t: &crate::resources::ResourceType) -> Vec<&'static str> {
     }
 }
 
-fn resource_list(group: &str, version: &str) -> Value {
+fn resource_list(state: &State, group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
     for t in TYPES
         .iter()
@@ -43,6 +47,16 @@ fn resource_list(group: &str, version: &str) -> Value {
             }));
         }
     }
+    for v in state
+        .virtual_resources
+        .iter()
+        .filter(|v| v.group == group && v.version == version)
+    {
+        resources.push(json!({
+            "name": v.resource, "singularName": v.kind.to_ascii_lowercase(),
+            "namespaced": v.namespaced, "kind": v.kind, "verbs": v.verbs,
+        }));
+    }
     let gv = if group.is_empty() {
         version.to_string()
     } else {
@@ -51,19 +65,31 @@ fn resource_list(group: &str, version: &str) -> Value {
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
 
-fn groups() -> Vec<&'static str> {
-    let mut g: Vec<&str> = TYPES
+/// Every named group with its versions (preferred first), kubesim's own
+/// groups before the virtual ones.
+fn groups(state: &State) -> Vec<(String, Vec<String>)> {
+    let own = TYPES.iter().map(|t| (t.group, t.version));
+    let virtual_ = state
+        .virtual_resources
         .iter()
-        .map(|t| t.group)
-        .filter(|g| !g.is_empty())
-        .collect();
-    g.dedup();
-    g
+        .map(|v| (v.group.as_str(), v.version.as_str()));
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (g, v) in own.chain(virtual_).filter(|(g, _)| !g.is_empty()) {
+        match out.iter_mut().find(|(name, _)| name == g) {
+            Some((_, versions)) if !versions.iter().any(|x| x == v) => versions.push(v.into()),
+            Some(_) => {}
+            None => out.push((g.into(), vec![v.into()])),
+        }
+    }
+    out
 }
 
-fn group_doc(g: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
-    json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+fn group_doc(g: &str, versions: &[String]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+        .collect();
+    json!({"name": g, "versions": gvs, "preferredVersion": gvs[0]})
 }
 
 /// Answers a non-resource GET.
@@ -82,10 +108,10 @@ pub fn serve(state: &State, path: &str) -> Result<Value, ApiError> {
             "kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": state.address}]
         })),
-        "/api/v1" => Ok(resource_list("", "v1")),
+        "/api/v1" => Ok(resource_list(state, "", "v1")),
         "/apis" => Ok(json!({
             "kind": "APIGroupList", "apiVersion": "v1",
-            "groups": groups().into_iter().map(group_doc).collect::<Vec<_>>()
+            "groups": groups(state).iter().map(|(g, v)| group_doc(g, v)).collect::<Vec<_>>()
         })),
         _ => {
             let rest = path
@@ -93,17 +119,21 @@ pub fn serve(state: &State, path: &str) -> Result<Value, ApiError> {
                 .ok_or_else(ApiError::path_not_found)?;
             let mut parts = rest.split('/');
             let g = parts.next().unwrap_or("");
-            if !groups().contains(&g) {
-                return Err(ApiError::path_not_found());
-            }
+            let all = groups(state);
+            let (_, versions) = all
+                .iter()
+                .find(|(name, _)| name == g)
+                .ok_or_else(ApiError::path_not_found)?;
             match (parts.next(), parts.next()) {
                 (None, _) => {
-                    let mut d = group_doc(g);
+                    let mut d = group_doc(g, versions);
                     d["kind"] = json!("APIGroup");
                     d["apiVersion"] = json!("v1");
                     Ok(d)
                 }
-                (Some("v1"), None) => Ok(resource_list(g, "v1")),
+                (Some(v), None) if versions.iter().any(|x| x == v) => {
+                    Ok(resource_list(state, g, v))
+                }
                 _ => Err(ApiError::path_not_found()),
             }
         }

@@ -20,7 +20,7 @@ const FORBIDDEN_FIELDS: &[&str] = &[
 pub fn validate_update(old: &Value, new: &mut Value, errors: &mut Vec<FieldError>) {
     if let Some(list) = new["spec"]["ephemeralContainers"].as_array_mut() {
         for c in list {
-            crate::api::default_container(c);
+            crate::defaults::default_container(c);
         }
     }
     let old_list = old["spec"]["ephemeralContainers"]
@@ -56,11 +56,11 @@ pub fn validate_update(old: &Value, new: &mut Value, errors: &mut Vec<FieldError
         let name = c["name"].as_str().unwrap_or("");
         if name.is_empty() {
             errors.push(FieldError::required(&format!("{field}.name"), ""));
-        } else if !crate::api::is_dns_label(name) {
+        } else if !crate::validation::is_dns_label(name) {
             errors.push(FieldError::invalid(
                 &format!("{field}.name"),
                 &format!("{name:?}"),
-                crate::api::DNS1123_LABEL_MSG,
+                crate::validation::DNS1123_LABEL_MSG,
             ));
         } else if names.iter().any(|n| n == name) {
             errors.push(FieldError::duplicate(&format!("{field}.name"), name));

@@ -18,9 +18,10 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use crate::http::Body;
 use crate::rbac::{self, User};
 use crate::resources::{Query, RequestInfo};
-use crate::server::{Body, State};
+use crate::state::State;
 use crate::status::ApiError;
 
 /// Status sent on channel 3 for an exit code.

@@ -1,5 +1,6 @@
 //! Fixture files: one YAML document declaring namespaces, images (rootfs
-//! recipes) and pods, plus any other objects (ServiceAccounts, RBAC).
+//! recipes) and pods, plus any other objects (ServiceAccounts, RBAC) and
+//! virtual resources (discovery entries for APIs kubesim does not serve).
 //! The format is documented in `tests/kubesim/README.md`.
 
 use std::collections::BTreeMap;
@@ -23,6 +24,75 @@ pub struct NamespaceSpec {
     pub labels: BTreeMap<String, String>,
 }
 
+fn v1() -> String {
+    "v1".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A resource that something other than kubesim serves (an aggregated API,
+/// or a service that authorizes its callers with SubjectAccessReviews, such
+/// as `scans.scanfleet.dev`). kubesim lists it in discovery so kubectl
+/// resolves its name (`kubectl auth can-i create scans.scanfleet.dev`,
+/// `kubectl create role --resource=scans.scanfleet.dev`), RBAC rules name it
+/// like any other resource, and requests to it get 404: nothing is stored.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualResource {
+    /// API group (not one kubesim serves itself).
+    pub group: String,
+    /// API version (`v1` when omitted).
+    #[serde(default = "v1")]
+    pub version: String,
+    /// Plural resource name.
+    pub resource: String,
+    /// Kind.
+    pub kind: String,
+    /// Whether it lives in namespaces (default true).
+    #[serde(default = "yes")]
+    pub namespaced: bool,
+    /// Verbs discovery advertises.
+    pub verbs: Vec<String>,
+}
+
+impl VirtualResource {
+    /// `group/version`.
+    pub fn group_version(&self) -> String {
+        format!("{}/{}", self.group, self.version)
+    }
+
+    fn problems(&self, n: usize, out: &mut Vec<String>) {
+        let at = format!("virtualResources[{n}] ({}.{})", self.resource, self.group);
+        let served = crate::resources::TYPES
+            .iter()
+            .any(|t| t.group == self.group);
+        if self.group.is_empty() || served {
+            out.push(format!(
+                "{at}: group must be a group kubesim does not serve itself"
+            ));
+        }
+        let label = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if !label(&self.resource) {
+            out.push(format!("{at}: resource must be a lowercase plural name"));
+        }
+        if !label(&self.version) {
+            out.push(format!("{at}: version must be like v1"));
+        }
+        if self.kind.is_empty() {
+            out.push(format!("{at}: kind is required"));
+        }
+        if self.verbs.is_empty() {
+            out.push(format!("{at}: verbs must list at least one verb"));
+        }
+    }
+}
+
 /// A parsed fixture.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +109,9 @@ pub struct Fixture {
     /// Other objects, created before the pods.
     #[serde(default)]
     pub objects: Vec<Value>,
+    /// Discovery-only resources of APIs kubesim does not serve.
+    #[serde(default, rename = "virtualResources")]
+    pub virtual_resources: Vec<VirtualResource>,
 }
 
 /// Why a fixture is unusable; lists every problem found.
@@ -90,6 +163,16 @@ impl Fixture {
                 problems.push(format!("objects[{n}]: unsupported kind {kind:?}"));
             }
         }
+        let mut declared = std::collections::BTreeSet::new();
+        for (n, v) in f.virtual_resources.iter().enumerate() {
+            v.problems(n, &mut problems);
+            if !declared.insert((v.group.clone(), v.version.clone(), v.resource.clone())) {
+                problems.push(format!(
+                    "virtualResources[{n}] ({}.{}): declared twice",
+                    v.resource, v.group
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(f)
         } else {
@@ -128,5 +211,35 @@ mod tests {
         let e =
             Fixture::parse("f.yaml", "images: [{name: x, bogus: 1}]").expect_err("unknown field");
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn virtual_resources_are_checked() {
+        let f = Fixture::parse("demo", DEMO).expect("demo fixture is valid");
+        let scans = f
+            .virtual_resources
+            .iter()
+            .find(|v| v.resource == "scans")
+            .expect("the demo declares scans.scanfleet.dev");
+        assert_eq!(
+            (scans.group_version().as_str(), scans.namespaced),
+            ("scanfleet.dev/v1", true)
+        );
+        let e = Fixture::parse(
+            "f.yaml",
+            "virtualResources:\n- {group: rbac.authorization.k8s.io, resource: roles, kind: Role, verbs: [get]}\n- {group: x.dev, resource: Scans, kind: '', verbs: []}\n- {group: y.dev, resource: a, kind: A, verbs: [get]}\n- {group: y.dev, resource: a, kind: A, verbs: [get]}\n",
+        )
+        .expect_err("invalid");
+        assert_eq!(
+            e.problems,
+            [
+                "virtualResources[0] (roles.rbac.authorization.k8s.io): group must be a group kubesim does not serve itself",
+                "virtualResources[1] (Scans.x.dev): resource must be a lowercase plural name",
+                "virtualResources[1] (Scans.x.dev): kind is required",
+                "virtualResources[1] (Scans.x.dev): verbs must list at least one verb",
+                "virtualResources[3] (a.y.dev): declared twice",
+            ],
+            "{e}"
+        );
     }
 }

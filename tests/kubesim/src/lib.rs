@@ -12,31 +12,55 @@
 //! or a general API server (no CRDs, no admission webhooks, no SPDY).
 //!
 //! Main types: [`Kubesim`] (a running server; start it with a [`Config`]),
-//! [`fixture::Fixture`] (what to load), [`server::State`] (shared state).
+//! [`fixture::Fixture`] (what to load), [`state::State`] (shared state).
+//!
+//! Layers, each depending only on those below it (a test keeps the module
+//! graph acyclic):
+//! - [`server`] (TLS accept loop, filter chain: faults, [`authn`], RBAC,
+//!   audit) → [`router`];
+//! - handlers: [`collection`] (verbs on a collection), [`pod_subresources`],
+//!   [`exec`], [`watch`], [`access_review`], [`token_review`],
+//!   [`tokenrequest`], [`discovery`];
+//! - object semantics: [`api`] with [`validation`], [`defaults`],
+//!   [`escalation`], [`ephemeral`];
+//! - [`state`] (store, clock, signer, [`runtime`], sinks) and [`http`]
+//!   (bodies, Status responses);
+//! - leaves: [`store`], [`rbac`], [`resources`], [`status`], [`tokens`],
+//!   [`clock`], [`patch`], [`protobuf`], [`table`], [`image`], [`tls`].
 
+pub mod access_review;
 pub mod api;
 pub mod audit;
+pub mod authn;
 pub mod clock;
+pub mod collection;
+pub mod defaults;
 pub mod discovery;
 pub mod ephemeral;
+pub mod escalation;
 pub mod exec;
 pub mod faults;
 pub mod fixture;
+pub mod http;
 pub mod image;
 pub mod kubeconfig;
 pub mod patch;
+pub mod pod_subresources;
 pub mod protobuf;
 pub mod rbac;
 pub mod resources;
-pub mod review;
+pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod state;
 pub mod status;
 pub mod store;
 pub mod table;
 pub mod tls;
+pub mod token_review;
 pub mod tokenrequest;
 pub mod tokens;
+pub mod validation;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -48,7 +72,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch as signal;
 
 use crate::rbac::User;
-use crate::server::State;
+use crate::state::State;
 
 /// Everything [`Kubesim::start`] needs.
 #[derive(Debug, Clone)]
@@ -180,7 +204,15 @@ fn bootstrap_rbac() -> Vec<Value> {
         ),
         cr(
             "system:basic-user",
-            json!([{"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]}]),
+            json!([{"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
+                   {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]),
+        ),
+        // What a delegating service (kube-rbac-proxy, scanfleet's edges) is
+        // bound to: it may ask who a token is and what that user may do.
+        cr(
+            "system:auth-delegator",
+            json!([{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+                   {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}]),
         ),
         cr(
             "view",
@@ -260,6 +292,7 @@ impl Kubesim {
                 User {
                     name: "kubesim-admin".into(),
                     groups: vec!["system:masters".into(), "system:authenticated".into()],
+                    ..User::default()
                 },
             )],
             runtime,
@@ -269,6 +302,7 @@ impl Kubesim {
             shutdown: shutdown_rx.clone(),
             address: addr.to_string(),
             issued_tokens: std::sync::Mutex::default(),
+            virtual_resources: config.fixture.virtual_resources.clone(),
         });
         let admin = state.static_tokens[0].1.clone();
         let create = |kind: &str, ns: &str, obj: Value| -> Result<Value, StartError> {

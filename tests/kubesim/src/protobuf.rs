@@ -4,8 +4,9 @@
 //! The envelope is `k8s\0` + `runtime.Unknown{typeMeta, raw}`; `raw` is the
 //! object's generated.proto message. Only the kinds kubectl creates here are
 //! mapped (ServiceAccount, TokenRequest, Role, ClusterRole, RoleBinding,
-//! ClusterRoleBinding, SelfSubjectAccessReview, Namespace, DeleteOptions);
-//! the result is the JSON the same object would have been sent as.
+//! ClusterRoleBinding, SelfSubjectAccessReview, SelfSubjectReview, Namespace,
+//! DeleteOptions); the result is the JSON the same object would have been
+//! sent as.
 
 use serde_json::{Map, Value, json};
 
@@ -152,6 +153,7 @@ fn schema(kind: &str) -> Option<&'static [(u64, &'static str, Kind)]> {
         ],
         "SelfSubjectAccessReview" => &[(1, "metadata", Msg(META)), (2, "spec", Msg(SSAR_SPEC))],
         "SelfSubjectRulesReview" => &[(1, "metadata", Msg(META)), (2, "spec", Msg(SSRR_SPEC))],
+        "SelfSubjectReview" => &[(1, "metadata", Msg(META))],
         "Namespace" => &[(1, "metadata", Msg(META))],
         "DeleteOptions" => &[
             (1, "gracePeriodSeconds", Int),

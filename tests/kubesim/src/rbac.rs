@@ -9,13 +9,18 @@ use serde_json::Value;
 use crate::resources::{RBAC_GROUP, RequestInfo};
 use crate::status::ApiError;
 
-/// An authenticated user.
+/// An authenticated user (upstream's `user.Info`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
     /// Username.
     pub name: String,
     /// Groups, including `system:authenticated`.
     pub groups: Vec<String>,
+    /// The user's uid (a ServiceAccount's uid; empty for static users).
+    pub uid: String,
+    /// Extra attributes (`authentication.kubernetes.io/credential-id`, the
+    /// bound pod's name and uid). RBAC ignores them; reviews report them.
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl User {
@@ -290,10 +295,11 @@ pub fn authorize(src: &dyn RbacSource, user: &User, a: &RequestInfo) -> Decision
             reason: g.source.clone(),
         };
     }
-    let reason = if errors.is_empty() {
-        String::new()
-    } else {
-        format!("RBAC: [{}]", errors.join(", "))
+    // utilerrors.NewAggregate: one error prints bare, several as `[a, b]`.
+    let reason = match errors.as_slice() {
+        [] => String::new(),
+        [one] => format!("RBAC: {one}"),
+        many => format!("RBAC: [{}]", many.join(", ")),
     };
     Decision {
         allowed: false,

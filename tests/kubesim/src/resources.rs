@@ -23,7 +23,7 @@ pub struct ResourceType {
     pub namespaced: bool,
     /// Short names (discovery).
     pub short_names: &'static [&'static str],
-    /// Whether only `create` is served (reviews).
+    /// Whether only `create` is served (reviews: evaluated, never stored).
     pub create_only: bool,
 }
 
@@ -40,6 +40,10 @@ impl ResourceType {
 
 /// RBAC's API group.
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+/// The API group of TokenReview and SelfSubjectReview (and TokenRequest).
+pub const AUTHENTICATION_GROUP: &str = "authentication.k8s.io";
+/// The API group of the access reviews.
+pub const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
 
 /// Every resource type served.
 pub const TYPES: &[ResourceType] = &[
@@ -114,7 +118,47 @@ pub const TYPES: &[ResourceType] = &[
         create_only: false,
     },
     ResourceType {
-        group: "authorization.k8s.io",
+        group: AUTHENTICATION_GROUP,
+        version: "v1",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        kind: "TokenReview",
+        namespaced: false,
+        short_names: &[],
+        create_only: true,
+    },
+    ResourceType {
+        group: AUTHENTICATION_GROUP,
+        version: "v1",
+        plural: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+        kind: "SelfSubjectReview",
+        namespaced: false,
+        short_names: &[],
+        create_only: true,
+    },
+    ResourceType {
+        group: AUTHORIZATION_GROUP,
+        version: "v1",
+        plural: "subjectaccessreviews",
+        singular: "subjectaccessreview",
+        kind: "SubjectAccessReview",
+        namespaced: false,
+        short_names: &[],
+        create_only: true,
+    },
+    ResourceType {
+        group: AUTHORIZATION_GROUP,
+        version: "v1",
+        plural: "localsubjectaccessreviews",
+        singular: "localsubjectaccessreview",
+        kind: "LocalSubjectAccessReview",
+        namespaced: true,
+        short_names: &[],
+        create_only: true,
+    },
+    ResourceType {
+        group: AUTHORIZATION_GROUP,
         version: "v1",
         plural: "selfsubjectaccessreviews",
         singular: "selfsubjectaccessreview",
@@ -124,7 +168,7 @@ pub const TYPES: &[ResourceType] = &[
         create_only: true,
     },
     ResourceType {
-        group: "authorization.k8s.io",
+        group: AUTHORIZATION_GROUP,
         version: "v1",
         plural: "selfsubjectrulesreviews",
         singular: "selfsubjectrulesreview",

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::server::State;
+use crate::state::State;
 use crate::status::{ApiError, FieldError};
 use crate::tokens::{Claims, ISSUER, KubeClaims, Ref};
 

@@ -65,10 +65,12 @@ pub struct Claims {
     pub sub: String,
 }
 
-/// Why a token did not validate. Only logged, never sent to the client.
+/// Why a token did not validate, step by step as upstream's JWT
+/// authenticator checks it. [`crate::authn`] turns these into the messages
+/// a TokenReview reports; a request only ever sees a bare 401.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
-    /// Not three base64url parts of JSON.
+    /// Not three base64url parts of JSON, or not an ES256 JWS.
     #[error("malformed token")]
     Malformed,
     /// Signature or key id mismatch.
@@ -77,15 +79,18 @@ pub enum TokenError {
     /// Issuer not ours.
     #[error("wrong issuer")]
     Issuer,
-    /// No audience in common with the API server's.
-    #[error("token audiences do not include the API server")]
+    /// No audience in common with the wanted ones.
+    #[error("token audiences do not include the wanted audiences")]
     Audience,
     /// `exp` passed (beyond leeway).
     #[error("token has expired")]
     Expired,
-    /// `nbf`/`iat` in the future (beyond leeway).
+    /// `nbf` in the future (beyond leeway).
     #[error("token not valid yet")]
     NotYetValid,
+    /// `iat` in the future (beyond leeway).
+    #[error("token issued in the future")]
+    IssuedInTheFuture,
 }
 
 /// Holds the signing key for the life of the server.
@@ -129,21 +134,31 @@ impl TokenSigner {
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())))
     }
 
-    /// Checks signature, issuer, audience and times; returns the claims.
-    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+    /// Decodes a token this signer issued, in the order of upstream's JWT
+    /// authenticator: structure and the (unverified) issuer first, so a
+    /// token of another issuer is simply not ours, then the signature.
+    pub fn decode(&self, token: &str) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
-        let header: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(h)
-                .map_err(|_| TokenError::Malformed)?,
-        )
-        .map_err(|_| TokenError::Malformed)?;
-        if header["alg"] != "ES256" || header["kid"] != self.kid.as_str() {
+        let json = |part: &str| -> Result<serde_json::Value, TokenError> {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| TokenError::Malformed)?;
+            serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+        };
+        let header = json(h)?;
+        let mut raw = json(p)?;
+        if raw.get("iss").and_then(|i| i.as_str()) != Some(ISSUER) {
+            return Err(TokenError::Issuer);
+        }
+        if header["alg"] != "ES256" {
+            return Err(TokenError::Malformed);
+        }
+        if header["kid"] != self.kid.as_str() {
             return Err(TokenError::Signature);
         }
         let sig = URL_SAFE_NO_PAD
@@ -152,31 +167,49 @@ impl TokenSigner {
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.key.public_key().as_ref())
             .verify(format!("{h}.{p}").as_bytes(), &sig)
             .map_err(|_| TokenError::Signature)?;
-        let raw: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(p)
-                .map_err(|_| TokenError::Malformed)?,
-        )
-        .map_err(|_| TokenError::Malformed)?;
-        let mut raw = raw;
         // Accept a single-string audience as well as the array form.
         if let Some(a) = raw.get("aud").and_then(|a| a.as_str()).map(str::to_string) {
             raw["aud"] = serde_json::json!([a]);
         }
-        let claims: Claims = serde_json::from_value(raw).map_err(|_| TokenError::Malformed)?;
-        if claims.iss != ISSUER {
-            return Err(TokenError::Issuer);
-        }
-        if !claims.aud.iter().any(|a| a == ISSUER) {
+        serde_json::from_value(raw).map_err(|_| TokenError::Malformed)
+    }
+
+    /// Checks signature, issuer, the API audience and times; returns the
+    /// claims. The authenticator runs the same steps with the audiences a
+    /// TokenReview asks for.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let claims = self.decode(token)?;
+        if claims.audience_overlap(&[ISSUER.to_string()]).is_empty() {
             return Err(TokenError::Audience);
         }
-        if now > claims.exp + LEEWAY_SECS {
-            return Err(TokenError::Expired);
-        }
-        if claims.nbf > now + LEEWAY_SECS || claims.iat > now + LEEWAY_SECS {
+        claims.check_time(now)?;
+        Ok(claims)
+    }
+}
+
+impl Claims {
+    /// The wanted audiences this token was issued for, in the order asked
+    /// (upstream's `Audiences.Intersect`).
+    pub fn audience_overlap(&self, wanted: &[String]) -> Vec<String> {
+        wanted
+            .iter()
+            .filter(|w| self.aud.contains(w))
+            .cloned()
+            .collect()
+    }
+
+    /// `nbf`, `exp` and `iat` against `now`, with go-jose's leeway.
+    pub fn check_time(&self, now: i64) -> Result<(), TokenError> {
+        if self.nbf > now + LEEWAY_SECS {
             return Err(TokenError::NotYetValid);
         }
-        Ok(claims)
+        if now > self.exp + LEEWAY_SECS {
+            return Err(TokenError::Expired);
+        }
+        if self.iat > now + LEEWAY_SECS {
+            return Err(TokenError::IssuedInTheFuture);
+        }
+        Ok(())
     }
 }
 
@@ -219,5 +252,48 @@ mod tests {
         let payload = t.split('.').nth(1).expect("payload");
         let text = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("utf8");
         assert!(text.starts_with("{\"aud\":[\""), "{text}");
+    }
+
+    #[test]
+    fn decode_checks_issuer_before_signature_and_times_in_go_jose_order() {
+        let s = TokenSigner::generate().expect("key");
+        let other = TokenSigner::generate().expect("key");
+        let mut c = claims(1000, "scanfleet");
+        assert_eq!(
+            s.decode(&other.sign(&c).expect("signs")),
+            Err(TokenError::Signature)
+        );
+        c.iss = "https://elsewhere".into();
+        let foreign = other.sign(&c).expect("signs");
+        assert_eq!(s.decode(&foreign), Err(TokenError::Issuer));
+        let payload = foreign.split('.').nth(1).expect("payload");
+        let unsigned = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#));
+        assert_eq!(s.decode(&unsigned), Err(TokenError::Issuer));
+        let c = claims(1000, "scanfleet");
+        let ours = s.sign(&c).expect("signs");
+        let payload = ours.split('.').nth(1).expect("payload");
+        let unsigned = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#));
+        assert_eq!(s.decode(&unsigned), Err(TokenError::Malformed));
+        let decoded = s.decode(&ours).expect("decodes");
+        assert_eq!(
+            decoded.audience_overlap(&["x".into(), "scanfleet".into()]),
+            ["scanfleet"]
+        );
+        assert_eq!(s.verify(&ours, 1000), Err(TokenError::Audience));
+        assert_eq!(decoded.check_time(1000), Ok(()));
+        assert_eq!(
+            decoded.check_time(1000 - LEEWAY_SECS - 1),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(
+            decoded.check_time(1600 + LEEWAY_SECS + 1),
+            Err(TokenError::Expired)
+        );
+        let mut future = claims(1000, "scanfleet");
+        future.nbf = 0;
+        assert_eq!(
+            future.check_time(1000 - LEEWAY_SECS - 1),
+            Err(TokenError::IssuedInTheFuture)
+        );
     }
 }

@@ -11,8 +11,9 @@ use hyper::Response;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::http::{Body, channel_body};
 use crate::resources::{Labels, Query, ResourceType, label_selector_matches, parse_selector};
-use crate::server::{Body, State, channel_body};
+use crate::state::State;
 
 fn field_value<'a>(o: &'a Value, field: &str) -> Option<&'a str> {
     match field {

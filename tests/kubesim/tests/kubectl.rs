@@ -3,69 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine;
 
-struct Kubectl {
-    bin: PathBuf,
-    home: tempfile::TempDir,
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Kubectl {
-    fn new() -> Self {
-        Self {
-            bin: scanfleet_test_harness::installed_tool("venv/bin/kubectl"),
-            home: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn kubeconfig(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.home.path().join(name);
-        kubesim::kubeconfig::write(&p, text).expect("write kubeconfig");
-        p
-    }
-
-    /// Runs kubectl off the async runtime (kubesim serves on it).
-    async fn run(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Out {
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(args)
-            .env("HOME", self.home.path())
-            .env_remove("KUBECONFIG")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("https_proxy");
-        let input = stdin.map(str::to_string);
-        let out = tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            cmd.stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            let mut child = cmd.spawn().expect("kubectl starts");
-            let mut si = child.stdin.take().expect("stdin");
-            if let Some(i) = input {
-                si.write_all(i.as_bytes()).expect("write stdin");
-            }
-            drop(si);
-            child.wait_with_output().expect("kubectl runs")
-        })
-        .await
-        .expect("join");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
+use common::kubectl::Kubectl;
 
 #[tokio::test]
 async fn get_pods_all_namespaces_wide() {

@@ -4,4 +4,5 @@
 
 pub mod local_root;
 pub mod process_executor;
+pub mod profile_catalog;
 pub mod profile_dir;

@@ -1,0 +1,170 @@
+//! Intake's YAML file as written (`--config`): every flag's setting under
+//! its snake_case name, plus what a command line cannot carry well: the
+//! registry webhook endpoints and the schedules. Unknown keys are refused.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use scanfleet_process_lifecycle::{LogFormat, ServingFile};
+use scanfleet_registry_events::Limits;
+use serde::Deserialize;
+
+use crate::push_watches::WatchLimits;
+
+/// The YAML file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--cluster`.
+    pub cluster: Option<String>,
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--profiles`.
+    pub profiles: Option<PathBuf>,
+    /// `--grpc-listen`.
+    pub grpc_listen: Option<SocketAddr>,
+    /// `--default-timeout-secs`.
+    pub default_timeout_secs: Option<u64>,
+    /// `--max-timeout-secs`.
+    pub max_timeout_secs: Option<u64>,
+    /// `--max-batch`.
+    pub max_batch: Option<usize>,
+    /// `--stream-replicas`.
+    pub stream_replicas: Option<usize>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// `--http-listen`.
+    pub http_listen: Option<SocketAddr>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// `--header-read-timeout`.
+    pub header_read_timeout_secs: Option<u64>,
+    /// `--idle-timeout`.
+    pub idle_timeout_secs: Option<u64>,
+    /// Registry webhooks.
+    #[serde(default)]
+    pub webhooks: Option<FileWebhooks>,
+    /// Periodic scans.
+    #[serde(default)]
+    pub scheduler: Option<FileScheduler>,
+}
+
+/// `webhooks:` in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWebhooks {
+    /// The profile pushed images are scanned with.
+    pub profile: FileProfile,
+    /// Largest body, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Most events per delivery.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+    /// `Retry-After` on 429 / 503, in seconds.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u64,
+    /// How long a push waits for a pod running its digest, in seconds.
+    #[serde(default = "default_watch_ttl")]
+    pub watch_ttl_secs: u64,
+    /// Most pushes waiting for pods at once.
+    #[serde(default = "default_max_watches")]
+    pub max_pending_watches: usize,
+    /// Route name (`distribution`, `harbor`, `ghcr`) to endpoint.
+    pub endpoints: BTreeMap<String, FileEndpoint>,
+}
+
+fn default_max_body() -> usize {
+    Limits::default().max_body_bytes
+}
+fn default_max_events() -> usize {
+    Limits::default().max_events
+}
+fn default_retry_after() -> u64 {
+    30
+}
+fn default_watch_ttl() -> u64 {
+    WatchLimits::default().ttl.as_secs()
+}
+fn default_max_watches() -> usize {
+    WatchLimits::default().max_pending
+}
+
+/// One endpoint in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEndpoint {
+    /// File holding the secret: the full expected header value for
+    /// Distribution and Harbor (e.g. `Bearer …`), the webhook secret for
+    /// GHCR. One trailing newline is ignored.
+    pub secret_file: PathBuf,
+    /// Header carrying the shared secret (Distribution, Harbor); default
+    /// `Authorization`. Not used by GHCR.
+    #[serde(default)]
+    pub header: Option<String>,
+}
+
+/// A profile reference in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileProfile {
+    /// Profile name.
+    pub name: String,
+    /// Released version (or `digest`).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Content digest (or `version`).
+    #[serde(default)]
+    pub digest: Option<String>,
+}
+
+/// `scheduler:` in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileScheduler {
+    /// Jitter seed; replicas that should agree on fire times share it.
+    #[serde(default)]
+    pub seed: u64,
+    /// The schedules.
+    #[serde(default)]
+    pub schedules: Vec<FileSchedule>,
+}
+
+/// One schedule in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSchedule {
+    /// RFC 1123 label, unique.
+    pub name: String,
+    /// Namespace to scan.
+    pub namespace: String,
+    /// Label selector (empty: every pod).
+    #[serde(default)]
+    pub selector: String,
+    /// Only this container of each pod.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Every so many seconds (or `cron`).
+    #[serde(default)]
+    pub interval_secs: Option<u64>,
+    /// Five-field cron expression, UTC (or `interval_secs`).
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// Up to this many seconds of deterministic jitter per slot.
+    #[serde(default)]
+    pub jitter_secs: u64,
+    /// The profile to scan with.
+    pub profile: FileProfile,
+}
+
+impl FileConfig {
+    /// The listener limits written in the file.
+    pub fn serving(&self) -> ServingFile {
+        ServingFile {
+            max_connections: self.max_connections,
+            header_read_timeout_secs: self.header_read_timeout_secs,
+            idle_timeout_secs: self.idle_timeout_secs,
+        }
+    }
+}

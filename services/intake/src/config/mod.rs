@@ -1,0 +1,280 @@
+//! Intake's configuration, parsed once, every problem reported together.
+//!
+//! Precedence, as for every service: flag, then `SCANFLEET_*` variable,
+//! then the YAML file (`--config`), then the default. The file also holds
+//! the structured parts: webhook endpoints ([`webhooks`]) and schedules
+//! ([`schedules`]). Everything is validated in one pass, and every problem
+//! (a bad flag, an unreadable secret file, a bad selector in the third
+//! schedule) is reported at once, named by flag or YAML path.
+
+mod file;
+mod flags;
+mod schedules;
+mod webhooks;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use scanfleet_bus::NatsSettings;
+use scanfleet_process_lifecycle::{LogFormat, ServingLimits, read_yaml_file, setting};
+use scanfleet_scan_intents::{ClusterName, IntakeLimits};
+
+pub use file::{FileConfig, FileEndpoint, FileProfile, FileSchedule, FileScheduler, FileWebhooks};
+pub use flags::Args;
+pub use schedules::SchedulerConfig;
+pub use webhooks::WebhookConfig;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How to reach NATS.
+    pub nats: NatsSettings,
+    /// The default cluster.
+    pub cluster: ClusterName,
+    /// Kubeconfig for the pod directory.
+    pub kubeconfig: Option<PathBuf>,
+    /// gRPC address.
+    pub grpc_listen: SocketAddr,
+    /// Default scan timeout.
+    pub default_timeout: Duration,
+    /// Cap on requested timeouts.
+    pub max_timeout: Duration,
+    /// Request validation limits.
+    pub limits: IntakeLimits,
+    /// Stream replicas.
+    pub stream_replicas: usize,
+    /// How logs are written.
+    pub log_format: LogFormat,
+    /// HTTP address (webhooks, health, metrics).
+    pub http_listen: Option<SocketAddr>,
+    /// Connection limits of both listeners.
+    pub serving: ServingLimits,
+    /// Registry webhooks, when configured.
+    pub webhooks: Option<WebhookConfig>,
+    /// Periodic scans, when configured.
+    pub scheduler: Option<SchedulerConfig>,
+    /// Profiles to check submissions against.
+    pub profiles: Option<PathBuf>,
+}
+
+/// The process settings, settled by the precedence rule.
+struct Process {
+    cluster: Option<ClusterName>,
+    kubeconfig: Option<PathBuf>,
+    profiles: Option<PathBuf>,
+    grpc_listen: SocketAddr,
+    default_timeout_secs: u64,
+    max_timeout_secs: u64,
+    max_batch: usize,
+    stream_replicas: usize,
+    log_format: LogFormat,
+    http_listen: Option<SocketAddr>,
+}
+
+fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
+    let cluster = setting(args.cluster.clone(), file.cluster.clone(), "default".into());
+    let p = Process {
+        cluster: ClusterName::new(&cluster)
+            .map_err(|e| errors.push(format!("--cluster {cluster:?}: {e}")))
+            .ok(),
+        kubeconfig: args.kubeconfig.clone().or(file.kubeconfig.clone()),
+        profiles: args.profiles.clone().or(file.profiles.clone()),
+        grpc_listen: setting(
+            args.grpc_listen,
+            file.grpc_listen,
+            SocketAddr::from(([127, 0, 0, 1], 50051)),
+        ),
+        default_timeout_secs: setting(args.default_timeout_secs, file.default_timeout_secs, 600),
+        max_timeout_secs: setting(args.max_timeout_secs, file.max_timeout_secs, 3600),
+        max_batch: setting(args.max_batch, file.max_batch, 100),
+        stream_replicas: setting(args.stream_replicas, file.stream_replicas, 1),
+        log_format: setting(args.log_format, file.log_format, LogFormat::Text),
+        http_listen: args.http_listen.or(file.http_listen),
+    };
+    if p.default_timeout_secs == 0 || p.default_timeout_secs > p.max_timeout_secs {
+        errors.push(format!(
+            "--default-timeout-secs {}: must be 1..={} seconds (--max-timeout-secs)",
+            p.default_timeout_secs, p.max_timeout_secs
+        ));
+    }
+    if let Some(k) = &p.kubeconfig
+        && !k.is_file()
+    {
+        errors.push(format!("--kubeconfig: {} is not a file", k.display()));
+    }
+    if let Some(dir) = &p.profiles
+        && !dir.is_dir()
+    {
+        errors.push(format!("--profiles: {} is not a directory", dir.display()));
+    }
+    if p.max_batch == 0 {
+        errors.push("--max-batch: must be at least 1".into());
+    }
+    if p.stream_replicas == 0 || p.stream_replicas > 5 {
+        errors.push("--stream-replicas: must be 1 to 5".into());
+    }
+    p
+}
+
+/// What webhooks and schedules need from the process settings.
+fn check_prerequisites(
+    file: &FileConfig,
+    p: &Process,
+    has_schedules: bool,
+    errors: &mut Vec<String>,
+) {
+    if file.webhooks.is_some() {
+        if p.http_listen.is_none() {
+            errors.push("webhooks: need --http-listen to receive them".into());
+        }
+        if p.kubeconfig.is_none() {
+            errors.push(
+                "webhooks: need --kubeconfig (pushes are matched against running pods)".into(),
+            );
+        }
+    }
+    if has_schedules && p.kubeconfig.is_none() {
+        errors.push("scheduler: need --kubeconfig (schedules expand to running pods)".into());
+    }
+}
+
+impl Config {
+    /// Validates everything and reports all problems at once.
+    ///
+    /// # Errors
+    /// One line per problem.
+    pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let file: FileConfig = match &args.config {
+            None => FileConfig::default(),
+            Some(path) => read_yaml_file(path, &mut errors),
+        };
+        let nats = args.nats.settings(&mut errors);
+        let process = settle(&args, &file, &mut errors);
+        let serving = args.serving.clone().settle(file.serving(), &mut errors);
+        let webhooks = file
+            .webhooks
+            .as_ref()
+            .and_then(|w| webhooks::webhooks(w, &mut errors));
+        let scheduler = file
+            .scheduler
+            .as_ref()
+            .map(|s| schedules::schedules(s, &mut errors));
+        let has_schedules = scheduler.as_ref().is_some_and(|s| !s.scans.is_empty());
+        check_prerequisites(&file, &process, has_schedules, &mut errors);
+        let cluster = match (errors.is_empty(), process.cluster) {
+            (true, Some(cluster)) => cluster,
+            _ => return Err(errors),
+        };
+        Ok(Self {
+            nats,
+            cluster,
+            kubeconfig: process.kubeconfig,
+            grpc_listen: process.grpc_listen,
+            default_timeout: Duration::from_secs(process.default_timeout_secs),
+            max_timeout: Duration::from_secs(process.max_timeout_secs),
+            limits: IntakeLimits {
+                max_batch: process.max_batch,
+                max_timeout: Duration::from_secs(process.max_timeout_secs),
+                ..IntakeLimits::default()
+            },
+            stream_replicas: process.stream_replicas,
+            log_format: process.log_format,
+            http_listen: process.http_listen,
+            serving,
+            webhooks,
+            scheduler,
+            profiles: process.profiles,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn every_problem_in_flags_and_file_is_reported_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intake.yaml");
+        std::fs::write(
+            &path,
+            "webhooks:\n  profile: {name: cis}\n  endpoints:\n    distribution: {secret_file: /nonexistent/secret}\n    quay: {secret_file: /x}\nscheduler:\n  schedules:\n    - {name: Bad_Name, namespace: apps, interval_secs: 10, profile: {name: cis, version: '1'}}\n    - {name: ok, namespace: apps, selector: 'a in (', cron: '0 3 * * *', profile: {name: cis, version: '1'}}\n",
+        )
+        .unwrap();
+        let errors = Config::from_args(Args::parse_from([
+            "scanfleet-intake",
+            "--cluster",
+            "Not A Name",
+            "--config",
+            path.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        let text = errors.join("\n");
+        for expected in [
+            "--cluster",
+            "webhooks.profile: set exactly one of version or digest",
+            "webhooks.endpoints.distribution.secret_file /nonexistent/secret",
+            "unknown registry \"quay\"",
+            "scheduler.schedules[0]",
+            "scheduler.schedules[1].selector",
+            "webhooks: need --http-listen",
+            "webhooks: need --kubeconfig",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intake.yaml");
+        std::fs::write(&path, "webhook: {}\n").unwrap();
+        let errors = Config::from_args(Args::parse_from([
+            "scanfleet-intake",
+            "--config",
+            path.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(errors[0].contains("unknown field `webhook`"), "{errors:?}");
+    }
+}
+
+#[cfg(test)]
+mod precedence {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn a_flag_wins_over_the_file_which_wins_over_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intake.yaml");
+        std::fs::write(
+            &path,
+            "cluster: from-file\ngrpc_listen: 127.0.0.1:7001\nmax_batch: 7\nlog_format: json\nheader_read_timeout_secs: 3\n",
+        )
+        .unwrap();
+        let config = Config::from_args(Args::parse_from([
+            "scanfleet-intake",
+            "--config",
+            path.to_str().unwrap(),
+            "--grpc-listen",
+            "127.0.0.1:7002",
+        ]))
+        .unwrap();
+        assert_eq!(config.cluster.as_str(), "from-file");
+        assert_eq!(config.grpc_listen.port(), 7002, "the flag wins");
+        assert_eq!(config.limits.max_batch, 7, "the file wins over the default");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.serving.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(
+            config.default_timeout,
+            Duration::from_secs(600),
+            "the default"
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! Dead letters through the real binaries: a poison intent that stalls
+//! every worker that claims it (each is then SIGKILLed, as a crash would
+//! end it) runs out of deliveries and is moved to `SCAN_DLQ` by the
+//! forwarder that intake runs, once, with its reason, and `GetScan` says
+//! where it went.
+//!
+//! Before issue #11 no binary ran the forwarder: such an intent stayed in
+//! `SCAN_INTENTS` (JetStream keeps it after `max_deliver`, on purpose) and
+//! nobody was told.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use scanfleet_bus::TopologyConfig;
+use scanfleet_bus::dead_letters::{HEADER_DELIVERIES, HEADER_REASON};
+use scanfleet_bus::topology::{
+    ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER, DLQ_STREAM, INTENTS_STREAM,
+};
+use scanfleet_contracts::v1::intake_client::IntakeClient;
+use scanfleet_contracts::v1::target_selector::Selector;
+use scanfleet_contracts::v1::{
+    GetScanRequest, ProfileRef, ScanState, SubmitRequest, TargetSelector, profile_ref::Pin,
+};
+use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::repo_root;
+use scanfleet_trust::SigningKey;
+
+const MAX_DELIVER: i64 = 3;
+
+/// A service binary, killed (SIGKILL) on drop; its stderr goes to a file.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `exe` and waits for its one "listening" line on stdout.
+    fn start(exe: &Path, args: &[&str], log: PathBuf) -> (Self, String) {
+        let mut child = Command::new(exe)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.contains("listening"),
+            "{} did not start: {line:?}\n{}",
+            exe.display(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        (Self { child, log }, line)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn worker_binary() -> PathBuf {
+    let worker =
+        Path::new(env!("CARGO_BIN_EXE_scanfleet-intake")).with_file_name("scanfleet-worker");
+    assert!(
+        worker.is_file(),
+        "scanfleet-worker is not built next to scanfleet-intake; run the workspace tests \
+         (cargo nextest run --workspace) or cargo build --bins"
+    );
+    worker
+}
+
+fn private_file(path: &Path, contents: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
+}
+
+async fn consumer_state(js: &jetstream::Context, stream: &str, name: &str) -> (u64, usize, u64) {
+    let mut consumer: PullConsumer = js
+        .get_stream(stream)
+        .await
+        .unwrap()
+        .get_consumer(name)
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    (
+        info.delivered.consumer_sequence,
+        info.num_ack_pending,
+        info.num_pending,
+    )
+}
+
+async fn messages(js: &jetstream::Context, stream: &str) -> u64 {
+    js.get_stream(stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
+
+async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_intent_is_dead_lettered_once_by_intake_and_reported() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // Declared first, so the services' own `ensure` keeps these limits.
+    TopologyConfig {
+        max_deliver: MAX_DELIVER,
+        backoff: vec![Duration::from_secs(2)],
+        ..Default::default()
+    }
+    .ensure(&js)
+    .await
+    .unwrap();
+
+    let sim =
+        kubesim::Kubesim::start_settled(kubesim::Config::demo().unwrap(), Duration::from_secs(30))
+            .await
+            .expect("kubesim starts (tests run as root)");
+    // The poison: every call about this pod hangs, so a worker that claims
+    // the intent stalls in pre-flight while renewing its lease, until it is
+    // killed.
+    sim.set_faults(vec![kubesim::faults::FaultRule {
+        path: "/api/v1/namespaces/apps/pods/web-misconfigured*".into(),
+        rate: 1.0,
+        fault: kubesim::faults::Fault::Latency { millis: 600_000 },
+    }]);
+    let kubeconfig = dir.path().join("worker.kubeconfig");
+    private_file(&kubeconfig, &sim.admin_kubeconfig());
+    let key_path = dir.path().join("signing.pem");
+    private_file(&key_path, &SigningKey::generate().to_pkcs8_pem());
+    let worker_config = dir.path().join("worker.yml");
+    std::fs::write(
+        &worker_config,
+        "progress_interval_ms: 300\nidle_poll_ms: 200\n",
+    )
+    .unwrap();
+
+    let nats_url = nats.url();
+    let (intake, line) = Process::start(
+        Path::new(env!("CARGO_BIN_EXE_scanfleet-intake")),
+        &[
+            "--nats-url",
+            &nats_url,
+            "--cluster",
+            "kubesim",
+            "--grpc-listen",
+            "127.0.0.1:0",
+        ],
+        dir.path().join("intake.log"),
+    );
+    let grpc = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("grpc="))
+        .expect("intake prints its gRPC address")
+        .to_owned();
+    let mut client = IntakeClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    let scan_id = client
+        .submit(SubmitRequest {
+            target: Some(TargetSelector {
+                cluster: String::new(),
+                selector: Some(Selector::Uri("k8s://apps/web-misconfigured/web".into())),
+            }),
+            profile: Some(ProfileRef {
+                name: "container-baseline".into(),
+                pin: Some(Pin::Version("1.0.0".into())),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .scans[0]
+        .scan_id
+        .clone();
+
+    // Each delivery goes to a fresh worker process that stalls on it and is
+    // then killed, as a crash would end it.
+    let profiles = repo_root().join("profiles");
+    let start_worker = |name: String| {
+        Process::start(
+            &worker_binary(),
+            &[
+                "--nats-url",
+                &nats_url,
+                "--cluster",
+                "kubesim",
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--signing-key",
+                key_path.to_str().unwrap(),
+                "--profiles",
+                profiles.to_str().unwrap(),
+                "--config",
+                worker_config.to_str().unwrap(),
+                "--http-listen",
+                "127.0.0.1:0",
+                "--worker-id",
+                &name,
+            ],
+            dir.path().join(format!("{name}.log")),
+        )
+        .0
+    };
+    for delivery in 1..=MAX_DELIVER as u64 {
+        let worker = start_worker(format!("w{delivery}"));
+        until(
+            &format!("delivery {delivery} to a worker"),
+            Duration::from_secs(30),
+            || async {
+                let (delivered, pending_ack, _) =
+                    consumer_state(&js, INTENTS_STREAM, "workers-high").await;
+                delivered == delivery && pending_ack == 1
+            },
+        )
+        .await;
+        let mut status = client.clone();
+        until(
+            &format!("worker {delivery} to report the scan running"),
+            Duration::from_secs(10),
+            || {
+                let mut status = status.clone();
+                let scan_id = scan_id.clone();
+                async move {
+                    status
+                        .get_scan(GetScanRequest { scan_id })
+                        .await
+                        .is_ok_and(|s| s.into_inner().state == ScanState::Running as i32)
+                }
+            },
+        )
+        .await;
+        let _ = &mut status;
+        worker.kill();
+    }
+
+    // The fleet goes on: a healthy worker keeps pulling, and on its next
+    // pull the server finds the intent's deliveries spent and emits the
+    // advisory instead of a fourth delivery.
+    let _healthy = start_worker("healthy".into());
+    until("the dead letter", Duration::from_secs(30), || async {
+        messages(&js, DLQ_STREAM).await == 1
+    })
+    .await;
+    until(
+        "every advisory handled",
+        Duration::from_secs(30),
+        || async {
+            let (_, ack_pending, pending) =
+                consumer_state(&js, ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER).await;
+            ack_pending == 0 && pending == 0
+        },
+    )
+    .await;
+    assert_eq!(messages(&js, DLQ_STREAM).await, 1, "dead-lettered once");
+    assert_eq!(
+        messages(&js, INTENTS_STREAM).await,
+        0,
+        "gone from the queue"
+    );
+    let (delivered, _, _) = consumer_state(&js, INTENTS_STREAM, "workers-high").await;
+    assert_eq!(delivered, MAX_DELIVER as u64, "never delivered again");
+    let dead = js
+        .get_stream(DLQ_STREAM)
+        .await
+        .unwrap()
+        .get_raw_message(1)
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.headers.get(HEADER_REASON).unwrap().as_str(),
+        "max_deliveries"
+    );
+    assert_eq!(
+        dead.headers.get(HEADER_DELIVERIES).unwrap().as_str(),
+        MAX_DELIVER.to_string()
+    );
+    assert_eq!(
+        dead.headers.get("Scanfleet-Scan-Id").unwrap().as_str(),
+        scan_id
+    );
+
+    let status = client
+        .get_scan(GetScanRequest {
+            scan_id: scan_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.state, ScanState::Failed as i32, "{status:?}");
+    assert!(
+        status
+            .message
+            .starts_with(&format!("dead-lettered after {MAX_DELIVER} deliveries")),
+        "{}",
+        status.message
+    );
+    assert_eq!(status.intent.map(|i| i.id), Some(scan_id.clone()));
+    assert!(
+        intake
+            .log()
+            .contains("intent moved to the dead-letter stream"),
+        "{}",
+        intake.log()
+    );
+}

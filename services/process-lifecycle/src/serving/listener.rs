@@ -1,0 +1,291 @@
+//! The accept loop every service port goes through: a cap on open
+//! connections, eviction of idle ones under pressure, and accept errors
+//! met with a back-off instead of a tight loop.
+//!
+//! It yields [`Connection`]s to whichever protocol server sits above (axum
+//! for HTTP, tonic for gRPC). A TLS handshake, when issue #13 adds it,
+//! belongs in [`Listener::accept`] between the TCP accept and the yield,
+//! bounded by the header-read timeout; nothing above would change.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use super::connection::{Activity, Connection};
+use super::limits::ServingLimits;
+use super::listener_metrics::ListenerMetrics;
+
+/// The first pause after a resource error; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+/// The longest pause between accept attempts while resources are short.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Idle connections closed at once when the process is out of file
+/// descriptors: enough that the next accepts succeed without a pause each.
+const EVICT_ON_SHORTAGE: usize = 16;
+
+/// The listener can no longer accept: the service must stop (and be
+/// restarted) rather than run with a dead port.
+#[derive(Debug, thiserror::Error)]
+#[error("listener {name} on {addr} cannot accept: {source}")]
+pub struct AcceptFailed {
+    /// The listener's name.
+    pub name: &'static str,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// What `accept` said.
+    #[source]
+    pub source: io::Error,
+}
+
+/// A bound port with its connection limits.
+pub struct Listener {
+    name: &'static str,
+    addr: SocketAddr,
+    tcp: TcpListener,
+    limits: ServingLimits,
+    slots: Arc<Semaphore>,
+    /// Open connections, oldest first, for eviction.
+    live: Mutex<VecDeque<Weak<Activity>>>,
+    metrics: ListenerMetrics,
+    backoff: Duration,
+    /// Accept reported a resource shortage since the last success.
+    short: bool,
+    fatal: Option<oneshot::Sender<AcceptFailed>>,
+    fatal_rx: Option<oneshot::Receiver<AcceptFailed>>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Accept errors that concern one connection only (the peer gave up
+/// between SYN and accept, a firewall said no): retry at once. Linux
+/// `accept(2)` asks callers to treat these like `EAGAIN`.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error().map(Errno::from_raw),
+        Some(
+            Errno::ECONNABORTED
+                | Errno::ECONNRESET
+                | Errno::EINTR
+                | Errno::EAGAIN
+                | Errno::EPROTO
+                | Errno::EPERM
+                | Errno::ENETDOWN
+                | Errno::ENOPROTOOPT
+                | Errno::EHOSTDOWN
+                | Errno::ENONET
+                | Errno::EHOSTUNREACH
+                | Errno::ENETUNREACH
+                | Errno::ETIMEDOUT
+        )
+    )
+}
+
+/// Accept errors that say the process or the machine ran out of something
+/// that closing connections gives back.
+fn is_resource_shortage(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error().map(Errno::from_raw),
+        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)
+    )
+}
+
+impl Listener {
+    /// Binds `addr` (port 0 picks one). `name` labels logs and metrics.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn bind(
+        name: &'static str,
+        addr: SocketAddr,
+        limits: ServingLimits,
+        metrics: ListenerMetrics,
+    ) -> io::Result<Self> {
+        let tcp = TcpListener::bind(addr).await?;
+        let addr = tcp.local_addr()?;
+        let (fatal, fatal_rx) = oneshot::channel();
+        Ok(Self {
+            name,
+            addr,
+            tcp,
+            limits,
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            live: Mutex::new(VecDeque::new()),
+            metrics,
+            backoff: FIRST_BACKOFF,
+            short: false,
+            fatal: Some(fatal),
+            fatal_rx: Some(fatal_rx),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The listener's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Resolves when the listener has failed for good; taken once by the
+    /// protocol server's wrapper.
+    pub(crate) fn take_failure(&mut self) -> oneshot::Receiver<AcceptFailed> {
+        self.fatal_rx.take().unwrap_or_else(|| oneshot::channel().1)
+    }
+
+    /// The next connection, once a slot is free.
+    ///
+    /// # Errors
+    /// When `accept` fails in a way no retry can fix (the socket is gone).
+    pub async fn accept(&mut self) -> Result<Connection, AcceptFailed> {
+        loop {
+            match self.tcp.accept().await {
+                Ok((stream, remote)) => {
+                    if self.short {
+                        tracing::info!(listener = self.name, "accepting connections again");
+                        self.short = false;
+                        self.backoff = FIRST_BACKOFF;
+                    }
+                    let slot = self.slot_for_newcomer().await;
+                    let _ = stream.set_nodelay(true);
+                    let activity = Activity::new();
+                    self.remember(&activity);
+                    return Ok(Connection::new(
+                        stream,
+                        remote,
+                        activity,
+                        self.limits,
+                        self.metrics.clone(),
+                        slot,
+                    ));
+                }
+                Err(e) if is_per_connection(&e) => continue,
+                Err(e) if is_resource_shortage(&e) => {
+                    self.metrics.accept_failed();
+                    if !self.short {
+                        self.short = true;
+                        tracing::warn!(listener = self.name, error = %e,
+                            "accept failed; closing the oldest idle connections and backing off");
+                    }
+                    // Idle connections give their descriptors back within
+                    // a scheduler tick; only when there are none does the
+                    // pause grow.
+                    let freed = (0..EVICT_ON_SHORTAGE)
+                        .take_while(|_| self.evict_oldest_idle())
+                        .count();
+                    if freed > 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    } else {
+                        tokio::time::sleep(self.backoff).await;
+                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+                Err(source) => {
+                    self.metrics.accept_failed();
+                    return Err(AcceptFailed {
+                        name: self.name,
+                        addr: self.addr,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A slot for a connection just accepted. When the listener is full,
+    /// the oldest idle connection (most likely one that never sent a
+    /// request) is asked to make room; if every connection is busy, the
+    /// newcomer waits for one to end, and later ones wait in the kernel's
+    /// backlog.
+    async fn slot_for_newcomer(&self) -> OwnedSemaphorePermit {
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return slot;
+        }
+        self.evict_oldest_idle();
+        loop {
+            match tokio::time::timeout(FIRST_BACKOFF * 20, self.slots.clone().acquire_owned()).await
+            {
+                Ok(Ok(slot)) => return slot,
+                // Closed never happens: the listener owns the semaphore.
+                Ok(Err(_)) => std::future::pending::<()>().await,
+                // Still full: an idle connection may have appeared since.
+                Err(_) => {
+                    self.evict_oldest_idle();
+                }
+            }
+        }
+    }
+
+    /// Reports a fatal accept error to the protocol server's wrapper.
+    pub(crate) fn fail(&mut self, error: AcceptFailed) {
+        tracing::error!(error = %error, "listener failed");
+        if let Some(tx) = self.fatal.take() {
+            let _ = tx.send(error);
+        }
+    }
+
+    fn remember(&self, activity: &Arc<Activity>) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.len() >= self.limits.max_connections {
+            live.retain(|w| w.strong_count() > 0);
+        }
+        live.push_back(Arc::downgrade(activity));
+    }
+
+    /// Asks the oldest idle connection to close; false when none is idle.
+    fn evict_oldest_idle(&self) -> bool {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|w| w.strong_count() > 0);
+        let victim = live
+            .iter()
+            .position(|w| w.upgrade().is_some_and(|a| a.is_idle()));
+        match victim
+            .and_then(|i| live.remove(i))
+            .and_then(|w| w.upgrade())
+        {
+            Some(activity) => {
+                activity.evict();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl axum::serve::Listener for Listener {
+    type Io = Connection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Connection, SocketAddr) {
+        match Listener::accept(self).await {
+            Ok(connection) => {
+                let remote = connection.info().remote;
+                (connection, remote)
+            }
+            Err(e) => {
+                self.fail(e);
+                // The server wrapper stops on the failure; never yield.
+                std::future::pending().await
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+}

@@ -1,0 +1,120 @@
+//! Where an intent goes on the bus, and under which message id: the one
+//! rule every trigger (API, registry push, schedule) shares.
+//!
+//! - Subject: `intent_subject(priority, cluster, namespace, tail)`, the tail
+//!   being the dedupe key for intents that coalesce (schedules) and the scan
+//!   id otherwise ([`crate::priority::TriggerKind::coalesces`]).
+//! - Message id: the dedupe key plus the occasion ([`DedupeKey::msg_id`]),
+//!   so a retried publish of the same occasion is a duplicate and a new
+//!   occasion is new work.
+
+use crate::dedupe::{DedupeKey, Occasion};
+use crate::image_digest::ImageIdentity;
+use crate::intent::Intent;
+use crate::subject::{SubjectTail, intent_subject};
+
+/// An intent's subject and message id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    /// The subject to publish on.
+    pub subject: String,
+    /// The `Nats-Msg-Id`.
+    pub msg_id: String,
+}
+
+/// The image identity dedupe keys use: the digest when known, else the
+/// reference as written.
+pub fn image_identity(intent: &Intent) -> ImageIdentity {
+    match &intent.image.digest {
+        Some(d) => ImageIdentity::Digest(d.clone()),
+        None => ImageIdentity::Reference(intent.image.reference.clone()),
+    }
+}
+
+/// Routes `intent`, published because of `occasion`.
+pub fn route(intent: &Intent, occasion: &Occasion<'_>) -> Routing {
+    let key = DedupeKey::new(
+        &intent.cluster,
+        &intent.target,
+        &image_identity(intent),
+        &intent.profile,
+    );
+    let tail = if intent.trigger.kind().coalesces() {
+        SubjectTail::DedupeKey(&key)
+    } else {
+        SubjectTail::ScanId(&intent.id)
+    };
+    Routing {
+        subject: intent_subject(
+            intent.priority(),
+            &intent.cluster,
+            &intent.target.namespace,
+            tail,
+        ),
+        msg_id: key.msg_id(occasion),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::intent::{Approach, ImageSpec, Trigger};
+    use crate::k8s_names::ClusterName;
+    use crate::profile::{ProfileName, ProfilePin, ProfileRef};
+    use crate::scan_id::ScanId;
+    use crate::target::ContainerRef;
+
+    fn intent(id: &str, trigger: Trigger) -> Intent {
+        Intent {
+            id: ScanId::parse(id).unwrap(),
+            cluster: ClusterName::new("kubesim").unwrap(),
+            target: ContainerRef::parse_uri("k8s://apps/web-0/app").unwrap(),
+            image: ImageSpec {
+                reference: "shop/web:1".into(),
+                digest: None,
+            },
+            profile: ProfileRef {
+                name: ProfileName::new("container-baseline").unwrap(),
+                pin: ProfilePin::version("1.0.0").unwrap(),
+            },
+            inputs: Default::default(),
+            approach: Approach::Auto,
+            threshold: None,
+            trigger,
+            requested_at: UNIX_EPOCH,
+            deadline: Some(UNIX_EPOCH + Duration::from_secs(600)),
+        }
+    }
+
+    #[test]
+    fn schedules_coalesce_by_work_and_everything_else_by_scan() {
+        let nightly = Trigger::Schedule {
+            name: "nightly".into(),
+        };
+        let a = intent("01JDQ3W7T8ZK5V9X2M4N6P8R0S", nightly.clone());
+        let b = intent("01JDQ3W7T8ZK5V9X2M4N6P8R0T", nightly);
+        let slot = |s| Occasion::ScheduleSlot {
+            schedule: "nightly",
+            slot_unix: s,
+        };
+        let (ra, rb) = (route(&a, &slot(60)), route(&b, &slot(60)));
+        assert_eq!(ra.subject, rb.subject, "same work, same subject");
+        assert!(ra.subject.starts_with("scan.intents.low.kubesim.apps."));
+        assert_eq!(ra.msg_id, rb.msg_id, "same slot, same message id");
+        assert_ne!(ra.msg_id, route(&a, &slot(120)).msg_id);
+
+        let api = intent(
+            "01JDQ3W7T8ZK5V9X2M4N6P8R0S",
+            Trigger::Api {
+                principal: String::new(),
+            },
+        );
+        let r = route(&api, &Occasion::ApiRequest("01JDQ3W7T8ZK5V9X2M4N6P8R0S"));
+        assert_eq!(
+            r.subject,
+            "scan.intents.high.kubesim.apps.01JDQ3W7T8ZK5V9X2M4N6P8R0S"
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Issue #12, finding 3, through the real binary: thousands of connections
+//! that never finish a request on the worker's health and metrics port,
+//! with the process held to 512 file descriptors, and still a kubelet
+//! probe (`/healthz`) is answered.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::repo_root;
+use scanfleet_test_harness::slow_clients::{
+    FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PATIENCE, closed_by_server, hold_half_open,
+    http_get,
+};
+use scanfleet_trust::SigningKey;
+
+fn private_file(path: &Path, contents: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_flood_does_not_stop_the_health_probe() {
+    let nats = NatsServer::start();
+    let sim = kubesim::Kubesim::start(kubesim::Config::with_fixture(
+        kubesim::fixture::Fixture::default(),
+    ))
+    .await
+    .expect("kubesim starts (tests run as root)");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("worker.kubeconfig");
+    private_file(&kubeconfig, &sim.admin_kubeconfig());
+    let key = dir.path().join("signing.pem");
+    private_file(&key, &SigningKey::generate().to_pkcs8_pem());
+    let args: Vec<String> = [
+        "--nats-url",
+        &nats.url(),
+        "--cluster",
+        "kubesim",
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+        "--signing-key",
+        &key.display().to_string(),
+        "--profiles",
+        &repo_root().join("profiles").display().to_string(),
+        "--http-listen",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    let log = dir.path().join("worker.log");
+    let exe = Path::new(env!("CARGO_BIN_EXE_scanfleet-worker"));
+    let mut worker = LimitedProcess::start(exe, &args, FD_LIMIT, &log);
+    let http = worker.addr("http=");
+
+    let mut held = hold_half_open(http, FLOOD, b"GET /metrics HTTP/1.1\r\nX-Slow: ").await;
+    let served = http_get(http, "/healthz").await;
+    let figures = FloodFigures {
+        listener: "worker http",
+        held: held.len(),
+        closed_by_server: closed_by_server(&mut held).await,
+        time_to_serve: served.as_ref().map_or(PATIENCE, |(_, t)| *t),
+        served: served.map(|(status, _)| status),
+    };
+    eprintln!("{figures:?}");
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(worker.running(), "the worker died:\n{log_text}");
+    assert_eq!(
+        figures.served.as_deref(),
+        Ok("HTTP/1.1 200 OK"),
+        "{figures:?}\n{log_text}"
+    );
+    assert!(
+        held.len() > FD_LIMIT as usize,
+        "the flood went past the descriptor limit: {figures:?}"
+    );
+    assert!(!log_text.contains("panicked"), "{log_text}");
+}

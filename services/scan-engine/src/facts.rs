@@ -199,6 +199,10 @@ pub struct GatherStats {
 pub struct Declarations {
     /// `Some(true)`: the target is a container.
     pub container: Option<bool>,
+    /// Commands run in the scanner's own container (a debug container or
+    /// sidecar reaching the target's files through `/proc/PID/root`), not
+    /// in the target: set by the target that gathered the facts.
+    pub commands_outside_target: bool,
 }
 
 /// The facts a target returned for a plan.

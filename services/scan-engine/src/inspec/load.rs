@@ -266,27 +266,34 @@ pub fn load(
         .map(|(m, _)| m.inputs.iter().map(|i| &i.name).collect())
         .unwrap_or_default();
     let program = Arc::new(parse_program(source, &mut problems));
-    let inputs = Arc::new(meta.as_ref().map(|(_, i)| i.clone()).unwrap_or_default());
-    let mut runs = Vec::new();
-    let mut top_errors = Vec::new();
-    let mut inline = Vec::new();
-    for &f in &program.controls {
-        let run = evaluate_file(&program, f, &Facts::default(), &inputs, limits, Mode::Plan);
-        plan_problems(&program, f, &run, &mut problems);
-        if let Some((e, l)) = &run.top_error {
-            top_errors.push((f, e.clone(), *l));
-        }
-        inline.extend(run.inline_inputs.clone());
-        let FileRun {
-            controls,
-            top_needs,
-            ..
-        } = run;
-        for mut c in controls {
-            c.needs.extend(top_needs.iter().cloned());
-            runs.push((c, f));
-        }
+    let mut inputs = Arc::new(meta.as_ref().map(|(_, i)| i.clone()).unwrap_or_default());
+    let mut planned = plan_all(&program, &inputs, limits, &mut problems);
+    // Overrides of inputs declared inline (`input('x', value: 1)`) are typed
+    // like their inline default, which planning has just found: plan again with them.
+    let inline_overrides: Vec<(String, Json)> = planned
+        .inline
+        .iter()
+        .filter(|(n, _)| !declared.contains(n) && overrides.contains_key(n))
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                typed_override(v, &overrides[n])
+                    .unwrap_or_else(|_| Json::String(overrides[n].clone())),
+            )
+        })
+        .collect();
+    if !inline_overrides.is_empty() {
+        let mut with = (*inputs).clone();
+        with.values.extend(inline_overrides);
+        inputs = Arc::new(with);
+        let mut again = Vec::new();
+        planned = plan_all(&program, &inputs, limits, &mut again);
     }
+    let Planned {
+        runs,
+        top_errors,
+        inline,
+    } = planned;
     for name in overrides.keys() {
         if !declared.contains(name) && !inline.iter().any(|(n, _)| n == name) {
             problems.push(ProfileProblem {
@@ -321,6 +328,45 @@ pub fn load(
         runs,
         top_errors,
     })
+}
+
+/// What planning every control file found.
+struct Planned {
+    runs: Vec<(ControlRun, usize)>,
+    top_errors: Vec<(usize, String, Loc)>,
+    inline: Vec<(String, Json)>,
+}
+
+/// Plans every control file with no facts (see the module comment).
+fn plan_all(
+    program: &Program,
+    inputs: &ScanInputs,
+    limits: Limits,
+    problems: &mut Vec<ProfileProblem>,
+) -> Planned {
+    let mut out = Planned {
+        runs: Vec::new(),
+        top_errors: Vec::new(),
+        inline: Vec::new(),
+    };
+    for &f in &program.controls {
+        let run = evaluate_file(program, f, &Facts::default(), inputs, limits, Mode::Plan);
+        plan_problems(program, f, &run, problems);
+        if let Some((e, l)) = &run.top_error {
+            out.top_errors.push((f, e.clone(), *l));
+        }
+        out.inline.extend(run.inline_inputs.clone());
+        let FileRun {
+            controls,
+            top_needs,
+            ..
+        } = run;
+        for mut c in controls {
+            c.needs.extend(top_needs.iter().cloned());
+            out.runs.push((c, f));
+        }
+    }
+    out
 }
 
 fn plan_problems(program: &Program, f: usize, run: &FileRun, problems: &mut Vec<ProfileProblem>) {

@@ -136,7 +136,7 @@ pub fn call(it: &Interp<'_>, r: &Rc<Resource>, name: &str, args: &Args) -> R<Opt
                 Got::Ready(_) => Value::Nil,
             }));
         }
-        "content" => return Ok(Some(file_content(it, path))),
+        "content" => return file_content(it, path).map(Some),
         "sha256sum" => {
             return Ok(Some(match content(it, path) {
                 Got::Unknown => Value::Unknown,
@@ -161,11 +161,15 @@ pub fn call(it: &Interp<'_>, r: &Rc<Resource>, name: &str, args: &Args) -> R<Opt
     stat_member(it, r, st, name, args)
 }
 
-fn file_content(it: &Interp<'_>, path: &str) -> Value {
-    match content(it, path) {
-        Got::Unknown => Value::Unknown,
-        Got::Ready(ContentFact::Data { bytes, .. }) => Value::str(String::from_utf8_lossy(bytes)),
-        Got::Ready(_) => Value::Nil,
+/// The whole content; nil for a missing file. A file that is not regular
+/// (a FIFO would block), unreadable, or cut at the per-file cap is a
+/// failed resource, never silently empty or short content.
+fn file_content(it: &Interp<'_>, path: &str) -> R<Value> {
+    match text(it, path) {
+        Got::Unknown => Ok(Value::Unknown),
+        Got::Ready(Ok(Some(t))) => it.new_str(t),
+        Got::Ready(Ok(None)) => Ok(Value::Nil),
+        Got::Ready(Err(e)) => it.raise("ResourceFailed", e),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::checks::system_facts::MAIN_ENVIRON;
 use crate::facts::{CommandFact, ContentFact, FactRequest, FactValue, ProcessesFact, StatFact};
 use crate::inspec::filter_table::table;
 use crate::inspec::interp::{Args, Interp, R};
-use crate::inspec::ruby_regex::{RubyRegex, escape};
+use crate::inspec::ruby_regex::RubyRegex;
 use crate::inspec::value::{RHash, Value};
 
 /// Display names.
@@ -44,8 +44,17 @@ fn shell_command(r: &Resource) -> String {
     }
 }
 
-/// Why commands cannot run on this target (the local-root target).
+/// Why a `command` cannot answer about the target here.
+const OUTSIDE_TARGET: &str = "commands run in the scanner's own container on this approach (a debug \
+     container or sidecar reaching the target's files through /proc/PID/root), not in the target; \
+     scan with the exec approach to evaluate command resources";
+
+/// Why commands cannot run on this target (the local-root target, or a
+/// debug container or sidecar where they would inspect the wrong container).
 pub fn command_unavailable(it: &Interp<'_>, r: &Rc<Resource>) -> Option<String> {
+    if it.facts.declared.commands_outside_target {
+        return Some(OUTSIDE_TARGET.into());
+    }
     match command(it, &shell_command(r)) {
         Got::Ready(CommandFact::Unsupported(why)) => Some(why.clone()),
         _ => None,
@@ -53,6 +62,9 @@ pub fn command_unavailable(it: &Interp<'_>, r: &Rc<Resource>) -> Option<String> 
 }
 
 fn run(it: &Interp<'_>, cmd: &str) -> R<Option<(i32, String, String)>> {
+    if it.facts.declared.commands_outside_target {
+        return it.raise("ResourceSkipped", OUTSIDE_TARGET);
+    }
     match command(it, cmd) {
         Got::Unknown => Ok(None),
         Got::Ready(CommandFact::Ran {
@@ -239,31 +251,24 @@ fn os_env(it: &Interp<'_>, r: &Rc<Resource>, name: &str) -> R<Option<Value>> {
 
 fn processes(it: &Interp<'_>, r: &Rc<Resource>, name: &str, args: &Args) -> R<Option<Value>> {
     let data = cached(r, || {
-        let re = if r.arg.is_empty() || r.arg == ".*" {
-            None
-        } else if r.arg.starts_with('/')
-            && r.arg.len() > 1
-            && matches!(r.opts, Value::Nil)
-            && r.arg.ends_with('/')
-        {
-            Some(RubyRegex::new(
-                &r.arg[1..r.arg.len() - 1],
-                crate::inspec::ast::RegexFlags::default(),
-            ))
-        } else {
-            let grep = if r.arg.starts_with('/') {
-                r.arg.clone()
-            } else {
-                format!("(/[^/]*)*{}", escape(&r.arg))
-            };
-            Some(RubyRegex::new(
-                &format!("^{grep}(\\s|$)"),
-                crate::inspec::ast::RegexFlags::default(),
-            ))
-        };
-        let re = match re.transpose() {
-            Ok(re) => re,
-            Err(e) => return it.unsupported(e),
+        // InSpec: a string `x` greps /^(\/[^\/]*)*x(\s|$)/ (unescaped), a regex as given.
+        let re = match &r.value {
+            Value::Regex(re) => Some(re.clone()),
+            Value::Str(g) => {
+                let grep = if g.starts_with('/') {
+                    g.to_string()
+                } else {
+                    format!("(/[^/]*)*{g}")
+                };
+                match RubyRegex::new(
+                    &format!("^{grep}(\\s|$)"),
+                    crate::inspec::ast::RegexFlags::default(),
+                ) {
+                    Ok(re) => Some(Rc::new(re)),
+                    Err(e) => return it.unsupported(e),
+                }
+            }
+            _ => None,
         };
         let passwd = match text(it, crate::checks::system_facts::PASSWD) {
             Got::Unknown => return Ok(Value::Unknown),

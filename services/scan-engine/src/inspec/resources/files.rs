@@ -78,11 +78,12 @@ fn mask(who: &str, flag: char) -> Option<u32> {
 /// write anything, and execute anything with an execute bit), computed
 /// from the mode, owner and the user's groups instead of running `su`.
 fn user_may(it: &Interp<'_>, st: &FileStat, flag: char, user: &str) -> Got<bool> {
-    let Got::Ready(Ok(Some(passwd))) = text(it, PASSWD) else {
+    let (passwd, groups) = (text(it, PASSWD), text(it, GROUP));
+    let (Got::Ready(passwd), Got::Ready(groups)) = (passwd, groups) else {
         return Got::Unknown;
     };
-    let Got::Ready(groups) = text(it, GROUP) else {
-        return Got::Unknown;
+    let Ok(Some(passwd)) = passwd else {
+        return Got::Ready(false);
     };
     let Some(entry) = parse_passwd(&passwd).into_iter().find(|p| p.name == user) else {
         return Got::Ready(false);
@@ -150,7 +151,19 @@ pub fn call(it: &Interp<'_>, r: &Rc<Resource>, name: &str, args: &Args) -> R<Opt
         }
         _ => {}
     }
-    let st = match stat(it, path, true) {
+    // Ask for every fact this member may need before answering unknown, so
+    // one planning pass requests them all.
+    let st = stat(it, path, true);
+    match name {
+        "owner" | "user" | "owned_by?" => drop(text(it, PASSWD)),
+        "group" | "grouped_into?" => drop(text(it, GROUP)),
+        "readable?" | "writable?" | "executable?" if args.get(1).is_some_and(|u| !u.is_nil()) => {
+            drop((text(it, PASSWD), text(it, GROUP)));
+        }
+        "mounted?" => drop(text(it, "/proc/mounts")),
+        _ => {}
+    }
+    let st = match st {
         Got::Unknown => return unknown(),
         Got::Ready(StatFact::Present(s)) => Some(s),
         Got::Ready(StatFact::Missing) => None,

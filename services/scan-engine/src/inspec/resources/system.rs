@@ -270,13 +270,17 @@ fn processes(it: &Interp<'_>, r: &Rc<Resource>, name: &str, args: &Args) -> R<Op
             }
             _ => None,
         };
-        let passwd = match text(it, crate::checks::system_facts::PASSWD) {
+        let (passwd, list) = (
+            text(it, crate::checks::system_facts::PASSWD),
+            it.fact(&FactRequest::Processes),
+        );
+        let passwd = match passwd {
             Got::Unknown => return Ok(Value::Unknown),
             Got::Ready(t) => {
                 crate::system_files::parse_passwd(&t.ok().flatten().unwrap_or_default())
             }
         };
-        let list = match it.fact(&FactRequest::Processes) {
+        let list = match list {
             None => return Ok(Value::Unknown),
             Some(FactValue::Processes(ProcessesFact::Listed(l))) => l,
             Some(_) => return it.raise("ResourceFailed", "processes could not be listed"),
@@ -572,8 +576,9 @@ fn crontab(it: &Interp<'_>, r: &Rc<Resource>, name: &str, args: &Args) -> R<Opti
             ),
         };
         let mut rows = Vec::new();
-        for p in paths {
-            let t = match text(it, &p) {
+        let texts: Vec<_> = paths.iter().map(|p| text(it, p)).collect();
+        for t in texts {
+            let t = match t {
                 Got::Unknown => return Ok(Value::Unknown),
                 Got::Ready(t) => t.ok().flatten().unwrap_or_default(),
             };

@@ -13,7 +13,8 @@ pub enum FactRequest {
     /// `lstat` of a path, plus its link target when it is a symlink.
     Stat(String),
     /// `stat` of a path with symlinks followed inside the target (InSpec's
-    /// `file` resource reports what a link points to).
+    /// `file` resource reports what a link points to); its `link_target`
+    /// is the path the links resolved to.
     StatFollow(String),
     /// Bytes of a regular file (symlinks followed inside the target).
     Read(String),

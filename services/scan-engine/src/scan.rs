@@ -231,28 +231,26 @@ fn report(
 }
 
 fn unanswered(o: &CheckOutcome) -> CheckResult {
-    let needs: Vec<String> = o.missing.iter().take(5).map(|r| format!("{r:?}")).collect();
-    let more = o.missing.len().saturating_sub(5);
+    let shown = |items: &mut dyn Iterator<Item = String>, n: usize| {
+        let v: Vec<String> = items.take(6).collect();
+        let more = n.saturating_sub(v.len());
+        if more > 0 {
+            format!("{} and {more} more", v.join(", "))
+        } else {
+            v.join(", ")
+        }
+    };
     let message = if o.pending_calls.is_empty() {
+        let n = o.missing.len();
         format!(
-            "facts still missing after the last round trip: {}{}",
-            needs.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
+            "facts still missing after the last round trip: {}",
+            shown(&mut o.missing.iter().map(|r| format!("{r:?}")), n)
         )
     } else {
+        let n = o.pending_calls.len();
         format!(
-            "{} would need a third round trip: its arguments depend on facts only gathered in the second (still missing: {}{})",
-            o.pending_calls.join(", "),
-            needs.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
+            "a third round trip would be needed: {} depend on facts gathered only in the second (a scan makes at most two)",
+            shown(&mut o.pending_calls.iter().cloned(), n)
         )
     };
     CheckResult::error("Control Source Code Error", message)

@@ -134,7 +134,12 @@ impl LocalRoot {
                     uid: m.uid(),
                     gid: m.gid(),
                     size: m.size(),
-                    link_target: None,
+                    // The path inside the target the links resolved to.
+                    link_target: p.strip_prefix(&self.root).ok().map(|rel| {
+                        let mut v = b"/".to_vec();
+                        v.extend_from_slice(rel.as_os_str().as_bytes());
+                        v
+                    }),
                 }),
                 Err(e) if e.kind() == ErrorKind::NotFound => StatFact::Missing,
                 Err(e) => StatFact::Error(e.to_string()),

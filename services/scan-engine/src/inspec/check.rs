@@ -49,22 +49,30 @@ impl CompiledCheck for InspecControl {
             self.limits,
             Mode::Run(self.id.clone()),
         );
-        outcome(run, &self.id, self.impact)
+        outcome(run, &self.program, &self.id, self.impact)
     }
 }
 
 /// InSpec's results for one control run.
-pub fn outcome(run: FileRun, id: &str, loaded_impact: f64) -> CheckOutcome {
+pub fn outcome(run: FileRun, program: &Program, id: &str, loaded_impact: f64) -> CheckOutcome {
     let mut missing = run.top_needs.clone();
     let mut pending: BTreeSet<_> = run.top_dynamic.clone();
+    pending.extend(run.top_sites.iter().cloned());
     let control = run.controls.into_iter().find(|c| c.id == id);
     if let Some(c) = &control {
         missing.extend(c.needs.iter().cloned());
         pending.extend(c.dynamic.iter().cloned());
+        pending.extend(c.miss_sites.iter().cloned());
     }
     let pending_calls = pending
         .iter()
-        .map(|d| format!("`{}` at line {}", d.call, d.loc.line))
+        .map(|d| {
+            let file = program
+                .files
+                .get(d.loc.file as usize)
+                .map_or("?", |f| f.path.as_str());
+            format!("{} (at {file}:{})", d.call, d.loc.line)
+        })
         .collect();
     if !missing.is_empty() {
         return CheckOutcome {

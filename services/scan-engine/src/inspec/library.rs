@@ -213,10 +213,12 @@ pub fn object_call(
         }
         _ => {}
     }
-    if table_member(o, name)
-        && let Some(table) = object_table(it, o, recv)?
-    {
-        return filter_table::call(it, &table, name, args);
+    if table_member(o, name) {
+        return match object_table(it, o, recv)? {
+            Some(table) => filter_table::call(it, &table, name, args),
+            // The rows depend on facts not gathered yet.
+            None => Ok(Some(Value::Unknown)),
+        };
     }
     if let Some((mm, owner)) = o.class.find_method("method_missing") {
         let mut a = args.clone();

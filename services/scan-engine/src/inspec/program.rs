@@ -48,6 +48,8 @@ pub struct FileRun {
     pub top_needs: std::collections::BTreeSet<FactRequest>,
     /// Dynamic resource calls at the top level.
     pub top_dynamic: std::collections::BTreeSet<DynamicCall>,
+    /// Where the top level's missing facts were asked for.
+    pub top_sites: std::collections::BTreeSet<DynamicCall>,
     /// An error outside any control (a library or the file's top level).
     pub top_error: Option<(String, Loc)>,
     /// File-level `only_if`: skipped, and its message.
@@ -87,6 +89,7 @@ pub fn evaluate_file(
         controls: dsl.controls,
         top_needs: it.misses.into_inner(),
         top_dynamic: it.dynamic.into_inner(),
+        top_sites: it.miss_sites.into_inner(),
         top_error,
         file_skip: dsl.file_skip,
         inline_inputs: dsl.inline_inputs,

@@ -203,6 +203,7 @@ impl<'a> Parser<'a> {
             |q| matches!(q, FactRequest::Stat(_) | FactRequest::StatFollow(_)),
             "a stat",
         )?;
+        let followed = matches!(req, FactRequest::StatFollow(_));
         let v = match r.tok.next() {
             Some(b"-") => StatFact::Missing,
             Some(b"!") => StatFact::Error(rest_text(r.header, 3)),
@@ -217,7 +218,8 @@ impl<'a> Parser<'a> {
                     uid,
                     gid,
                     size,
-                    link_target: is_link.then(|| strip_one_nl(r.payload).to_vec()),
+                    // A followed stat carries the path the links resolved to.
+                    link_target: (is_link || followed).then(|| strip_one_nl(r.payload).to_vec()),
                 })
             }
             _ => return Err(r.ctx("bad stat status".into())),

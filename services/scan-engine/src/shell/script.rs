@@ -88,7 +88,10 @@ sf() {
     n=$((n+1))
     case $t in /*) p=$t;; *) p=${p%/*}/$t;; esac
   done
-  st "$1" "$R$p"
+  if [ -e "$R$p" ]; then
+    if s=$(stat -L -c '%f %u %g %s' -- "$R$p"); then h S "$1" = $s; printf '%s' "$p"
+    else h S "$1" '!' "stat exited with status $?"; fi
+  else h S "$1" -; fi
 }
 cm() {
   h XO "$1"

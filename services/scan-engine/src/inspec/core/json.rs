@@ -51,14 +51,65 @@ pub fn parse(it: &Interp<'_>, text: &str) -> R<Value> {
     }
 }
 
-/// `YAML.load`.
+/// A plain YAML scalar typed as Ruby's Psych (YAML 1.1) types it: `yes`,
+/// `no`, `on`, `off` are booleans, `~` and `null` nil, numbers numbers.
+fn psych_scalar(text: &str, plain: bool) -> Value {
+    if !plain {
+        return Value::str(text);
+    }
+    match text.to_ascii_lowercase().as_str() {
+        "" | "~" | "null" => return Value::Nil,
+        "true" | "yes" | "on" | "y" => return Value::Bool(true),
+        "false" | "no" | "off" | "n" => return Value::Bool(false),
+        _ => {}
+    }
+    let digits = text.replace('_', "");
+    if let Ok(i) = digits.parse::<i64>() {
+        return Value::Int(i);
+    }
+    if let Some(h) = digits.strip_prefix("0x")
+        && let Ok(i) = i64::from_str_radix(h, 16)
+    {
+        return Value::Int(i);
+    }
+    if digits.contains('.')
+        && let Ok(f) = digits.parse::<f64>()
+    {
+        return Value::Float(f);
+    }
+    Value::str(text)
+}
+
+fn from_node(n: &marked_yaml::Node) -> Value {
+    match n {
+        marked_yaml::Node::Scalar(s) => psych_scalar(s.as_str(), s.may_coerce()),
+        marked_yaml::Node::Sequence(seq) => Value::array(seq.iter().map(from_node).collect()),
+        marked_yaml::Node::Mapping(m) => {
+            Value::hash(RHash::from_pairs(m.iter().map(|(k, v)| {
+                (psych_scalar(k.as_str(), k.may_coerce()), from_node(v))
+            })))
+        }
+    }
+}
+
+/// `YAML.load`, typed as Ruby's Psych types plain scalars.
 ///
 /// # Errors
 /// Psych::SyntaxError on malformed text.
 pub fn parse_yaml(it: &Interp<'_>, text: &str) -> R<Value> {
     it.alloc(text.len() * 2)?;
-    match serde_yaml::from_str::<serde_yaml::Value>(text) {
-        Ok(v) => Ok(from_yaml(&v)),
+    if text.trim().is_empty() {
+        return Ok(Value::Bool(false));
+    }
+    // Mapping or sequence at the top, whichever the text has.
+    let seq = text.trim_start().starts_with('-') || text.trim_start().starts_with('[');
+    let opts = if seq {
+        marked_yaml::LoaderOptions::default().toplevel_sequence()
+    } else {
+        marked_yaml::LoaderOptions::default()
+    };
+    match marked_yaml::parse_yaml_with_options(0, text, opts) {
+        Ok(n) => Ok(from_node(&n)),
         Err(e) => it.raise("SyntaxError", format!("{e}")),
     }
 }

@@ -39,7 +39,6 @@ pub fn call(it: &Interp<'_>, recv: &Value, name: &str, args: &Args) -> R<Option<
         Value::Version(v) => version(it, recv, v, name, &a0),
         Value::Exception(e) => Ok(Some(match name {
             "message" | "to_s" => Value::str(&e.message),
-            "class" => Value::Class(crate::inspec::value::ClassRef::Builtin("StandardError")),
             "backtrace" => Value::array(Vec::new()),
             _ => return Ok(None),
         })),

@@ -74,6 +74,8 @@ pub struct ControlRun {
     pub needs: BTreeSet<FactRequest>,
     /// Resource calls whose arguments depended on missing facts.
     pub dynamic: BTreeSet<DynamicCall>,
+    /// Where each missing fact was asked for.
+    pub miss_sites: BTreeSet<DynamicCall>,
     /// Whether it was defined by a bare top-level `describe`.
     pub anonymous: bool,
 }
@@ -264,6 +266,7 @@ impl Interp<'_> {
                 raised: None,
                 needs: BTreeSet::new(),
                 dynamic: BTreeSet::new(),
+                miss_sites: BTreeSet::new(),
                 anonymous,
             });
             dsl.current = Some(dsl.controls.len() - 1);
@@ -274,9 +277,11 @@ impl Interp<'_> {
         }
         let saved_misses = std::mem::take(&mut *self.misses.borrow_mut());
         let saved_dynamic = std::mem::take(&mut *self.dynamic.borrow_mut());
+        let saved_sites = std::mem::take(&mut *self.miss_sites.borrow_mut());
         let outcome = body(self);
         let needs = std::mem::replace(&mut *self.misses.borrow_mut(), saved_misses);
         let dynamic = std::mem::replace(&mut *self.dynamic.borrow_mut(), saved_dynamic);
+        let sites = std::mem::replace(&mut *self.miss_sites.borrow_mut(), saved_sites);
         let mut dsl = self.dsl.borrow_mut();
         dsl.describes.clear();
         dsl.example = None;
@@ -288,6 +293,7 @@ impl Interp<'_> {
         let c = &mut dsl.controls[i];
         c.needs = needs;
         c.dynamic = dynamic;
+        c.miss_sites = sites;
         match outcome {
             Ok(()) | Err(Flow::Next(_) | Flow::Break(_) | Flow::Return(_)) => {}
             Err(Flow::Raise(e, _)) if e.class == "ResourceSkipped" => {

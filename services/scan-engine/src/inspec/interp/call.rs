@@ -346,6 +346,15 @@ impl Interp<'_> {
 
     /// `is_a?` against a class value.
     pub fn is_a(&self, v: &Value, class: &Value) -> bool {
+        if let Value::Exception(e) = v {
+            return match class {
+                Value::Class(ClassRef::Builtin(n)) => e.is_a(n.rsplit("::").next().unwrap_or(n)),
+                Value::Class(ClassRef::User(c)) => {
+                    e.is_a(c.name.rsplit("::").next().unwrap_or(&c.name))
+                }
+                _ => false,
+            };
+        }
         match class {
             Value::Class(ClassRef::User(c)) => match v {
                 Value::Object(o) => o.class.is_a(c),
@@ -646,6 +655,9 @@ fn proc_of(v: Value) -> Option<Rc<Proc>> {
 pub fn class_of(v: &Value) -> ClassRef {
     match v {
         Value::Object(o) => ClassRef::User(o.class.clone()),
+        Value::Exception(e) => {
+            ClassRef::Builtin(super::kernel::builtin_name(&e.class).unwrap_or("StandardError"))
+        }
         other => ClassRef::Builtin(builtin_ancestors(other)[0]),
     }
 }

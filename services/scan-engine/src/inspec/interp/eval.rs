@@ -351,6 +351,16 @@ impl Interp<'_> {
                 Err(_) => Value::Nil,
             },
             Kind::Local(_) | Kind::Ivar(_) => Value::Nil,
+            Kind::Call(c) if c.recv.is_none() => {
+                let known = self.methods.borrow().contains_key(&c.name)
+                    || crate::inspec::resources::ResKind::by_name(&c.name).is_some()
+                    || f.env.get(&c.name).is_some();
+                if known {
+                    Value::str("method")
+                } else {
+                    Value::Nil
+                }
+            }
             _ => Value::str("expression"),
         })
     }

@@ -432,6 +432,14 @@ impl Interp<'_> {
     }
 }
 
+/// The built-in class named `name` (short names of exceptions included).
+pub fn builtin_name(name: &str) -> Option<&'static str> {
+    BUILTIN
+        .iter()
+        .find(|b| **b == name || b.rsplit("::").next() == Some(name))
+        .copied()
+}
+
 fn static_name(class: &str) -> &'static str {
     BUILTIN
         .iter()

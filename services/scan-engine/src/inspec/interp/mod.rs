@@ -179,6 +179,17 @@ pub struct DynamicCall {
     pub loc: Loc,
 }
 
+/// A fact request in words (`stat of /etc/passwd`).
+pub fn describe_request(req: &FactRequest) -> String {
+    match req {
+        FactRequest::Stat(p) | FactRequest::StatFollow(p) => format!("stat of {p}"),
+        FactRequest::Read(p) => format!("read of {p}"),
+        FactRequest::Walk(p) => format!("listing of {p}"),
+        FactRequest::Processes => "the process list".into(),
+        FactRequest::Command(c) => format!("command `{c}`"),
+    }
+}
+
 /// The interpreter for one control evaluation (or one planning pass).
 pub struct Interp<'a> {
     /// The profile's code.
@@ -199,6 +210,8 @@ pub struct Interp<'a> {
     pub misses: RefCell<BTreeSet<FactRequest>>,
     /// Resource calls whose arguments were not known.
     pub dynamic: RefCell<BTreeSet<DynamicCall>>,
+    /// Where each missed fact was first asked for.
+    pub miss_sites: RefCell<BTreeSet<DynamicCall>>,
     /// The DSL state (controls, describes, results).
     pub dsl: RefCell<Dsl>,
     /// `$~` of the last match.
@@ -226,17 +239,22 @@ impl<'a> Interp<'a> {
             methods: RefCell::new(HashMap::new()),
             misses: RefCell::new(BTreeSet::new()),
             dynamic: RefCell::new(BTreeSet::new()),
+            miss_sites: RefCell::new(BTreeSet::new()),
             dsl: RefCell::new(dsl),
             last_match: RefCell::new(None),
             at: Cell::new(Loc::default()),
         }
     }
 
-    /// A gathered fact, or `None` after recording it as missed.
+    /// A gathered fact, or `None` after recording it as missed (with the
+    /// call that asked, for the error a third round trip would get).
     pub fn fact(&self, req: &FactRequest) -> Option<&'a FactValue> {
         let got = self.facts.values.get(req);
-        if got.is_none() {
-            self.misses.borrow_mut().insert(req.clone());
+        if got.is_none() && self.misses.borrow_mut().insert(req.clone()) {
+            self.miss_sites.borrow_mut().insert(DynamicCall {
+                call: describe_request(req),
+                loc: self.at.get(),
+            });
         }
         got
     }

@@ -215,6 +215,19 @@ fn source_text(it: &Interp<'_>, r: &Resource) -> R<Got<Option<String>>> {
             Got::Ready(CommandFact::Error(e)) => return it.raise("ResourceFailed", e.clone()),
         });
     }
+    if matches!(
+        r.kind,
+        ResKind::SshdConfig | ResKind::SshConfig | ResKind::SshdActiveConfig
+    ) {
+        // The usual drop-in directory is listed up front, so an `Include` of
+        // it needs only one more round trip (for the files themselves).
+        let dropins = if r.kind == ResKind::SshConfig {
+            "/etc/ssh/ssh_config.d"
+        } else {
+            "/etc/ssh/sshd_config.d"
+        };
+        let _ = it.fact(&FactRequest::Walk(dropins.into()));
+    }
     let path = if r.kind == ResKind::SshdActiveConfig {
         active_sshd_path(it, &r.arg)
     } else {

@@ -161,6 +161,7 @@ pub fn call(it: &Interp<'_>, r: &Rc<Resource>, name: &str, args: &Args) -> R<Opt
             drop((text(it, PASSWD), text(it, GROUP)));
         }
         "mounted?" => drop(text(it, "/proc/mounts")),
+        "link_path" | "linked_to?" => drop(stat(it, path, false)),
         _ => {}
     }
     let st = match st {
@@ -286,7 +287,10 @@ fn stat_member(
             Got::Ready(StatFact::Present(FileStat {
                 link_target: Some(_),
                 ..
-            })) if st.is_some() => Value::str(resolve_link(it, path).unwrap_or_default()),
+            })) => match st.and_then(|s| s.link_target.as_ref()) {
+                Some(resolved) => Value::str(normalize(&String::from_utf8_lossy(resolved))),
+                None => Value::Nil,
+            },
             _ => Value::Nil,
         },
         "linked_to?" => Value::Bool(match call(it, r, "link_path", &Args::none())? {
@@ -308,30 +312,7 @@ fn stat_member(
     }))
 }
 
-/// The final target of a symlink chain, from lstat facts (absolute path).
-fn resolve_link(it: &Interp<'_>, path: &str) -> Option<String> {
-    let mut p = path.to_string();
-    for _ in 0..40 {
-        match stat(it, &p, false) {
-            Got::Ready(StatFact::Present(FileStat {
-                link_target: Some(t),
-                ..
-            })) => {
-                let t = String::from_utf8_lossy(t).into_owned();
-                p = if t.starts_with('/') {
-                    t
-                } else {
-                    let dir = p.rsplit_once('/').map_or("", |(d, _)| d);
-                    format!("{dir}/{t}")
-                };
-            }
-            Got::Ready(_) => return Some(normalize(&p)),
-            Got::Unknown => return None,
-        }
-    }
-    Some(normalize(&p))
-}
-
+/// `..` and `.` resolved in an absolute path.
 fn normalize(p: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for part in p.split('/') {

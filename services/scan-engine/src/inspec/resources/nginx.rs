@@ -40,6 +40,15 @@ pub fn call(it: &Interp<'_>, r: &Rc<Resource>, name: &str, args: &Args) -> R<Opt
         return binary(it, r, name);
     }
     let params = cached(r, || {
+        // The usual include directories are listed up front, so includes of
+        // them need only one more round trip (for the files themselves).
+        for d in [
+            "/etc/nginx/conf.d",
+            "/etc/nginx/sites-enabled",
+            "/etc/nginx/modules-enabled",
+        ] {
+            let _ = it.fact(&FactRequest::Walk(d.into()));
+        }
         let mut budget = 64usize;
         Ok(match parse_file(it, &r.arg, &mut budget)? {
             Some(h) => Value::hash(h),

@@ -23,7 +23,7 @@ impl Default for Limits {
         Self {
             fuel: 20_000_000,
             max_depth: 120,
-            max_bytes: 256 << 20,
+            max_bytes: 128 << 20,
             time: Duration::from_secs(10),
         }
     }

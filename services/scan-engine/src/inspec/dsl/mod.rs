@@ -271,16 +271,16 @@ impl Interp<'_> {
             });
             dsl.current = Some(dsl.controls.len() - 1);
         }
-        let plan = self.dsl.borrow().mode == Mode::Plan;
-        if plan {
-            self.budget.reset();
-        }
+        // Each control has its own allowance, and the file's top level gets
+        // a fresh one after it: one exhausted control cannot starve the rest.
+        self.budget.reset();
         let saved_misses = std::mem::take(&mut *self.misses.borrow_mut());
         let saved_dynamic = std::mem::take(&mut *self.dynamic.borrow_mut());
         let saved_sites = std::mem::take(&mut *self.miss_sites.borrow_mut());
         let outcome = body(self);
         let needs = std::mem::replace(&mut *self.misses.borrow_mut(), saved_misses);
         let dynamic = std::mem::replace(&mut *self.dynamic.borrow_mut(), saved_dynamic);
+        self.budget.reset();
         let sites = std::mem::replace(&mut *self.miss_sites.borrow_mut(), saved_sites);
         let mut dsl = self.dsl.borrow_mut();
         dsl.describes.clear();

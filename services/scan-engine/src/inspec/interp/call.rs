@@ -431,6 +431,7 @@ impl Interp<'_> {
         args: Args,
     ) -> R<Value> {
         let _guard = self.budget.enter().map_err(|e| self.exhausted(e))?;
+        self.tick(1)?;
         let env = Scope::new(None);
         let frame = Frame {
             self_val,
@@ -469,6 +470,8 @@ impl Interp<'_> {
         self_override: Option<Value>,
     ) -> R<Value> {
         let _guard = self.budget.enter().map_err(|e| self.exhausted(e))?;
+        // Every call costs a step, so even an empty block in an endless loop runs out.
+        self.tick(1)?;
         match &p.body {
             ProcBody::Symbol(name) => {
                 let mut it = args.into_iter();

@@ -187,6 +187,7 @@ impl Interp<'_> {
                     return self.unsupported("`loop` without a block");
                 };
                 loop {
+                    self.tick(1)?;
                     match self.call_proc(b, Vec::new(), None) {
                         Ok(_) => {}
                         Err(Flow::Break(v)) => break v,

@@ -44,7 +44,10 @@ fn hostile_controls_end_as_clear_errors_and_the_scan_goes_on() {
     let hdf = to_hdf(&report);
     let controls = hdf["profiles"][0]["controls"].as_array().expect("controls");
     let message = |id: &str| -> (String, String) {
-        let c = controls.iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{id} is reported"));
+        let c = controls
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is reported"));
         let msg = c["results"]
             .as_array()
             .and_then(|r| r.iter().find_map(|x| x["message"].as_str()))
@@ -73,9 +76,16 @@ fn hostile_controls_end_as_clear_errors_and_the_scan_goes_on() {
         let (status, msg) = message(id);
         assert_eq!(status, "error", "{id}: {msg}");
         assert!(msg.contains(needle), "{id}: expected {needle:?} in {msg:?}");
-        assert!(msg.contains(".rb:"), "{id}: the message names file:line: {msg:?}");
+        assert!(
+            msg.contains(".rb:"),
+            "{id}: the message names file:line: {msg:?}"
+        );
     }
-    assert_eq!(message("hostile-regex-bomb").0, "passed", "a regex bomb is just a regex here");
+    assert_eq!(
+        message("hostile-regex-bomb").0,
+        "passed",
+        "a regex bomb is just a regex here"
+    );
     assert_eq!(message("benign-after-all-that").0, "passed");
     assert_eq!(controls.len(), cases.len() + 2);
     assert!(took < Duration::from_secs(180), "bounded time: {took:?}");

@@ -9,6 +9,7 @@ mod cluster_scan;
 mod dev;
 mod envelope;
 mod keys;
+mod profile_check;
 mod results;
 pub mod scan;
 mod submit;
@@ -45,6 +46,9 @@ enum Command {
     /// (k8s://NS/POD/CONTAINER) with a profile and write HDF; exits 1 when a
     /// given threshold fails.
     Scan(scan::Args),
+    /// Check a profile (YAML or InSpec) without a target.
+    #[command(subcommand)]
+    Profile(profile_check::ProfileCommand),
     /// Gate an HDF file with a SAF threshold file: exit 0 pass, 1 fail
     /// (every failed check printed), 2 invalid input.
     Threshold(threshold::Args),
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Envelope(cmd) => envelope::run(cmd),
         Command::Scan(args) => scan::run(args),
+        Command::Profile(cmd) => profile_check::run(cmd),
         Command::Threshold(args) => threshold::run(args),
         Command::Submit(args) => submit::run(args),
         Command::Results(cmd) => results::run(cmd),

@@ -165,10 +165,6 @@ impl Matcher {
 /// Builds a matcher from a receiver-less call; `None` when `name` is not one.
 pub fn construct(name: &str, args: &Args) -> Option<Value> {
     let a0 = args.get(0).cloned();
-    if args.any_unknown() {
-        // A matcher whose expected value is not known yet: its expectation is pending.
-        return Some(Value::Unknown);
-    }
     let all: Vec<Value> = args.positional().to_vec();
     let kind = match name {
         "eq" | "eql" | "equal" => Kind::Equality(
@@ -223,6 +219,10 @@ pub fn construct(name: &str, args: &Args) -> Option<Value> {
             }
         }
     };
+    if args.any_unknown() {
+        // A matcher whose expected value is not known yet: its expectation is pending.
+        return Some(Value::Unknown);
+    }
     Some(Matcher::value(kind))
 }
 

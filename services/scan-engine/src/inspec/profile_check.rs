@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::budget::Limits;
 use super::load::load;
-use crate::profile::{InputOverrides, ProfileError, ProfileSource};
+use crate::profile::{InputOverrides, ProfileError, ProfileSource, load_profile};
 
 /// One control's report.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -47,6 +47,51 @@ pub struct ProfileCheck {
     pub round_trips: u32,
     /// Controls with an unsupported construct.
     pub unsupported: usize,
+}
+
+/// Loads and plans a profile of either kind and reports on every control.
+///
+/// # Errors
+/// The profile's load problems.
+pub fn check_profile(
+    source: &ProfileSource,
+    overrides: &InputOverrides,
+) -> Result<ProfileCheck, ProfileError> {
+    if super::is_inspec_source(source) {
+        return check_inspec(source, overrides);
+    }
+    let profile = load_profile(source, overrides)?;
+    let mut all = std::collections::BTreeSet::new();
+    let controls: Vec<ControlReport> = profile
+        .controls
+        .iter()
+        .map(|c| {
+            let mut facts = std::collections::BTreeSet::new();
+            for check in &c.checks {
+                check.plan(&mut facts);
+            }
+            all.extend(facts.iter().cloned());
+            ControlReport {
+                id: c.id.clone(),
+                location: format!("{}:{}", c.source.file, c.source.line),
+                supported: true,
+                problems: Vec::new(),
+                warnings: Vec::new(),
+                facts: facts.iter().map(|r| format!("{r:?}")).collect(),
+                dynamic_calls: Vec::new(),
+                round_trips: 1,
+            }
+        })
+        .collect();
+    Ok(ProfileCheck {
+        name: profile.metadata.name.clone(),
+        version: profile.metadata.version.clone(),
+        format: "yaml".into(),
+        facts_planned: all.len() + crate::checks::os_release_requests().len(),
+        round_trips: 1,
+        unsupported: 0,
+        controls,
+    })
 }
 
 /// Loads and plans an InSpec profile and reports on every control.

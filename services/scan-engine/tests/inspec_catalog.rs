@@ -29,18 +29,27 @@ fn inspec_profiles_are_pinned_by_version_and_digest() {
     write_profile(dir.path(), "module Helper\nend\n");
     let catalog = ProfileCatalog::new(dir.path().to_path_buf());
     let none = InputOverrides::new();
-    let p = catalog.load("ruby-profile", Edition::Version("2.0.1"), &none).unwrap();
+    let p = catalog
+        .load("ruby-profile", Edition::Version("2.0.1"), &none)
+        .unwrap();
     assert_eq!(p.controls.len(), 1);
     let digest = format!("sha256:{}", p.sha256);
-    catalog.load("ruby-profile", Edition::Digest(&digest), &none).unwrap();
+    catalog
+        .load("ruby-profile", Edition::Digest(&digest), &none)
+        .unwrap();
     assert!(matches!(
         catalog.load("ruby-profile", Edition::Version("2.0.0"), &none),
         Err(CatalogError::OtherEdition { .. })
     ));
 
     let typed: InputOverrides = [("max_days".to_owned(), "30".to_owned())].into();
-    let p = catalog.load("ruby-profile", Edition::Version("2.0.1"), &typed).unwrap();
-    assert_eq!(p.metadata.inputs[0].value, InputValue::Typed(serde_json::json!(30)));
+    let p = catalog
+        .load("ruby-profile", Edition::Version("2.0.1"), &typed)
+        .unwrap();
+    assert_eq!(
+        p.metadata.inputs[0].value,
+        InputValue::Typed(serde_json::json!(30))
+    );
     let bad: InputOverrides = [("max_days".to_owned(), "thirty".to_owned())].into();
     assert!(matches!(
         catalog.load("ruby-profile", Edition::Version("2.0.1"), &bad),

@@ -10,7 +10,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use scanfleet_kube_access::ClusterAccess;
@@ -18,7 +17,7 @@ use scanfleet_scan_engine::adapters::local_root::LocalRoot;
 use scanfleet_scan_engine::facts::GatherLimits;
 use scanfleet_scan_engine::scan::scan;
 use scanfleet_scan_session::{Approach, ScanRequest, run_scan};
-use scanfleet_test_harness::{repo_root, system_tool};
+use scanfleet_test_harness::repo_root;
 use support::truth::{build, fixture};
 use support::{profile, report_statuses, session_config};
 

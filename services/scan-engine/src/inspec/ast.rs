@@ -295,40 +295,18 @@ impl Node {
 
     /// Calls every direct child node, for walks over the whole tree.
     pub fn for_each_child(&self, f: &mut dyn FnMut(&Node)) {
-        let parts = |ps: &Vec<Part>, f: &mut dyn FnMut(&Node)| {
-            for p in ps {
-                if let Part::Code(n) = p {
-                    f(n);
-                }
-            }
-        };
-        let args = |a: &Vec<Arg>, f: &mut dyn FnMut(&Node)| {
-            for arg in a {
-                match arg {
-                    Arg::Pos(n) | Arg::Splat(n) | Arg::DoubleSplat(n) | Arg::Block(n) => f(n),
-                    Arg::Pair(k, v) => {
-                        f(k);
-                        f(v);
+        match &self.kind {
+            Kind::Interp(p) | Kind::DSym(p) | Kind::Regex(p, _) => {
+                for part in p {
+                    if let Part::Code(n) = part {
+                        f(n);
                     }
                 }
             }
-        };
-        let block = |b: &Block, f: &mut dyn FnMut(&Node)| {
-            for (_, d) in &b.params.optional {
-                f(d);
-            }
-            if let Some(body) = &b.body {
-                f(body);
-            }
-        };
-        match &self.kind {
-            Kind::Interp(p) | Kind::DSym(p) | Kind::Regex(p, _) => parts(p, f),
-            Kind::Array(items) | Kind::Seq(items) => items.iter().for_each(|n| f(n)),
+            Kind::Array(items) | Kind::Seq(items) => items.iter().for_each(&mut *f),
             Kind::Hash(pairs) => {
                 for (k, v) in pairs {
-                    if let Some(k) = k {
-                        f(k);
-                    }
+                    opt(k.as_ref(), f);
                     f(v);
                 }
             }
@@ -341,8 +319,8 @@ impl Node {
             | Kind::MatchWrite(n, _)
             | Kind::Defined(n) => f(n),
             Kind::Range(a, b, _) => {
-                a.iter().for_each(|n| f(n));
-                b.iter().for_each(|n| f(n));
+                opt(a.as_deref(), f);
+                opt(b.as_deref(), f);
             }
             Kind::OpAssign(t, _, v) => {
                 match t.as_ref() {
@@ -356,9 +334,7 @@ impl Node {
                 f(v);
             }
             Kind::Call(c) => {
-                if let Some(r) = &c.recv {
-                    f(r);
-                }
+                opt(c.recv.as_ref(), f);
                 args(&c.args, f);
                 if let Some(b) = &c.block {
                     block(b, f);
@@ -368,45 +344,48 @@ impl Node {
                 f(a);
                 f(b);
             }
-            Kind::If(c, t, e) => {
-                f(c);
-                t.iter().for_each(|n| f(n));
-                e.iter().for_each(|n| f(n));
-            }
-            Kind::Case(s, whens, e) => {
-                s.iter().for_each(|n| f(n));
-                for (conds, body) in whens {
-                    conds.iter().for_each(|n| f(n));
-                    body.iter().for_each(|n| f(n));
-                }
-                e.iter().for_each(|n| f(n));
-            }
-            Kind::While(c, b, _) => {
-                f(c);
-                b.iter().for_each(|n| f(n));
-            }
-            Kind::For(_, l, b) => {
-                f(l);
-                b.iter().for_each(|n| f(n));
-            }
-            Kind::Begin(b) => {
-                b.body.iter().for_each(|n| f(n));
-                for r in &b.rescues {
-                    r.classes.iter().for_each(|n| f(n));
-                    r.body.iter().for_each(|n| f(n));
-                }
-                b.else_body.iter().for_each(|n| f(n));
-                b.ensure.iter().for_each(|n| f(n));
-            }
-            Kind::Def(d) => d.body.iter().for_each(|n| f(n)),
-            Kind::Class(_, s, b) => {
-                s.iter().for_each(|n| f(n));
-                b.iter().for_each(|n| f(n));
-            }
-            Kind::Module(_, b) => b.iter().for_each(|n| f(n)),
-            Kind::Return(v) | Kind::Next(v) | Kind::Break(v) => v.iter().for_each(|n| f(n)),
             Kind::Yield(a) | Kind::Super(Some(a)) => args(a, f),
             Kind::Lambda(b) => block(b, f),
+            _ => self.flow_children(f),
+        }
+    }
+
+    /// The children of control-flow and definition nodes.
+    fn flow_children(&self, f: &mut dyn FnMut(&Node)) {
+        match &self.kind {
+            Kind::If(c, t, e) => {
+                f(c);
+                opt(t.as_deref(), f);
+                opt(e.as_deref(), f);
+            }
+            Kind::Case(s, whens, e) => {
+                opt(s.as_deref(), f);
+                for (conds, body) in whens {
+                    conds.iter().for_each(&mut *f);
+                    opt(body.as_ref(), f);
+                }
+                opt(e.as_deref(), f);
+            }
+            Kind::While(c, b, _) | Kind::For(_, c, b) => {
+                f(c);
+                opt(b.as_deref(), f);
+            }
+            Kind::Begin(b) => {
+                opt(b.body.as_ref(), f);
+                for r in &b.rescues {
+                    r.classes.iter().for_each(&mut *f);
+                    opt(r.body.as_deref(), f);
+                }
+                opt(b.else_body.as_ref(), f);
+                opt(b.ensure.as_ref(), f);
+            }
+            Kind::Def(d) => opt(d.body.as_deref(), f),
+            Kind::Class(_, s, b) => {
+                opt(s.as_deref(), f);
+                opt(b.as_deref(), f);
+            }
+            Kind::Module(_, b) => opt(b.as_deref(), f),
+            Kind::Return(v) | Kind::Next(v) | Kind::Break(v) => opt(v.as_deref(), f),
             _ => {}
         }
     }
@@ -418,4 +397,29 @@ impl Node {
         }
         self.for_each_child(&mut |n| n.unsupported(out));
     }
+}
+
+fn opt(n: Option<&Node>, f: &mut dyn FnMut(&Node)) {
+    if let Some(n) = n {
+        f(n);
+    }
+}
+
+fn args(a: &[Arg], f: &mut dyn FnMut(&Node)) {
+    for arg in a {
+        match arg {
+            Arg::Pos(n) | Arg::Splat(n) | Arg::DoubleSplat(n) | Arg::Block(n) => f(n),
+            Arg::Pair(k, v) => {
+                f(k);
+                f(v);
+            }
+        }
+    }
+}
+
+fn block(b: &Block, f: &mut dyn FnMut(&Node)) {
+    for (_, d) in &b.params.optional {
+        f(d);
+    }
+    opt(b.body.as_deref(), f);
 }

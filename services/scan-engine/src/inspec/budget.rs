@@ -100,7 +100,7 @@ impl Budget {
         self.fuel.set(left - n);
         let t = self.ticks.get().wrapping_add(1);
         self.ticks.set(t);
-        if t % 1024 == 0 || n > 4096 {
+        if t.is_multiple_of(1024) || n > 4096 {
             self.check_time()?;
         }
         Ok(())

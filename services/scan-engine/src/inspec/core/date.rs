@@ -25,12 +25,12 @@ pub fn parse(text: &str) -> Option<Date> {
     let iso: String = t.chars().take(10).collect();
     for sep in ['-', '/'] {
         let p: Vec<&str> = iso.split(sep).collect();
-        if p.len() == 3 && p[0].len() == 4 {
-            if let (Ok(y), Ok(m), Ok(d)) =
+        if p.len() == 3
+            && p[0].len() == 4
+            && let (Ok(y), Ok(m), Ok(d)) =
                 (p[0].parse::<i16>(), p[1].parse::<i8>(), p[2].parse::<i8>())
-            {
-                return Date::new(y, m, d).ok();
-            }
+        {
+            return Date::new(y, m, d).ok();
         }
     }
     let words: Vec<&str> = t

@@ -155,10 +155,8 @@ impl Interp<'_> {
     /// As the called code; an unknown name is an unsupported construct.
     pub fn call_function(&self, name: &str, args: Args, loc: Loc, f: &Frame) -> R<Value> {
         match &f.self_val {
-            Value::Object(o) => {
-                if library::responds(o, name) {
-                    return self.call_method(&f.self_val, name, args, loc);
-                }
+            Value::Object(o) if library::responds(o, name) => {
+                return self.call_method(&f.self_val, name, args, loc);
             }
             Value::Class(ClassRef::User(cls)) => {
                 if let Some(v) = self.class_body_call(cls, name, &args, f)? {

@@ -291,10 +291,11 @@ impl Lower {
                 args.push(Arg::Block(self.node(&e, d)));
             }
         }
-        if method == "!" && args.is_empty() {
-            if let Some(r) = recv {
-                return Kind::Not(Box::new(r));
-            }
+        if method == "!"
+            && args.is_empty()
+            && let Some(r) = recv
+        {
+            return Kind::Not(Box::new(r));
         }
         Kind::Call(Box::new(Call {
             recv,

@@ -155,13 +155,21 @@ pub fn call(it: &Interp<'_>, r: &Rc<Resource>, name: &str, args: &Args) -> R<Opt
     // one planning pass requests them all.
     let st = stat(it, path, true);
     match name {
-        "owner" | "user" | "owned_by?" => drop(text(it, PASSWD)),
-        "group" | "grouped_into?" => drop(text(it, GROUP)),
-        "readable?" | "writable?" | "executable?" if args.get(1).is_some_and(|u| !u.is_nil()) => {
-            drop((text(it, PASSWD), text(it, GROUP)));
+        "owner" | "user" | "owned_by?" => {
+            let _ = text(it, PASSWD);
         }
-        "mounted?" => drop(text(it, "/proc/mounts")),
-        "link_path" | "linked_to?" => drop(stat(it, path, false)),
+        "group" | "grouped_into?" => {
+            let _ = text(it, GROUP);
+        }
+        "readable?" | "writable?" | "executable?" if args.get(1).is_some_and(|u| !u.is_nil()) => {
+            let _ = (text(it, PASSWD), text(it, GROUP));
+        }
+        "mounted?" => {
+            let _ = text(it, "/proc/mounts");
+        }
+        "link_path" | "linked_to?" => {
+            let _ = stat(it, path, false);
+        }
         _ => {}
     }
     let st = match st {
@@ -237,51 +245,8 @@ fn stat_member(
         "setuid?" | "suid" => Value::Bool(st.is_some_and(|s| s.mode & 0o4000 != 0)),
         "setgid?" | "sgid" => Value::Bool(st.is_some_and(|s| s.mode & 0o2000 != 0)),
         "sticky?" | "sticky" => Value::Bool(st.is_some_and(|s| s.mode & 0o1000 != 0)),
-        "readable?" | "writable?" | "executable?" => {
-            let Some(s) = st else {
-                return Ok(Some(Value::Bool(false)));
-            };
-            let flag = name.chars().next().unwrap_or('r');
-            match (by(0), by(1)) {
-                (_, Some(user)) => match user_may(it, s, flag, &user) {
-                    Got::Unknown => Value::Unknown,
-                    Got::Ready(b) => Value::Bool(b),
-                },
-                (who, None) => {
-                    let who = match who.as_deref() {
-                        None | Some("") => "all".to_string(),
-                        Some(w) => w.to_string(),
-                    };
-                    match mask(&who, flag) {
-                        Some(m) => Value::Bool(s.mode & m != 0),
-                        None => {
-                            return it.raise("RuntimeError", "Invalid usergroup/owner provided");
-                        }
-                    }
-                }
-            }
-        }
-        "more_permissive_than?" => {
-            let Some(s) = st else {
-                return Ok(Some(Value::Nil));
-            };
-            let max = match &a0 {
-                Value::Str(m)
-                    if m.len() <= 4
-                        && !m.is_empty()
-                        && m.chars().all(|c| ('0'..='7').contains(&c)) =>
-                {
-                    u32::from_str_radix(m, 8).unwrap_or(0)
-                }
-                Value::Str(_) => {
-                    return it.raise("ArgumentError", "The value of the `maximum permission target` should be a valid file mode in 4-digit octal format: for example, `0644` or `0777`");
-                }
-                other => {
-                    return it.raise("ArgumentError", format!("You must provide the `maximum permission target` as a `String`, you provided: {}", other.class_name()));
-                }
-            };
-            Value::Bool((0o777 ^ max) & s.mode & 0o777 != 0)
-        }
+        "readable?" | "writable?" | "executable?" => permission(it, st, name, &by(0), &by(1))?,
+        "more_permissive_than?" => more_permissive(it, st, &a0)?,
         "link_path" => match stat(it, path, false) {
             Got::Unknown => Value::Unknown,
             Got::Ready(StatFact::Present(FileStat {
@@ -310,6 +275,63 @@ fn stat_member(
         }
         _ => return Ok(None),
     }))
+}
+
+/// `readable?(by, by_user)` and friends, InSpec's rules: with a user,
+/// whether that user may; else the mode bits of owner/group/others/all.
+fn permission(
+    it: &Interp<'_>,
+    st: Option<&FileStat>,
+    name: &str,
+    who: &Option<String>,
+    user: &Option<String>,
+) -> R<Value> {
+    let Some(s) = st else {
+        return Ok(Value::Bool(false));
+    };
+    let flag = name.chars().next().unwrap_or('r');
+    if let Some(user) = user {
+        return Ok(match user_may(it, s, flag, user) {
+            Got::Unknown => Value::Unknown,
+            Got::Ready(b) => Value::Bool(b),
+        });
+    }
+    let who = match who.as_deref() {
+        None | Some("") => "all",
+        Some(w) => w,
+    };
+    match mask(who, flag) {
+        Some(m) => Ok(Value::Bool(s.mode & m != 0)),
+        None => it.raise("RuntimeError", "Invalid usergroup/owner provided"),
+    }
+}
+
+/// `more_permissive_than?('0644')`: nil for a missing file (so
+/// `should_not` passes), else whether any 0777 bit exceeds the maximum.
+fn more_permissive(it: &Interp<'_>, st: Option<&FileStat>, max: &Value) -> R<Value> {
+    let Some(s) = st else {
+        return Ok(Value::Nil);
+    };
+    let max = match max {
+        Value::Str(m)
+            if m.len() <= 4 && !m.is_empty() && m.chars().all(|c| ('0'..='7').contains(&c)) =>
+        {
+            u32::from_str_radix(m, 8).unwrap_or(0)
+        }
+        Value::Str(_) => {
+            return it.raise(
+                "ArgumentError",
+                "The value of the `maximum permission target` should be a valid file mode in 4-digit octal format: for example, `0644` or `0777`",
+            );
+        }
+        other => {
+            return it.raise(
+                "ArgumentError",
+                format!("You must provide the `maximum permission target` as a `String`, you provided: {}", other.class_name()),
+            );
+        }
+    };
+    Ok(Value::Bool((0o777 ^ max) & s.mode & 0o777 != 0))
 }
 
 /// `..` and `.` resolved in an absolute path.

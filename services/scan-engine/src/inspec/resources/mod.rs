@@ -9,7 +9,8 @@
 //! virtualization, os_env, processes, kernel and mounts, selinux,
 //! crontab), `accounts.rs` (users, groups, passwd, shadow), `packages.rs`
 //! (package(s), service), `config.rs` (key/value configs, sshd, auditd,
-//! limits, login.defs, json, yaml, ini), `nginx.rs`.
+//! limits, login.defs, json, yaml, ini), `nginx.rs`, `certs.rs`
+//! (x509_certificate, auditd).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -19,6 +20,7 @@ use super::value::Value;
 use crate::facts::{CommandFact, ContentFact, FactRequest, FactValue, StatFact};
 
 mod accounts;
+mod certs;
 mod config;
 mod files;
 mod nginx;
@@ -105,6 +107,8 @@ resource_kinds! {
     Ini => "ini",
     Nginx => "nginx",
     NginxConf => "nginx_conf",
+    X509Certificate => "x509_certificate",
+    Auditd => "auditd",
 }
 
 /// What a fact lookup found: the fact, or unknown (not gathered; recorded).
@@ -215,6 +219,7 @@ pub fn construct(it: &Interp<'_>, name: &str, args: &Args) -> R<Option<Value>> {
             packages::display(kind, arg, &a0)
         }
         ResKind::Nginx | ResKind::NginxConf => nginx::display(kind, arg),
+        ResKind::X509Certificate | ResKind::Auditd => certs::display(kind, arg),
         _ => config::display(kind, arg, &opts),
     };
     Ok(Some(Value::Resource(Rc::new(Resource {
@@ -268,6 +273,7 @@ pub fn call(it: &Interp<'_>, r: &Rc<Resource>, name: &str, args: &Args) -> R<Opt
             packages::call(it, r, name, args)
         }
         ResKind::Nginx | ResKind::NginxConf => nginx::call(it, r, name, args),
+        ResKind::X509Certificate | ResKind::Auditd => certs::call(it, r, name, args),
         _ => config::call(it, r, name, args),
     }
 }

@@ -61,7 +61,13 @@ pub fn command_unavailable(it: &Interp<'_>, r: &Rc<Resource>) -> Option<String> 
     }
 }
 
-fn run(it: &Interp<'_>, cmd: &str) -> R<Option<(i32, String, String)>> {
+/// Runs `cmd` on the target: (exit status, stdout, stderr), `None` while
+/// not yet gathered.
+///
+/// # Errors
+/// ResourceSkipped where commands cannot run on the target; ResourceFailed
+/// when the command could not be run.
+pub(super) fn run(it: &Interp<'_>, cmd: &str) -> R<Option<(i32, String, String)>> {
     if it.facts.declared.commands_outside_target {
         return it.raise("ResourceSkipped", OUTSIDE_TARGET);
     }

@@ -18,9 +18,9 @@ use scanfleet_contracts::v1::{
 };
 use scanfleet_scan_engine::adapters::profile_catalog::{CatalogError, Edition, ProfileCatalog};
 use scanfleet_scan_intents::{
-    ContainerRef, FieldViolation, ImageSpec, IntakeLimits, Intent, InvalidArgument, Occasion,
-    ProfilePin, ScanId, Submission, Target, Trigger, submission::PinInput, submission::TargetInput,
-    submission::ValidSubmission, validate_batch,
+    ContainerRef, FieldViolation, ImageSpec, IntakeLimits, Intent, InvalidArgument, LockedInputs,
+    Occasion, ProfilePin, ScanId, Submission, Target, Trigger, submission::PinInput,
+    submission::TargetInput, submission::ValidSubmission, validate_batch,
 };
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
@@ -182,6 +182,18 @@ fn enqueue_status(e: EnqueueError) -> Status {
 }
 
 impl IntakeService {
+    /// Refuses overrides of inputs the fleet's policy locks.
+    fn check_locked_inputs(&self, valid: &ValidSubmission, prefix: &str) -> Result<(), Status> {
+        let refused = self.config.locked_inputs.refused(&valid.profile_inputs);
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(Status::permission_denied(format!(
+            "{prefix}profile_inputs: {}",
+            LockedInputs::explain(&refused)
+        )))
+    }
+
     /// Checks the profile, edition and inputs against the catalog, when
     /// intake holds one.
     fn check_profile(&self, valid: &ValidSubmission, prefix: &str) -> Result<(), Status> {
@@ -384,6 +396,7 @@ impl Intake for IntakeService {
         let valid = to_submission(&request)
             .validate(&self.limits)
             .map_err(|e| invalid(e.violations))?;
+        self.check_locked_inputs(&valid, "")?;
         self.check_profile(&valid, "")?;
         self.submit_valid(&valid, "target", &who)
             .await
@@ -400,6 +413,7 @@ impl Intake for IntakeService {
         let valid =
             validate_batch(&submissions, &self.limits).map_err(|e| invalid(e.violations))?;
         for (i, v) in valid.iter().enumerate() {
+            self.check_locked_inputs(v, &format!("requests[{i}]."))?;
             self.check_profile(v, &format!("requests[{i}]."))?;
         }
         let mut responses = Vec::with_capacity(valid.len());

@@ -9,10 +9,9 @@
 //! nobody was told.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use scanfleet_bus::TopologyConfig;
@@ -25,8 +24,9 @@ use scanfleet_contracts::v1::target_selector::Selector;
 use scanfleet_contracts::v1::{
     GetScanRequest, ProfileRef, ScanState, SubmitRequest, TargetSelector, profile_ref::Pin,
 };
+use scanfleet_test_harness::fleet::eventually;
 use scanfleet_test_harness::nats::NatsServer;
-use scanfleet_test_harness::repo_root;
+use scanfleet_test_harness::{repo_root, write_private};
 use scanfleet_trust::SigningKey;
 
 const MAX_DELIVER: i64 = 3;
@@ -89,16 +89,6 @@ fn worker_binary() -> PathBuf {
     worker
 }
 
-fn private_file(path: &Path, contents: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
-}
-
 async fn consumer_state(js: &jetstream::Context, stream: &str, name: &str) -> (u64, usize, u64) {
     let mut consumer: PullConsumer = js
         .get_stream(stream)
@@ -126,203 +116,232 @@ async fn messages(js: &jetstream::Context, stream: &str) -> u64 {
         .messages
 }
 
-async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// nats-server, kubesim with a poisoned pod, and the intake binary; workers
+/// are started per step.
+struct Bench {
+    nats: NatsServer,
+    _sim: kubesim::Kubesim,
+    dir: tempfile::TempDir,
+    js: jetstream::Context,
+    intake: Process,
+    client: IntakeClient<tonic::transport::Channel>,
+    kubeconfig: PathBuf,
+    key_path: PathBuf,
+    worker_config: PathBuf,
+}
+
+impl Bench {
+    async fn start() -> Self {
+        let nats = NatsServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        // Declared first, so the services' own `ensure` keeps these limits.
+        TopologyConfig {
+            max_deliver: MAX_DELIVER,
+            backoff: vec![Duration::from_secs(2)],
+            ..Default::default()
+        }
+        .ensure(&js)
+        .await
+        .unwrap();
+        let sim = kubesim::Kubesim::start_settled(
+            kubesim::Config::demo().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("kubesim starts (tests run as root)");
+        // The poison: every call about this pod hangs, so a worker that
+        // claims the intent stalls in pre-flight while renewing its lease,
+        // until it is killed.
+        sim.set_faults(vec![kubesim::faults::FaultRule {
+            path: "/api/v1/namespaces/apps/pods/web-misconfigured*".into(),
+            rate: 1.0,
+            fault: kubesim::faults::Fault::Latency { millis: 600_000 },
+        }]);
+        let kubeconfig = dir.path().join("worker.kubeconfig");
+        write_private(&kubeconfig, sim.admin_kubeconfig().as_bytes());
+        let key_path = dir.path().join("signing.pem");
+        write_private(&key_path, SigningKey::generate().to_pkcs8_pem().as_bytes());
+        let worker_config = dir.path().join("worker.yml");
+        std::fs::write(
+            &worker_config,
+            "progress_interval_ms: 300\nidle_poll_ms: 200\n",
+        )
+        .unwrap();
+        let (intake, line) = Process::start(
+            Path::new(env!("CARGO_BIN_EXE_scanfleet-intake")),
+            &[
+                "--nats-url",
+                &nats.url(),
+                "--cluster",
+                "kubesim",
+                "--grpc-listen",
+                "127.0.0.1:0",
+            ],
+            dir.path().join("intake.log"),
+        );
+        let grpc = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("grpc="))
+            .expect("intake prints its gRPC address")
+            .to_owned();
+        let client = IntakeClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap();
+        Self {
+            nats,
+            _sim: sim,
+            dir,
+            js,
+            intake,
+            client,
+            kubeconfig,
+            key_path,
+            worker_config,
+        }
+    }
+
+    fn worker(&self, name: &str) -> Process {
+        let profiles = repo_root().join("profiles");
+        Process::start(
+            &worker_binary(),
+            &[
+                "--nats-url",
+                &self.nats.url(),
+                "--cluster",
+                "kubesim",
+                "--kubeconfig",
+                self.kubeconfig.to_str().unwrap(),
+                "--signing-key",
+                self.key_path.to_str().unwrap(),
+                "--profiles",
+                profiles.to_str().unwrap(),
+                "--config",
+                self.worker_config.to_str().unwrap(),
+                "--http-listen",
+                "127.0.0.1:0",
+                "--worker-id",
+                name,
+            ],
+            self.dir.path().join(format!("{name}.log")),
+        )
+        .0
+    }
+
+    async fn submit_poison(&self) -> String {
+        self.client
+            .clone()
+            .submit(SubmitRequest {
+                target: Some(TargetSelector {
+                    cluster: String::new(),
+                    selector: Some(Selector::Uri("k8s://apps/web-misconfigured/web".into())),
+                }),
+                profile: Some(ProfileRef {
+                    name: "container-baseline".into(),
+                    pin: Some(Pin::Version("1.0.0".into())),
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .scans[0]
+            .scan_id
+            .clone()
+    }
+
+    async fn state(&self, scan_id: &str) -> Option<i32> {
+        self.client
+            .clone()
+            .get_scan(GetScanRequest {
+                scan_id: scan_id.into(),
+            })
+            .await
+            .ok()
+            .map(|s| s.into_inner().state)
+    }
+
+    /// Each delivery goes to a fresh worker process that stalls on it and
+    /// is then killed, as a crash would end it.
+    async fn crash_every_claim(&self, scan_id: &str) {
+        for delivery in 1..=MAX_DELIVER as u64 {
+            let worker = self.worker(&format!("w{delivery}"));
+            eventually(&format!("delivery {delivery} to a worker"), || async {
+                let (delivered, pending_ack, _) =
+                    consumer_state(&self.js, INTENTS_STREAM, "workers-high").await;
+                delivered == delivery && pending_ack == 1
+            })
+            .await;
+            eventually(
+                &format!("worker {delivery} to report the scan running"),
+                || async { self.state(scan_id).await == Some(ScanState::Running as i32) },
+            )
+            .await;
+            worker.kill();
+        }
+    }
+
+    /// Exactly one dead letter, with its reason, and nothing left queued.
+    async fn assert_dead_lettered_once(&self, scan_id: &str) {
+        eventually("every advisory handled", || async {
+            let (_, ack_pending, pending) =
+                consumer_state(&self.js, ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER).await;
+            ack_pending == 0 && pending == 0
+        })
+        .await;
+        assert_eq!(
+            messages(&self.js, DLQ_STREAM).await,
+            1,
+            "dead-lettered once"
+        );
+        assert_eq!(
+            messages(&self.js, INTENTS_STREAM).await,
+            0,
+            "gone from the queue"
+        );
+        let (delivered, _, _) = consumer_state(&self.js, INTENTS_STREAM, "workers-high").await;
+        assert_eq!(delivered, MAX_DELIVER as u64, "never delivered again");
+        let dead = self
+            .js
+            .get_stream(DLQ_STREAM)
+            .await
+            .unwrap()
+            .get_raw_message(1)
+            .await
+            .unwrap();
+        assert_eq!(
+            dead.headers.get(HEADER_REASON).unwrap().as_str(),
+            "max_deliveries"
+        );
+        assert_eq!(
+            dead.headers.get(HEADER_DELIVERIES).unwrap().as_str(),
+            MAX_DELIVER.to_string()
+        );
+        assert_eq!(
+            dead.headers.get("Scanfleet-Scan-Id").unwrap().as_str(),
+            scan_id
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_intent_is_dead_lettered_once_by_intake_and_reported() {
-    let nats = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    // Declared first, so the services' own `ensure` keeps these limits.
-    TopologyConfig {
-        max_deliver: MAX_DELIVER,
-        backoff: vec![Duration::from_secs(2)],
-        ..Default::default()
-    }
-    .ensure(&js)
-    .await
-    .unwrap();
-
-    let sim =
-        kubesim::Kubesim::start_settled(kubesim::Config::demo().unwrap(), Duration::from_secs(30))
-            .await
-            .expect("kubesim starts (tests run as root)");
-    // The poison: every call about this pod hangs, so a worker that claims
-    // the intent stalls in pre-flight while renewing its lease, until it is
-    // killed.
-    sim.set_faults(vec![kubesim::faults::FaultRule {
-        path: "/api/v1/namespaces/apps/pods/web-misconfigured*".into(),
-        rate: 1.0,
-        fault: kubesim::faults::Fault::Latency { millis: 600_000 },
-    }]);
-    let kubeconfig = dir.path().join("worker.kubeconfig");
-    private_file(&kubeconfig, &sim.admin_kubeconfig());
-    let key_path = dir.path().join("signing.pem");
-    private_file(&key_path, &SigningKey::generate().to_pkcs8_pem());
-    let worker_config = dir.path().join("worker.yml");
-    std::fs::write(
-        &worker_config,
-        "progress_interval_ms: 300\nidle_poll_ms: 200\n",
-    )
-    .unwrap();
-
-    let nats_url = nats.url();
-    let (intake, line) = Process::start(
-        Path::new(env!("CARGO_BIN_EXE_scanfleet-intake")),
-        &[
-            "--nats-url",
-            &nats_url,
-            "--cluster",
-            "kubesim",
-            "--grpc-listen",
-            "127.0.0.1:0",
-        ],
-        dir.path().join("intake.log"),
-    );
-    let grpc = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("grpc="))
-        .expect("intake prints its gRPC address")
-        .to_owned();
-    let mut client = IntakeClient::connect(format!("http://{grpc}"))
-        .await
-        .unwrap();
-    let scan_id = client
-        .submit(SubmitRequest {
-            target: Some(TargetSelector {
-                cluster: String::new(),
-                selector: Some(Selector::Uri("k8s://apps/web-misconfigured/web".into())),
-            }),
-            profile: Some(ProfileRef {
-                name: "container-baseline".into(),
-                pin: Some(Pin::Version("1.0.0".into())),
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .scans[0]
-        .scan_id
-        .clone();
-
-    // Each delivery goes to a fresh worker process that stalls on it and is
-    // then killed, as a crash would end it.
-    let profiles = repo_root().join("profiles");
-    let start_worker = |name: String| {
-        Process::start(
-            &worker_binary(),
-            &[
-                "--nats-url",
-                &nats_url,
-                "--cluster",
-                "kubesim",
-                "--kubeconfig",
-                kubeconfig.to_str().unwrap(),
-                "--signing-key",
-                key_path.to_str().unwrap(),
-                "--profiles",
-                profiles.to_str().unwrap(),
-                "--config",
-                worker_config.to_str().unwrap(),
-                "--http-listen",
-                "127.0.0.1:0",
-                "--worker-id",
-                &name,
-            ],
-            dir.path().join(format!("{name}.log")),
-        )
-        .0
-    };
-    for delivery in 1..=MAX_DELIVER as u64 {
-        let worker = start_worker(format!("w{delivery}"));
-        until(
-            &format!("delivery {delivery} to a worker"),
-            Duration::from_secs(30),
-            || async {
-                let (delivered, pending_ack, _) =
-                    consumer_state(&js, INTENTS_STREAM, "workers-high").await;
-                delivered == delivery && pending_ack == 1
-            },
-        )
-        .await;
-        let mut status = client.clone();
-        until(
-            &format!("worker {delivery} to report the scan running"),
-            Duration::from_secs(10),
-            || {
-                let mut status = status.clone();
-                let scan_id = scan_id.clone();
-                async move {
-                    status
-                        .get_scan(GetScanRequest { scan_id })
-                        .await
-                        .is_ok_and(|s| s.into_inner().state == ScanState::Running as i32)
-                }
-            },
-        )
-        .await;
-        let _ = &mut status;
-        worker.kill();
-    }
-
+    let bench = Bench::start().await;
+    let scan_id = bench.submit_poison().await;
+    bench.crash_every_claim(&scan_id).await;
     // The fleet goes on: a healthy worker keeps pulling, and on its next
     // pull the server finds the intent's deliveries spent and emits the
     // advisory instead of a fourth delivery.
-    let _healthy = start_worker("healthy".into());
-    until("the dead letter", Duration::from_secs(30), || async {
-        messages(&js, DLQ_STREAM).await == 1
+    let _healthy = bench.worker("healthy");
+    eventually("the dead letter", || async {
+        messages(&bench.js, DLQ_STREAM).await == 1
     })
     .await;
-    until(
-        "every advisory handled",
-        Duration::from_secs(30),
-        || async {
-            let (_, ack_pending, pending) =
-                consumer_state(&js, ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER).await;
-            ack_pending == 0 && pending == 0
-        },
-    )
-    .await;
-    assert_eq!(messages(&js, DLQ_STREAM).await, 1, "dead-lettered once");
-    assert_eq!(
-        messages(&js, INTENTS_STREAM).await,
-        0,
-        "gone from the queue"
-    );
-    let (delivered, _, _) = consumer_state(&js, INTENTS_STREAM, "workers-high").await;
-    assert_eq!(delivered, MAX_DELIVER as u64, "never delivered again");
-    let dead = js
-        .get_stream(DLQ_STREAM)
-        .await
-        .unwrap()
-        .get_raw_message(1)
-        .await
-        .unwrap();
-    assert_eq!(
-        dead.headers.get(HEADER_REASON).unwrap().as_str(),
-        "max_deliveries"
-    );
-    assert_eq!(
-        dead.headers.get(HEADER_DELIVERIES).unwrap().as_str(),
-        MAX_DELIVER.to_string()
-    );
-    assert_eq!(
-        dead.headers.get("Scanfleet-Scan-Id").unwrap().as_str(),
-        scan_id
-    );
+    bench.assert_dead_lettered_once(&scan_id).await;
 
-    let status = client
+    let status = bench
+        .client
+        .clone()
         .get_scan(GetScanRequest {
             scan_id: scan_id.clone(),
         })
@@ -339,10 +358,11 @@ async fn a_poison_intent_is_dead_lettered_once_by_intake_and_reported() {
     );
     assert_eq!(status.intent.map(|i| i.id), Some(scan_id.clone()));
     assert!(
-        intake
+        bench
+            .intake
             .log()
             .contains("intent moved to the dead-letter stream"),
         "{}",
-        intake.log()
+        bench.intake.log()
     );
 }

@@ -1,4 +1,4 @@
-//! deploy/rbac/worker.yaml is exactly sufficient: with it, a worker can run
+//! deploy/base/worker/rbac.yaml is exactly sufficient: with it, a worker can run
 //! the whole identity flow on kubesim (whose RBAC escalation checks are
 //! upstream's); without any single rule, the flow breaks.
 
@@ -19,9 +19,9 @@ use scanfleet_scan_engine::adapters::profile_dir::load_profile_dir;
 use scanfleet_scan_session::{Approach, ScanRequest, SessionConfig, run_scan, sweep_expired};
 
 fn manifests() -> (ServiceAccount, ClusterRole, ClusterRoleBinding) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rbac/worker.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/base/worker/rbac.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+    let docs: Vec<serde_json::Value> = yaml_serde::Deserializer::from_str(&text)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
     let find = |kind: &str| {
@@ -173,7 +173,7 @@ async fn worker_rbac_is_exactly_sufficient() {
             }
         }
     }
-    assert_eq!(pairs.len(), 11, "grants in deploy/rbac/worker.yaml");
+    assert_eq!(pairs.len(), 11, "grants in deploy/base/worker/rbac.yaml");
     for (i, resource, verb) in pairs {
         // Rule i without exactly that pair: the other resources keep every
         // verb, that resource keeps the other verbs.

@@ -6,10 +6,14 @@
 //! here works on JSON values checked against the k8s-openapi types so the
 //! wire shape is upstream's.
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::{Value, json};
 
+use crate::admission::{self, Attributes, Operation};
 use crate::defaults::{default_container, default_pod, mount_service_account_token, random_suffix};
 use crate::escalation::check_escalation;
 use crate::rbac::User;
@@ -42,6 +46,10 @@ pub fn normalize(t: &ResourceType, v: Value) -> Result<Value, ApiError> {
         "RoleBinding" => typed_roundtrip::<RoleBinding>(v),
         "ClusterRole" => typed_roundtrip::<ClusterRole>(v),
         "ClusterRoleBinding" => typed_roundtrip::<ClusterRoleBinding>(v),
+        "ValidatingAdmissionPolicy" => typed_roundtrip::<ValidatingAdmissionPolicy>(v),
+        "ValidatingAdmissionPolicyBinding" => {
+            typed_roundtrip::<ValidatingAdmissionPolicyBinding>(v)
+        }
         _ => Ok(v),
     }
 }
@@ -118,6 +126,10 @@ pub fn create(
             obj["status"] = json!({"phase": "Active"});
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
         }
+        "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding" => {
+            admission::objects::default(t.kind, &mut obj);
+            admission::objects::validate(t.kind, &obj, &mut errors);
+        }
         _ => rbac_validate(t, &obj, &mut errors),
     }
     if !errors.is_empty() {
@@ -142,6 +154,8 @@ pub fn create(
         mount_service_account_token(state, ns, &sa, &mut obj);
     }
     check_escalation(state, user, t, ns, "", &obj)?;
+    let attrs = Attributes::new(Operation::Create, t, ns, &name, user);
+    admission::check(state, attrs, Some(&obj), None)?;
     let stored = state
         .store
         .create(&gr(t), ns, &name, obj)
@@ -227,6 +241,11 @@ pub fn update(
     if !only_gc_fields_changed(&old, &new) && subresource.is_empty() {
         check_escalation(state, user, t, ns, name, &new)?;
     }
+    let mut attrs = Attributes::new(Operation::Update, t, ns, name, user);
+    if !subresource.is_empty() {
+        attrs = attrs.on_subresource(subresource, (t.group, t.version, t.kind));
+    }
+    let pending = admission::prepare(state, attrs);
     let result = state.store.update(&gr(t), ns, name, |cur| {
         let want_rv = new["metadata"]["resourceVersion"].as_str().unwrap_or("");
         if !want_rv.is_empty() && Some(want_rv) != cur["metadata"]["resourceVersion"].as_str() {
@@ -302,11 +321,16 @@ pub fn update(
                 }
                 rbac_validate(t, &merged, &mut errors);
             }
+            "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding" => {
+                admission::objects::default(t.kind, &mut merged);
+                admission::objects::validate(t.kind, &merged, &mut errors);
+            }
             _ => rbac_validate(t, &merged, &mut errors),
         }
         if !errors.is_empty() {
             return Err(ApiError::invalid(t.group, t.kind, name, &errors));
         }
+        pending.validate(Some(&merged), Some(cur))?;
         Ok(merged)
     });
     let updated = result.ok_or_else(|| ApiError::not_found(t.group, t.plural, name))??;
@@ -323,6 +347,25 @@ fn roleref_go(r: &Value) -> String {
         r["kind"].as_str().unwrap_or(""),
         r["name"].as_str().unwrap_or("")
     )
+}
+
+/// Deletes an object on behalf of `user`, after admission sees it: a
+/// client's DELETE (garbage collection and namespace deletion are the
+/// controllers' own and use [`delete`]).
+pub fn delete_as(
+    state: &State,
+    user: &User,
+    t: &ResourceType,
+    ns: &str,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let pending = admission::prepare(state, Attributes::new(Operation::Delete, t, ns, name, user));
+    let obj = state
+        .store
+        .delete_checked(&gr(t), ns, name, |cur| pending.validate(None, Some(cur)))
+        .ok_or_else(|| ApiError::not_found(t.group, t.plural, name))??;
+    after_delete(state, t, &obj);
+    Ok(obj)
 }
 
 /// Deletes an object, stops its processes, and garbage-collects dependents

@@ -169,17 +169,20 @@ pub async fn patch(
 pub fn delete(
     state: &State,
     info: &RequestInfo,
+    user: &User,
     t: &ResourceType,
     ns: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let obj = api::delete(state, t, ns, &info.name)?;
+    let obj = api::delete_as(state, user, t, ns, &info.name)?;
     Ok(json_response(200, &obj))
 }
 
-/// `DELETE <collection>`: every object matching the selectors.
+/// `DELETE <collection>`: every object matching the selectors (each one
+/// admitted on its own, as upstream; a refused one stays).
 pub fn delete_collection(
     state: &State,
     query: &Query,
+    user: &User,
     t: &ResourceType,
     ns: &str,
 ) -> Result<Response<Body>, ApiError> {
@@ -196,7 +199,7 @@ pub fn delete_collection(
             .as_str()
             .unwrap_or("")
             .to_string();
-        if let Ok(d) = api::delete(state, t, &on, &n) {
+        if let Ok(d) = api::delete_as(state, user, t, &on, &n) {
             deleted.push(d);
         }
     }

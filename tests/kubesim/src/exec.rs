@@ -18,6 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use crate::admission::{Attributes, Operation};
 use crate::http::Body;
 use crate::rbac::{self, User};
 use crate::resources::{Query, RequestInfo};
@@ -82,6 +83,26 @@ pub fn pick_container(
     Ok(container)
 }
 
+/// Validating admission of the CONNECT, on the PodExecOptions the query
+/// describes (fields left out when empty, as upstream's conversion does).
+fn admit(state: &State, info: &RequestInfo, query: &Query, user: &User) -> Result<(), ApiError> {
+    let mut options = json!({"kind": "PodExecOptions", "apiVersion": "v1",
+                             "command": query.all("command")});
+    for flag in ["stdin", "stdout", "stderr", "tty"] {
+        if query.flag(flag) {
+            options[flag] = json!(true);
+        }
+    }
+    if let Some(c) = query.get("container").filter(|c| !c.is_empty()) {
+        options["container"] = json!(c);
+    }
+    let pods = crate::resources::find("", "pods")
+        .ok_or_else(|| ApiError::internal("pods are not served"))?;
+    let attrs = Attributes::new(Operation::Connect, pods, &info.namespace, &info.name, user)
+        .on_subresource("exec", ("", "v1", "PodExecOptions"));
+    crate::admission::check(state, attrs, Some(&options), None)
+}
+
 /// Handles an exec request up to the upgrade, then streams in a task.
 pub async fn handle(
     state: Arc<State>,
@@ -99,6 +120,7 @@ pub async fn handle(
             return Err(ApiError::forbidden("", "pods", &info.name, &d.reason));
         }
     }
+    admit(&state, info, query, user)?;
     let pod = state
         .store
         .get("pods", &info.namespace, &info.name)

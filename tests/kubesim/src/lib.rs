@@ -4,8 +4,8 @@
 //! What it is: an HTTPS (rustls, HTTP/1.1) server with upstream's wire
 //! behaviour for Namespaces, Pods (with exec over WebSocket and ephemeral
 //! containers), ServiceAccounts and TokenRequest, RBAC with escalation
-//! prevention, SelfSubjectAccessReview, watch, audit logging and fault
-//! injection. Pods run as processes rooted in busybox-based images built from
+//! prevention, the access reviews, ValidatingAdmissionPolicy, watch, audit
+//! logging and fault injection. Pods run as processes rooted in busybox-based images built from
 //! a fixture.
 //!
 //! What it is not: a scheduler, a kubelet with restarts and probes, a network,
@@ -22,13 +22,15 @@
 //!   [`exec`], [`watch`], [`access_review`], [`token_review`],
 //!   [`tokenrequest`], [`discovery`];
 //! - object semantics: [`api`] with [`validation`], [`defaults`],
-//!   [`escalation`], [`ephemeral`];
+//!   [`escalation`], [`ephemeral`], and [`admission`]
+//!   (ValidatingAdmissionPolicy with CEL, on every write);
 //! - [`state`] (store, clock, signer, [`runtime`], sinks) and [`http`]
 //!   (bodies, Status responses);
 //! - leaves: [`store`], [`rbac`], [`resources`], [`status`], [`tokens`],
 //!   [`clock`], [`patch`], [`protobuf`], [`table`], [`image`], [`tls`].
 
 pub mod access_review;
+pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod authn;

@@ -44,6 +44,8 @@ pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 pub const AUTHENTICATION_GROUP: &str = "authentication.k8s.io";
 /// The API group of the access reviews.
 pub const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
+/// The API group of admission policies and their bindings.
+pub const ADMISSION_GROUP: &str = "admissionregistration.k8s.io";
 
 /// Every resource type served.
 pub const TYPES: &[ResourceType] = &[
@@ -113,6 +115,26 @@ pub const TYPES: &[ResourceType] = &[
         plural: "clusterrolebindings",
         singular: "clusterrolebinding",
         kind: "ClusterRoleBinding",
+        namespaced: false,
+        short_names: &[],
+        create_only: false,
+    },
+    ResourceType {
+        group: ADMISSION_GROUP,
+        version: "v1",
+        plural: "validatingadmissionpolicies",
+        singular: "validatingadmissionpolicy",
+        kind: "ValidatingAdmissionPolicy",
+        namespaced: false,
+        short_names: &[],
+        create_only: false,
+    },
+    ResourceType {
+        group: ADMISSION_GROUP,
+        version: "v1",
+        plural: "validatingadmissionpolicybindings",
+        singular: "validatingadmissionpolicybinding",
+        kind: "ValidatingAdmissionPolicyBinding",
         namespaced: false,
         short_names: &[],
         create_only: false,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
+use crate::admission::{Attributes, Operation};
 use crate::collection;
 use crate::http::{Body, json_response, read_json};
 use crate::rbac::User;
@@ -44,6 +45,8 @@ pub async fn route(
             ));
         }
         let (body, _) = read_json(req).await?;
+        let attrs = Attributes::new(Operation::Create, t, &ns, "", user);
+        crate::admission::check(state, attrs, Some(&body), None)?;
         return review(state, t, &ns, user, body).map(|v| json_response(201, &v));
     }
     if !info.subresource.is_empty() {
@@ -62,8 +65,8 @@ pub async fn route(
         "create" => collection::create(state, req, user, t, &ns).await,
         "update" => collection::update(state, req, info, user, t, &ns).await,
         "patch" => collection::patch(state, req, info, user, t, &ns).await,
-        "delete" => collection::delete(state, info, t, &ns),
-        "deletecollection" => collection::delete_collection(state, query, t, &ns),
+        "delete" => collection::delete(state, info, user, t, &ns),
+        "deletecollection" => collection::delete_collection(state, query, user, t, &ns),
         _ => Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         )),
@@ -102,7 +105,8 @@ async fn subresource(
     match (t.plural, info.subresource.as_str(), info.verb.as_str()) {
         ("serviceaccounts", "token", "create") => {
             let (body, _) = read_json(req).await?;
-            crate::tokenrequest::create(state, ns, &info.name, body).map(|v| json_response(201, &v))
+            crate::tokenrequest::create(state, user, ns, &info.name, body)
+                .map(|v| json_response(201, &v))
         }
         ("pods", "exec", "get") | ("pods", "exec", "create") => {
             crate::exec::handle(state.clone(), req, info, query, user).await

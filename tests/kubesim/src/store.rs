@@ -178,8 +178,24 @@ impl Store {
 
     /// Removes an object, returning its last state.
     pub fn delete(&self, gr: &str, ns: &str, name: &str) -> Option<Value> {
+        self.delete_checked(gr, ns, name, |_| Ok::<_, ()>(()))
+            .and_then(Result::ok)
+    }
+
+    /// Removes an object if `check`, which sees its current state, allows
+    /// it (admission of a DELETE); atomic with respect to other writers.
+    pub fn delete_checked<E>(
+        &self,
+        gr: &str,
+        ns: &str,
+        name: &str,
+        check: impl FnOnce(&Value) -> Result<(), E>,
+    ) -> Option<Result<Value, E>> {
         let mut inner = self.lock();
         let key = (gr.to_string(), ns.to_string(), name.to_string());
+        if let Err(e) = check(inner.objects.get(&key)?) {
+            return Some(Err(e));
+        }
         let mut obj = inner.objects.remove(&key)?;
         inner.rv += 1;
         let rv = inner.rv;
@@ -194,7 +210,7 @@ impl Store {
                 object: obj.clone(),
             },
         );
-        Some(obj)
+        Some(Ok(obj))
     }
 
     /// Every object in the store (for garbage collection and namespaces).

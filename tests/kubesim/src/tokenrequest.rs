@@ -1,9 +1,11 @@
 //! TokenRequest (`serviceaccounts/<name>/token`), following the processing
 //! order of upstream's `TokenREST.Create`: defaulting, name checks, SA lookup,
-//! validation (600 s .. 2^32 s), pod binding, signing.
+//! validation (600 s .. 2^32 s), validating admission, pod binding, signing.
 
 use serde_json::{Value, json};
 
+use crate::admission::{self, Attributes, Operation};
+use crate::rbac::User;
 use crate::state::State;
 use crate::status::{ApiError, FieldError};
 use crate::tokens::{Claims, ISSUER, KubeClaims, Ref};
@@ -11,7 +13,13 @@ use crate::tokens::{Claims, ISSUER, KubeClaims, Ref};
 const GROUP: &str = "authentication.k8s.io";
 
 /// Handles the POST; returns the TokenRequest with `status` (201).
-pub fn create(state: &State, ns: &str, sa_name: &str, body: Value) -> Result<Value, ApiError> {
+pub fn create(
+    state: &State,
+    user: &User,
+    ns: &str,
+    sa_name: &str,
+    body: Value,
+) -> Result<Value, ApiError> {
     let mut tr: Value = serde_json::to_value(
         serde_json::from_value::<k8s_openapi::api::authentication::v1::TokenRequest>(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?,
@@ -95,6 +103,11 @@ pub fn create(state: &State, ns: &str, sa_name: &str, body: Value) -> Result<Val
             )],
         ));
     }
+    let accounts = crate::resources::find("", "serviceaccounts")
+        .ok_or_else(|| ApiError::internal("serviceaccounts are not served"))?;
+    let attrs = Attributes::new(Operation::Create, accounts, ns, sa_name, user)
+        .on_subresource("token", (GROUP, "v1", "TokenRequest"));
+    admission::check(state, attrs, Some(&tr), None)?;
     let mut pod_ref = None;
     let bound = &tr["spec"]["boundObjectRef"];
     if bound.is_object() {

@@ -236,3 +236,77 @@ async fn shared_process_namespace_lets_the_sidecar_read_the_app_root() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_image_pulled_by_digest_runs_the_fixture_image() {
+    let sim = demo().await;
+    let pods: Api<Pod> = Api::namespaced(admin(&sim).await, "apps");
+    let sidecar = pods.get("app-with-scanner").await.expect("pod");
+    let image_id = sidecar
+        .status
+        .and_then(|s| s.container_statuses)
+        .into_iter()
+        .flatten()
+        .find(|s| s.name == "scanner")
+        .map(|s| s.image_id)
+        .expect("scanner status");
+    assert!(
+        image_id.starts_with("kubesim.local/scanner@sha256:"),
+        "{image_id}"
+    );
+    // By digest, with or without a tag, as containerd pulls it.
+    let tagged = image_id.replace("scanner@", "scanner:1.0@");
+    for (name, image) in [
+        ("by-digest", image_id.as_str()),
+        ("tag-and-digest", &tagged),
+    ] {
+        let patch = json!({"spec": {"ephemeralContainers": [{"name": name, "image": image,
+            "command": ["sleep", "infinity"], "targetContainerName": "app"}]}});
+        pods.patch_ephemeral_containers(
+            "distroless-app",
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
+        .await
+        .expect("added");
+        wait_ephemeral_running(&pods, "distroless-app", name).await;
+    }
+    let statuses = pods
+        .get("distroless-app")
+        .await
+        .expect("pod")
+        .status
+        .and_then(|s| s.ephemeral_container_statuses)
+        .expect("statuses");
+    assert!(
+        statuses.iter().all(|s| s.image_id == image_id),
+        "{statuses:?}"
+    );
+    // A digest no image has is not pulled.
+    let unknown = format!("kubesim.local/scanner@sha256:{}", "0".repeat(64));
+    let patch = json!({"spec": {"ephemeralContainers": [{"name": "unknown", "image": unknown,
+        "command": ["sleep", "infinity"], "targetContainerName": "app"}]}});
+    pods.patch_ephemeral_containers(
+        "distroless-app",
+        &PatchParams::default(),
+        &Patch::Strategic(patch),
+    )
+    .await
+    .expect("accepted by the API");
+    let reason = eventually("ErrImagePull", Duration::from_secs(20), || async {
+        pods.get("distroless-app")
+            .await
+            .ok()?
+            .status?
+            .ephemeral_container_statuses?
+            .into_iter()
+            .find(|s| s.name == "unknown")?
+            .state?
+            .waiting?
+            .reason
+            .filter(|r| r != "ContainerCreating")
+    })
+    .await;
+    assert_eq!(reason, "ErrImagePull");
+    sim.shutdown().await;
+}

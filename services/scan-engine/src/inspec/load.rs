@@ -46,14 +46,14 @@ fn problem(file: &str, line: usize, column: usize, message: String) -> ProfilePr
     }
 }
 
-fn yaml_to_json(v: &serde_yaml::Value) -> Json {
+fn yaml_to_json(v: &yaml_serde::Value) -> Json {
     match v {
-        serde_yaml::Value::Null => Json::Null,
-        serde_yaml::Value::Bool(b) => Json::Bool(*b),
-        serde_yaml::Value::Number(n) => serde_json::to_value(n).unwrap_or(Json::Null),
-        serde_yaml::Value::String(s) => Json::String(s.clone()),
-        serde_yaml::Value::Sequence(a) => Json::Array(a.iter().map(yaml_to_json).collect()),
-        serde_yaml::Value::Mapping(m) => Json::Object(
+        yaml_serde::Value::Null => Json::Null,
+        yaml_serde::Value::Bool(b) => Json::Bool(*b),
+        yaml_serde::Value::Number(n) => serde_json::to_value(n).unwrap_or(Json::Null),
+        yaml_serde::Value::String(s) => Json::String(s.clone()),
+        yaml_serde::Value::Sequence(a) => Json::Array(a.iter().map(yaml_to_json).collect()),
+        yaml_serde::Value::Mapping(m) => Json::Object(
             m.iter()
                 .map(|(k, v)| {
                     (
@@ -63,7 +63,7 @@ fn yaml_to_json(v: &serde_yaml::Value) -> Json {
                 })
                 .collect(),
         ),
-        serde_yaml::Value::Tagged(t) => yaml_to_json(&t.value),
+        yaml_serde::Value::Tagged(t) => yaml_to_json(&t.value),
     }
 }
 
@@ -88,7 +88,7 @@ fn typed_override(declared: &Json, text: &str) -> Result<Json, String> {
                 .map(|s| Json::String(s.into()))
                 .collect(),
         )),
-        Json::Array(_) | Json::Object(_) => serde_yaml::from_str::<serde_yaml::Value>(text)
+        Json::Array(_) | Json::Object(_) => yaml_serde::from_str::<yaml_serde::Value>(text)
             .map(|v| yaml_to_json(&v))
             .map_err(|e| format!("not valid YAML: {e}")),
         _ => Ok(Json::String(text.to_string())),
@@ -101,7 +101,7 @@ fn metadata(
     overrides: &InputOverrides,
     problems: &mut Vec<ProfileProblem>,
 ) -> Option<(Metadata, ScanInputs)> {
-    let doc: serde_yaml::Value = match serde_yaml::from_str(text) {
+    let doc: yaml_serde::Value = match yaml_serde::from_str(text) {
         Ok(d) => d,
         Err(e) => {
             let (line, col) = e.location().map_or((0, 0), |l| (l.line(), l.column()));

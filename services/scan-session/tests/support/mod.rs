@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod fence;
 pub mod truth;
 
 use std::collections::BTreeMap;

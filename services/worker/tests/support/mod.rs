@@ -5,8 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,8 +24,23 @@ use scanfleet_contracts::v1::{
 use scanfleet_kube_access::ClusterAccess;
 use scanfleet_test_harness::fleet::write_public_key;
 use scanfleet_test_harness::nats::NatsServer;
-use scanfleet_test_harness::repo_root;
+use scanfleet_test_harness::{repo_root, write_private};
 use scanfleet_trust::SigningKey;
+
+/// A request to scan `uri` with container-baseline 1.0.0.
+pub fn submit_request(uri: &str) -> SubmitRequest {
+    SubmitRequest {
+        target: Some(TargetSelector {
+            cluster: String::new(),
+            selector: Some(Selector::Uri(uri.into())),
+        }),
+        profile: Some(ProfileRef {
+            name: "container-baseline".into(),
+            pin: Some(Pin::Version("1.0.0".into())),
+        }),
+        ..Default::default()
+    }
+}
 
 pub struct Fleet {
     pub nats: NatsServer,
@@ -50,16 +64,6 @@ pub fn topology() -> TopologyConfig {
     }
 }
 
-fn private_file(path: &Path, contents: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
-}
-
 impl Fleet {
     pub async fn start() -> Self {
         let nats = NatsServer::start();
@@ -79,11 +83,11 @@ impl Fleet {
             .unwrap();
         // The worker binary needs its identity in a file: 0600, private dir.
         let kubeconfig = dir.path().join("worker.kubeconfig");
-        private_file(&kubeconfig, &sim.admin_kubeconfig());
+        write_private(&kubeconfig, sim.admin_kubeconfig().as_bytes());
 
         let key = SigningKey::generate();
         let key_path = dir.path().join("signing.pem");
-        private_file(&key_path, &key.to_pkcs8_pem());
+        write_private(&key_path, key.to_pkcs8_pem().as_bytes());
         let public = write_public_key(dir.path(), &key);
         let collector_config = scanfleet_collector::config::Config::loopback(
             &nats.url(),
@@ -134,6 +138,11 @@ impl Fleet {
 
     /// Starts a worker process; its stderr goes to `log`.
     pub fn worker(&self, name: &str, concurrency: usize) -> Worker {
+        self.worker_with(name, concurrency, &[])
+    }
+
+    /// [`Fleet::worker`] with extra flags.
+    pub fn worker_with(&self, name: &str, concurrency: usize, extra: &[&str]) -> Worker {
         let log = self.dir.path().join(format!("{name}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_scanfleet-worker"))
             .args(["--nats-url", &self.nats.url(), "--cluster", "kubesim"])
@@ -148,6 +157,7 @@ impl Fleet {
             .args(["--http-listen", "127.0.0.1:0", "--worker-id", name])
             .arg("--concurrency")
             .arg(concurrency.to_string())
+            .args(extra)
             .env(
                 "RUST_LOG",
                 "debug,hyper=info,h2=info,tower=info,rustls=info,async_nats=info",
@@ -201,25 +211,20 @@ impl Fleet {
         uri: &str,
         approach: scanfleet_contracts::v1::Approach,
     ) -> Result<String, tonic::Status> {
+        let mut request = submit_request(uri);
+        request.approach = approach as i32;
+        self.submit_request(tonic::Request::new(request)).await
+    }
+
+    /// Submits exactly this request (metadata included).
+    pub async fn submit_request(
+        &self,
+        request: tonic::Request<SubmitRequest>,
+    ) -> Result<String, tonic::Status> {
         let mut client = IntakeClient::connect(format!("http://{}", self.intake.grpc))
             .await
             .unwrap();
-        let scans = client
-            .submit(SubmitRequest {
-                target: Some(TargetSelector {
-                    cluster: String::new(),
-                    selector: Some(Selector::Uri(uri.into())),
-                }),
-                profile: Some(ProfileRef {
-                    name: "container-baseline".into(),
-                    pin: Some(Pin::Version("1.0.0".into())),
-                }),
-                approach: approach as i32,
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .scans;
+        let scans = client.submit(request).await?.into_inner().scans;
         assert_eq!(scans.len(), 1);
         Ok(scans[0].scan_id.clone())
     }

@@ -182,7 +182,7 @@ impl Runtime {
         let pod_uid = pod_key(pod);
         let name = c["name"].as_str().unwrap_or("").to_string();
         let image_name = c["image"].as_str().unwrap_or("");
-        let img = self.inner.images.get(image_name).cloned().ok_or_else(|| {
+        let img = self.inner.image(image_name).ok_or_else(|| {
             (
                 "ErrImagePull".to_string(),
                 format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{image_name}\": not found in the kubesim fixture"),

@@ -80,6 +80,26 @@ struct Inner {
     next_ip: AtomicU32,
 }
 
+impl Inner {
+    /// The image a container's `image` names: a fixture image by its exact
+    /// name, or by digest (`repo[:tag]@sha256:…`, the tag ignored as
+    /// containerd does) when the repository and digest match a built image.
+    fn image(&self, reference: &str) -> Option<Arc<Image>> {
+        if let Some(i) = self.images.get(reference) {
+            return Some(i.clone());
+        }
+        let (name, digest) = reference.split_once('@')?;
+        let repo = name
+            .rsplit_once(':')
+            .filter(|(_, tag)| !tag.contains('/'))
+            .map_or(name, |(r, _)| r);
+        self.images
+            .values()
+            .find(|i| i.image_id() == format!("{repo}@{digest}"))
+            .cloned()
+    }
+}
+
 /// The container runtime.
 #[derive(Clone)]
 pub struct Runtime {

@@ -38,19 +38,6 @@ impl Runtime {
         ready: bool,
     ) {
         let uid = pod_key(pod);
-        let img = self.inner.images.get(
-            pod["spec"][if ephemeral {
-                "ephemeralContainers"
-            } else {
-                "containers"
-            }]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["name"] == name)
-            .and_then(|c| c["image"].as_str())
-            .unwrap_or(""),
-        );
         let image_name = pod["spec"][if ephemeral {
             "ephemeralContainers"
         } else {
@@ -63,6 +50,7 @@ impl Runtime {
         .and_then(|c| c["image"].as_str())
         .unwrap_or("")
         .to_string();
+        let img = self.inner.image(&image_name);
         let now = self.inner.clock.timestamp();
         let started = state.get("running").is_some() || state.get("terminated").is_some();
         let mut entry = json!({

@@ -21,21 +21,21 @@ pub fn from_json(v: &serde_json::Value) -> Value {
     }
 }
 
-/// A serde_yaml value as a Ruby value.
-pub fn from_yaml(v: &serde_yaml::Value) -> Value {
+/// A YAML value as a Ruby value.
+pub fn from_yaml(v: &yaml_serde::Value) -> Value {
     match v {
-        serde_yaml::Value::Null => Value::Nil,
-        serde_yaml::Value::Bool(b) => Value::Bool(*b),
-        serde_yaml::Value::Number(n) => match n.as_i64() {
+        yaml_serde::Value::Null => Value::Nil,
+        yaml_serde::Value::Bool(b) => Value::Bool(*b),
+        yaml_serde::Value::Number(n) => match n.as_i64() {
             Some(i) => Value::Int(i),
             None => Value::Float(n.as_f64().unwrap_or(0.0)),
         },
-        serde_yaml::Value::String(s) => Value::str(s),
-        serde_yaml::Value::Sequence(a) => Value::array(a.iter().map(from_yaml).collect()),
-        serde_yaml::Value::Mapping(m) => Value::hash(RHash::from_pairs(
+        yaml_serde::Value::String(s) => Value::str(s),
+        yaml_serde::Value::Sequence(a) => Value::array(a.iter().map(from_yaml).collect()),
+        yaml_serde::Value::Mapping(m) => Value::hash(RHash::from_pairs(
             m.iter().map(|(k, v)| (from_yaml(k), from_yaml(v))),
         )),
-        serde_yaml::Value::Tagged(t) => from_yaml(&t.value),
+        yaml_serde::Value::Tagged(t) => from_yaml(&t.value),
     }
 }
 

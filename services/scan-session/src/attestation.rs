@@ -260,4 +260,19 @@ mod tests {
             "registry.local:5000/shop/web"
         );
     }
+
+    #[test]
+    fn typed_inspec_inputs_are_recorded_as_text() {
+        use serde_json::json;
+        assert_eq!(typed_used(&json!("x")), InputValueUsed::One("x".into()));
+        assert_eq!(typed_used(&json!(30)), InputValueUsed::One("30".into()));
+        assert_eq!(
+            typed_used(&json!(["a", 2])),
+            InputValueUsed::Many(vec!["a".into(), "2".into()])
+        );
+        assert_eq!(
+            typed_used(&json!({"k": 1})),
+            InputValueUsed::One(r#"{"k":1}"#.into())
+        );
+    }
 }

@@ -1,6 +1,7 @@
-"""Every Secret and ConfigMap a rendered pod uses but the manifests do not
-create is one the operator must create, so docs/install.md must say how:
-this fails for each such name the guide does not mention.
+"""Every Secret and ConfigMap a rendered pod (or a ServiceMonitor's TLS
+settings) uses but the manifests do not create is one the operator must
+create, so docs/install.md must say how: this fails for each such name
+the guide does not mention.
 
     check_references_documented.py GUIDE.md RENDERED.yaml...
 """
@@ -40,6 +41,19 @@ def references(spec):
                 yield "ConfigMap", env["configMapRef"]["name"]
 
 
+def monitor_secrets(value):
+    """Secrets a ServiceMonitor's TLS settings name (`secret: {name, key}`)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "secret" and isinstance(item, dict) and "name" in item:
+                yield "Secret", item["name"]
+            else:
+                yield from monitor_secrets(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from monitor_secrets(item)
+
+
 def main():
     guide_path, *files = sys.argv[1:]
     guide = pathlib.Path(guide_path).read_text()
@@ -49,12 +63,16 @@ def main():
         objs = [o for o in yaml.safe_load_all(pathlib.Path(file).read_text()) if o]
         created = {(o["kind"], o["metadata"]["name"]) for o in objs}
         for obj in objs:
-            if obj.get("kind") not in WORKLOAD_KINDS:
+            if obj.get("kind") == "ServiceMonitor":
+                refs = monitor_secrets(obj["spec"])
+            elif obj.get("kind") in WORKLOAD_KINDS:
+                spec = obj["spec"]
+                if obj["kind"] == "CronJob":
+                    spec = spec["jobTemplate"]["spec"]
+                refs = references(spec["template"]["spec"])
+            else:
                 continue
-            spec = obj["spec"]
-            if obj["kind"] == "CronJob":
-                spec = spec["jobTemplate"]["spec"]
-            for ref in references(spec["template"]["spec"]):
+            for ref in refs:
                 if ref in created or ref in checked:
                     continue
                 checked.add(ref)

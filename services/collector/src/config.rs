@@ -148,6 +148,10 @@ fn store_url(
         }
         (Some(url), None) => url,
         (None, Some(path)) => match read_small(&path) {
+            Ok(text) if text.trim().is_empty() => {
+                errors.push(format!("--store-url-file: {} is empty", path.display()));
+                String::new()
+            }
             Ok(text) => text.trim().to_owned(),
             Err(e) => {
                 errors.push(format!("--store-url-file: {e}"));
@@ -225,11 +229,11 @@ impl Config {
             },
             &mut errors,
         );
-        if !store_url.is_empty()
-            && !(store_url.starts_with("sqlite:")
-                || store_url.starts_with("postgres:")
-                || store_url.starts_with("postgresql:"))
-        {
+        // Empty only when reading it failed, which is reported already.
+        let known_scheme = ["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|scheme| store_url.starts_with(scheme));
+        if !store_url.is_empty() && !known_scheme {
             errors.push("--store-url: expected sqlite://PATH or postgres://…".into());
         }
         let mut trusted = TrustedKeys::new();
@@ -428,5 +432,12 @@ mod tests {
             missing.contains("--store-url-file: /nonexistent/url"),
             "{missing}"
         );
+
+        std::fs::write(&url, "\n").unwrap();
+        let empty = args(&["--store-url-file", url.to_str().unwrap()])
+            .err()
+            .expect("an empty file is refused")
+            .join("\n");
+        assert!(empty.contains("is empty"), "{empty}");
     }
 }

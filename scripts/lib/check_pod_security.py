@@ -7,7 +7,7 @@ quietly undo it:
     dropped (ALL), seccomp RuntimeDefault, no host namespaces, ports or
     paths, only the volume types the standard allows;
   - beyond the standard: a read-only root filesystem, readiness and
-    liveness probes, CPU and memory requests and limits, and no
+    liveness probes (not for Jobs), CPU and memory requests and limits, and no
     ServiceAccount token in a pod whose ServiceAccount is bound to no role;
   - every workload has a PodDisruptionBudget selecting its pods;
   - the namespace denies all traffic by default (ingress and egress), and
@@ -64,7 +64,7 @@ def selects(selector, labels):
     return True
 
 
-def check_container(where, c, pod_sc, digests, problems):
+def check_container(where, c, pod_sc, digests, long_running, problems):
     sc = c.get("securityContext") or {}
     say = lambda field, what: problems.append(f"{where}: container {c['name']}: {field}: {what}")
     if sc.get("privileged"):
@@ -89,7 +89,7 @@ def check_container(where, c, pod_sc, digests, problems):
     for port in c.get("ports") or []:
         if port.get("hostPort"):
             say("ports.hostPort", "host ports are not allowed")
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe in ("readinessProbe", "livenessProbe") if long_running else ():
         if probe not in c:
             say(probe, "missing")
     resources = c.get("resources") or {}
@@ -155,7 +155,8 @@ def check(files, digests):
             if account not in bound and spec.get("automountServiceAccountToken") is not False:
                 problems.append(f"{where}: ServiceAccount {account} has no role, so automountServiceAccountToken must be false")
             for c in spec.get("initContainers", []) + spec["containers"]:
-                check_container(where, c, pod_sc, digests, problems)
+                # A Job's container runs to completion: nothing to probe.
+                check_container(where, c, pod_sc, digests, obj["kind"] not in ("Job", "CronJob"), problems)
             if obj["kind"] in ("Deployment", "StatefulSet") and not any(
                 selects(p["spec"]["selector"], labels) for p in pdbs
             ):

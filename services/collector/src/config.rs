@@ -31,6 +31,11 @@ pub struct Args {
     /// sqlite://scanfleet-results.db]
     #[arg(long, env = "SCANFLEET_STORE_URL")]
     pub store_url: Option<String>,
+    /// File holding the store URL (one line), for a URL with a password:
+    /// kept out of the environment and the process list. Wins over
+    /// `store_url` in the YAML file; not together with --store-url.
+    #[arg(long, env = "SCANFLEET_STORE_URL_FILE")]
+    pub store_url_file: Option<PathBuf>,
     /// A trusted signing public key (SPKI PEM); repeat for rotation.
     #[arg(
         long = "trusted-key",
@@ -74,6 +79,7 @@ struct FileConfig {
     #[serde(default)]
     nats: scanfleet_bus::NatsFile,
     store_url: Option<String>,
+    store_url_file: Option<PathBuf>,
     #[serde(default)]
     trusted_keys: Vec<PathBuf>,
     #[serde(default)]
@@ -118,6 +124,43 @@ fn read_small(path: &std::path::Path) -> Result<String, String> {
     scanfleet_bus::read_small_file(path, MAX_KEY_FILE)
 }
 
+/// The store URL: `--store-url`, or the content of a `--store-url-file`
+/// (flag, variable or YAML), or the YAML's `store_url`, or the default. The
+/// URL may carry a password, so no message here repeats it.
+fn store_url(
+    flag: Option<String>,
+    flag_file: Option<PathBuf>,
+    file: &FileConfig,
+    errors: &mut Vec<String>,
+) -> String {
+    if file.store_url.is_some() && file.store_url_file.is_some() {
+        errors.push("store_url and store_url_file: give one of them in the file".into());
+    }
+    let url_file = flag_file.or_else(|| file.store_url_file.clone());
+    match (flag, url_file) {
+        (Some(_), Some(_)) => {
+            errors.push("--store-url and --store-url-file: give one of them".into());
+            String::new()
+        }
+        (Some(url), None) => url,
+        (None, Some(path)) => match read_small(&path) {
+            Ok(text) if text.trim().is_empty() => {
+                errors.push(format!("--store-url-file: {} is empty", path.display()));
+                String::new()
+            }
+            Ok(text) => text.trim().to_owned(),
+            Err(e) => {
+                errors.push(format!("--store-url-file: {e}"));
+                String::new()
+            }
+        },
+        (None, None) => file
+            .store_url
+            .clone()
+            .unwrap_or_else(|| "sqlite://scanfleet-results.db".into()),
+    }
+}
+
 impl Config {
     /// A collector beside everything else on one machine, as tests and
     /// benchmarks embed it: OS-chosen loopback ports, `store_url`, one
@@ -160,11 +203,7 @@ impl Config {
             Some(path) => read_yaml_file(path, &mut errors),
         };
         let nats = args.nats.settle(&file.nats, &mut errors);
-        let store_url = setting(
-            args.store_url,
-            file.store_url,
-            "sqlite://scanfleet-results.db".into(),
-        );
+        let store_url = store_url(args.store_url, args.store_url_file, &file, &mut errors);
         let trusted_keys = if args.trusted_keys.is_empty() {
             file.trusted_keys
         } else {
@@ -185,10 +224,11 @@ impl Config {
             },
             &mut errors,
         );
-        if !(store_url.starts_with("sqlite:")
-            || store_url.starts_with("postgres:")
-            || store_url.starts_with("postgresql:"))
-        {
+        // Empty only when reading it failed, which is reported already.
+        let known_scheme = ["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|scheme| store_url.starts_with(scheme));
+        if !store_url.is_empty() && !known_scheme {
             errors.push("--store-url: expected sqlite://PATH or postgres://…".into());
         }
         let mut trusted = TrustedKeys::new();
@@ -377,5 +417,72 @@ mod tests {
         .expect("invalid")
         .join("\n");
         assert!(errors.contains("unknown field `bogus`"), "{errors}");
+    }
+
+    #[test]
+    fn a_store_url_file_wins_over_the_files_url_and_is_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path(), "k.pub.pem");
+        let file = dir.path().join("collector.yml");
+        std::fs::write(
+            &file,
+            format!(
+                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\n",
+                key.display()
+            ),
+        )
+        .unwrap();
+        let url = dir.path().join("url");
+        std::fs::write(&url, "postgres://scanfleet:s3cret@db:5432/scanfleet\n").unwrap();
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["scanfleet-collector", "--config", file.to_str().unwrap()];
+            argv.extend_from_slice(extra);
+            Config::from_args(Args::parse_from(argv))
+        };
+        let config = args(&["--store-url-file", url.to_str().unwrap()])
+            .map_err(|e| e.join("; "))
+            .unwrap();
+        assert_eq!(
+            config.store_url, "postgres://scanfleet:s3cret@db:5432/scanfleet",
+            "the URL file wins over the YAML's store_url, trimmed"
+        );
+
+        let both = args(&[
+            "--store-url-file",
+            url.to_str().unwrap(),
+            "--store-url",
+            "sqlite://x",
+        ])
+        .err()
+        .expect("both refused")
+        .join("\n");
+        assert!(both.contains("--store-url and --store-url-file"), "{both}");
+
+        std::fs::write(&url, "mysql://scanfleet:s3cret@db/scanfleet\n").unwrap();
+        let bad = args(&["--store-url-file", url.to_str().unwrap()])
+            .err()
+            .expect("a wrong scheme is refused")
+            .join("\n");
+        assert!(bad.contains("--store-url: expected"), "{bad}");
+        assert!(
+            !bad.contains("s3cret"),
+            "the password is never repeated: {bad}"
+        );
+
+        let missing = args(&["--store-url-file", "/nonexistent/url"])
+            .err()
+            .expect("a missing file is refused")
+            .join("\n");
+        assert!(
+            missing.contains("--store-url-file: /nonexistent/url"),
+            "{missing}"
+        );
+
+        std::fs::write(&url, "\n").unwrap();
+        let empty = args(&["--store-url-file", url.to_str().unwrap()])
+            .err()
+            .expect("an empty file is refused")
+            .join("\n");
+        assert!(empty.contains("is empty"), "{empty}");
     }
 }

@@ -226,7 +226,7 @@ impl IntakeService {
                     .collect()),
                 None => Err(Status::failed_precondition(format!(
                     "{field}: label-selector targets need the pod directory; start intake \
-                     with --kubeconfig, or name the container with a k8s:// URI"
+                     with --kubeconfig or --in-cluster, or name the container with a k8s:// URI"
                 ))),
             },
         }

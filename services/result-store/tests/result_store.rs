@@ -104,30 +104,49 @@ async fn upserts_are_idempotent_and_still_verify(store: &ResultStore, key: &Sign
     assert!(trusted.verify_json(&stored.envelope, 1 << 20, None).is_ok());
 }
 
-/// Six more, across namespaces, digests, outcomes and verdicts.
+/// Six more, across namespaces, digests, outcomes and verdicts, stored as
+/// one batch that also repeats an already stored scan and one of its own:
+/// each gets its own outcome, in order, and nothing is stored twice.
 async fn store_six_more(store: &ResultStore, key: &SigningKey) {
     let samples = [
         ("01B", "shop", 2, true, Some(false), 2),
         ("01C", "shop", 2, false, None, 3),
         ("01D", "infra", 3, true, None, 4),
+        ("01A", "shop", 1, true, Some(true), 1),
         ("01E", "infra", 1, true, Some(false), 5),
         ("01F", "shop", 4, true, Some(true), 6),
+        ("01C", "shop", 2, false, None, 3),
         ("01G", "web", 5, true, None, 7),
     ];
-    for (id, namespace, digest_byte, completed, threshold_passed, second) in samples {
-        let (row, _) = verified_row(
-            key,
-            id,
-            &Sample {
-                namespace,
-                digest_byte,
-                completed,
-                threshold_passed,
-                second,
+    let rows: Vec<StoredResult> = samples
+        .into_iter()
+        .map(
+            |(id, namespace, digest_byte, completed, threshold_passed, second)| {
+                verified_row(
+                    key,
+                    id,
+                    &Sample {
+                        namespace,
+                        digest_byte,
+                        completed,
+                        threshold_passed,
+                        second,
+                    },
+                )
+                .0
             },
-        );
-        assert_eq!(store.upsert(&row, None).await.unwrap(), Upsert::Inserted);
-    }
+        )
+        .collect();
+    let batch: Vec<_> = rows.iter().map(|row| (row, None)).collect();
+    let outcomes = store.upsert_batch(&batch).await.unwrap();
+    use Upsert::{AlreadyStored as Again, Inserted as New};
+    assert_eq!(outcomes, [New, New, New, Again, New, New, Again, New]);
+    assert_eq!(store.count().await.unwrap(), 7);
+    assert!(
+        store.report("01A").await.unwrap().is_some(),
+        "a repeat without a report leaves the stored report alone"
+    );
+    assert_eq!(store.upsert_batch(&[]).await.unwrap(), []);
 }
 
 fn ids(page: &scanfleet_result_store::Page) -> Vec<String> {

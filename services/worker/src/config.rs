@@ -13,7 +13,7 @@ use std::time::Duration;
 use scanfleet_bus::{NatsArgs, NatsSettings, read_small_file};
 use scanfleet_kube_access::ThrottleConfig;
 use scanfleet_process_lifecycle::{LogFormat, ServingArgs, ServingFile, ServingLimits, setting};
-use scanfleet_scan_intents::{ClusterName, LockedInputs};
+use scanfleet_scan_intents::{ClusterName, ImageDigest, LockedInputs};
 use scanfleet_scan_session::{ApproachPolicy, SessionConfig};
 use scanfleet_trust::{AgeRecipient, SigningKey};
 use serde::Deserialize;
@@ -59,6 +59,11 @@ pub struct Args {
     /// Scans run at once.
     #[arg(long, env = "SCANFLEET_CONCURRENCY")]
     pub concurrency: Option<usize>,
+    /// Image of the debug approach's ephemeral container, by digest
+    /// (`repo@sha256:…`): the worker's fence admits exactly this image
+    /// [default: the scanner image kubesim serves]
+    #[arg(long, env = "SCANFLEET_DEBUG_IMAGE")]
+    pub debug_image: Option<String>,
     /// Health, readiness and metrics listen address (port 0 picks one).
     #[arg(long, env = "SCANFLEET_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
@@ -246,7 +251,24 @@ fn throttle(file: &FileKube, errors: &mut Vec<String>) -> ThrottleConfig {
     throttle
 }
 
-fn session(file: FileApproaches) -> SessionConfig {
+/// The debug approach's image: one that is configured must be a reference
+/// by digest, never a tag, so the image that runs beside a target is
+/// exactly the one the fence admits. Unset, it is the session's default
+/// (kubesim's scanner, which tests run against).
+fn debug_image(flag: Option<String>, file: Option<String>, errors: &mut Vec<String>) -> String {
+    let Some(image) = flag.or(file) else {
+        return SessionConfig::default().debug_image;
+    };
+    if ImageDigest::from_image_id(&image).is_none() {
+        errors.push(format!(
+            "--debug-image {image:?}: name the image by digest \
+             (repo@sha256:<64 lowercase hex>), not by tag"
+        ));
+    }
+    image
+}
+
+fn session(file: FileApproaches, debug_image: String) -> SessionConfig {
     let defaults = SessionConfig::default();
     SessionConfig {
         policy: ApproachPolicy {
@@ -255,7 +277,7 @@ fn session(file: FileApproaches) -> SessionConfig {
                 .sidecar_container
                 .unwrap_or(defaults.policy.sidecar_container),
         },
-        debug_image: file.debug_image.unwrap_or(defaults.debug_image),
+        debug_image,
         debug_start_timeout: file
             .debug_start_timeout_secs
             .map_or(defaults.debug_start_timeout, Duration::from_secs),
@@ -342,6 +364,11 @@ impl Config {
         );
         let recipients = recipients(args.encrypt_to.or(file.encrypt_to).as_deref(), &mut errors);
         let throttle = throttle(&file.kube, &mut errors);
+        let debug_image = debug_image(
+            args.debug_image,
+            file.approaches.debug_image.clone(),
+            &mut errors,
+        );
         let serving = args.serving.settle(
             ServingFile {
                 max_connections: file.max_connections,
@@ -381,7 +408,7 @@ impl Config {
             progress_interval: Duration::from_millis(file.progress_interval_ms.unwrap_or(20_000)),
             idle_poll: Duration::from_millis(file.idle_poll_ms.unwrap_or(5_000)),
             throttle,
-            session: session(file.approaches),
+            session: session(file.approaches, debug_image),
         })
     }
 }
@@ -407,6 +434,8 @@ mod tests {
             "/nonexistent",
             "--concurrency",
             "0",
+            "--debug-image",
+            "kubesim.local/scanner:1.0",
         ]);
         let errors = Config::from_args(args).unwrap_err();
         let all = errors.join("\n");
@@ -417,6 +446,7 @@ mod tests {
             "--signing-key",
             "--profiles",
             "concurrency 0",
+            "--debug-image \"kubesim.local/scanner:1.0\": name the image by digest",
         ] {
             assert!(all.contains(needle), "{needle} missing from:\n{all}");
         }

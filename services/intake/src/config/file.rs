@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub cluster: Option<String>,
     /// `--kubeconfig`.
     pub kubeconfig: Option<PathBuf>,
+    /// `--in-cluster`.
+    pub in_cluster: Option<bool>,
     /// `--profiles`.
     pub profiles: Option<PathBuf>,
     /// `--locked-inputs`.

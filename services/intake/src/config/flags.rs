@@ -23,6 +23,11 @@ pub struct Args {
     /// without it, only k8s:// targets are accepted.
     #[arg(long, env = "SCANFLEET_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Run the pod directory as the pod's own ServiceAccount (in a
+    /// cluster, instead of --kubeconfig) [default: false]
+    #[arg(long, env = "SCANFLEET_IN_CLUSTER", num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub in_cluster: Option<bool>,
     /// gRPC `Intake` listen address, port 0 picks one [default:
     /// 127.0.0.1:50051]
     #[arg(long, env = "SCANFLEET_GRPC_LISTEN")]

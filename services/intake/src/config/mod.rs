@@ -34,6 +34,8 @@ pub struct Config {
     pub cluster: ClusterName,
     /// Kubeconfig for the pod directory.
     pub kubeconfig: Option<PathBuf>,
+    /// The pod directory runs as the pod's own ServiceAccount.
+    pub in_cluster: bool,
     /// gRPC address.
     pub grpc_listen: SocketAddr,
     /// Default scan timeout.
@@ -62,6 +64,7 @@ pub struct Config {
 struct Process {
     cluster: Option<ClusterName>,
     kubeconfig: Option<PathBuf>,
+    in_cluster: bool,
     profiles: Option<PathBuf>,
     locked_inputs: LockedInputs,
     grpc_listen: SocketAddr,
@@ -72,6 +75,13 @@ struct Process {
     http_listen: Option<SocketAddr>,
 }
 
+impl Process {
+    /// Whether intake watches pods (with some identity).
+    fn has_pod_directory(&self) -> bool {
+        self.kubeconfig.is_some() || self.in_cluster
+    }
+}
+
 fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
     let cluster = setting(args.cluster.clone(), file.cluster.clone(), "default".into());
     let p = Process {
@@ -79,6 +89,7 @@ fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
             .map_err(|e| errors.push(format!("--cluster {cluster:?}: {e}")))
             .ok(),
         kubeconfig: args.kubeconfig.clone().or(file.kubeconfig.clone()),
+        in_cluster: setting(args.in_cluster, file.in_cluster, false),
         profiles: args.profiles.clone().or(file.profiles.clone()),
         locked_inputs: LockedInputs::parse(&setting(
             args.locked_inputs.clone(),
@@ -111,6 +122,10 @@ fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
     {
         errors.push(format!("--kubeconfig: {} is not a file", k.display()));
     }
+    if p.kubeconfig.is_some() && p.in_cluster {
+        errors
+            .push("--kubeconfig and --in-cluster: give one identity for the pod directory".into());
+    }
     if let Some(dir) = &p.profiles
         && !dir.is_dir()
     {
@@ -133,14 +148,18 @@ fn check_prerequisites(
         if p.http_listen.is_none() {
             errors.push("webhooks: need --http-listen to receive them".into());
         }
-        if p.kubeconfig.is_none() {
+        if !p.has_pod_directory() {
             errors.push(
-                "webhooks: need --kubeconfig (pushes are matched against running pods)".into(),
+                "webhooks: need --kubeconfig or --in-cluster (pushes are matched against running pods)"
+                    .into(),
             );
         }
     }
-    if has_schedules && p.kubeconfig.is_none() {
-        errors.push("scheduler: need --kubeconfig (schedules expand to running pods)".into());
+    if has_schedules && !p.has_pod_directory() {
+        errors.push(
+            "scheduler: need --kubeconfig or --in-cluster (schedules expand to running pods)"
+                .into(),
+        );
     }
 }
 
@@ -176,6 +195,7 @@ impl Config {
             nats,
             cluster,
             kubeconfig: process.kubeconfig,
+            in_cluster: process.in_cluster,
             grpc_listen: process.grpc_listen,
             default_timeout: Duration::from_secs(process.default_timeout_secs),
             max_timeout: Duration::from_secs(process.max_timeout_secs),
@@ -231,6 +251,40 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn in_cluster_is_an_identity_for_the_pod_directory_and_excludes_a_kubeconfig() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intake.yaml");
+        std::fs::write(
+            &path,
+            "in_cluster: true\nscheduler:\n  schedules:\n    - {name: nightly, namespace: apps, cron: '0 3 * * *', profile: {name: cis, version: '1'}}\n",
+        )
+        .unwrap();
+        let config = Config::from_args(Args::parse_from([
+            "scanfleet-intake",
+            "--config",
+            path.to_str().unwrap(),
+        ]))
+        .map_err(|e| e.join("; "))
+        .unwrap();
+        assert!(config.in_cluster && config.kubeconfig.is_none());
+
+        let kubeconfig = dir.path().join("intake.kubeconfig");
+        std::fs::write(&kubeconfig, "apiVersion: v1\n").unwrap();
+        let errors = Config::from_args(Args::parse_from([
+            "scanfleet-intake",
+            "--config",
+            path.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(
+            errors.join("\n").contains("--kubeconfig and --in-cluster"),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub struct Args {
     /// Log format [default: text]
     #[arg(long, env = "SCANFLEET_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Most workloads shown as finding series on /metrics; results for more
+    /// are counted in `finding_workloads_dropped_total` [default: 10000]
+    #[arg(long, env = "SCANFLEET_MAX_FINDING_WORKLOADS")]
+    pub max_finding_workloads: Option<usize>,
     /// Connection limits of the gRPC and HTTP listeners.
     #[command(flatten)]
     pub serving: ServingArgs,
@@ -91,6 +95,7 @@ struct FileConfig {
     stream_replicas: Option<usize>,
     max_event_bytes: Option<usize>,
     log_format: Option<LogFormat>,
+    max_finding_workloads: Option<usize>,
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
@@ -120,6 +125,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Connection limits of both listeners.
     pub serving: ServingLimits,
+    /// The bound on workloads shown as finding series.
+    pub max_finding_workloads: usize,
 }
 
 const MAX_KEY_FILE: u64 = 64 * 1024;
@@ -297,6 +304,11 @@ impl Config {
             max_event_bytes: setting(args.max_event_bytes, file.max_event_bytes, 16 * 1024 * 1024),
             log_format,
             serving,
+            max_finding_workloads: setting(
+                args.max_finding_workloads,
+                file.max_finding_workloads,
+                crate::finding_metrics::DEFAULT_MAX_WORKLOADS,
+            ),
         })
     }
 }

@@ -60,8 +60,8 @@ async fn ready(State(state): State<HttpState>) -> Result<&'static str, ApiError>
     Ok("ready")
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
-    scanfleet_process_lifecycle::metrics::response(state.metrics.registry())
+async fn metrics(State(state): State<HttpState>, request: axum::http::HeaderMap) -> Response {
+    scanfleet_process_lifecycle::metrics::response(state.metrics.registry(), &request)
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,7 @@
 //! store), [`results_api`] (gRPC), [`http_api`], [`metrics`], [`config`].
 
 pub mod config;
+pub mod finding_metrics;
 pub mod http_api;
 pub mod ingest;
 pub mod metrics;
@@ -122,7 +123,12 @@ pub async fn run_with_ready(
             .await
             .context("opening the result store")?,
     );
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::new(config.max_finding_workloads));
+    metrics
+        .findings
+        .show_stored(&store)
+        .await
+        .context("reading stored results for the finding metrics")?;
     let (persisted, _) = broadcast::channel(1024);
     let ingestor = Arc::new(ingest::Ingestor::new(
         config.trusted.clone(),

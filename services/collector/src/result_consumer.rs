@@ -294,6 +294,7 @@ impl ResultConsumer {
                     Some(Upsert::Inserted) => {
                         self.metrics.stored.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(scan_id = %row.scan_id, signer = %row.signer_key_id, "result stored");
+                        self.metrics.findings.observe(&row);
                         let _ = self.persisted.send(row);
                         Outcome::Stored
                     }

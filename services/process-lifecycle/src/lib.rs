@@ -23,6 +23,7 @@
 
 pub mod configuration;
 pub mod entry_point;
+pub mod exposition_format;
 pub mod logging;
 pub mod metrics;
 pub mod serving;

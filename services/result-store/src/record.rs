@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::StoreError;
 
 /// Control counts of a completed scan.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Counts {
     /// Passed controls.
     pub passed: i64,

@@ -84,8 +84,8 @@ async fn readyz(State(s): State<HttpState>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn metrics_text(State(s): State<HttpState>) -> Response {
-    scanfleet_process_lifecycle::metrics::response(s.metrics.registry())
+async fn metrics_text(State(s): State<HttpState>, request: axum::http::HeaderMap) -> Response {
+    scanfleet_process_lifecycle::metrics::response(s.metrics.registry(), &request)
 }
 
 /// Runs the worker until `shutdown` flips to true.

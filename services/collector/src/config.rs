@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use scanfleet_bus::{NatsArgs, NatsSettings};
 use scanfleet_process_lifecycle::{
-    LogFormat, ServingArgs, ServingFile, ServingLimits, read_yaml_file, setting,
+    ListenerSecurity, LogFormat, ServingArgs, ServingFile, ServingLimits, TlsArgs, TlsFile,
+    read_yaml_file, setting,
 };
 use scanfleet_trust::{AgeIdentities, PublicKey, TrustedKeys};
 
@@ -68,6 +69,9 @@ pub struct Args {
     /// Connection limits of the gRPC and HTTP listeners.
     #[command(flatten)]
     pub serving: ServingArgs,
+    /// TLS of the gRPC and HTTP listeners.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// The YAML file, as written.
@@ -88,6 +92,11 @@ struct FileConfig {
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_client_ca_file: Option<PathBuf>,
+    require_client_certificate: Option<bool>,
+    insecure_plaintext: Option<bool>,
 }
 
 /// The validated configuration.
@@ -114,6 +123,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Connection limits of both listeners.
     pub serving: ServingLimits,
+    /// TLS (or, if asked for, plaintext) of both listeners.
+    pub security: ListenerSecurity,
 }
 
 const MAX_KEY_FILE: u64 = 64 * 1024;
@@ -190,6 +201,16 @@ impl Config {
             },
             &mut errors,
         );
+        let security = args.tls.settle(
+            TlsFile {
+                tls_cert_file: file.tls_cert_file,
+                tls_key_file: file.tls_key_file,
+                tls_client_ca_file: file.tls_client_ca_file,
+                require_client_certificate: file.require_client_certificate,
+                insecure_plaintext: file.insecure_plaintext,
+            },
+            &mut errors,
+        );
         if !(store_url.starts_with("sqlite:")
             || store_url.starts_with("postgres:")
             || store_url.starts_with("postgresql:"))
@@ -257,6 +278,7 @@ impl Config {
             max_event_bytes: setting(args.max_event_bytes, file.max_event_bytes, 16 * 1024 * 1024),
             log_format,
             serving,
+            security,
         })
     }
 }

@@ -134,6 +134,7 @@ pub async fn run_with_ready(
         "grpc",
         config.grpc_listen,
         config.serving,
+        &config.security,
         metrics.connections.listener("grpc"),
     )
     .await
@@ -142,6 +143,7 @@ pub async fn run_with_ready(
         "http",
         config.http_listen,
         config.serving,
+        &config.security,
         metrics.connections.listener("http"),
     )
     .await

@@ -145,6 +145,7 @@ pub async fn run_supervised(
         "grpc",
         config.grpc_listen,
         config.serving,
+        &config.security,
         metrics.connections.listener("grpc"),
     )
     .await
@@ -278,6 +279,7 @@ async fn start_http(
         "http",
         addr,
         config.serving,
+        &config.security,
         metrics.connections.listener("http"),
     )
     .await

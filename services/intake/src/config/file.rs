@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use scanfleet_process_lifecycle::{LogFormat, ServingFile};
+use scanfleet_process_lifecycle::{LogFormat, ServingFile, TlsFile};
 use scanfleet_registry_events::Limits;
 use serde::Deserialize;
 
@@ -42,6 +42,16 @@ pub struct FileConfig {
     pub header_read_timeout_secs: Option<u64>,
     /// `--idle-timeout`.
     pub idle_timeout_secs: Option<u64>,
+    /// `--tls-cert-file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `--tls-key-file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// `--tls-client-ca-file`.
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// `--require-client-certificate`.
+    pub require_client_certificate: Option<bool>,
+    /// `--insecure-plaintext`.
+    pub insecure_plaintext: Option<bool>,
     /// Registry webhooks.
     #[serde(default)]
     pub webhooks: Option<FileWebhooks>,
@@ -159,6 +169,17 @@ pub struct FileSchedule {
 }
 
 impl FileConfig {
+    /// The TLS keys, as the shared settings read them.
+    pub fn tls(&self) -> TlsFile {
+        TlsFile {
+            tls_cert_file: self.tls_cert_file.clone(),
+            tls_key_file: self.tls_key_file.clone(),
+            tls_client_ca_file: self.tls_client_ca_file.clone(),
+            require_client_certificate: self.require_client_certificate,
+            insecure_plaintext: self.insecure_plaintext,
+        }
+    }
+
     /// The listener limits written in the file.
     pub fn serving(&self) -> ServingFile {
         ServingFile {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use scanfleet_bus::NatsArgs;
-use scanfleet_process_lifecycle::{LogFormat, ServingArgs};
+use scanfleet_process_lifecycle::{LogFormat, ServingArgs, TlsArgs};
 
 /// Command-line and environment options.
 #[derive(Debug, clap::Parser)]
@@ -55,6 +55,9 @@ pub struct Args {
     /// Connection limits of both listeners.
     #[command(flatten)]
     pub serving: ServingArgs,
+    /// TLS of both listeners.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// YAML file with any setting above plus webhook endpoints and
     /// schedules (see docs/intake.md).
     #[arg(long, env = "SCANFLEET_INTAKE_CONFIG")]

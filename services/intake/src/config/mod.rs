@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use scanfleet_bus::NatsSettings;
-use scanfleet_process_lifecycle::{LogFormat, ServingLimits, read_yaml_file, setting};
+use scanfleet_process_lifecycle::{
+    ListenerSecurity, LogFormat, ServingLimits, read_yaml_file, setting,
+};
 use scanfleet_scan_intents::{ClusterName, IntakeLimits};
 
 pub use file::{FileConfig, FileEndpoint, FileProfile, FileSchedule, FileScheduler, FileWebhooks};
@@ -50,6 +52,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// Connection limits of both listeners.
     pub serving: ServingLimits,
+    /// TLS (or, if asked for, plaintext) of both listeners.
+    pub security: ListenerSecurity,
     /// Registry webhooks, when configured.
     pub webhooks: Option<WebhookConfig>,
     /// Periodic scans, when configured.
@@ -153,6 +157,7 @@ impl Config {
         let nats = args.nats.settings(&mut errors);
         let process = settle(&args, &file, &mut errors);
         let serving = args.serving.clone().settle(file.serving(), &mut errors);
+        let security = args.tls.clone().settle(file.tls(), &mut errors);
         let webhooks = file
             .webhooks
             .as_ref()
@@ -183,6 +188,7 @@ impl Config {
             log_format: process.log_format,
             http_listen: process.http_listen,
             serving,
+            security,
             webhooks,
             scheduler,
             profiles: process.profiles,

@@ -36,6 +36,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::limits::ServingLimits;
 use super::listener_metrics::{CloseReason, ListenerMetrics};
+use super::transport::{PeerTls, Transport};
 
 /// The first bytes every HTTP/2 client sends (RFC 9113, section 3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -114,20 +115,23 @@ enum Protocol {
     Http2,
 }
 
-/// Per-connection facts tonic hands to services as a request extension,
-/// so the request tracker can find the connection a request arrived on.
+/// Per-connection facts handed to services as a request extension (by
+/// tonic, and by [`serve_http`](super::serve_http) for axum), so the
+/// request tracker can find the connection a request arrived on and the
+/// edge can see the client certificate it was made with.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     /// The peer.
     pub remote: SocketAddr,
+    /// What the TLS handshake established (nothing on plaintext).
+    pub tls: PeerTls,
     pub(crate) activity: Arc<Activity>,
 }
 
-/// An accepted connection: the byte stream, its slot in the listener and
-/// its deadlines. It is what a TLS layer would wrap (issue #13) without
-/// changing anything above it.
+/// An accepted connection: the byte stream (plain or TLS, see
+/// [`Transport`]), its slot in the listener and its deadlines.
 #[derive(Debug)]
-pub struct Connection<IO = tokio::net::TcpStream> {
+pub struct Connection<IO = Transport> {
     io: IO,
     info: ConnectionInfo,
     limits: ServingLimits,
@@ -141,6 +145,7 @@ impl<IO> Connection<IO> {
     pub(crate) fn new(
         io: IO,
         remote: SocketAddr,
+        tls: PeerTls,
         activity: Arc<Activity>,
         limits: ServingLimits,
         metrics: ListenerMetrics,
@@ -149,7 +154,11 @@ impl<IO> Connection<IO> {
         metrics.opened();
         Self {
             io,
-            info: ConnectionInfo { remote, activity },
+            info: ConnectionInfo {
+                remote,
+                tls,
+                activity,
+            },
             limits,
             protocol: Protocol::Unknown { matched: 0 },
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),

@@ -8,8 +8,10 @@
 //! `postgres`: a throwaway PostgreSQL 15 cluster the same way), and `rootfs`
 //! for the scan engine's ground-truth fixtures and live containers.
 //! `pki` makes throwaway CAs and certificates for the services' TLS, and
-//! `https` is a small client for their HTTP edges.
+//! `https` is a small client for their HTTP edges; `callers` makes real
+//! identities on kubesim (ServiceAccounts, Roles on scanfleet.dev, tokens).
 
+pub mod callers;
 pub mod fleet;
 pub mod https;
 pub mod nats;

@@ -30,6 +30,7 @@ pub mod push_matching;
 pub mod push_watches;
 pub mod queueing;
 pub mod registry_webhooks;
+pub mod submission_rights;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -140,7 +141,12 @@ pub async fn run_supervised(
     );
     let http = start_http(&config, matcher, &metrics, &shutdown, &mut tasks).await?;
     start_dead_letters(&js, status, &shutdown, &mut tasks);
-    let service = intake_api::IntakeService::new(js, config.clone(), directory).await?;
+    let gate =
+        scanfleet_edge_access::cluster_gatekeeper(&config.access, config.kubeconfig.as_deref())
+            .await
+            .context("the identity that reviews callers")?;
+    let service =
+        intake_api::IntakeService::new(js, config.clone(), directory, Arc::new(gate)).await?;
     let listener = Listener::bind(
         "grpc",
         config.grpc_listen,

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use scanfleet_edge_access::AccessFile;
+use scanfleet_edge_access::settings::FileMappedUser;
 use scanfleet_process_lifecycle::{LogFormat, ServingFile, TlsFile};
 use scanfleet_registry_events::Limits;
 use serde::Deserialize;
@@ -52,6 +54,19 @@ pub struct FileConfig {
     pub require_client_certificate: Option<bool>,
     /// `--insecure-plaintext`.
     pub insecure_plaintext: Option<bool>,
+    /// `--token-audience`.
+    pub token_audience: Option<String>,
+    /// `--access-cache-ttl`.
+    pub access_cache_ttl_secs: Option<u64>,
+    /// `--access-cache-size`.
+    pub access_cache_size: Option<usize>,
+    /// `--rate-limit`.
+    pub rate_limit: Option<u32>,
+    /// `--rate-limit-burst`.
+    pub rate_limit_burst: Option<u32>,
+    /// Verified client-certificate subject → user (file only).
+    #[serde(default)]
+    pub client_certificate_users: BTreeMap<String, FileMappedUser>,
     /// Registry webhooks.
     #[serde(default)]
     pub webhooks: Option<FileWebhooks>,
@@ -169,6 +184,18 @@ pub struct FileSchedule {
 }
 
 impl FileConfig {
+    /// The access-control keys, as the shared settings read them.
+    pub fn access(&self) -> AccessFile {
+        AccessFile {
+            token_audience: self.token_audience.clone(),
+            access_cache_ttl_secs: self.access_cache_ttl_secs,
+            access_cache_size: self.access_cache_size,
+            rate_limit: self.rate_limit,
+            rate_limit_burst: self.rate_limit_burst,
+            client_certificate_users: self.client_certificate_users.clone(),
+        }
+    }
+
     /// The TLS keys, as the shared settings read them.
     pub fn tls(&self) -> TlsFile {
         TlsFile {

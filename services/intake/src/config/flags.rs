@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use scanfleet_bus::NatsArgs;
+use scanfleet_edge_access::AccessArgs;
 use scanfleet_process_lifecycle::{LogFormat, ServingArgs, TlsArgs};
 
 /// Command-line and environment options.
@@ -19,8 +20,11 @@ pub struct Args {
     /// [default: default]
     #[arg(long, env = "SCANFLEET_CLUSTER")]
     pub cluster: Option<String>,
-    /// Kubeconfig of intake's own identity (needs list/watch on pods);
-    /// without it, only k8s:// targets are accepted.
+    /// Kubeconfig of intake's own identity: it reviews callers' tokens and
+    /// rights (needs `system:auth-delegator`) and, with it, lists and
+    /// watches pods for label selectors, webhooks and schedules; without
+    /// it, the in-cluster ServiceAccount reviews and only k8s:// targets
+    /// are accepted.
     #[arg(long, env = "SCANFLEET_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// gRPC `Intake` listen address, port 0 picks one [default:
@@ -58,6 +62,9 @@ pub struct Args {
     /// TLS of both listeners.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Who may call the gRPC API.
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// YAML file with any setting above plus webhook endpoints and
     /// schedules (see docs/intake.md).
     #[arg(long, env = "SCANFLEET_INTAKE_CONFIG")]

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use scanfleet_bus::NatsSettings;
+use scanfleet_edge_access::AccessSettings;
 use scanfleet_process_lifecycle::{
     ListenerSecurity, LogFormat, ServingLimits, read_yaml_file, setting,
 };
@@ -54,6 +55,8 @@ pub struct Config {
     pub serving: ServingLimits,
     /// TLS (or, if asked for, plaintext) of both listeners.
     pub security: ListenerSecurity,
+    /// Who may call the gRPC API, and how fast.
+    pub access: AccessSettings,
     /// Registry webhooks, when configured.
     pub webhooks: Option<WebhookConfig>,
     /// Periodic scans, when configured.
@@ -158,6 +161,7 @@ impl Config {
         let process = settle(&args, &file, &mut errors);
         let serving = args.serving.clone().settle(file.serving(), &mut errors);
         let security = args.tls.clone().settle(file.tls(), &mut errors);
+        let access = args.access.clone().settle(file.access(), &mut errors);
         let webhooks = file
             .webhooks
             .as_ref()
@@ -189,6 +193,7 @@ impl Config {
             http_listen: process.http_listen,
             serving,
             security,
+            access,
             webhooks,
             scheduler,
             profiles: process.profiles,

@@ -133,9 +133,17 @@ async fn image_digest(admin: &ClusterAccess, pod: &str) -> String {
     id.rsplit('@').next().unwrap().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_k8s_scan_writes_hdf_gates_it_and_signs_a_statement_about_the_digest() {
-    let c = cluster().await;
+/// What the signed exec scan left for the later steps to check.
+struct SignedScan {
+    hdf_bytes: Vec<u8>,
+    envelope: PathBuf,
+    public: PathBuf,
+    key_id: String,
+}
+
+/// An exec scan with a threshold it fails, HDF to a file, the statement
+/// signed: exit 1, the failed check named, progress on stderr.
+async fn signed_exec_scan_failing_its_threshold(c: &Cluster) -> SignedScan {
     let d = c.dir.path();
     let (key, public, key_id) = generate_keys(d, "k");
     let strict = d.join("strict.yml");
@@ -173,15 +181,26 @@ async fn a_k8s_scan_writes_hdf_gates_it_and_signs_a_statement_about_the_digest()
         hdf["profiles"][0]["name"], "container-baseline",
         "HDF of the profile"
     );
+    SignedScan {
+        hdf_bytes,
+        envelope,
+        public,
+        key_id,
+    }
+}
 
-    // The envelope verifies in securesystemslib and in the CLI.
+/// The envelope verifies in securesystemslib and in the CLI.
+fn assert_the_envelope_verifies(s: &SignedScan) {
     let verified = run(oracle()
         .arg("verify")
-        .arg(&public)
-        .arg(&key_id)
-        .arg(&envelope));
+        .arg(&s.public)
+        .arg(&s.key_id)
+        .arg(&s.envelope));
     assert_success(&verified);
-    assert_eq!(text(&verified.stdout).trim(), format!("verified {key_id}"));
+    assert_eq!(
+        text(&verified.stdout).trim(),
+        format!("verified {}", s.key_id)
+    );
     let verified = run(scanfleet()
         .args([
             "envelope",
@@ -190,13 +209,15 @@ async fn a_k8s_scan_writes_hdf_gates_it_and_signs_a_statement_about_the_digest()
             "application/vnd.in-toto+json",
             "--key",
         ])
-        .arg(&public)
-        .arg(&envelope));
+        .arg(&s.public)
+        .arg(&s.envelope));
     assert_success(&verified);
+}
 
-    // The statement is about the digest the pod runs and binds the HDF.
+/// The statement is about the digest the pod runs and binds the HDF.
+async fn assert_the_statement_binds_the_digest_and_the_report(c: &Cluster, s: &SignedScan) {
     let wire: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&envelope).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(&s.envelope).unwrap()).unwrap();
     let payload = base64::engine::general_purpose::STANDARD
         .decode(wire["payload"].as_str().unwrap())
         .unwrap();
@@ -218,18 +239,20 @@ async fn a_k8s_scan_writes_hdf_gates_it_and_signs_a_statement_about_the_digest()
     );
     assert_eq!(p.target.image_digest, digest);
     let report = p.report.as_ref().unwrap();
-    assert_eq!(report.size, hdf_bytes.len() as u64);
+    assert_eq!(report.size, s.hdf_bytes.len() as u64);
     assert_eq!(
         report.sha256,
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&hdf_bytes))
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&s.hdf_bytes))
     );
     let verdict = p.threshold.as_ref().unwrap();
     assert!(!verdict.passed && !verdict.failures.is_empty());
     assert!(p.summary.as_ref().unwrap().failed > 0);
+}
 
-    // A distroless target through a debug container, HDF on stdout, a
-    // threshold that holds: exit 0.
-    let lenient = d.join("lenient.yml");
+/// A distroless target through a debug container, HDF on stdout, a
+/// threshold that holds: exit 0.
+async fn assert_a_debug_scan_passes_a_lenient_threshold(c: &Cluster) {
+    let lenient = c.dir.path().join("lenient.yml");
     std::fs::write(&lenient, "compliance:\n  min: 0\n").unwrap();
     let out = output(
         cli()
@@ -246,6 +269,15 @@ async fn a_k8s_scan_writes_hdf_gates_it_and_signs_a_statement_about_the_digest()
     assert!(stderr.contains("via debug"), "auto chose debug: {stderr}");
     let hdf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(hdf["profiles"][0]["controls"].as_array().unwrap().len() > 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_k8s_scan_writes_hdf_gates_it_and_signs_a_statement_about_the_digest() {
+    let c = cluster().await;
+    let signed = signed_exec_scan_failing_its_threshold(&c).await;
+    assert_the_envelope_verifies(&signed);
+    assert_the_statement_binds_the_digest_and_the_report(&c, &signed).await;
+    assert_a_debug_scan_passes_a_lenient_threshold(&c).await;
 
     // A scan that cannot run (no such pod) is exit 2 with the reason.
     let out = output(
@@ -294,7 +326,22 @@ fn insecure_kubeconfigs_and_bad_targets_are_refused_with_exit_2() {
     let out = scan(&plain, "k8s://apps/web/web");
     assert_fails_with(&out, 2, "https://");
     let out = scan(&plain, "k8s://apps/web");
-    assert_fails_with(&out, 2, "expected k8s://NAMESPACE/POD/CONTAINER");
+    assert_fails_with(
+        &out,
+        2,
+        "target \"k8s://apps/web\": must have the form k8s://NAMESPACE/POD/CONTAINER (found 2 segments)",
+    );
+    // Cluster names follow the one rule too.
+    let out = run(scanfleet()
+        .args([
+            "scan",
+            "k8s://apps/web/web",
+            "--cluster-name",
+            "Prod_EU",
+            "--profile",
+        ])
+        .arg(profile()));
+    assert_fails_with(&out, 2, "invalid value 'Prod_EU' for '--cluster-name");
     // --root and a target are mutually exclusive; k8s flags need a target.
     let out = run(scanfleet()
         .args(["scan", "k8s://apps/web/web", "--root", "/", "--profile"])

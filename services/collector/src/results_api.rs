@@ -7,10 +7,12 @@ use std::sync::Arc;
 use futures::Stream;
 use scanfleet_contracts::v1::{
     self, Approach, ComplianceSummary, GetResultRequest, ListResultsRequest, ListResultsResponse,
-    ProfileRef, ScanOutcome, ScanResult, ScanTarget, SeverityCounts, ThresholdVerdict,
-    WatchResultsRequest, results_server::Results,
+    ProfileInput, ProfileRef, ScanOutcome, ScanResult, ScanTarget, SeverityCounts,
+    ThresholdVerdict, WatchResultsRequest, results_server::Results,
 };
 use scanfleet_result_store::{PageToken, ResultFilter, ResultStore, StoreError, StoredResult};
+use scanfleet_trust::statement::ThresholdVerdict as ClaimedVerdict;
+use scanfleet_trust::{InputSource, InputUsed, InputValueUsed, ScanResultPredicate, ScanStatement};
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 
@@ -51,8 +53,36 @@ fn approach(name: &str) -> Approach {
     }
 }
 
+/// What the stored (signed, verified) statement claims beyond the row's
+/// columns: the inputs, the requester and the threshold applied.
+fn provenance(r: &StoredResult) -> Option<ScanResultPredicate> {
+    ScanStatement::from_payload(r.statement.as_bytes())
+        .ok()
+        .map(|s| s.predicate)
+}
+
+fn inputs_to_wire(inputs: &[InputUsed]) -> Vec<ProfileInput> {
+    inputs
+        .iter()
+        .map(|i| {
+            let (values, list) = match &i.value {
+                InputValueUsed::One(v) => (vec![v.clone()], false),
+                InputValueUsed::Many(v) => (v.clone(), true),
+            };
+            ProfileInput {
+                name: i.name.clone(),
+                values,
+                list,
+                overridden: i.source == InputSource::Override,
+            }
+        })
+        .collect()
+}
+
 /// A stored row as the wire message.
 pub fn to_wire(r: &StoredResult) -> ScanResult {
+    let claimed = provenance(r);
+    let verdict = claimed.as_ref().and_then(|p| p.threshold.clone());
     ScanResult {
         scan_id: r.scan_id.clone(),
         target: Some(ScanTarget {
@@ -91,17 +121,17 @@ pub fn to_wire(r: &StoredResult) -> ScanResult {
             }),
         }),
         threshold: r.threshold_passed.map(|passed| {
-            let failures = serde_json::from_str::<serde_json::Value>(&r.statement)
-                .ok()
-                .and_then(|v| v["predicate"]["threshold"]["failures"].as_array().cloned())
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|f| f.as_str().map(str::to_owned))
-                .collect();
-            ThresholdVerdict {
+            let v = verdict.unwrap_or(ClaimedVerdict {
                 threshold: String::new(),
+                sha256: None,
                 passed,
-                failures,
+                failures: Vec::new(),
+            });
+            ThresholdVerdict {
+                threshold: v.threshold,
+                passed,
+                failures: v.failures,
+                sha256: v.sha256.unwrap_or_default(),
             }
         }),
         started_at: Some(timestamp(r.started_at_ms)),
@@ -111,6 +141,11 @@ pub fn to_wire(r: &StoredResult) -> ScanResult {
         envelope: r.envelope.clone(),
         report_sha256: r.report_sha256.clone().unwrap_or_default(),
         report_size: r.report_size.unwrap_or(0) as u64,
+        inputs: claimed
+            .as_ref()
+            .map(|p| inputs_to_wire(&p.inputs))
+            .unwrap_or_default(),
+        requested_by: claimed.and_then(|p| p.requested_by).unwrap_or_default(),
     }
 }
 

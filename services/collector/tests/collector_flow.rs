@@ -30,15 +30,36 @@ async fn every_result_is_stored_exactly_once_and_still_verifies() {
     let collector = CollectorProcess::start(base_args(&nats.url(), &store, &pub_path), dir.path());
     let js = js(&nats).await;
 
-    let namespace = |i: usize| if i.is_multiple_of(2) { "shop" } else { "infra" };
+    let published =
+        twenty_results_and_five_redeliveries_are_stored_once(&js, &key, &collector).await;
+    let mut client = ResultsClient::connect(format!("http://{}", collector.grpc))
+        .await
+        .unwrap();
+    every_stored_envelope_verifies_through_grpc(&mut client, &key).await;
+    grpc_filters_and_names_missing_and_bad_requests(&mut client).await;
+    http_serves_the_exact_report_and_envelope(&collector, &published[0]).await;
+}
+
+/// Even results in "shop", odd ones in "infra".
+fn namespace_of(i: usize) -> &'static str {
+    if i.is_multiple_of(2) { "shop" } else { "infra" }
+}
+
+/// Twenty results, each on its own namespace's subject as a worker
+/// publishes it, then five redeliveries: twenty stored, five duplicates.
+async fn twenty_results_and_five_redeliveries_are_stored_once(
+    js: &jetstream::Context,
+    key: &SigningKey,
+    collector: &CollectorProcess,
+) -> Vec<Published> {
     let published: Vec<Published> = (0..20)
-        .map(|i| result(&key, &format!("01SCAN{i:04}"), namespace(i)))
+        .map(|i| result(key, &format!("01SCAN{i:04}"), namespace_of(i)))
         .collect();
     // Each on its own namespace's subject, as a worker publishes it.
     for (i, p) in published.iter().enumerate() {
         publish(
-            &js,
-            namespace(i),
+            js,
+            namespace_of(i),
             &p.scan_id,
             HeaderMap::new(),
             inline_event(p),
@@ -48,8 +69,8 @@ async fn every_result_is_stored_exactly_once_and_still_verifies() {
     // Five redeliveries after the dedupe window (new msg-ids, same scans).
     for (i, p) in published[..5].iter().enumerate() {
         publish(
-            &js,
-            namespace(i),
+            js,
+            namespace_of(i),
             &format!("{}-again", p.scan_id),
             HeaderMap::new(),
             inline_event(p),
@@ -61,12 +82,15 @@ async fn every_result_is_stored_exactly_once_and_still_verifies() {
             && collector.metric("scanfleet_collector_results_duplicate_total") == 5
     })
     .await;
-    assert_eq!(stored_count(&collector).await, 20);
+    assert_eq!(stored_count(collector).await, 20);
+    published
+}
 
-    // gRPC: every stored envelope verifies with the trust layer again.
-    let mut client = ResultsClient::connect(format!("http://{}", collector.grpc))
-        .await
-        .unwrap();
+/// gRPC: every stored envelope verifies with the trust layer again.
+async fn every_stored_envelope_verifies_through_grpc(
+    client: &mut ResultsClient<tonic::transport::Channel>,
+    key: &SigningKey,
+) {
     let trusted: TrustedKeys = [key.public_key().clone()].into_iter().collect();
     let mut token = String::new();
     let mut seen = 0;
@@ -91,6 +115,13 @@ async fn every_result_is_stored_exactly_once_and_still_verifies() {
         token = page.next_page_token;
     }
     assert_eq!(seen, 20);
+}
+
+/// gRPC: a namespace filter, NotFound for an unknown scan, InvalidArgument
+/// for a bad page token.
+async fn grpc_filters_and_names_missing_and_bad_requests(
+    client: &mut ResultsClient<tonic::transport::Channel>,
+) {
     let shop = client
         .list(ListResultsRequest {
             filter: Some(ResultFilter {
@@ -120,15 +151,21 @@ async fn every_result_is_stored_exactly_once_and_still_verifies() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+}
 
-    // HTTP: the exact report and envelope, and clear 4xx for bad queries.
+/// HTTP: the exact report and envelope of `first` (scan 01SCAN0000), and
+/// clear 4xx for bad queries.
+async fn http_serves_the_exact_report_and_envelope(
+    collector: &CollectorProcess,
+    first: &Published,
+) {
     let http = collector.http;
-    let first = published[0].report.clone();
-    let envelope = published[0].envelope.clone();
+    let report = first.report.clone();
+    let envelope = first.envelope.clone();
     tokio::task::spawn_blocking(move || {
         let (status, body) = http_get(http, "/v1/results/01SCAN0000/report");
         assert_eq!(status, 200);
-        assert_eq!(body.as_bytes(), first.as_slice());
+        assert_eq!(body.as_bytes(), report.as_slice());
         let (status, body) = http_get(http, "/v1/results/01SCAN0000/envelope");
         assert_eq!(status, 200);
         assert_eq!(body, envelope);

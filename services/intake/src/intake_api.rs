@@ -26,9 +26,9 @@ use scanfleet_contracts::v1::{
 use scanfleet_edge_access::Gatekeeper;
 use scanfleet_scan_engine::adapters::profile_catalog::{CatalogError, Edition, ProfileCatalog};
 use scanfleet_scan_intents::{
-    ContainerRef, FieldViolation, ImageSpec, IntakeLimits, Intent, InvalidArgument, Occasion,
-    ProfilePin, ScanId, Submission, Target, Trigger, submission::PinInput, submission::TargetInput,
-    submission::ValidSubmission, validate_batch,
+    ContainerRef, FieldViolation, ImageSpec, IntakeLimits, Intent, InvalidArgument, LockedInputs,
+    Occasion, ProfilePin, ScanId, Submission, Target, Trigger, submission::PinInput,
+    submission::TargetInput, submission::ValidSubmission, validate_batch,
 };
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
@@ -194,6 +194,18 @@ fn enqueue_status(e: EnqueueError) -> Status {
 }
 
 impl IntakeService {
+    /// Refuses overrides of inputs the fleet's policy locks.
+    fn check_locked_inputs(&self, valid: &ValidSubmission, prefix: &str) -> Result<(), Status> {
+        let refused = self.config.locked_inputs.refused(&valid.profile_inputs);
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(Status::permission_denied(format!(
+            "{prefix}profile_inputs: {}",
+            LockedInputs::explain(&refused)
+        )))
+    }
+
     /// Checks the profile, edition and inputs against the catalog, when
     /// intake holds one.
     fn check_profile(&self, valid: &ValidSubmission, prefix: &str) -> Result<(), Status> {
@@ -386,6 +398,7 @@ impl Intake for IntakeService {
             .validate(&self.limits)
             .map_err(|e| invalid(e.violations))?;
         authorize_submissions(&self.gate, &caller, &self.config.cluster, [&valid]).await?;
+        self.check_locked_inputs(&valid, "")?;
         self.check_profile(&valid, "")?;
         self.submit_valid(&valid, "target", caller.principal())
             .await
@@ -403,6 +416,7 @@ impl Intake for IntakeService {
             validate_batch(&submissions, &self.limits).map_err(|e| invalid(e.violations))?;
         authorize_submissions(&self.gate, &caller, &self.config.cluster, &valid).await?;
         for (i, v) in valid.iter().enumerate() {
+            self.check_locked_inputs(v, &format!("requests[{i}]."))?;
             self.check_profile(v, &format!("requests[{i}]."))?;
         }
         let mut responses = Vec::with_capacity(valid.len());

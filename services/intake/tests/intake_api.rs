@@ -293,6 +293,40 @@ async fn hostile_submissions_are_refused_by_field_before_queueing() {
     r.stop().await;
 }
 
+/// Red-team finding 4 (issue #12): with `--locked-inputs`, overriding a
+/// locked input is refused before anything is queued, naming the input.
+#[tokio::test]
+async fn overriding_a_locked_input_is_permission_denied() {
+    let mut r = start(NatsServer::start(), &["--locked-inputs", "search_paths"]).await;
+    let mut req = request("k8s://shop/web-0/web");
+    req.profile_inputs = [("search_paths".to_owned(), "/nonexistent".to_owned())].into();
+    let err = r.client.submit(req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(
+        err.message(),
+        "profile_inputs: overriding \"search_paths\" is forbidden by this fleet's policy (locked inputs)"
+    );
+    let err = r
+        .client
+        .submit_batch(SubmitBatchRequest {
+            requests: vec![request("k8s://shop/a/web"), req],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().starts_with("requests[1].profile_inputs: "),
+        "{}",
+        err.message()
+    );
+    assert_eq!(r.queued().await, 0, "nothing was queued");
+    let mut unlocked = request("k8s://shop/web-0/web");
+    unlocked.profile_inputs = [("allowed_setuid".to_owned(), "/x".to_owned())].into();
+    r.client.submit(unlocked).await.unwrap();
+    assert_eq!(r.queued().await, 1, "other inputs may still be overridden");
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn an_idempotency_key_returns_the_first_scan_id() {
     let mut r = start(NatsServer::start(), &[]).await;

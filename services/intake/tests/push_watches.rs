@@ -4,13 +4,14 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
 use scanfleet_test_harness::nats::NatsServer;
-use support::{eventually, http, metric, queued_after};
+use support::{HttpResponse, eventually, http, metric, queued_after};
 
 const FIXTURE: &str = r#"
 namespaces: [{name: apps}]
@@ -73,8 +74,18 @@ async fn running(pods: &kube::Api<Pod>, name: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_pod_with_a_watched_digest_is_scanned_and_watches_expire() {
     let fixture = kubesim::fixture::Fixture::parse("push-watch", FIXTURE).unwrap();
-    // The digests kubesim will report, computed by its own image builder
-    // before any pod runs them.
+    let (late, never) = late_and_never_digests(&fixture);
+    let scene = Scene::start(fixture).await;
+    a_push_nothing_runs_yet_is_watched(&scene, &late).await;
+    the_first_pod_with_it_is_scanned_once_per_container(&scene, &late).await;
+    a_second_pod_with_it_is_not_scanned(&scene).await;
+    an_unused_watch_expires_and_queues_nothing(&scene, &never).await;
+    scene.shut_down().await;
+}
+
+/// The digests kubesim will report for the `late` and `never` images,
+/// computed by its own image builder before any pod runs them.
+fn late_and_never_digests(fixture: &kubesim::fixture::Fixture) -> (String, String) {
     let scratch = tempfile::tempdir().unwrap();
     let applets = kubesim::image::applets().expect("busybox applets");
     let digest_of = |i: usize| {
@@ -86,50 +97,111 @@ async fn the_first_pod_with_a_watched_digest_is_scanned_and_watches_expire() {
         .unwrap()
         .digest
     };
-    let (late, never) = (digest_of(1), digest_of(2));
-    let sim = kubesim::Kubesim::start_settled(
-        kubesim::Config::with_fixture(fixture.clone()),
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("kubesim starts with every pod running (tests run as root)");
+    (digest_of(1), digest_of(2))
+}
 
-    let nats = NatsServer::start();
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let secret = support::write_private(dir.path(), "dist.secret", TOKEN.as_bytes());
-    let yaml = format!(
-        "webhooks:\n  profile: {{name: container-baseline, version: 1.0.0}}\n  watch_ttl_secs: 4\n  max_pending_watches: 8\n  endpoints:\n    distribution: {{secret_file: {secret:?}}}\n"
-    );
-    let intake = support::start_intake(dir.path(), &nats.url(), &sim, &yaml).await;
-    let addr = intake.http.unwrap();
-    let headers = vec![("Authorization".to_owned(), TOKEN.as_bytes().to_vec())];
-    let pods: kube::Api<Pod> = kube::Api::namespaced(support::client(&sim).await, "apps");
+/// kubesim with the fixture, nats-server, and intake with a 4 s watch TTL.
+struct Scene {
+    sim: kubesim::Kubesim,
+    _nats: NatsServer,
+    js: jetstream::Context,
+    /// Holds intake's secret file and config for as long as it runs.
+    _dir: tempfile::TempDir,
+    intake: scanfleet_intake::EmbeddedIntake,
+    addr: SocketAddr,
+    pods: kube::Api<Pod>,
+}
 
-    // 1. Nothing runs `late` yet: 200, nothing queued, one watch.
-    let r = http(
-        addr,
-        "POST",
-        "/v1/webhooks/distribution",
-        &headers,
-        &push_body(&late, "e1"),
-    )
-    .await;
+impl Scene {
+    async fn start(fixture: kubesim::fixture::Fixture) -> Self {
+        let sim = kubesim::Kubesim::start_settled(
+            kubesim::Config::with_fixture(fixture),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("kubesim starts with every pod running (tests run as root)");
+
+        let nats = NatsServer::start();
+        let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let secret = support::write_private(dir.path(), "dist.secret", TOKEN.as_bytes());
+        let yaml = format!(
+            "webhooks:\n  profile: {{name: container-baseline, version: 1.0.0}}\n  watch_ttl_secs: 4\n  max_pending_watches: 8\n  endpoints:\n    distribution: {{secret_file: {secret:?}}}\n"
+        );
+        let intake = support::start_intake(dir.path(), &nats.url(), &sim, &yaml).await;
+        let addr = intake.http.unwrap();
+        let pods: kube::Api<Pod> = kube::Api::namespaced(support::client(&sim).await, "apps");
+        Self {
+            sim,
+            _nats: nats,
+            js,
+            _dir: dir,
+            intake,
+            addr,
+            pods,
+        }
+    }
+
+    /// Delivers a Distribution push of `digest` with the configured token.
+    async fn push(&self, digest: &str, id: &str) -> HttpResponse {
+        let headers = vec![("Authorization".to_owned(), TOKEN.as_bytes().to_vec())];
+        http(
+            self.addr,
+            "POST",
+            "/v1/webhooks/distribution",
+            &headers,
+            &push_body(digest, id),
+        )
+        .await
+    }
+
+    /// Creates pod `name` running `image` and waits until it runs and
+    /// intake has checked a pod update since.
+    async fn start_pod_and_wait_until_seen(&self, name: &str, image: &str) {
+        let checked = metric(self.addr, CHECKED).await;
+        self.pods
+            .create(&PostParams::default(), &pod(name, image))
+            .await
+            .unwrap();
+        eventually(
+            &format!("{name} runs and intake saw it"),
+            Duration::from_secs(20),
+            || async {
+                running(&self.pods, name).await && metric(self.addr, CHECKED).await > checked
+            },
+        )
+        .await;
+    }
+
+    async fn shut_down(self) {
+        self.intake.shutdown().await.unwrap();
+        self.sim.shutdown().await;
+    }
+}
+
+/// Step 1: nothing runs `late` yet: 200, nothing queued, one watch.
+async fn a_push_nothing_runs_yet_is_watched(scene: &Scene, late: &str) {
+    let r = scene.push(late, "e1").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         (r.json()["queued"].clone(), r.json()["watching"].clone()),
         (0.into(), 1.into())
     );
-    assert_eq!(metric(addr, PENDING).await, 1);
-    assert!(queued_after(&js, 0).await.is_empty());
+    assert_eq!(metric(scene.addr, PENDING).await, 1);
+    assert!(queued_after(&scene.js, 0).await.is_empty());
+}
 
-    // 2. A pod starts with it: one intent per container running the digest.
-    pods.create(
-        &PostParams::default(),
-        &pod("late-1", "kubesim.local/late:1.0"),
-    )
-    .await
-    .unwrap();
+/// Step 2: a pod starts with it: one intent per container running the digest.
+async fn the_first_pod_with_it_is_scanned_once_per_container(scene: &Scene, late: &str) {
+    let (addr, js) = (scene.addr, &scene.js);
+    scene
+        .pods
+        .create(
+            &PostParams::default(),
+            &pod("late-1", "kubesim.local/late:1.0"),
+        )
+        .await
+        .unwrap();
     eventually(
         "the watched push matched",
         Duration::from_secs(20),
@@ -141,10 +213,10 @@ async fn the_first_pod_with_a_watched_digest_is_scanned_and_watches_expire() {
     eventually(
         "both containers queued",
         Duration::from_secs(20),
-        || async { queued_after(&js, 0).await.len() >= 2 },
+        || async { queued_after(js, 0).await.len() >= 2 },
     )
     .await;
-    let q = queued_after(&js, 0).await;
+    let q = queued_after(js, 0).await;
     let mut targets: Vec<String> = q.iter().map(support::Queued::target).collect();
     targets.sort();
     assert_eq!(targets, ["late-1/app", "late-1/helper"]);
@@ -163,37 +235,25 @@ async fn the_first_pod_with_a_watched_digest_is_scanned_and_watches_expire() {
         );
     }
     assert_eq!(metric(addr, PENDING).await, 0, "the watch is claimed");
+}
 
-    // 3. A second pod with the same digest: the watch is gone, nothing new.
-    let checked = metric(addr, CHECKED).await;
-    pods.create(
-        &PostParams::default(),
-        &pod("late-2", "kubesim.local/late:1.0"),
-    )
-    .await
-    .unwrap();
-    eventually(
-        "late-2 runs and intake saw it",
-        Duration::from_secs(20),
-        || async { running(&pods, "late-2").await && metric(addr, CHECKED).await > checked },
-    )
-    .await;
+/// Step 3: a second pod with the same digest: the watch is gone, nothing new.
+async fn a_second_pod_with_it_is_not_scanned(scene: &Scene) {
+    scene
+        .start_pod_and_wait_until_seen("late-2", "kubesim.local/late:1.0")
+        .await;
     assert_eq!(
-        queued_after(&js, 0).await.len(),
+        queued_after(&scene.js, 0).await.len(),
         2,
         "only the first pod is scanned"
     );
+}
 
-    // 4. A watch nobody uses expires after the TTL (as does the claimed
-    // one)...
-    let r = http(
-        addr,
-        "POST",
-        "/v1/webhooks/distribution",
-        &headers,
-        &push_body(&never, "e2"),
-    )
-    .await;
+/// Step 4: a watch nobody uses expires after the TTL (as does the claimed
+/// one)...
+async fn an_unused_watch_expires_and_queues_nothing(scene: &Scene, never: &str) {
+    let addr = scene.addr;
+    let r = scene.push(never, "e2").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["watching"], 1);
     eventually("the watch expired", Duration::from_secs(20), || async {
@@ -201,26 +261,13 @@ async fn the_first_pod_with_a_watched_digest_is_scanned_and_watches_expire() {
     })
     .await;
     // ...and a pod starting with the digest afterwards is not scanned.
-    let checked = metric(addr, CHECKED).await;
-    pods.create(
-        &PostParams::default(),
-        &pod("never-1", "kubesim.local/never:1.0"),
-    )
-    .await
-    .unwrap();
-    eventually(
-        "never-1 runs and intake saw it",
-        Duration::from_secs(20),
-        || async { running(&pods, "never-1").await && metric(addr, CHECKED).await > checked },
-    )
-    .await;
+    scene
+        .start_pod_and_wait_until_seen("never-1", "kubesim.local/never:1.0")
+        .await;
     assert_eq!(
-        queued_after(&js, 0).await.len(),
+        queued_after(&scene.js, 0).await.len(),
         2,
         "an expired watch queues nothing"
     );
     assert_eq!(metric(addr, MATCHED).await, 1);
-
-    intake.shutdown().await.unwrap();
-    sim.shutdown().await;
 }

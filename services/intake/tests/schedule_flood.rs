@@ -7,6 +7,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream;
@@ -17,11 +18,11 @@ use scanfleet_bus::topology::{INTENTS_STREAM, PriorityClass};
 use scanfleet_bus::{IntentQueue, ScanStatusBook, TopologyConfig};
 use scanfleet_intake::config::{Args, Config};
 use scanfleet_intake::container_intents::ContainerIntents;
-use scanfleet_intake::periodic_scans::PeriodicScans;
+use scanfleet_intake::periodic_scans::{PeriodicScan, PeriodicScans};
 use scanfleet_intake::pod_directory::PodDirectory;
 use scanfleet_intake::queueing::IntentQueueing;
 use scanfleet_scan_intents::{
-    ClusterName, ContainerRef, DedupeKey, Fire, ImageDigest, ImageIdentity,
+    ClusterName, ContainerRef, DedupeKey, Fire, ImageDigest, ImageIdentity, ProfileRef,
 };
 use scanfleet_test_harness::nats::NatsServer;
 
@@ -66,18 +67,30 @@ async fn ten_thousand_periodic_intents_leave_one_per_unit_of_work() {
     )
     .await
     .expect("kubesim starts with every pod running (tests run as root)");
-
-    // The schedule comes through the real config parser.
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig =
-        support::write_private(dir.path(), "kubeconfig", sim.admin_kubeconfig().as_bytes());
-    let config_path = dir.path().join("intake.yaml");
-    std::fs::write(&config_path, SCHEDULE).unwrap();
     let nats = NatsServer::start();
-    let config = Config::from_args(Args::parse_from([
+    let dir = tempfile::tempdir().unwrap();
+    let config = flood_config(dir.path(), &sim, &nats.url());
+    let scans = config.scheduler.clone().unwrap().scans;
+    assert_eq!(scans.len(), 1);
+
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let flood = Flood::start(&config, &scans, &js, &sim).await;
+    flood.fire_a_hundred_times().await;
+    one_message_per_unit_of_work(&js, flood.kube.clone(), &scans[0].profile).await;
+    acked_scans_are_queued_again(&js, &flood).await;
+
+    sim.shutdown().await;
+}
+
+/// The schedule comes through the real config parser.
+fn flood_config(dir: &Path, sim: &kubesim::Kubesim, nats_url: &str) -> Config {
+    let kubeconfig = support::write_private(dir, "kubeconfig", sim.admin_kubeconfig().as_bytes());
+    let config_path = dir.join("intake.yaml");
+    std::fs::write(&config_path, SCHEDULE).unwrap();
+    Config::from_args(Args::parse_from([
         "scanfleet-intake",
         "--nats-url",
-        &nats.url(),
+        nats_url,
         "--cluster",
         "kubesim",
         "--kubeconfig",
@@ -85,58 +98,93 @@ async fn ten_thousand_periodic_intents_leave_one_per_unit_of_work() {
         "--config",
         config_path.to_str().unwrap(),
     ]))
-    .unwrap();
-    let scans = config.scheduler.clone().unwrap().scans;
-    assert_eq!(scans.len(), 1);
+    .unwrap()
+}
 
-    // The scheduler's enqueue path, driven without waiting for the clock.
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    TopologyConfig::default().ensure(&js).await.unwrap();
-    let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    let kube = support::client(&sim).await;
-    let (directory, _task) = PodDirectory::start(kube.clone(), shutdown, None)
-        .await
-        .unwrap();
-    let intents = ContainerIntents::new(
-        IntentQueueing::new(
-            IntentQueue::new(js.clone()),
-            ScanStatusBook::open(&js).await.unwrap(),
-        ),
-        config.cluster.clone(),
-        config.default_timeout,
-    );
-    let periodic = PeriodicScans::new(
-        scans.clone(),
-        directory,
-        intents,
-        std::sync::Arc::new(Default::default()),
-    );
-    let start = SystemTime::now();
-    let fire = |n: u64| Fire {
-        schedule_index: 0,
-        schedule: "flood".into(),
-        slot: start + Duration::from_secs(60 * n),
-        at: start + Duration::from_secs(60 * n),
-        coalesced: 0,
-    };
-    let mut queued = 0;
-    let mut coalesced = 0;
-    for n in 0..FIRES {
-        let r = periodic.fire(&fire(n)).await;
-        assert_eq!(r.containers, PODS, "the selector leaves the bystander out");
-        assert_eq!(r.stopped, None);
-        queued += r.tally.queued;
-        coalesced += r.tally.already_queued + r.tally.duplicate;
+/// The scheduler's enqueue path, driven without waiting for the clock.
+struct Flood {
+    periodic: PeriodicScans,
+    /// The first fire's slot; fire `n` is `n` minutes later.
+    start: SystemTime,
+    kube: kube::Client,
+    /// Keeps the pod directory running until the test ends.
+    _stop: tokio::sync::watch::Sender<bool>,
+    _directory_task: tokio::task::JoinHandle<()>,
+}
+
+impl Flood {
+    async fn start(
+        config: &Config,
+        scans: &[PeriodicScan],
+        js: &jetstream::Context,
+        sim: &kubesim::Kubesim,
+    ) -> Self {
+        TopologyConfig::default().ensure(js).await.unwrap();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let kube = support::client(sim).await;
+        let (directory, task) = PodDirectory::start(kube.clone(), shutdown, None)
+            .await
+            .unwrap();
+        let intents = ContainerIntents::new(
+            IntentQueueing::new(
+                IntentQueue::new(js.clone()),
+                ScanStatusBook::open(js).await.unwrap(),
+            ),
+            config.cluster.clone(),
+            config.default_timeout,
+        );
+        let periodic = PeriodicScans::new(
+            scans.to_vec(),
+            directory,
+            intents,
+            std::sync::Arc::new(Default::default()),
+        );
+        Self {
+            periodic,
+            start: SystemTime::now(),
+            kube,
+            _stop: stop,
+            _directory_task: task,
+        }
     }
-    assert_eq!(queued + coalesced, (PODS as u64) * FIRES, "10,000 offers");
-    assert_eq!(
-        (queued, coalesced),
-        (PODS as u64, (PODS as u64) * (FIRES - 1))
-    );
 
-    // The stream: exactly one message on each of 100 subjects, each subject
-    // the dedupe key of one (container, digest, profile).
-    let counts = per_subject(&js).await;
+    fn fire(&self, n: u64) -> Fire {
+        Fire {
+            schedule_index: 0,
+            schedule: "flood".into(),
+            slot: self.start + Duration::from_secs(60 * n),
+            at: self.start + Duration::from_secs(60 * n),
+            coalesced: 0,
+        }
+    }
+
+    /// 100 fires over 100 pods: 10,000 offers, of which one per pod queues.
+    async fn fire_a_hundred_times(&self) {
+        let mut queued = 0;
+        let mut coalesced = 0;
+        for n in 0..FIRES {
+            let r = self.periodic.fire(&self.fire(n)).await;
+            assert_eq!(r.containers, PODS, "the selector leaves the bystander out");
+            assert_eq!(r.stopped, None);
+            queued += r.tally.queued;
+            coalesced += r.tally.already_queued + r.tally.duplicate;
+        }
+        assert_eq!(queued + coalesced, (PODS as u64) * FIRES, "10,000 offers");
+        assert_eq!(
+            (queued, coalesced),
+            (PODS as u64, (PODS as u64) * (FIRES - 1))
+        );
+    }
+}
+
+/// The stream: exactly one message on each of 100 subjects, each subject
+/// the dedupe key of one (container, digest, profile).
+async fn one_message_per_unit_of_work(
+    js: &jetstream::Context,
+    kube: kube::Client,
+    profile: &ProfileRef,
+) {
+    let counts = per_subject(js).await;
     assert_eq!(counts.len(), PODS, "{counts:?}");
     assert!(counts.values().all(|&c| c == 1), "{counts:?}");
     let pods: kube::Api<Pod> = kube::Api::namespaced(kube, "apps");
@@ -152,13 +200,15 @@ async fn ten_thousand_periodic_intents_leave_one_per_unit_of_work() {
             &cluster,
             &ContainerRef::parse_uri(&format!("k8s://apps/{name}/app")).unwrap(),
             &ImageIdentity::Digest(digest),
-            &scans[0].profile,
+            profile,
         );
         let subject = format!("scan.intents.low.kubesim.apps.{key}");
         assert_eq!(counts.get(&subject), Some(&1), "{subject}");
     }
+}
 
-    // A worker finishes ten scans; the next fire re-queues exactly those.
+/// A worker finishes ten scans; the next fire re-queues exactly those.
+async fn acked_scans_are_queued_again(js: &jetstream::Context, flood: &Flood) {
     let consumer = js
         .get_stream(INTENTS_STREAM)
         .await
@@ -173,14 +223,12 @@ async fn ten_thousand_periodic_intents_leave_one_per_unit_of_work() {
         acked += 1;
     }
     assert_eq!(acked, 10);
-    let r = periodic.fire(&fire(FIRES)).await;
+    let r = flood.periodic.fire(&flood.fire(FIRES)).await;
     assert_eq!(
         (r.tally.queued, r.tally.already_queued),
         (10, (PODS as u64) - 10)
     );
-    let counts = per_subject(&js).await;
+    let counts = per_subject(js).await;
     assert_eq!(counts.len(), PODS);
     assert!(counts.values().all(|&c| c == 1), "{counts:?}");
-
-    sim.shutdown().await;
 }

@@ -55,10 +55,20 @@ fn verified_row(key: &SigningKey, scan_id: &str, s: &Sample) -> (StoredResult, V
     (row, report)
 }
 
+/// Everything both backends must do alike, step by step on one store.
 async fn exercise(store: &ResultStore) {
     let key = SigningKey::generate();
+    upserts_are_idempotent_and_still_verify(store, &key).await;
+    store_six_more(store, &key).await;
+    pages_are_newest_first_without_overlap_or_gap(store).await;
+    filters_select_by_namespace_digest_outcome_verdict_and_time(store).await;
+    retention_by_age_removes_results_and_their_reports(store).await;
+}
+
+/// Idempotent upsert; the stored envelope still verifies independently.
+async fn upserts_are_idempotent_and_still_verify(store: &ResultStore, key: &SigningKey) {
     let (row, report_body) = verified_row(
-        &key,
+        key,
         "01A",
         &Sample {
             namespace: "shop",
@@ -92,8 +102,10 @@ async fn exercise(store: &ResultStore) {
     let stored = store.get("01A").await.unwrap().unwrap();
     let trusted: TrustedKeys = [key.public_key().clone()].into_iter().collect();
     assert!(trusted.verify_json(&stored.envelope, 1 << 20, None).is_ok());
+}
 
-    // Six more, across namespaces, digests, outcomes and verdicts.
+/// Six more, across namespaces, digests, outcomes and verdicts.
+async fn store_six_more(store: &ResultStore, key: &SigningKey) {
     let samples = [
         ("01B", "shop", 2, true, Some(false), 2),
         ("01C", "shop", 2, false, None, 3),
@@ -104,7 +116,7 @@ async fn exercise(store: &ResultStore) {
     ];
     for (id, namespace, digest_byte, completed, threshold_passed, second) in samples {
         let (row, _) = verified_row(
-            &key,
+            key,
             id,
             &Sample {
                 namespace,
@@ -116,11 +128,14 @@ async fn exercise(store: &ResultStore) {
         );
         assert_eq!(store.upsert(&row, None).await.unwrap(), Upsert::Inserted);
     }
+}
 
-    let ids = |page: &scanfleet_result_store::Page| -> Vec<String> {
-        page.results.iter().map(|r| r.scan_id.clone()).collect()
-    };
-    // Paging: newest first, no overlap, no gap.
+fn ids(page: &scanfleet_result_store::Page) -> Vec<String> {
+    page.results.iter().map(|r| r.scan_id.clone()).collect()
+}
+
+/// Paging: newest first, no overlap, no gap.
+async fn pages_are_newest_first_without_overlap_or_gap(store: &ResultStore) {
     let mut seen = Vec::new();
     let mut token: Option<PageToken> = None;
     let mut pages = 0;
@@ -138,7 +153,9 @@ async fn exercise(store: &ResultStore) {
     }
     assert_eq!(pages, 3);
     assert_eq!(seen, ["01G", "01F", "01E", "01D", "01C", "01B", "01A"]);
+}
 
+async fn filters_select_by_namespace_digest_outcome_verdict_and_time(store: &ResultStore) {
     let filtered =
         |filter: ResultFilter| async move { ids(&store.list(&filter, 0, None).await.unwrap()) };
     assert_eq!(
@@ -183,9 +200,11 @@ async fn exercise(store: &ResultStore) {
         .await,
         ["01E", "01D", "01C"]
     );
+}
 
-    // Retention by age removes results and their reports.
-    assert_eq!(store.delete_finished_before(t(3)).await.unwrap(), 2);
+/// Retention by age removes results and their reports.
+async fn retention_by_age_removes_results_and_their_reports(store: &ResultStore) {
+    assert_eq!(store.delete_finished_before(time_ms(3)).await.unwrap(), 2);
     assert_eq!(store.count().await.unwrap(), 5);
     assert_eq!(store.report("01A").await.unwrap(), None);
 }

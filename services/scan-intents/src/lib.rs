@@ -29,6 +29,7 @@
 pub mod cron;
 pub mod dedupe;
 pub mod image_digest;
+pub mod input_policy;
 pub mod intent;
 pub mod intent_wire;
 pub mod k8s_names;
@@ -45,6 +46,7 @@ pub mod target;
 pub use cron::CronExpr;
 pub use dedupe::{DedupeKey, Occasion};
 pub use image_digest::{ImageDigest, ImageIdentity};
+pub use input_policy::LockedInputs;
 pub use intent::{Approach, ImageSpec, Intent, ThresholdName, ThresholdRef, Trigger};
 pub use k8s_names::{ClusterName, ContainerName, NamespaceName, PodName};
 pub use label_selector::{LabelSelector, Requirement, SelectorLimits};

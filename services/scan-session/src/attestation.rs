@@ -6,14 +6,17 @@
 //! never a tag; the HDF report is bound by SHA-256, and the threshold verdict
 //! is evaluated here, in Rust, over the same HDF a third party would check.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use scanfleet_scan_engine::hdf::{ControlStatus, rfc3339};
+use scanfleet_scan_engine::profile::{InputValue, Profile};
 use scanfleet_scan_engine::threshold::{Threshold, counts_from_hdf, evaluate};
 use scanfleet_trust::ScanStatement;
 use scanfleet_trust::statement::{
-    ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanResultPredicate,
-    ScanTargetRef, ScannerRef, Subject, ThresholdVerdict,
+    ComplianceSummary, HDF_MEDIA_TYPE, InputSource, InputUsed, InputValueUsed, ProfileRef,
+    ReportRef, ScanOutcome, ScanResultPredicate, ScanTargetRef, ScannerRef, Subject,
+    ThresholdVerdict,
 };
 use sha2::{Digest, Sha256};
 
@@ -32,6 +35,32 @@ pub struct Attribution {
     pub container: String,
     /// Worker instance id, or `cli`.
     pub scanner_id: String,
+    /// The authenticated principal who asked for the scan, if anyone did.
+    pub requested_by: Option<String>,
+    /// Every input the profile was evaluated with ([`inputs_used`]).
+    pub inputs: Vec<InputUsed>,
+}
+
+/// Every input of `profile` as evaluated, marked as the profile's default
+/// or an override from `overrides` (the scan's requested values).
+pub fn inputs_used(profile: &Profile, overrides: &BTreeMap<String, String>) -> Vec<InputUsed> {
+    profile
+        .metadata
+        .inputs
+        .iter()
+        .map(|input| InputUsed {
+            name: input.name.clone(),
+            value: match &input.value {
+                InputValue::Scalar(v) => InputValueUsed::One(v.clone()),
+                InputValue::List(v) => InputValueUsed::Many(v.clone()),
+            },
+            source: if overrides.contains_key(&input.name) {
+                InputSource::Override
+            } else {
+                InputSource::Default
+            },
+        })
+        .collect()
 }
 
 /// A threshold to gate with, by name.
@@ -39,6 +68,8 @@ pub struct Attribution {
 pub struct NamedThreshold {
     /// Name recorded in the verdict (file name or configured name).
     pub name: String,
+    /// Lowercase hex SHA-256 of the threshold file, recorded in the verdict.
+    pub sha256: Option<String>,
     /// The parsed threshold.
     pub threshold: Threshold,
 }
@@ -95,6 +126,7 @@ pub fn completed_statement(
         let failures = evaluate(&t.threshold, &counts);
         ThresholdVerdict {
             threshold: t.name.clone(),
+            sha256: t.sha256.clone(),
             passed: failures.is_empty(),
             failures: failures.into_iter().map(|f| f.0).collect(),
         }
@@ -130,6 +162,8 @@ pub fn completed_statement(
             sha256: hex(&Sha256::digest(report_bytes)),
             size: report_bytes.len() as u64,
         }),
+        inputs: who.inputs.clone(),
+        requested_by: who.requested_by.clone(),
         started_at: rfc3339(started),
         finished_at: rfc3339(SystemTime::now()),
         scanner: scanner_ref(who),
@@ -163,6 +197,8 @@ pub fn failed_statement(
             summary: None,
             threshold: None,
             report: None,
+            inputs: who.inputs.clone(),
+            requested_by: who.requested_by.clone(),
             started_at: rfc3339(started),
             finished_at: rfc3339(SystemTime::now()),
             scanner: scanner_ref(who),

@@ -141,6 +141,119 @@ fn rules(pod: &str, access: Access) -> Vec<PolicyRule> {
     rules
 }
 
+/// The per-attempt names and labels of one scan identity.
+struct Plan {
+    /// The lowercased scan id (the `scan-id` label).
+    suffix: String,
+    /// `scanfleet-scan-<scan id>-<4 hex>`, used for all three objects.
+    name: String,
+    namespace: String,
+    pod_name: String,
+    pod_uid: String,
+    /// Token lifetime.
+    seconds: i64,
+    expires_at: jiff::Timestamp,
+    labels: BTreeMap<String, String>,
+}
+
+impl Plan {
+    fn new(pod: &Pod, scan_id: &str, deadline: Duration) -> Result<Self, IdentityError> {
+        let suffix = scan_id.to_ascii_lowercase();
+        if suffix.is_empty()
+            || suffix.len() > 63 - NAME_PREFIX.len() - 5
+            || !suffix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(IdentityError::BadScanId(scan_id.chars().take(80).collect()));
+        }
+        let seconds = token_seconds(deadline, Duration::from_secs(120));
+        let now = jiff::Timestamp::now();
+        Ok(Self {
+            // A per-attempt tag: a redelivered intent (same scan id) after a
+            // worker crash must not collide with the crashed attempt's
+            // ServiceAccount, which the sweeper removes on its own schedule.
+            name: format!("{NAME_PREFIX}{suffix}-{:04x}", rand_u16()),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            pod_name: pod.metadata.name.clone().unwrap_or_default(),
+            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+            seconds,
+            expires_at: now
+                .checked_add(jiff::SignedDuration::from_secs(seconds))
+                .unwrap_or(now),
+            labels: BTreeMap::from([
+                (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
+                (SCAN_ID_LABEL.to_owned(), suffix.clone()),
+            ]),
+            suffix,
+        })
+    }
+
+    /// The ServiceAccount, owned by the target pod (so it dies with it) and
+    /// annotated with when the sweeper may remove it.
+    fn account(&self) -> ServiceAccount {
+        ServiceAccount {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(self.labels.clone()),
+                annotations: Some(BTreeMap::from([(
+                    EXPIRES_AT_ANNOTATION.to_owned(),
+                    self.expires_at.to_string(),
+                )])),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                    name: self.pod_name.clone(),
+                    uid: self.pod_uid.clone(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            automount_service_account_token: Some(false),
+            ..Default::default()
+        }
+    }
+
+    /// Metadata of the Role and RoleBinding: owned by the ServiceAccount,
+    /// so deleting it removes them.
+    fn owned_meta(&self, account: &ServiceAccount) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(self.name.clone()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels.clone()),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "ServiceAccount".into(),
+                name: self.name.clone(),
+                uid: account.metadata.uid.clone().unwrap_or_default(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    fn binding(&self, meta: ObjectMeta) -> RoleBinding {
+        RoleBinding {
+            metadata: meta,
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "Role".into(),
+                name: self.name.clone(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: self.name.clone(),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            }]),
+        }
+    }
+}
+
+/// A token for the identity and a client that uses it.
+type Credentials = (kube::Client, Zeroizing<String>, i64);
+
 impl ScanIdentity {
     /// Creates the identity for scanning `pod` (which must exist).
     ///
@@ -153,150 +266,79 @@ impl ScanIdentity {
         access: Access,
         deadline: Duration,
     ) -> Result<Self, IdentityError> {
-        let suffix = scan_id.to_ascii_lowercase();
-        if suffix.is_empty()
-            || suffix.len() > 63 - NAME_PREFIX.len() - 5
-            || !suffix
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(IdentityError::BadScanId(scan_id.chars().take(80).collect()));
-        }
-        // A per-attempt tag: a redelivered intent (same scan id) after a
-        // worker crash must not collide with the crashed attempt's
-        // ServiceAccount, which the sweeper removes on its own schedule.
-        let name = format!("{NAME_PREFIX}{suffix}-{:04x}", rand_u16());
-        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let pod_name = pod.metadata.name.clone().unwrap_or_default();
-        let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
-        let seconds = token_seconds(deadline, Duration::from_secs(120));
-        let now = jiff::Timestamp::now();
-        let expires_at = now
-            .checked_add(jiff::SignedDuration::from_secs(seconds))
-            .unwrap_or(now);
-        let labels = BTreeMap::from([
-            (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
-            (SCAN_ID_LABEL.to_owned(), suffix.clone()),
-        ]);
-
-        let accounts: Api<ServiceAccount> = Api::namespaced(admin.client.clone(), &namespace);
+        let plan = Plan::new(pod, scan_id, deadline)?;
+        let accounts: Api<ServiceAccount> = Api::namespaced(admin.client.clone(), &plan.namespace);
         let account = accounts
+            .create(&PostParams::default(), &plan.account())
+            .await
+            .map_err(api_error("create ServiceAccount"))?;
+        match Self::grant_and_issue(admin, &plan, &account, access).await {
+            Ok((client, token, token_expires_at)) => Ok(Self {
+                namespace: plan.namespace,
+                service_account: plan.name,
+                client,
+                token_expires_at,
+                account_uid: account.metadata.uid.clone().unwrap_or_default(),
+                scan_id: plan.suffix,
+                token,
+            }),
+            Err(e) => {
+                let _ = delete_account(&admin.client, &plan.namespace, &plan.name).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The Role and RoleBinding, then a token and a client for it.
+    async fn grant_and_issue(
+        admin: &ClusterAccess,
+        plan: &Plan,
+        account: &ServiceAccount,
+        access: Access,
+    ) -> Result<Credentials, IdentityError> {
+        let meta = plan.owned_meta(account);
+        Api::<Role>::namespaced(admin.client.clone(), &plan.namespace)
             .create(
                 &PostParams::default(),
-                &ServiceAccount {
-                    metadata: ObjectMeta {
-                        name: Some(name.clone()),
-                        namespace: Some(namespace.clone()),
-                        labels: Some(labels.clone()),
-                        annotations: Some(BTreeMap::from([(
-                            EXPIRES_AT_ANNOTATION.to_owned(),
-                            expires_at.to_string(),
-                        )])),
-                        owner_references: Some(vec![OwnerReference {
-                            api_version: "v1".into(),
-                            kind: "Pod".into(),
-                            name: pod_name.clone(),
-                            uid: pod_uid.clone(),
-                            ..Default::default()
-                        }]),
+                &Role {
+                    metadata: meta.clone(),
+                    rules: Some(rules(&plan.pod_name, access)),
+                },
+            )
+            .await
+            .map_err(api_error("create Role"))?;
+        Api::<RoleBinding>::namespaced(admin.client.clone(), &plan.namespace)
+            .create(&PostParams::default(), &plan.binding(meta))
+            .await
+            .map_err(api_error("create RoleBinding"))?;
+        let issued = Api::<ServiceAccount>::namespaced(admin.client.clone(), &plan.namespace)
+            .create_token_request(
+                &plan.name,
+                &PostParams::default(),
+                &TokenRequest {
+                    spec: Some(TokenRequestSpec {
+                        expiration_seconds: Some(plan.seconds),
                         ..Default::default()
-                    },
-                    automount_service_account_token: Some(false),
+                    }),
                     ..Default::default()
                 },
             )
             .await
-            .map_err(api_error("create ServiceAccount"))?;
-        let owned_by_account = vec![OwnerReference {
-            api_version: "v1".into(),
-            kind: "ServiceAccount".into(),
-            name: name.clone(),
-            uid: account.metadata.uid.clone().unwrap_or_default(),
-            ..Default::default()
-        }];
-        let meta = ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace.clone()),
-            labels: Some(labels),
-            owner_references: Some(owned_by_account),
-            ..Default::default()
-        };
-        let result = async {
-            Api::<Role>::namespaced(admin.client.clone(), &namespace)
-                .create(
-                    &PostParams::default(),
-                    &Role {
-                        metadata: meta.clone(),
-                        rules: Some(rules(&pod_name, access)),
-                    },
-                )
-                .await
-                .map_err(api_error("create Role"))?;
-            Api::<RoleBinding>::namespaced(admin.client.clone(), &namespace)
-                .create(
-                    &PostParams::default(),
-                    &RoleBinding {
-                        metadata: meta.clone(),
-                        role_ref: RoleRef {
-                            api_group: Some("rbac.authorization.k8s.io".into()),
-                            kind: "Role".into(),
-                            name: name.clone(),
-                        },
-                        subjects: Some(vec![Subject {
-                            kind: "ServiceAccount".into(),
-                            name: name.clone(),
-                            namespace: Some(namespace.clone()),
-                            ..Default::default()
-                        }]),
-                    },
-                )
-                .await
-                .map_err(api_error("create RoleBinding"))?;
-            let issued = accounts
-                .create_token_request(
-                    &name,
-                    &PostParams::default(),
-                    &TokenRequest {
-                        spec: Some(TokenRequestSpec {
-                            expiration_seconds: Some(seconds),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(api_error("TokenRequest"))?;
-            let status = issued.status.ok_or(IdentityError::NoToken)?;
-            let token = Zeroizing::new(status.token.unwrap_or_default());
-            if token.is_empty() {
-                return Err(IdentityError::NoToken);
-            }
-            let client = admin
-                .client_for_token(&name, &token, &namespace)
-                .await
-                .map_err(|e| IdentityError::Client(e.to_string()))?;
-            let token_expires_at = status
-                .expiration_timestamp
-                .map(|t| t.0.as_second())
-                .unwrap_or_default();
-            Ok((client, token, token_expires_at))
+            .map_err(api_error("TokenRequest"))?;
+        let status = issued.status.ok_or(IdentityError::NoToken)?;
+        let token = Zeroizing::new(status.token.unwrap_or_default());
+        if token.is_empty() {
+            return Err(IdentityError::NoToken);
         }
-        .await;
-        match result {
-            Ok((client, token, token_expires_at)) => Ok(Self {
-                namespace,
-                service_account: name,
-                client,
-                token_expires_at,
-                account_uid: account.metadata.uid.clone().unwrap_or_default(),
-                scan_id: suffix,
-                token,
-            }),
-            Err(e) => {
-                let _ = delete_account(&admin.client, &namespace, &name).await;
-                Err(e)
-            }
-        }
+        let client = admin
+            .client_for_token(&plan.name, &token, &plan.namespace)
+            .await
+            .map_err(|e| IdentityError::Client(e.to_string()))?;
+        let token_expires_at = status
+            .expiration_timestamp
+            .map(|t| t.0.as_second())
+            .unwrap_or_default();
+        Ok((client, token, token_expires_at))
     }
 
     /// Widens the identity for the debug approach when `auto` found a

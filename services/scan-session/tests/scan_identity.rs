@@ -56,20 +56,8 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scan_identity_reaches_its_pod_and_nothing_else() {
-    let (sim, admin) = sim().await;
-    let target = pod(&admin, "web-misconfigured").await;
-    let issued_at = jiff::Timestamp::now().as_second();
-    let identity = ScanIdentity::provision(
-        &admin,
-        &target,
-        "01JDQ2Z8Y6W5M3N4P7R9S0T1V2",
-        Access::Exec,
-        Duration::from_secs(300),
-    )
-    .await
-    .unwrap();
+/// Names, labels, owner, expiry annotation, token lifetime and Role scope.
+async fn assert_shape(admin: &ClusterAccess, identity: &ScanIdentity, issued_at: i64) {
     // scan id plus a per-attempt tag, so a redelivery never collides.
     let tag = identity
         .service_account
@@ -111,8 +99,10 @@ async fn the_scan_identity_reaches_its_pod_and_nothing_else() {
             Some(vec!["web-misconfigured".to_owned()])
         );
     }
+}
 
-    // Allowed: its own pod, and exec into it.
+/// Allowed: its own pod, and exec into it.
+async fn assert_reaches_its_pod(identity: &ScanIdentity) {
     let pods: Api<Pod> = Api::namespaced(identity.client.clone(), "apps");
     pods.get("web-misconfigured").await.unwrap();
     let mut process = pods
@@ -129,8 +119,11 @@ async fn the_scan_identity_reaches_its_pod_and_nothing_else() {
         .await
         .unwrap();
     assert_eq!(out.trim(), "0");
+}
 
-    // Denied: listing, other pods, exec elsewhere, other namespaces' objects.
+/// Denied: listing, other pods, exec elsewhere, other namespaces' objects.
+async fn assert_reaches_nothing_else(identity: &ScanIdentity) {
+    let pods: Api<Pod> = Api::namespaced(identity.client.clone(), "apps");
     assert_eq!(status_code(pods.list(&ListParams::default()).await), 403);
     assert_eq!(status_code(pods.get("web-hardened").await), 403);
     let denied = pods
@@ -164,11 +157,31 @@ async fn the_scan_identity_reaches_its_pod_and_nothing_else() {
         status_code(roles_as_scan.list(&ListParams::default()).await),
         403
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scan_identity_reaches_its_pod_and_nothing_else() {
+    let (sim, admin) = sim().await;
+    let target = pod(&admin, "web-misconfigured").await;
+    let issued_at = jiff::Timestamp::now().as_second();
+    let identity = ScanIdentity::provision(
+        &admin,
+        &target,
+        "01JDQ2Z8Y6W5M3N4P7R9S0T1V2",
+        Access::Exec,
+        Duration::from_secs(300),
+    )
+    .await
+    .unwrap();
+    assert_shape(&admin, &identity, issued_at).await;
+    assert_reaches_its_pod(&identity).await;
+    assert_reaches_nothing_else(&identity).await;
 
     // Release removes the account; the Role and RoleBinding follow it.
     let name = identity.service_account.clone();
     let scan_client = identity.client.clone();
     identity.release(&admin).await.unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.client.clone(), "apps");
     let roles = Api::<Role>::namespaced(admin.client.clone(), "apps");
     let bindings = Api::<RoleBinding>::namespaced(admin.client.clone(), "apps");
     eventually("everything to be collected", || async {

@@ -23,7 +23,7 @@ pub use encryption::{AgeIdentities, AgeRecipient, EncryptionError};
 pub use envelope::{DEFAULT_MAX_ENVELOPE_BYTES, Envelope, EnvelopeError, EnvelopeSignature, pae};
 pub use keys::{KeyError, KeyId, PublicKey, SigningKey};
 pub use statement::{
-    IN_TOTO_PAYLOAD_TYPE, SCAN_RESULT_PREDICATE_TYPE, ScanResultPredicate, ScanStatement,
-    Statement, StatementError, Subject,
+    IN_TOTO_PAYLOAD_TYPE, InputSource, InputUsed, InputValueUsed, SCAN_RESULT_PREDICATE_TYPE,
+    ScanResultPredicate, ScanStatement, Statement, StatementError, Subject,
 };
 pub use trusted_keys::{TrustedKeys, Verified, VerifyError};

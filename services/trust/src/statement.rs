@@ -188,6 +188,16 @@ pub struct ScanResultPredicate {
     /// The full HDF report, bound by digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<ReportRef>,
+    /// Every profile input the scan evaluated with, its value, and whether
+    /// it was the profile's default or a caller's override. Overrides change
+    /// verdicts (a narrower search path finds fewer world-writable files),
+    /// so a verifier must see them to trust the summary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputUsed>,
+    /// The authenticated principal who asked for the scan, when someone did
+    /// (API and CLI scans); absent for registry pushes and schedules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     /// RFC 3339 UTC time the scan started.
     pub started_at: String,
     /// RFC 3339 UTC time the scan finished.
@@ -262,11 +272,47 @@ pub struct ComplianceSummary {
 pub struct ThresholdVerdict {
     /// Name or digest of the threshold file used.
     pub threshold: String,
+    /// Lowercase hex SHA-256 of the threshold file's bytes, so a verifier
+    /// knows exactly which gate was applied, not just its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// Whether every check held.
     pub passed: bool,
     /// Every failed check, human-readable.
     #[serde(default)]
     pub failures: Vec<String>,
+}
+
+/// One profile input as a scan used it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputUsed {
+    /// The input's name in the profile.
+    pub name: String,
+    /// The value evaluated with.
+    pub value: InputValueUsed,
+    /// Where the value came from.
+    pub source: InputSource,
+}
+
+/// A profile input's value: one string or a list of strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InputValueUsed {
+    /// A single value.
+    One(String),
+    /// A list of values.
+    Many(Vec<String>),
+}
+
+/// Whether an input kept the profile's default or was overridden.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputSource {
+    /// The profile's own default.
+    Default,
+    /// A value the requester supplied for this scan.
+    Override,
 }
 
 /// The HDF report, bound by digest.
@@ -330,6 +376,12 @@ pub(crate) mod fixtures {
                 sha256: "ef".repeat(32),
                 size: 4096,
             }),
+            inputs: vec![InputUsed {
+                name: "search_paths".into(),
+                value: InputValueUsed::Many(vec!["/".into()]),
+                source: InputSource::Default,
+            }],
+            requested_by: Some("system:serviceaccount:ci:deployer".into()),
             started_at: "2026-11-23T10:00:00Z".into(),
             finished_at: "2026-11-23T10:00:01Z".into(),
             scanner: ScannerRef {
@@ -366,6 +418,35 @@ mod tests {
         let threshold = statement.predicate.threshold.unwrap();
         assert!(!threshold.passed);
         assert_eq!(threshold.failures.len(), 1);
+        assert_eq!(threshold.sha256.unwrap().len(), 64);
+        let inputs = &statement.predicate.inputs;
+        assert_eq!(inputs.len(), 3);
+        assert_eq!(inputs[1].source, InputSource::Override);
+        assert_eq!(inputs[2].value, InputValueUsed::One("60000".into()));
+        assert_eq!(
+            statement.predicate.requested_by.as_deref(),
+            Some("system:serviceaccount:ci:deployer")
+        );
+    }
+
+    #[test]
+    fn statements_without_inputs_still_parse_and_new_fields_round_trip() {
+        let mut old = fixtures::predicate();
+        old.inputs.clear();
+        old.requested_by = None;
+        let statement =
+            ScanStatement::for_image(Subject::image("img", &"ab".repeat(32)).unwrap(), old);
+        let payload = String::from_utf8(statement.to_payload()).unwrap();
+        assert!(!payload.contains("inputs") && !payload.contains("requestedBy"));
+        let full = ScanStatement::for_image(
+            Subject::image("img", &"ab".repeat(32)).unwrap(),
+            fixtures::predicate(),
+        );
+        let back = ScanStatement::from_payload(&full.to_payload()).unwrap();
+        assert_eq!(back, full);
+        assert!(String::from_utf8(full.to_payload()).unwrap().contains(
+            r#""inputs":[{"name":"search_paths","value":["/"],"source":"default"}],"requestedBy":"system:serviceaccount:ci:deployer""#
+        ));
     }
 
     #[test]

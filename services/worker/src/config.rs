@@ -15,7 +15,7 @@ use scanfleet_kube_access::ThrottleConfig;
 use scanfleet_process_lifecycle::{
     ListenerSecurity, LogFormat, ServingArgs, ServingFile, ServingLimits, TlsArgs, TlsFile, setting,
 };
-use scanfleet_scan_intents::ClusterName;
+use scanfleet_scan_intents::{ClusterName, LockedInputs};
 use scanfleet_scan_session::{ApproachPolicy, SessionConfig};
 use scanfleet_trust::{AgeRecipient, SigningKey};
 use serde::Deserialize;
@@ -53,6 +53,11 @@ pub struct Args {
     /// Directory holding `<name>.yml` threshold files.
     #[arg(long, env = "SCANFLEET_THRESHOLDS")]
     pub thresholds: Option<PathBuf>,
+    /// Profile inputs no intent may override: `*` for all, or a
+    /// comma-separated list of names (checked again here, whatever intake
+    /// allowed) [default: none]
+    #[arg(long, env = "SCANFLEET_LOCKED_INPUTS")]
+    pub locked_inputs: Option<String>,
     /// Scans run at once.
     #[arg(long, env = "SCANFLEET_CONCURRENCY")]
     pub concurrency: Option<usize>,
@@ -83,6 +88,7 @@ pub struct FileConfig {
     encrypt_to: Option<PathBuf>,
     profiles: Option<PathBuf>,
     thresholds: Option<PathBuf>,
+    locked_inputs: Option<String>,
     concurrency: Option<usize>,
     http_listen: Option<SocketAddr>,
     worker_id: Option<String>,
@@ -141,6 +147,8 @@ pub struct Config {
     pub profiles: PathBuf,
     /// Thresholds directory.
     pub thresholds: Option<PathBuf>,
+    /// Inputs no intent may override.
+    pub locked_inputs: LockedInputs,
     /// Scans at once.
     pub concurrency: usize,
     /// HTTP listen address.
@@ -321,6 +329,15 @@ impl Config {
         let kubeconfig = args.kubeconfig.or(file.kubeconfig);
         let profiles = setting(args.profiles, file.profiles, PathBuf::from("profiles"));
         let thresholds = args.thresholds.or(file.thresholds);
+        let locked_inputs = LockedInputs::parse(&setting(
+            args.locked_inputs,
+            file.locked_inputs,
+            String::new(),
+        ))
+        .unwrap_or_else(|e| {
+            errors.push(format!("--locked-inputs: {e}"));
+            LockedInputs::None
+        });
         let concurrency = setting(args.concurrency, file.concurrency, 4);
         check_places(
             kubeconfig.as_ref(),
@@ -365,6 +382,7 @@ impl Config {
             recipients,
             profiles,
             thresholds,
+            locked_inputs,
             concurrency,
             http_listen: setting(
                 args.http_listen,

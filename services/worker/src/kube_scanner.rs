@@ -16,15 +16,16 @@ use scanfleet_scan_engine::hdf::to_hdf;
 use scanfleet_scan_engine::profile::Profile;
 use scanfleet_scan_engine::threshold::parse_threshold;
 use scanfleet_scan_intents::{
-    Approach as IntentApproach, ClusterName, Intent, ProfilePin, ThresholdRef,
+    Approach as IntentApproach, ClusterName, Intent, LockedInputs, ProfilePin, ThresholdRef,
 };
 use scanfleet_scan_session::attestation::{
-    Attribution, NamedThreshold, completed_statement, failed_statement,
+    Attribution, NamedThreshold, completed_statement, failed_statement, inputs_used,
 };
 use scanfleet_scan_session::{
     Approach, ScanRequest, SessionConfig, SessionFailure, SessionOutcome, run_scan_detailed,
 };
 use scanfleet_trust::statement::ProfileRef;
+use sha2::Digest as _;
 
 use crate::scanner::{ScanFailure, ScanOutput, Scanner};
 
@@ -40,6 +41,9 @@ pub struct KubeScanner {
     pub catalog: ProfileCatalog,
     /// Threshold directory root.
     pub thresholds: Option<PathBuf>,
+    /// Inputs no intent may override (checked again here: the bus is not
+    /// trusted to carry only what intake allowed).
+    pub locked_inputs: LockedInputs,
     /// Name in results.
     pub worker_id: String,
     /// Deadline for intents without one.
@@ -79,6 +83,7 @@ impl KubeScanner {
             cluster,
             catalog: ProfileCatalog::new(profiles),
             thresholds,
+            locked_inputs: LockedInputs::None,
             worker_id,
             default_timeout,
         }
@@ -118,6 +123,7 @@ impl KubeScanner {
             .map_err(|e| permanent(e.to_string()))?;
         Ok(Some(NamedThreshold {
             name: name.to_string(),
+            sha256: Some(hex::encode(sha2::Sha256::digest(text.as_bytes()))),
             threshold,
         }))
     }
@@ -129,6 +135,10 @@ impl KubeScanner {
                 intent.cluster.as_str(),
                 self.cluster.as_str()
             )));
+        }
+        let refused = self.locked_inputs.refused(&intent.inputs);
+        if !refused.is_empty() {
+            return Err(permanent(LockedInputs::explain(&refused)));
         }
         let profile = self.profile(intent)?;
         let profile_ref = ProfileRef {
@@ -144,6 +154,8 @@ impl KubeScanner {
             pod: intent.target.pod.to_string(),
             container: intent.target.container.to_string(),
             scanner_id: self.worker_id.clone(),
+            requested_by: intent.principal().map(str::to_owned),
+            inputs: inputs_used(&profile, &intent.inputs),
         };
         Ok((
             profile,

@@ -122,7 +122,7 @@ fn intent_loop(
     status: ScanStatusBook,
     metrics: Arc<WorkerMetrics>,
 ) -> IntentLoop<KubeScanner> {
-    let scanner = Arc::new(KubeScanner::new(
+    let mut scanner = KubeScanner::new(
         admin.clone(),
         config.session.clone(),
         config.cluster.clone(),
@@ -130,7 +130,9 @@ fn intent_loop(
         config.thresholds.clone(),
         config.worker_id.clone(),
         config.default_timeout,
-    ));
+    );
+    scanner.locked_inputs = config.locked_inputs.clone();
+    let scanner = Arc::new(scanner);
     let publisher = Arc::new(ResultPublisher::new(
         client,
         config.signing_key,

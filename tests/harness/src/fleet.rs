@@ -89,6 +89,8 @@ impl SampleStatement {
                 }),
                 threshold: None,
                 report: None,
+                inputs: Vec::new(),
+                requested_by: None,
                 started_at: "2026-11-23T10:00:00Z".into(),
                 finished_at: "2026-11-23T10:00:01Z".into(),
                 scanner: ScannerRef {
@@ -145,6 +147,7 @@ impl SampleStatement {
     pub fn threshold(mut self, passed: bool) -> Self {
         self.predicate.threshold = Some(ThresholdVerdict {
             threshold: "gate".into(),
+            sha256: None,
             passed,
             failures: Vec::new(),
         });

@@ -22,11 +22,16 @@ use scanfleet_scan_engine::adapters::profile_dir::load_profile_dir;
 use scanfleet_scan_engine::facts::GatherLimits;
 use scanfleet_scan_engine::hdf::to_hdf;
 use scanfleet_scan_engine::threshold::Threshold;
-use scanfleet_scan_session::attestation::{Attribution, NamedThreshold, completed_statement};
-use scanfleet_scan_session::{
-    Approach, ApproachPolicy, ScanRequest, SessionConfig, release_scan, run_scan,
+use scanfleet_scan_intents::{ClusterName, ContainerRef};
+use scanfleet_scan_session::attestation::{
+    Attribution, NamedThreshold, completed_statement, inputs_used,
 };
-use scanfleet_trust::{Envelope, IN_TOTO_PAYLOAD_TYPE, SigningKey};
+use scanfleet_scan_session::{
+    Approach, ApproachPolicy, ScanRequest, SessionConfig, SessionOutcome, release_scan, run_scan,
+};
+use scanfleet_trust::statement::ThresholdVerdict;
+use scanfleet_trust::{Envelope, IN_TOTO_PAYLOAD_TYPE, InputUsed, ScanStatement, SigningKey};
+use sha2::Digest as _;
 
 use super::scan::{Args, parse_inputs};
 use super::threshold::{INVALID_INPUT, load_threshold};
@@ -61,10 +66,10 @@ pub struct ClusterArgs {
     /// Whole-scan deadline in seconds (default 300).
     #[arg(long, value_name = "SECONDS")]
     pub deadline: Option<u64>,
-    /// Cluster name recorded in the signed statement (default: the
-    /// kubeconfig's file name).
-    #[arg(long)]
-    pub cluster_name: Option<String>,
+    /// Cluster name recorded in the signed statement, a DNS label (default:
+    /// the kubeconfig's file name without its extension).
+    #[arg(long, value_parser = |s: &str| ClusterName::new(s))]
+    pub cluster_name: Option<ClusterName>,
     /// Sign an in-toto scan-result statement with this Ed25519 key
     /// (PKCS#8 PEM) and write the DSSE envelope to --envelope-out.
     #[arg(long, requires = "envelope_out")]
@@ -93,65 +98,36 @@ impl ClusterArgs {
     }
 }
 
-/// `k8s://NS/POD/CONTAINER`, each part a DNS label as Kubernetes requires.
-#[derive(Debug, PartialEq, Eq)]
-struct Target {
-    namespace: String,
-    pod: String,
-    container: String,
-}
-
-fn parse_target(raw: &str) -> Result<Target, String> {
-    let usage = || format!("target {raw:?}: expected k8s://NAMESPACE/POD/CONTAINER");
-    let rest = raw.strip_prefix("k8s://").ok_or_else(usage)?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    let [namespace, pod, container] = parts[..] else {
-        return Err(usage());
-    };
-    for (what, part) in [
-        ("namespace", namespace),
-        ("pod", pod),
-        ("container", container),
-    ] {
-        let valid = !part.is_empty()
-            && part.len() <= 253
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-            && part.as_bytes()[0].is_ascii_alphanumeric();
-        if !valid {
-            return Err(format!(
-                "target {raw:?}: {what} {part:?} is not a valid Kubernetes name"
-            ));
-        }
-    }
-    Ok(Target {
-        namespace: namespace.to_owned(),
-        pod: pod.to_owned(),
-        container: container.to_owned(),
-    })
-}
-
 /// Everything checked before any cluster call.
 struct Prepared {
-    target: Target,
+    target: ContainerRef,
     kubeconfig: PathBuf,
     profile: Arc<scanfleet_scan_engine::profile::Profile>,
-    threshold: Option<(String, Threshold)>,
+    /// Every input as evaluated, defaults and overrides marked.
+    inputs: Vec<InputUsed>,
+    /// The threshold's name, its file's SHA-256 and the parsed gate.
+    threshold: Option<(String, String, Threshold)>,
     key: Option<(SigningKey, PathBuf)>,
     deadline: Duration,
     config: SessionConfig,
-    cluster_name: String,
+    cluster_name: ClusterName,
 }
 
 /// Parses and loads every input, reporting all problems at once.
 fn prepare(raw_target: &str, args: &Args) -> Result<Prepared, ExitCode> {
     let c = &args.cluster;
     let mut problems = Vec::new();
-    let target = parse_target(raw_target).map_err(|e| problems.push(e)).ok();
+    let target = ContainerRef::parse_uri(raw_target)
+        .map_err(|e| problems.push(format!("target {raw_target:?}: {e}")))
+        .ok();
     if c.kubeconfig.is_none() {
         problems.push("--kubeconfig FILE is required with a k8s:// target".to_owned());
     }
+    let cluster_name = c.kubeconfig.as_deref().and_then(|kubeconfig| {
+        cluster_name(c.cluster_name.as_ref(), kubeconfig)
+            .map_err(|e| problems.push(e))
+            .ok()
+    });
     let deadline = match c.deadline {
         Some(0) => {
             problems.push("--deadline must be at least 1 second".to_owned());
@@ -162,8 +138,8 @@ fn prepare(raw_target: &str, args: &Args) -> Result<Prepared, ExitCode> {
     let overrides = parse_inputs(&args.inputs)
         .map_err(|e| problems.push(e.to_string()))
         .ok();
-    let profile = overrides.and_then(|o| {
-        load_profile_dir(&args.profile, &o)
+    let profile = overrides.as_ref().and_then(|o| {
+        load_profile_dir(&args.profile, o)
             .map_err(|e| problems.push(format!("{}: {e}", args.profile.display())))
             .ok()
     });
@@ -180,25 +156,63 @@ fn prepare(raw_target: &str, args: &Args) -> Result<Prepared, ExitCode> {
             || path.display().to_string(),
             |n| n.to_string_lossy().into(),
         );
+        let sha256 = std::fs::read(path)
+            .map(|bytes| hex::encode(sha2::Sha256::digest(bytes)))
+            .unwrap_or_default();
         load_threshold(path)
-            .map(|t| (name, t))
+            .map(|t| (name, sha256, t))
             .map_err(|_| threshold_failed = true)
             .ok()
     });
     for p in &problems {
         eprintln!("error: {p}");
     }
-    let (Some(target), Some(kubeconfig), Some(profile), false, true) = (
+    let (Some(target), Some(kubeconfig), Some(cluster_name), Some(profile), false, true) = (
         target,
         c.kubeconfig.clone(),
+        cluster_name,
         profile,
         threshold_failed,
         problems.is_empty(),
     ) else {
         return Err(ExitCode::from(INVALID_INPUT));
     };
+    Ok(Prepared {
+        target,
+        kubeconfig,
+        inputs: inputs_used(&profile, &overrides.unwrap_or_default()),
+        profile: Arc::new(profile),
+        threshold,
+        key,
+        deadline,
+        config: session_config(args),
+        cluster_name,
+    })
+}
+
+/// The given cluster name, else the kubeconfig's file name without its
+/// extension, held to the same rule (it becomes a subject token and a
+/// label wherever the statement travels).
+fn cluster_name(given: Option<&ClusterName>, kubeconfig: &Path) -> Result<ClusterName, String> {
+    if let Some(name) = given {
+        return Ok(name.clone());
+    }
+    let stem = kubeconfig
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ClusterName::new(&stem).map_err(|e| {
+        format!(
+            "the cluster name defaults to the kubeconfig's file name {stem:?}, which is not a \
+             valid cluster name ({e}); give --cluster-name"
+        )
+    })
+}
+
+fn session_config(args: &Args) -> SessionConfig {
+    let c = &args.cluster;
     let defaults = SessionConfig::default();
-    let config = SessionConfig {
+    SessionConfig {
         policy: ApproachPolicy {
             allow_debug: !c.no_debug,
             sidecar_container: c
@@ -213,22 +227,7 @@ fn prepare(raw_target: &str, args: &Args) -> Result<Prepared, ExitCode> {
             ..GatherLimits::default()
         },
         ..defaults
-    };
-    let cluster_name = c.cluster_name.clone().unwrap_or_else(|| {
-        kubeconfig
-            .file_stem()
-            .map_or_else(|| "default".to_owned(), |s| s.to_string_lossy().into())
-    });
-    Ok(Prepared {
-        target,
-        kubeconfig,
-        profile: Arc::new(profile),
-        threshold,
-        key,
-        deadline,
-        config,
-        cluster_name,
-    })
+    }
 }
 
 /// Runs a `k8s://` scan.
@@ -261,6 +260,8 @@ async fn interrupted() {
     }
 }
 
+/// The steps of one scan: the session, the HDF, the statement, the files,
+/// the verdict. Every early return is an exit status, never a panic.
 async fn scan(p: Prepared, approach: Option<Approach>, out: Option<&Path>) -> Result<ExitCode> {
     let admin = match ClusterAccess::from_kubeconfig_file(&p.kubeconfig).await {
         Ok(a) => a,
@@ -269,81 +270,16 @@ async fn scan(p: Prepared, approach: Option<Approach>, out: Option<&Path>) -> Re
             return Ok(ExitCode::from(INVALID_INPUT));
         }
     };
-    let approach = approach.unwrap_or(Approach::Auto);
-    let t = &p.target;
-    let label = format!("k8s://{}/{}/{}", t.namespace, t.pod, t.container);
     let scan_id = ulid::Ulid::new().to_string();
-    eprintln!(
-        "scanning {label} with profile {} (approach {approach}, scan {scan_id})",
-        p.profile.metadata.name
-    );
-    let request = ScanRequest {
-        scan_id: scan_id.clone(),
-        namespace: t.namespace.clone(),
-        pod: t.pod.clone(),
-        container: t.container.clone(),
-        approach,
-        profile: p.profile.clone(),
-        deadline: p.deadline,
-    };
     let started = SystemTime::now();
-    let result = tokio::select! {
-        r = run_scan(&admin, &p.config, request) => r,
-        () = interrupted() => {
-            // Dropping the scan already queued the identity's removal; this
-            // waits for it (bounded) so the process does not exit first. An
-            // identity created after this list is left to the sweeper.
-            eprintln!("interrupted: removing the scan identity");
-            match tokio::time::timeout(
-                p.config.release_timeout,
-                release_scan(&admin, &t.namespace, &scan_id),
-            )
-            .await
-            {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => eprintln!("warning: {e}; the sweeper will remove it"),
-                Err(_) => eprintln!("warning: removal timed out; the sweeper will remove it"),
-            }
-            return Ok(ExitCode::from(130));
-        }
-    };
-    let outcome = match result {
+    let outcome = match run_session(&admin, &p, approach.unwrap_or(Approach::Auto), &scan_id).await
+    {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: scan of {label} failed: {e}");
-            if p.key.is_some() {
-                eprintln!("error: no envelope written: the scan produced no result");
-            }
-            return Ok(ExitCode::from(INVALID_INPUT));
-        }
+        Err(code) => return Ok(code),
     };
     let hdf = to_hdf(&outcome.report);
     let text = serde_json::to_string_pretty(&hdf).context("serializing HDF")? + "\n";
-    let who = Attribution {
-        scan_id,
-        cluster: p.cluster_name.clone(),
-        namespace: t.namespace.clone(),
-        pod: t.pod.clone(),
-        container: t.container.clone(),
-        scanner_id: "cli".to_owned(),
-    };
-    let threshold = p
-        .threshold
-        .as_ref()
-        .map(|(name, threshold)| NamedThreshold {
-            name: name.clone(),
-            threshold: threshold.clone(),
-        });
-    let (statement, verdict) = match completed_statement(
-        &who,
-        &outcome.image,
-        &outcome.image_digest,
-        outcome.approach.as_str(),
-        &hdf,
-        text.as_bytes(),
-        threshold.as_ref(),
-        started,
-    ) {
+    let (statement, verdict) = match attest(&p, scan_id, &outcome, &hdf, &text, started) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot make the scan statement: {e}");
@@ -352,7 +288,8 @@ async fn scan(p: Prepared, approach: Option<Approach>, out: Option<&Path>) -> Re
     };
     if let Some(summary) = &statement.predicate.summary {
         eprintln!(
-            "scanned {label} via {} as {} (identity removed): {} passed, {} failed, {} not reviewed, {} not applicable, {} error",
+            "scanned {} via {} as {} (identity removed): {} passed, {} failed, {} not reviewed, {} not applicable, {} error",
+            p.target,
             outcome.approach,
             outcome.service_account,
             summary.passed,
@@ -362,6 +299,112 @@ async fn scan(p: Prepared, approach: Option<Approach>, out: Option<&Path>) -> Re
             summary.error
         );
     }
+    write_outputs(&p, out, &text, &statement)?;
+    Ok(verdict_exit(verdict))
+}
+
+/// Runs the secure scan session; on Ctrl-C or SIGTERM, waits (bounded) for
+/// the scan identity's removal and gives exit status 130.
+async fn run_session(
+    admin: &ClusterAccess,
+    p: &Prepared,
+    approach: Approach,
+    scan_id: &str,
+) -> Result<SessionOutcome, ExitCode> {
+    let t = &p.target;
+    eprintln!(
+        "scanning {t} with profile {} (approach {approach}, scan {scan_id})",
+        p.profile.metadata.name
+    );
+    let request = ScanRequest {
+        scan_id: scan_id.to_owned(),
+        namespace: t.namespace.as_str().to_owned(),
+        pod: t.pod.as_str().to_owned(),
+        container: t.container.as_str().to_owned(),
+        approach,
+        profile: p.profile.clone(),
+        deadline: p.deadline,
+    };
+    let result = tokio::select! {
+        r = run_scan(admin, &p.config, request) => r,
+        () = interrupted() => {
+            // Dropping the scan already queued the identity's removal; this
+            // waits for it (bounded) so the process does not exit first. An
+            // identity created after this list is left to the sweeper.
+            eprintln!("interrupted: removing the scan identity");
+            match tokio::time::timeout(
+                p.config.release_timeout,
+                release_scan(admin, t.namespace.as_str(), scan_id),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => eprintln!("warning: {e}; the sweeper will remove it"),
+                Err(_) => eprintln!("warning: removal timed out; the sweeper will remove it"),
+            }
+            return Err(ExitCode::from(130));
+        }
+    };
+    result.map_err(|e| {
+        eprintln!("error: scan of {t} failed: {e}");
+        if p.key.is_some() {
+            eprintln!("error: no envelope written: the scan produced no result");
+        }
+        ExitCode::from(INVALID_INPUT)
+    })
+}
+
+/// The in-toto statement about the scanned digest, and the threshold's
+/// verdict when one was given.
+fn attest(
+    p: &Prepared,
+    scan_id: String,
+    outcome: &SessionOutcome,
+    hdf: &serde_json::Value,
+    text: &str,
+    started: SystemTime,
+) -> Result<(ScanStatement, Option<ThresholdVerdict>), String> {
+    let t = &p.target;
+    let who = Attribution {
+        scan_id,
+        cluster: p.cluster_name.as_str().to_owned(),
+        namespace: t.namespace.as_str().to_owned(),
+        pod: t.pod.as_str().to_owned(),
+        container: t.container.as_str().to_owned(),
+        scanner_id: "cli".to_owned(),
+        // A one-shot scan runs with the operator's own kubeconfig; no
+        // service authenticated anyone, so it claims no requester.
+        requested_by: None,
+        inputs: p.inputs.clone(),
+    };
+    let threshold = p
+        .threshold
+        .as_ref()
+        .map(|(name, sha256, threshold)| NamedThreshold {
+            name: name.clone(),
+            sha256: Some(sha256.clone()),
+            threshold: threshold.clone(),
+        });
+    completed_statement(
+        &who,
+        &outcome.image,
+        &outcome.image_digest,
+        outcome.approach.as_str(),
+        hdf,
+        text.as_bytes(),
+        threshold.as_ref(),
+        started,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Writes the HDF (to `out` or stdout) and, with a key, the envelope.
+fn write_outputs(
+    p: &Prepared,
+    out: Option<&Path>,
+    text: &str,
+    statement: &ScanStatement,
+) -> Result<()> {
     files::write_output(out, text.as_bytes())?;
     if let Some(path) = out {
         eprintln!("wrote HDF to {}", path.display());
@@ -375,7 +418,12 @@ async fn scan(p: Prepared, approach: Option<Approach>, out: Option<&Path>) -> Re
             envelope_out.display()
         );
     }
-    Ok(match verdict {
+    Ok(())
+}
+
+/// 1 when the threshold failed (every failure printed), else 0.
+fn verdict_exit(verdict: Option<ThresholdVerdict>) -> ExitCode {
+    match verdict {
         Some(v) if !v.passed => {
             for f in &v.failures {
                 eprintln!("Error: {f}");
@@ -388,7 +436,7 @@ async fn scan(p: Prepared, approach: Option<Approach>, out: Option<&Path>) -> Re
             ExitCode::SUCCESS
         }
         None => ExitCode::SUCCESS,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -396,24 +444,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_are_three_kubernetes_names() {
+    fn the_default_cluster_name_is_the_kubeconfig_file_name_under_the_same_rule() {
+        let given = ClusterName::new("prod-eu").unwrap();
         assert_eq!(
-            parse_target("k8s://apps/web-0/web").unwrap(),
-            Target {
-                namespace: "apps".into(),
-                pod: "web-0".into(),
-                container: "web".into()
-            }
+            cluster_name(Some(&given), Path::new("/x/any_thing.yaml")).unwrap(),
+            given
         );
-        for bad in [
-            "apps/web-0/web",
-            "k8s://apps/web-0",
-            "k8s://apps/web-0/web/x",
-            "k8s://apps//web",
-            "k8s://Apps/web-0/web",
-            "k8s://apps/web_0/web",
-        ] {
-            assert!(parse_target(bad).is_err(), "{bad}");
-        }
+        assert_eq!(
+            cluster_name(None, Path::new("/home/me/.kube/staging.kubeconfig"))
+                .unwrap()
+                .as_str(),
+            "staging"
+        );
+        let error = cluster_name(None, Path::new("/tmp/my_cluster.yaml")).unwrap_err();
+        assert!(
+            error.starts_with(
+                "the cluster name defaults to the kubeconfig's file name \"my_cluster\", which is not a valid cluster name (a lowercase RFC 1123 label"
+            ) && error.ends_with("; give --cluster-name"),
+            "{error}"
+        );
     }
 }

@@ -12,6 +12,7 @@ use scanfleet_contracts::v1::{
     GetResultRequest, ListResultsRequest, ResultFilter, ScanOutcome, ScanResult,
     WatchResultsRequest, results_client::ResultsClient,
 };
+use scanfleet_scan_intents::{ClusterName, NamespaceName, PodName};
 use scanfleet_trust::{IN_TOTO_PAYLOAD_TYPE, ScanStatement, TrustedKeys};
 use sha2::{Digest, Sha256};
 
@@ -41,59 +42,73 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum ResultsCommand {
     /// List results, newest first.
-    List {
-        #[command(flatten)]
-        collector: CollectorArgs,
-        /// Only this cluster.
-        #[arg(long)]
-        cluster: Option<String>,
-        /// Only this namespace.
-        #[arg(long)]
-        namespace: Option<String>,
-        /// Only this pod.
-        #[arg(long)]
-        pod: Option<String>,
-        /// Only this image digest (sha256:…).
-        #[arg(long)]
-        image_digest: Option<String>,
-        /// Only completed or failed scans.
-        #[arg(long, value_parser = ["completed", "failed"])]
-        outcome: Option<String>,
-        /// At most this many results.
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
-    },
-    /// Show one result.
-    Show {
-        #[command(flatten)]
-        collector: CollectorArgs,
-        /// The scan id.
-        scan_id: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
-    },
+    List(ListArgs),
+    /// Show one result's fields.
+    Show(ShowArgs),
     /// Write a result's HDF report and/or signed envelope to files. With
     /// --key, the envelope is verified and the report checked against the
-    /// digest it signs before anything is written.
-    Export {
-        #[command(flatten)]
-        collector: CollectorArgs,
-        /// The scan id.
-        scan_id: String,
-        /// Write the HDF report here.
-        #[arg(long)]
-        hdf: Option<PathBuf>,
-        /// Write the DSSE envelope here.
-        #[arg(long)]
-        envelope: Option<PathBuf>,
-        /// Trusted signing public key(s) to verify with.
-        #[arg(long = "key")]
-        keys: Vec<PathBuf>,
-    },
+    /// digest it signs before anything is written (exit 1 when either
+    /// check fails).
+    Export(ExportArgs),
+}
+
+/// `scanfleet results list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    collector: CollectorArgs,
+    /// Only this cluster.
+    #[arg(long, value_parser = |s: &str| ClusterName::new(s))]
+    cluster: Option<ClusterName>,
+    /// Only this namespace.
+    #[arg(long, value_parser = |s: &str| NamespaceName::new(s))]
+    namespace: Option<NamespaceName>,
+    /// Only this pod.
+    #[arg(long, value_parser = |s: &str| PodName::new(s))]
+    pod: Option<PodName>,
+    /// Only this image digest (sha256:…).
+    #[arg(long)]
+    image_digest: Option<String>,
+    /// Only completed or failed scans.
+    #[arg(long, value_parser = ["completed", "failed"])]
+    outcome: Option<String>,
+    /// At most this many results.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+/// `scanfleet results show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    collector: CollectorArgs,
+    /// The scan id.
+    scan_id: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+/// `scanfleet results export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    collector: CollectorArgs,
+    /// The scan id.
+    scan_id: String,
+    /// Write the HDF report here.
+    #[arg(long)]
+    hdf: Option<PathBuf>,
+    /// Write the DSSE envelope here.
+    #[arg(long)]
+    envelope: Option<PathBuf>,
+    /// A trusted signing public key (SPKI PEM) to verify with; repeat for
+    /// rotation.
+    #[arg(long = "key")]
+    keys: Vec<PathBuf>,
 }
 
 /// `scanfleet watch`.
@@ -131,147 +146,156 @@ fn grpc(status: tonic::Status) -> anyhow::Error {
     anyhow!("{} ({:?})", status.message(), status.code())
 }
 
+/// Runs `scanfleet results …`.
 pub fn run(cmd: ResultsCommand) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         match cmd {
-            ResultsCommand::List {
-                collector,
-                cluster,
-                namespace,
-                pod,
-                image_digest,
-                outcome,
-                limit,
-                output,
-            } => {
-                let mut client = connect(&collector).await?;
-                let filter = ResultFilter {
-                    cluster: cluster.unwrap_or_default(),
-                    namespace: namespace.unwrap_or_default(),
-                    pod: pod.unwrap_or_default(),
-                    image_digest: image_digest.unwrap_or_default(),
-                    outcome: match outcome.as_deref() {
-                        Some("completed") => ScanOutcome::Completed as i32,
-                        Some("failed") => ScanOutcome::Failed as i32,
-                        _ => ScanOutcome::Unspecified as i32,
-                    },
-                    ..Default::default()
-                };
-                let mut results = Vec::new();
-                let mut token = String::new();
-                while (results.len() as u32) < limit {
-                    let page = client
-                        .list(ListResultsRequest {
-                            filter: Some(filter.clone()),
-                            page_size: (limit - results.len() as u32).min(500),
-                            page_token: token,
-                        })
-                        .await
-                        .map_err(grpc)?
-                        .into_inner();
-                    results.extend(page.results);
-                    if page.next_page_token.is_empty() {
-                        break;
-                    }
-                    token = page.next_page_token;
-                }
-                print_results(&results, output);
-                Ok(EXIT_OK)
-            }
-            ResultsCommand::Show {
-                collector,
-                scan_id,
-                output,
-            } => {
-                let mut client = connect(&collector).await?;
-                let result = client
-                    .get(GetResultRequest { scan_id })
-                    .await
-                    .map_err(grpc)?
-                    .into_inner();
-                match output {
-                    Output::Json => println!("{}", serde_json::to_string_pretty(&json(&result))?),
-                    Output::Table => {
-                        for (k, v) in json(&result).as_object().into_iter().flatten() {
-                            println!("{k:<18} {v}");
-                        }
-                    }
-                }
-                Ok(EXIT_OK)
-            }
-            ResultsCommand::Export {
-                collector,
-                scan_id,
-                hdf,
-                envelope,
-                keys: key_paths,
-            } => {
-                if hdf.is_none() && envelope.is_none() {
-                    bail!("nothing to export: give --hdf FILE and/or --envelope FILE");
-                }
-                let mut client = connect(&collector).await?;
-                let result = client
-                    .get(GetResultRequest {
-                        scan_id: scan_id.clone(),
-                    })
-                    .await
-                    .map_err(grpc)?
-                    .into_inner();
-                let report = if hdf.is_some() {
-                    Some(
-                        client
-                            .get_report(GetResultRequest {
-                                scan_id: scan_id.clone(),
-                            })
-                            .await
-                            .map_err(grpc)?
-                            .into_inner(),
-                    )
-                } else {
-                    None
-                };
-                if !key_paths.is_empty() {
-                    let trusted: TrustedKeys = key_paths
-                        .iter()
-                        .map(|p| keys::load_public_key(p))
-                        .collect::<Result<_>>()?;
-                    let verified = match trusted.verify_json(
-                        &result.envelope,
-                        scanfleet_trust::DEFAULT_MAX_ENVELOPE_BYTES,
-                        Some(IN_TOTO_PAYLOAD_TYPE),
-                    ) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            eprintln!("rejected: scan {scan_id}: {e}");
-                            return Ok(exit_rejected());
-                        }
-                    };
-                    let statement = ScanStatement::from_payload(&verified.payload)?;
-                    if let Some(report) = &report {
-                        let signed = statement.predicate.report.as_ref().map(|r| r.sha256.clone());
-                        let actual = hex::encode(Sha256::digest(&report.body));
-                        if signed.as_deref() != Some(actual.as_str()) {
-                            eprintln!(
-                                "rejected: scan {scan_id}: report digest {actual} is not the signed {}",
-                                signed.unwrap_or_else(|| "(none)".into())
-                            );
-                            return Ok(exit_rejected());
-                        }
-                    }
-                    eprintln!("verified: signed by trusted key {}", verified.key_id);
-                }
-                if let (Some(path), Some(report)) = (&hdf, &report) {
-                    files::write_output(Some(path), &report.body)?;
-                }
-                if let Some(path) = &envelope {
-                    files::write_output(Some(path), &result.envelope)?;
-                }
-                Ok(EXIT_OK)
-            }
+            ResultsCommand::List(args) => list(args).await,
+            ResultsCommand::Show(args) => show(args).await,
+            ResultsCommand::Export(args) => export(args).await,
         }
     })
 }
 
+async fn list(args: ListArgs) -> Result<ExitCode> {
+    let mut client = connect(&args.collector).await?;
+    let filter = ResultFilter {
+        cluster: args
+            .cluster
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default(),
+        namespace: args
+            .namespace
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default(),
+        pod: args.pod.map(|p| p.as_str().to_owned()).unwrap_or_default(),
+        image_digest: args.image_digest.unwrap_or_default(),
+        outcome: match args.outcome.as_deref() {
+            Some("completed") => ScanOutcome::Completed as i32,
+            Some("failed") => ScanOutcome::Failed as i32,
+            _ => ScanOutcome::Unspecified as i32,
+        },
+        ..Default::default()
+    };
+    let mut results = Vec::new();
+    let mut token = String::new();
+    while (results.len() as u32) < args.limit {
+        let page = client
+            .list(ListResultsRequest {
+                filter: Some(filter.clone()),
+                page_size: (args.limit - results.len() as u32).min(500),
+                page_token: token,
+            })
+            .await
+            .map_err(grpc)?
+            .into_inner();
+        results.extend(page.results);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    print_results(&results, args.output);
+    Ok(EXIT_OK)
+}
+
+async fn show(args: ShowArgs) -> Result<ExitCode> {
+    let mut client = connect(&args.collector).await?;
+    let result = client
+        .get(GetResultRequest {
+            scan_id: args.scan_id,
+        })
+        .await
+        .map_err(grpc)?
+        .into_inner();
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&json(&result))?),
+        Output::Table => {
+            for (k, v) in json(&result).as_object().into_iter().flatten() {
+                println!("{k:<18} {v}");
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+async fn export(args: ExportArgs) -> Result<ExitCode> {
+    if args.hdf.is_none() && args.envelope.is_none() {
+        bail!("nothing to export: give --hdf FILE and/or --envelope FILE");
+    }
+    let scan_id = args.scan_id;
+    let mut client = connect(&args.collector).await?;
+    let request = || GetResultRequest {
+        scan_id: scan_id.clone(),
+    };
+    let result = client.get(request()).await.map_err(grpc)?.into_inner();
+    let report = match args.hdf {
+        Some(_) => Some(
+            client
+                .get_report(request())
+                .await
+                .map_err(grpc)?
+                .into_inner()
+                .body,
+        ),
+        None => None,
+    };
+    if !args.keys.is_empty() {
+        let trusted: TrustedKeys = args
+            .keys
+            .iter()
+            .map(|p| keys::load_public_key(p))
+            .collect::<Result<_>>()?;
+        if let Err(rejection) = verify_export(&trusted, &result.envelope, report.as_deref())? {
+            eprintln!("rejected: scan {scan_id}: {rejection}");
+            return Ok(exit_rejected());
+        }
+    }
+    if let (Some(path), Some(report)) = (&args.hdf, &report) {
+        files::write_output(Some(path), report)?;
+    }
+    if let Some(path) = &args.envelope {
+        files::write_output(Some(path), &result.envelope)?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// Verifies the envelope and, when a report was fetched, that it is the
+/// one the statement signs. The inner `Err` is a rejection (exit 1); the
+/// outer one a statement that cannot be read at all (exit 2).
+fn verify_export(
+    trusted: &TrustedKeys,
+    envelope: &[u8],
+    report: Option<&[u8]>,
+) -> Result<Result<(), String>> {
+    let verified = match trusted.verify_json(
+        envelope,
+        scanfleet_trust::DEFAULT_MAX_ENVELOPE_BYTES,
+        Some(IN_TOTO_PAYLOAD_TYPE),
+    ) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let statement = ScanStatement::from_payload(&verified.payload)?;
+    if let Some(report) = report {
+        let signed = statement
+            .predicate
+            .report
+            .as_ref()
+            .map(|r| r.sha256.clone());
+        let actual = hex::encode(Sha256::digest(report));
+        if signed.as_deref() != Some(actual.as_str()) {
+            return Ok(Err(format!(
+                "report digest {actual} is not the signed {}",
+                signed.unwrap_or_else(|| "(none)".into())
+            )));
+        }
+    }
+    eprintln!("verified: signed by trusted key {}", verified.key_id);
+    Ok(Ok(()))
+}
+
+/// Runs `scanfleet watch`.
 pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     runtime()?.block_on(async move {
         let mut client = connect(&args.collector).await?;

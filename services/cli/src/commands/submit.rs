@@ -1,4 +1,6 @@
-//! `scanfleet submit`: ask intake to scan containers.
+//! `scanfleet submit`: ask intake to scan containers. Targets and names go
+//! to intake as given: intake owns their rules and names the field that
+//! broke one (`target.uri`, …), so there is no second copy here.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,7 +25,7 @@ pub struct SubmitArgs {
     )]
     intake: String,
     /// One container: k8s://NAMESPACE/POD/CONTAINER.
-    #[arg(conflicts_with = "namespace")]
+    #[arg(conflicts_with = "namespace", value_name = "k8s://NS/POD/CONTAINER")]
     target: Option<String>,
     /// Every running pod in this namespace (with --selector to narrow it).
     #[arg(long)]
@@ -34,9 +36,9 @@ pub struct SubmitArgs {
     /// Only this container of each selected pod.
     #[arg(long, requires = "namespace")]
     container: Option<String>,
-    /// The cluster (default: intake's).
-    #[arg(long, default_value = "")]
-    cluster: String,
+    /// The cluster (default: intake's own).
+    #[arg(long)]
+    cluster: Option<String>,
     /// Profile name.
     #[arg(long, default_value = "container-baseline")]
     profile: String,
@@ -50,8 +52,8 @@ pub struct SubmitArgs {
     #[arg(long)]
     timeout: Option<u64>,
     /// Repeat-safe key: the same key and target always return the same scan.
-    #[arg(long, default_value = "")]
-    idempotency_key: String,
+    #[arg(long)]
+    idempotency_key: Option<String>,
 }
 
 pub fn run(args: SubmitArgs) -> Result<ExitCode> {
@@ -72,7 +74,7 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode> {
     };
     let request = SubmitRequest {
         target: Some(TargetSelector {
-            cluster: args.cluster.clone(),
+            cluster: args.cluster.clone().unwrap_or_default(),
             selector: Some(selector),
         }),
         profile: Some(ProfileRef {
@@ -86,7 +88,7 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode> {
             nanos: 0,
         }),
         profile_inputs: Default::default(),
-        idempotency_key: args.idempotency_key.clone(),
+        idempotency_key: args.idempotency_key.clone().unwrap_or_default(),
     };
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -119,8 +121,13 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode> {
                     }
                 );
             }
+            // The program as invoked, so the hint works as printed even when
+            // `scanfleet` is not on the PATH.
+            let program = std::env::args()
+                .next()
+                .unwrap_or_else(|| "scanfleet".into());
             eprintln!(
-                "{} scan(s) queued; follow with: scanfleet watch {}",
+                "{} scan(s) queued; follow with: {program} watch {}",
                 response.scans.len(),
                 response
                     .scans

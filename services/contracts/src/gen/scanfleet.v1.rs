@@ -286,6 +286,30 @@ pub struct ScanResult {
     pub report_sha256: ::prost::alloc::string::String,
     #[prost(uint64, tag = "15")]
     pub report_size: u64,
+    /// Every profile input the scan evaluated with, as the signed statement
+    /// records it (defaults and overrides marked). Overrides change verdicts,
+    /// so a reader must see them to trust the summary.
+    #[prost(message, repeated, tag = "16")]
+    pub inputs: ::prost::alloc::vec::Vec<ProfileInput>,
+    /// The authenticated principal who asked for the scan; empty for registry
+    /// pushes and schedules.
+    #[prost(string, tag = "17")]
+    pub requested_by: ::prost::alloc::string::String,
+}
+/// One profile input as a scan used it.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ProfileInput {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// One element for a scalar input; the list for a list input.
+    #[prost(string, repeated, tag = "2")]
+    pub values: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// True for a list input (so a one-element list is told from a scalar).
+    #[prost(bool, tag = "3")]
+    pub list: bool,
+    /// True when the requester overrode the profile's default.
+    #[prost(bool, tag = "4")]
+    pub overridden: bool,
 }
 /// Control counts, computed the way Heimdall computes them.
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
@@ -325,6 +349,9 @@ pub struct ThresholdVerdict {
     /// Every failed check, not just the first.
     #[prost(string, repeated, tag = "3")]
     pub failures: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Lowercase hex SHA-256 of the threshold file the gate applied.
+    #[prost(string, tag = "4")]
+    pub sha256: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GetResultRequest {

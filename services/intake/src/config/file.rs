@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub kubeconfig: Option<PathBuf>,
     /// `--profiles`.
     pub profiles: Option<PathBuf>,
+    /// `--locked-inputs`.
+    pub locked_inputs: Option<String>,
     /// `--grpc-listen`.
     pub grpc_listen: Option<SocketAddr>,
     /// `--default-timeout-secs`.

@@ -56,6 +56,10 @@ pub struct Args {
     /// an input the profile does not declare is refused before queueing.
     #[arg(long, env = "SCANFLEET_PROFILES")]
     pub profiles: Option<PathBuf>,
+    /// Profile inputs no caller may override: `*` for all, or a
+    /// comma-separated list of names [default: none]
+    #[arg(long, env = "SCANFLEET_LOCKED_INPUTS")]
+    pub locked_inputs: Option<String>,
     /// Connection limits of both listeners.
     #[command(flatten)]
     pub serving: ServingArgs,

@@ -21,7 +21,7 @@ use scanfleet_edge_access::AccessSettings;
 use scanfleet_process_lifecycle::{
     ListenerSecurity, LogFormat, ServingLimits, read_yaml_file, setting,
 };
-use scanfleet_scan_intents::{ClusterName, IntakeLimits};
+use scanfleet_scan_intents::{ClusterName, IntakeLimits, LockedInputs};
 
 pub use file::{FileConfig, FileEndpoint, FileProfile, FileSchedule, FileScheduler, FileWebhooks};
 pub use flags::Args;
@@ -63,6 +63,8 @@ pub struct Config {
     pub scheduler: Option<SchedulerConfig>,
     /// Profiles to check submissions against.
     pub profiles: Option<PathBuf>,
+    /// Inputs no caller may override.
+    pub locked_inputs: LockedInputs,
 }
 
 /// The process settings, settled by the precedence rule.
@@ -70,6 +72,7 @@ struct Process {
     cluster: Option<ClusterName>,
     kubeconfig: Option<PathBuf>,
     profiles: Option<PathBuf>,
+    locked_inputs: LockedInputs,
     grpc_listen: SocketAddr,
     default_timeout_secs: u64,
     max_timeout_secs: u64,
@@ -87,6 +90,15 @@ fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
             .ok(),
         kubeconfig: args.kubeconfig.clone().or(file.kubeconfig.clone()),
         profiles: args.profiles.clone().or(file.profiles.clone()),
+        locked_inputs: LockedInputs::parse(&setting(
+            args.locked_inputs.clone(),
+            file.locked_inputs.clone(),
+            String::new(),
+        ))
+        .unwrap_or_else(|e| {
+            errors.push(format!("--locked-inputs: {e}"));
+            LockedInputs::None
+        }),
         grpc_listen: setting(
             args.grpc_listen,
             file.grpc_listen,
@@ -197,6 +209,7 @@ impl Config {
             webhooks,
             scheduler,
             profiles: process.profiles,
+            locked_inputs: process.locked_inputs,
         })
     }
 }

@@ -28,6 +28,21 @@ use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::repo_root;
 use scanfleet_trust::SigningKey;
 
+/// A request to scan `uri` with container-baseline 1.0.0.
+pub fn submit_request(uri: &str) -> SubmitRequest {
+    SubmitRequest {
+        target: Some(TargetSelector {
+            cluster: String::new(),
+            selector: Some(Selector::Uri(uri.into())),
+        }),
+        profile: Some(ProfileRef {
+            name: "container-baseline".into(),
+            pin: Some(Pin::Version("1.0.0".into())),
+        }),
+        ..Default::default()
+    }
+}
+
 pub struct Fleet {
     pub nats: NatsServer,
     pub sim: kubesim::Kubesim,
@@ -134,6 +149,11 @@ impl Fleet {
 
     /// Starts a worker process; its stderr goes to `log`.
     pub fn worker(&self, name: &str, concurrency: usize) -> Worker {
+        self.worker_with(name, concurrency, &[])
+    }
+
+    /// [`Fleet::worker`] with extra flags.
+    pub fn worker_with(&self, name: &str, concurrency: usize, extra: &[&str]) -> Worker {
         let log = self.dir.path().join(format!("{name}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_scanfleet-worker"))
             .args(["--nats-url", &self.nats.url(), "--cluster", "kubesim"])
@@ -148,6 +168,7 @@ impl Fleet {
             .args(["--http-listen", "127.0.0.1:0", "--worker-id", name])
             .arg("--concurrency")
             .arg(concurrency.to_string())
+            .args(extra)
             .env(
                 "RUST_LOG",
                 "debug,hyper=info,h2=info,tower=info,rustls=info,async_nats=info",
@@ -201,25 +222,20 @@ impl Fleet {
         uri: &str,
         approach: scanfleet_contracts::v1::Approach,
     ) -> Result<String, tonic::Status> {
+        let mut request = submit_request(uri);
+        request.approach = approach as i32;
+        self.submit_request(tonic::Request::new(request)).await
+    }
+
+    /// Submits exactly this request (metadata included).
+    pub async fn submit_request(
+        &self,
+        request: tonic::Request<SubmitRequest>,
+    ) -> Result<String, tonic::Status> {
         let mut client = IntakeClient::connect(format!("http://{}", self.intake.grpc))
             .await
             .unwrap();
-        let scans = client
-            .submit(SubmitRequest {
-                target: Some(TargetSelector {
-                    cluster: String::new(),
-                    selector: Some(Selector::Uri(uri.into())),
-                }),
-                profile: Some(ProfileRef {
-                    name: "container-baseline".into(),
-                    pin: Some(Pin::Version("1.0.0".into())),
-                }),
-                approach: approach as i32,
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .scans;
+        let scans = client.submit(request).await?.into_inner().scans;
         assert_eq!(scans.len(), 1);
         Ok(scans[0].scan_id.clone())
     }

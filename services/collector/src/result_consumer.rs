@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::ingest::{Ingestor, Rejection, ReportSource};
 use crate::metrics::Metrics;
+use crate::reports_at_rest::ReportsAtRest;
 
 pub use scanfleet_bus::headers::{HEADER_QUARANTINE_DETAIL, HEADER_QUARANTINE_REASON};
 
@@ -42,6 +43,8 @@ pub struct ResultConsumer {
     pub store: Arc<ResultStore>,
     /// Verification.
     pub ingestor: Arc<Ingestor>,
+    /// How reports are kept (encrypted with `require_encryption`).
+    pub at_rest: ReportsAtRest,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Newly stored results, for `Watch`.
@@ -195,6 +198,10 @@ impl ResultConsumer {
             now_ms(),
         ) {
             Ok(r) => r,
+            Err(e) => return Outcome::Quarantine(Rejection::Unstorable(e.to_string())),
+        };
+        let report = match report.map(|r| self.at_rest.seal(r)).transpose() {
+            Ok(report) => report,
             Err(e) => return Outcome::Quarantine(Rejection::Unstorable(e.to_string())),
         };
         let span = tracing::info_span!("store_result", scan_id = %row.scan_id);

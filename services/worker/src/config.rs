@@ -459,7 +459,7 @@ mod precedence {
         std::fs::write(
             &file,
             format!(
-                "signing_key: {}\nprofiles: {}\nconcurrency: 9\ncluster: from-file\nlog_format: json\n",
+                "signing_key: {}\nprofiles: {}\nconcurrency: 9\ncluster: from-file\nlog_format: json\ninsecure_plaintext: true\n",
                 key.display(),
                 dir.path().display()
             ),

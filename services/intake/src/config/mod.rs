@@ -279,7 +279,7 @@ mod precedence {
         let path = dir.path().join("intake.yaml");
         std::fs::write(
             &path,
-            "cluster: from-file\ngrpc_listen: 127.0.0.1:7001\nmax_batch: 7\nlog_format: json\nheader_read_timeout_secs: 3\n",
+            "cluster: from-file\ngrpc_listen: 127.0.0.1:7001\nmax_batch: 7\nlog_format: json\nheader_read_timeout_secs: 3\ninsecure_plaintext: true\n",
         )
         .unwrap();
         let config = Config::from_args(Args::parse_from([

@@ -15,7 +15,9 @@ use scanfleet_process_lifecycle::serving::{
     CloseReason, ConnectionInfo, ConnectionMetrics, ListenerMetrics, RELOAD_CHECK, ServerTls,
     TlsFiles, certificate_subject,
 };
-use scanfleet_process_lifecycle::{Listener, ListenerSecurity, ServingLimits, serve_http};
+use scanfleet_process_lifecycle::{
+    Listener, ListenerSecurity, ServingLimits, serve_grpc, serve_http,
+};
 use scanfleet_test_harness::https::{https_get, tls_connect};
 use scanfleet_test_harness::pki::{TestCa, TestPki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,6 +37,14 @@ async fn whoami(Extension(info): Extension<ConnectionInfo>) -> String {
     }
 }
 
+fn limits() -> ServingLimits {
+    ServingLimits {
+        max_connections: 64,
+        header_read_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(3),
+    }
+}
+
 async fn serve(pki: &TestPki, require_client_certificate: bool) -> Server {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = ConnectionMetrics::register(&mut registry).listener("https");
@@ -48,11 +58,7 @@ async fn serve(pki: &TestPki, require_client_certificate: bool) -> Server {
     let listener = Listener::bind(
         "https",
         "127.0.0.1:0".parse().unwrap(),
-        ServingLimits {
-            max_connections: 64,
-            header_read_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(3),
-        },
+        limits(),
         &ListenerSecurity::Tls(tls),
         metrics.clone(),
     )
@@ -137,6 +143,49 @@ async fn a_handshake_that_never_finishes_is_closed_after_the_header_timeout() {
     assert_eq!(server.metrics.closed_count(CloseReason::HeaderTimeout), 2);
     let answer = https_get(server.addr, &pki.client(), "/healthz", None).await;
     assert_eq!(answer.status, 200);
+}
+
+/// An HTTP/2-only (gRPC) server writes before it reads, so a handshake
+/// that never finishes stalls a write: the deadline holds there too.
+#[tokio::test]
+async fn a_grpc_listener_closes_handshakes_that_never_finish() {
+    let pki = TestPki::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = ConnectionMetrics::register(&mut registry).listener("grpc");
+    let tls = ServerTls::load(TlsFiles {
+        cert: pki.cert_file(),
+        key: pki.key_file(),
+        client_ca: None,
+        require_client_certificate: false,
+    })
+    .unwrap();
+    let listener = Listener::bind(
+        "grpc",
+        "127.0.0.1:0".parse().unwrap(),
+        limits(),
+        &ListenerSecurity::Tls(tls),
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
+    let addr = listener.local_addr();
+    let (_stop, rx) = watch::channel(false);
+    tokio::spawn(serve_grpc(listener, tonic::service::Routes::default(), rx));
+    let silent = TcpStream::connect(addr).await.unwrap();
+    let mut partial = TcpStream::connect(addr).await.unwrap();
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
+        .await
+        .unwrap();
+    for s in [silent, partial] {
+        let closed = closed_after(s, Duration::from_secs(5))
+            .await
+            .expect("closed");
+        assert!(closed < Duration::from_secs(3), "{closed:?}");
+    }
+    assert_eq!(metrics.closed_count(CloseReason::HeaderTimeout), 2);
+    let h2 = tls_connect(addr, &pki.client(), &[b"h2"]).await.unwrap();
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
 }
 
 #[tokio::test]

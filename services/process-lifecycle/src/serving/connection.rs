@@ -15,7 +15,10 @@
 //!   between requests for `idle_timeout`, since gRPC clients keep one
 //!   connection open and call now and then;
 //! - a connection the listener evicts (it needs the slot for a newcomer)
-//!   fails on its next read.
+//!   fails on its next read;
+//! - a write that cannot make progress is held to the same deadline (a
+//!   TLS handshake, or an HTTP/2 server's first SETTINGS, is written
+//!   before anything is read).
 //!
 //! With a request in flight (from the moment its headers are complete
 //! until its response body is dropped), there is no deadline: a long
@@ -138,6 +141,8 @@ pub struct Connection<IO = Transport> {
     protocol: Protocol,
     timer: Pin<Box<Sleep>>,
     metrics: ListenerMetrics,
+    /// Already closed by a deadline (counted once).
+    closed: bool,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -163,6 +168,7 @@ impl<IO> Connection<IO> {
             protocol: Protocol::Unknown { matched: 0 },
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             metrics,
+            closed: false,
             _slot: slot,
         }
     }
@@ -207,10 +213,32 @@ impl<IO> Connection<IO> {
         }
     }
 
-    fn expired(&self, reason: CloseReason) -> io::Error {
-        self.metrics.closed(reason);
-        tracing::debug!(peer = %self.info.remote, reason = reason.label(), "closing connection");
+    fn expired(&mut self, reason: CloseReason) -> io::Error {
+        if !self.closed {
+            self.closed = true;
+            self.metrics.closed(reason);
+            tracing::debug!(peer = %self.info.remote, reason = reason.label(), "closing connection");
+        }
         io::Error::new(io::ErrorKind::TimedOut, reason.label())
+    }
+
+    /// After a write that cannot make progress: the same deadline as a
+    /// read. Why writes too: a TLS handshake (and an HTTP/2 server's first
+    /// SETTINGS) is written before anything is read, so a client that
+    /// never answers would otherwise stall the connection in a write that
+    /// no read deadline sees.
+    fn stalled_write<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        self.info.activity.reader.register(cx.waker());
+        if let Some((at, reason)) = self.deadline() {
+            if Instant::now() >= at {
+                return Poll::Ready(Err(self.expired(reason)));
+            }
+            self.timer.as_mut().reset(at);
+            if self.timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(self.expired(reason)));
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -253,7 +281,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Connection<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write(cx, buf) {
+            Poll::Pending => this.stalled_write(cx),
+            ready => ready,
+        }
     }
 
     fn poll_write_vectored(
@@ -261,7 +293,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Connection<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.stalled_write(cx),
+            ready => ready,
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -269,7 +305,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Connection<IO> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_flush(cx) {
+            Poll::Pending => this.stalled_write(cx),
+            ready => ready,
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

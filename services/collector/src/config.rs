@@ -47,11 +47,6 @@ pub struct Args {
     #[arg(long, env = "SCANFLEET_REQUIRE_ENCRYPTION", num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub require_encryption: Option<bool>,
-    /// Kubeconfig of the collector's own identity, which reviews readers'
-    /// tokens and rights (needs `system:auth-delegator`); without it, the
-    /// in-cluster ServiceAccount.
-    #[arg(long, env = "SCANFLEET_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
     /// age identity file to decrypt encrypted results; may be repeated.
     #[arg(
         long = "age-identity",
@@ -114,7 +109,7 @@ struct FileConfig {
     require_client_certificate: Option<bool>,
     insecure_plaintext: Option<bool>,
     require_encryption: Option<bool>,
-    kubeconfig: Option<PathBuf>,
+    access_kubeconfig: Option<PathBuf>,
     token_audience: Option<String>,
     access_cache_ttl_secs: Option<u64>,
     access_cache_size: Option<usize>,
@@ -152,8 +147,6 @@ pub struct Config {
     pub security: ListenerSecurity,
     /// Who may read results, and how fast.
     pub access: AccessSettings,
-    /// The identity that reviews readers (none: in-cluster).
-    pub kubeconfig: Option<PathBuf>,
     /// Only encrypted results are accepted, and reports are kept
     /// encrypted at rest.
     pub require_encryption: bool,
@@ -261,6 +254,7 @@ impl Config {
         }
         let access = args.access.settle(
             AccessFile {
+                access_kubeconfig: file.access_kubeconfig,
                 token_audience: file.token_audience,
                 access_cache_ttl_secs: file.access_cache_ttl_secs,
                 access_cache_size: file.access_cache_size,
@@ -299,7 +293,6 @@ impl Config {
             serving,
             security,
             access,
-            kubeconfig: args.kubeconfig.or(file.kubeconfig),
             require_encryption,
         })
     }

@@ -173,10 +173,9 @@ pub async fn run_with_ready(
         .requiring_encryption(config.require_encryption),
     );
     let at_rest = ReportsAtRest::new(ingestor.clone(), config.require_encryption);
-    let gate =
-        scanfleet_edge_access::cluster_gatekeeper(&config.access, config.kubeconfig.as_deref())
-            .await
-            .context("the identity that reviews readers")?;
+    let gate = scanfleet_edge_access::cluster_gatekeeper(&config.access, None)
+        .await
+        .context("the identity that reviews readers")?;
     let reader = Arc::new(ResultReader {
         store: store.clone(),
         gate: Arc::new(gate),

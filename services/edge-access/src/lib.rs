@@ -13,7 +13,8 @@
 //! - [`decision_cache`], [`caller_limits`]: answers reused briefly, and a
 //!   rate limit per caller (and per peer before a token is reviewed);
 //! - [`access_error`]: the refusals and their gRPC and HTTP forms;
-//! - [`settings`]: flags, variables and YAML keys.
+//! - [`settings`]: flags, variables and YAML keys;
+//! - [`client`]: the caller's side, a bearer-token interceptor.
 //!
 //! What it is not: the transport (TLS and client-certificate verification
 //! are the listener's, in `scanfleet-process-lifecycle`) or the place that
@@ -22,6 +23,7 @@
 pub mod access_error;
 pub mod caller;
 pub mod caller_limits;
+pub mod client;
 pub mod decision_cache;
 pub mod gatekeeper;
 pub mod reviews;
@@ -32,21 +34,23 @@ use std::sync::Arc;
 
 pub use access_error::AccessError;
 pub use caller::{Caller, Credentials, Proof};
+pub use client::{Authenticated, BearerAuth};
 pub use gatekeeper::{Admitted, Gatekeeper, Scope};
 pub use reviews::{Access, KubeReviews, Resource, Reviewer, Verb};
 pub use settings::{AccessArgs, AccessFile, AccessSettings};
 
-/// A gatekeeper that asks the cluster with the service's own identity: the
-/// kubeconfig when given, else the pod's ServiceAccount. That identity
-/// needs the `system:auth-delegator` ClusterRole.
+/// A gatekeeper that asks the cluster with the service's own identity:
+/// `--access-kubeconfig`, else the service's other kubeconfig (`fallback`),
+/// else the pod's ServiceAccount. That identity needs the
+/// `system:auth-delegator` ClusterRole.
 ///
 /// # Errors
 /// When the kubeconfig cannot be used or the process is not in a cluster.
 pub async fn cluster_gatekeeper(
     settings: &AccessSettings,
-    kubeconfig: Option<&Path>,
+    fallback: Option<&Path>,
 ) -> anyhow::Result<Gatekeeper> {
-    let client = match kubeconfig {
+    let client = match settings.kubeconfig.as_deref().or(fallback) {
         Some(path) => scanfleet_kube_access::client_from_kubeconfig_file(path).await?,
         None => {
             let throttle = scanfleet_kube_access::ApiThrottle::new(Default::default())?;

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use scanfleet_process_lifecycle::setting;
@@ -24,6 +25,11 @@ use crate::caller_limits::RateLimit;
 /// arguments. Unset values fall back to the YAML file, then the defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AccessArgs {
+    /// Kubeconfig of the identity that reviews callers (needs
+    /// `system:auth-delegator`) [default: the service's --kubeconfig, else
+    /// the in-cluster ServiceAccount]
+    #[arg(long, env = "SCANFLEET_ACCESS_KUBECONFIG")]
+    pub access_kubeconfig: Option<PathBuf>,
     /// Audience bearer tokens must be issued for (TokenReview) [default:
     /// scanfleet]
     #[arg(long, env = "SCANFLEET_TOKEN_AUDIENCE")]
@@ -62,6 +68,8 @@ pub struct FileMappedUser {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessFile {
+    /// See [`AccessArgs::access_kubeconfig`].
+    pub access_kubeconfig: Option<PathBuf>,
     /// See [`AccessArgs::token_audience`].
     pub token_audience: Option<String>,
     /// See [`AccessArgs::access_cache_ttl_secs`].
@@ -89,6 +97,8 @@ pub struct MappedUser {
 /// The settled access configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessSettings {
+    /// The reviewer identity's kubeconfig, when set explicitly.
+    pub kubeconfig: Option<PathBuf>,
     /// Token audience.
     pub audience: String,
     /// How long answers are reused.
@@ -104,6 +114,7 @@ pub struct AccessSettings {
 impl Default for AccessSettings {
     fn default() -> Self {
         Self {
+            kubeconfig: None,
             audience: "scanfleet".into(),
             cache_ttl: Duration::from_secs(10),
             cache_size: 10_000,
@@ -177,7 +188,17 @@ impl AccessArgs {
                 },
             );
         }
+        let kubeconfig = self.access_kubeconfig.or(file.access_kubeconfig);
+        if let Some(path) = &kubeconfig
+            && !path.is_file()
+        {
+            errors.push(format!(
+                "--access-kubeconfig: {} is not a file",
+                path.display()
+            ));
+        }
         AccessSettings {
+            kubeconfig,
             audience,
             cache_ttl: Duration::from_secs(ttl),
             cache_size: size,

@@ -1,4 +1,5 @@
-//! The Intake gRPC API against a real nats-server.
+//! The Intake gRPC API against a real nats-server, over TLS, as an
+//! operator allowed every scanfleet.dev right (reviewed by kubesim).
 
 use async_nats::jetstream;
 use clap::Parser;
@@ -9,18 +10,25 @@ use scanfleet_contracts::v1::{
     GetScanRequest, ProfileRef, ScanIntent, ScanState, SubmitBatchRequest, SubmitRequest,
     TargetSelector, intake_client::IntakeClient, profile_ref::Pin, target_selector::Selector,
 };
+use scanfleet_edge_access::Authenticated;
 use scanfleet_intake::config::{Args, Config};
+use scanfleet_test_harness::callers::access_cluster;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::nats::NatsServer;
 use tonic::Code;
 
 struct Running {
     nats: NatsServer,
-    client: IntakeClient<tonic::transport::Channel>,
+    client: IntakeClient<Authenticated>,
     js: jetstream::Context,
     intake: scanfleet_intake::EmbeddedIntake,
+    _creds: TestCredentials,
+    _sim: kubesim::Kubesim,
 }
 
 async fn start(nats: NatsServer, extra: &[&str]) -> Running {
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
     let mut argv = vec![
         "scanfleet-intake".to_owned(),
         "--nats-url".into(),
@@ -31,19 +39,20 @@ async fn start(nats: NatsServer, extra: &[&str]) -> Running {
         "127.0.0.1:0".into(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
+    argv.extend(creds.service_flags());
     let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let intake = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .expect("intake serves");
-    let client = IntakeClient::connect(format!("http://{}", intake.grpc))
-        .await
-        .unwrap();
+    let client = creds.intake(intake.grpc).await;
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     Running {
         nats,
         client,
         js,
         intake,
+        _creds: creds,
+        _sim: sim,
     }
 }
 
@@ -430,7 +439,9 @@ fn bad_configuration_lists_every_problem() {
 #[tokio::test]
 async fn intake_stops_when_a_critical_task_dies() {
     let nats = NatsServer::start();
-    let config = Config::from_args(Args::parse_from([
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
+    let mut argv: Vec<String> = [
         "scanfleet-intake",
         "--nats-url",
         &nats.url(),
@@ -438,8 +449,11 @@ async fn intake_stops_when_a_critical_task_dies() {
         "127.0.0.1:0",
         "--http-listen",
         "127.0.0.1:0",
-    ]))
-    .unwrap();
+    ]
+    .map(String::from)
+    .to_vec();
+    argv.extend(creds.service_flags());
+    let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let intake = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .unwrap();

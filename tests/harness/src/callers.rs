@@ -105,6 +105,17 @@ impl<'a> Callers<'a> {
             .unwrap_or_else(|e| panic!("creating {} failed: {e}", resource.kind));
     }
 
+    /// Creates namespace `name` unless it exists.
+    pub async fn namespace(&self, name: &str) {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.admin.clone());
+        let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        match api.create(&PostParams::default(), &namespace).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("creating namespace {name}: {e}"),
+        }
+    }
+
     /// Creates ServiceAccount `ns/name`.
     pub async fn service_account(&self, ns: &str, name: &str) {
         let api: Api<ServiceAccount> = Api::namespaced(self.admin.clone(), ns);
@@ -229,6 +240,7 @@ impl<'a> Callers<'a> {
     /// `scanfleet-system/<service>` bound to `system:auth-delegator` and
     /// nothing else, written 0600 into `dir`.
     pub async fn reviewer_kubeconfig(&self, dir: &Path, service: &str) -> PathBuf {
+        self.namespace("scanfleet-system").await;
         self.service_account("scanfleet-system", service).await;
         self.create(
             &rbac("ClusterRoleBinding"),

@@ -9,9 +9,11 @@
 //! for the scan engine's ground-truth fixtures and live containers.
 //! `pki` makes throwaway CAs and certificates for the services' TLS, and
 //! `https` is a small client for their HTTP edges; `callers` makes real
-//! identities on kubesim (ServiceAccounts, Roles on scanfleet.dev, tokens).
+//! identities on kubesim (ServiceAccounts, Roles on scanfleet.dev, tokens);
+//! `credentials` bundles what a test's services and clients share.
 
 pub mod callers;
+pub mod credentials;
 pub mod fleet;
 pub mod https;
 pub mod nats;

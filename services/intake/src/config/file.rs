@@ -56,6 +56,8 @@ pub struct FileConfig {
     pub require_client_certificate: Option<bool>,
     /// `--insecure-plaintext`.
     pub insecure_plaintext: Option<bool>,
+    /// `--access-kubeconfig`.
+    pub access_kubeconfig: Option<PathBuf>,
     /// `--token-audience`.
     pub token_audience: Option<String>,
     /// `--access-cache-ttl`.
@@ -189,6 +191,7 @@ impl FileConfig {
     /// The access-control keys, as the shared settings read them.
     pub fn access(&self) -> AccessFile {
         AccessFile {
+            access_kubeconfig: self.access_kubeconfig.clone(),
             token_audience: self.token_audience.clone(),
             access_cache_ttl_secs: self.access_cache_ttl_secs,
             access_cache_size: self.access_cache_size,

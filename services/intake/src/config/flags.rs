@@ -20,11 +20,10 @@ pub struct Args {
     /// [default: default]
     #[arg(long, env = "SCANFLEET_CLUSTER")]
     pub cluster: Option<String>,
-    /// Kubeconfig of intake's own identity: it reviews callers' tokens and
-    /// rights (needs `system:auth-delegator`) and, with it, lists and
-    /// watches pods for label selectors, webhooks and schedules; without
-    /// it, the in-cluster ServiceAccount reviews and only k8s:// targets
-    /// are accepted.
+    /// Kubeconfig of intake's own identity (needs list/watch on pods, and
+    /// `system:auth-delegator` unless --access-kubeconfig names another
+    /// identity for reviewing callers); without it, only k8s:// targets are
+    /// accepted.
     #[arg(long, env = "SCANFLEET_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// gRPC `Intake` listen address, port 0 picks one [default:

@@ -41,7 +41,10 @@ impl CollectorProcess {
     /// `creds`; its clients call as `creds`' operator.
     pub fn start(args: Vec<String>, log_dir: &Path, creds: &TestCredentials) -> Self {
         let mut args = args;
-        if !args.iter().any(|a| a == "--tls-cert-file") {
+        if !args
+            .iter()
+            .any(|a| a == "--tls-cert-file" || a == "--insecure-plaintext")
+        {
             args.extend(creds.service_flags());
         }
         let stderr_log = log_dir.join(format!(

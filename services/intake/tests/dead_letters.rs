@@ -9,10 +9,9 @@
 //! nobody was told.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use scanfleet_bus::TopologyConfig;
@@ -27,8 +26,9 @@ use scanfleet_contracts::v1::{
 };
 use scanfleet_edge_access::Authenticated;
 use scanfleet_test_harness::credentials::TestCredentials;
+use scanfleet_test_harness::fleet::eventually;
 use scanfleet_test_harness::nats::NatsServer;
-use scanfleet_test_harness::repo_root;
+use scanfleet_test_harness::{repo_root, write_private};
 use scanfleet_trust::SigningKey;
 
 const MAX_DELIVER: i64 = 3;
@@ -95,16 +95,6 @@ fn worker_binary() -> PathBuf {
     worker
 }
 
-fn private_file(path: &Path, contents: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
-}
-
 async fn consumer_state(js: &jetstream::Context, stream: &str, name: &str) -> (u64, usize, u64) {
     let mut consumer: PullConsumer = js
         .get_stream(stream)
@@ -130,18 +120,6 @@ async fn messages(js: &jetstream::Context, stream: &str) -> u64 {
         .unwrap()
         .state
         .messages
-}
-
-async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// nats-server, kubesim with a poisoned pod, and the intake binary; workers
@@ -188,9 +166,9 @@ impl Bench {
             fault: kubesim::faults::Fault::Latency { millis: 600_000 },
         }]);
         let kubeconfig = dir.path().join("worker.kubeconfig");
-        private_file(&kubeconfig, &sim.admin_kubeconfig());
+        write_private(&kubeconfig, sim.admin_kubeconfig().as_bytes());
         let key_path = dir.path().join("signing.pem");
-        private_file(&key_path, &SigningKey::generate().to_pkcs8_pem());
+        write_private(&key_path, SigningKey::generate().to_pkcs8_pem().as_bytes());
         let worker_config = dir.path().join("worker.yml");
         std::fs::write(
             &worker_config,
@@ -301,19 +279,14 @@ impl Bench {
     async fn crash_every_claim(&self, scan_id: &str) {
         for delivery in 1..=MAX_DELIVER as u64 {
             let worker = self.worker(&format!("w{delivery}"));
-            until(
-                &format!("delivery {delivery} to a worker"),
-                Duration::from_secs(30),
-                || async {
-                    let (delivered, pending_ack, _) =
-                        consumer_state(&self.js, INTENTS_STREAM, "workers-high").await;
-                    delivered == delivery && pending_ack == 1
-                },
-            )
+            eventually(&format!("delivery {delivery} to a worker"), || async {
+                let (delivered, pending_ack, _) =
+                    consumer_state(&self.js, INTENTS_STREAM, "workers-high").await;
+                delivered == delivery && pending_ack == 1
+            })
             .await;
-            until(
+            eventually(
                 &format!("worker {delivery} to report the scan running"),
-                Duration::from_secs(10),
                 || async { self.state(scan_id).await == Some(ScanState::Running as i32) },
             )
             .await;
@@ -323,15 +296,11 @@ impl Bench {
 
     /// Exactly one dead letter, with its reason, and nothing left queued.
     async fn assert_dead_lettered_once(&self, scan_id: &str) {
-        until(
-            "every advisory handled",
-            Duration::from_secs(30),
-            || async {
-                let (_, ack_pending, pending) =
-                    consumer_state(&self.js, ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER).await;
-                ack_pending == 0 && pending == 0
-            },
-        )
+        eventually("every advisory handled", || async {
+            let (_, ack_pending, pending) =
+                consumer_state(&self.js, ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER).await;
+            ack_pending == 0 && pending == 0
+        })
         .await;
         assert_eq!(
             messages(&self.js, DLQ_STREAM).await,
@@ -377,7 +346,7 @@ async fn a_poison_intent_is_dead_lettered_once_by_intake_and_reported() {
     // pull the server finds the intent's deliveries spent and emits the
     // advisory instead of a fourth delivery.
     let _healthy = bench.worker("healthy");
-    until("the dead letter", Duration::from_secs(30), || async {
+    eventually("the dead letter", || async {
         messages(&bench.js, DLQ_STREAM).await == 1
     })
     .await;

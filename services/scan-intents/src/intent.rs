@@ -26,16 +26,32 @@ pub enum Approach {
     /// else an ephemeral debug container when policy allows.
     #[default]
     Auto,
-    /// `kubectl exec` into the container's own shell.
+    /// Exec the scan script with the container's own `/bin/sh`.
     Exec,
-    /// An ephemeral debug container targeting the container.
+    /// An ephemeral debug container reads the target's `/proc/1/root`.
     Debug,
-    /// A sidecar sharing the pod's process namespace.
+    /// The pod's scanner sidecar reads `/proc/<pid>/root`.
     Sidecar,
 }
 
+impl std::str::FromStr for Approach {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Approach::Auto),
+            "exec" => Ok(Approach::Exec),
+            "debug" => Ok(Approach::Debug),
+            "sidecar" => Ok(Approach::Sidecar),
+            other => Err(format!(
+                "unknown approach {other:?} (expected auto, exec, debug or sidecar)"
+            )),
+        }
+    }
+}
+
 impl Approach {
-    /// The lowercase name used in statements and logs.
+    /// The lowercase name used in intents, statements, HDF and tables.
     pub fn as_str(self) -> &'static str {
         match self {
             Approach::Auto => "auto",

@@ -3,52 +3,9 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
-/// How to reach the container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Approach {
-    /// Sidecar if present, else exec, else debug if policy allows.
-    Auto,
-    /// Exec the script with the container's own `/bin/sh`.
-    Exec,
-    /// An ephemeral debug container reads `/proc/1/root`.
-    Debug,
-    /// The pod's scanner sidecar reads `/proc/<pid>/root`.
-    Sidecar,
-}
-
-impl Approach {
-    /// The lowercase name used in intents, HDF and tables.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Approach::Auto => "auto",
-            Approach::Exec => "exec",
-            Approach::Debug => "debug",
-            Approach::Sidecar => "sidecar",
-        }
-    }
-}
-
-impl std::fmt::Display for Approach {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Approach {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(Approach::Auto),
-            "exec" => Ok(Approach::Exec),
-            "debug" => Ok(Approach::Debug),
-            "sidecar" => Ok(Approach::Sidecar),
-            other => Err(format!(
-                "unknown approach {other:?} (expected auto, exec, debug or sidecar)"
-            )),
-        }
-    }
-}
+/// How to reach the container: the intent domain's type, so what an intent
+/// asks for and what a session does are one set of values.
+pub use scanfleet_scan_intents::Approach;
 
 /// What the operator allows.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use scanfleet_scan_session::{Approach, ScanRequest, SessionConfig, run_scan, swe
 fn manifests() -> (ServiceAccount, ClusterRole, ClusterRoleBinding) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/base/worker/rbac.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+    let docs: Vec<serde_json::Value> = yaml_serde::Deserializer::from_str(&text)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
     let find = |kind: &str| {

@@ -15,9 +15,7 @@ use scanfleet_scan_engine::adapters::profile_catalog::{Edition, ProfileCatalog};
 use scanfleet_scan_engine::hdf::to_hdf;
 use scanfleet_scan_engine::profile::Profile;
 use scanfleet_scan_engine::threshold::parse_threshold;
-use scanfleet_scan_intents::{
-    Approach as IntentApproach, ClusterName, Intent, LockedInputs, ProfilePin, ThresholdRef,
-};
+use scanfleet_scan_intents::{ClusterName, Intent, LockedInputs, ProfilePin, ThresholdRef};
 use scanfleet_scan_session::attestation::{
     Attribution, NamedThreshold, completed_statement, failed_statement, inputs_used,
 };
@@ -178,15 +176,6 @@ impl KubeScanner {
     }
 }
 
-fn approach(a: IntentApproach) -> Approach {
-    match a {
-        IntentApproach::Exec => Approach::Exec,
-        IntentApproach::Debug => Approach::Debug,
-        IntentApproach::Sidecar => Approach::Sidecar,
-        IntentApproach::Auto => Approach::Auto,
-    }
-}
-
 /// The signed-to-be statement and report of a finished session.
 fn completed(
     prepared: &Prepared,
@@ -263,7 +252,7 @@ impl Scanner for KubeScanner {
     async fn scan(&self, intent: &Intent) -> Result<ScanOutput, ScanFailure> {
         let started = SystemTime::now();
         let (profile, prepared) = self.prepare(intent)?;
-        let requested = approach(intent.approach);
+        let requested = intent.approach;
         let request = ScanRequest {
             scan_id: intent.id.to_string(),
             namespace: intent.target.namespace.to_string(),

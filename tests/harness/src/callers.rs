@@ -53,21 +53,6 @@ pub async fn client(kubeconfig: &str) -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
-/// Writes `contents` into `dir/name`, mode 0600 (kubeconfigs hold tokens).
-pub fn write_private(dir: &Path, name: &str, contents: &str) -> PathBuf {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(name);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
-    path
-}
-
 /// Makes identities on a kubesim as its admin.
 pub struct Callers<'a> {
     sim: &'a kubesim::Kubesim,
@@ -258,6 +243,8 @@ impl<'a> Callers<'a> {
         let text = self
             .sim
             .kubeconfig_for_token(service, &token, "scanfleet-system");
-        write_private(dir, &format!("{service}.kubeconfig"), &text)
+        let path = dir.join(format!("{service}.kubeconfig"));
+        crate::write_private(&path, text.as_bytes());
+        path
     }
 }

@@ -116,3 +116,21 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or_else(|| panic!("no status in {head:?}"));
     (status, body.to_owned())
 }
+
+/// Writes a secret test file (a key, a kubeconfig) the way the services
+/// demand it: mode 0600, created fresh, never over an existing file.
+///
+/// # Panics
+/// When the file exists or cannot be written.
+pub fn write_private(path: &Path, contents: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    f.write_all(contents)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}

@@ -131,7 +131,7 @@ impl Fixture {
             source_name: source_name.to_string(),
             problems,
         };
-        let f: Fixture = serde_yaml::from_str(text).map_err(|e| err(vec![e.to_string()]))?;
+        let f: Fixture = yaml_serde::from_str(text).map_err(|e| err(vec![e.to_string()]))?;
         let mut problems = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for i in &f.images {

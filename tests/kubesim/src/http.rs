@@ -97,7 +97,7 @@ pub async fn read_json(req: Request<Incoming>) -> Result<(Value, String), ApiErr
         return Ok((json!({}), ct));
     }
     if ct.contains("yaml") {
-        let v: Value = serde_yaml::from_slice(&body)
+        let v: Value = yaml_serde::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         return Ok((v, ct));
     }

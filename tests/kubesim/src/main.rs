@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(p) = &args.faults {
         let text = std::fs::read_to_string(p)
             .with_context(|| format!("cannot read faults {}", p.display()))?;
-        config.faults = serde_yaml::from_str(&text)
+        config.faults = yaml_serde::from_str(&text)
             .with_context(|| format!("invalid fault rules in {}", p.display()))?;
     }
     let sim = kubesim::Kubesim::start(config).await?;

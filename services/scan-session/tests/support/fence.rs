@@ -126,7 +126,7 @@ pub async fn render(kubectl: &Kubectl, scanner: &str) -> (String, String) {
 
 /// The documents of a multi-document YAML text.
 pub fn documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
+    yaml_serde::Deserializer::from_str(text)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect()
 }

@@ -14,7 +14,8 @@
 //!   rate limit per caller (and per peer before a token is reviewed);
 //! - [`access_error`]: the refusals and their gRPC and HTTP forms;
 //! - [`settings`]: flags, variables and YAML keys;
-//! - [`client`]: the caller's side, a bearer-token interceptor.
+//! - [`client`]: the caller's side, a bearer-token interceptor and
+//!   [`EdgeClient`] (CA bundle, client certificate, token).
 //!
 //! What it is not: the transport (TLS and client-certificate verification
 //! are the listener's, in `scanfleet-process-lifecycle`) or the place that
@@ -34,7 +35,7 @@ use std::sync::Arc;
 
 pub use access_error::AccessError;
 pub use caller::{Caller, Credentials, Proof};
-pub use client::{Authenticated, BearerAuth};
+pub use client::{Authenticated, BearerAuth, EdgeClient, EdgeConnectError};
 pub use gatekeeper::{Admitted, Gatekeeper, Scope};
 pub use reviews::{Access, KubeReviews, Resource, Reviewer, Verb};
 pub use settings::{AccessArgs, AccessFile, AccessSettings};

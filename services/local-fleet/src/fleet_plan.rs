@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 
 use crate::child_spec::{ChildSpec, Readiness};
 use crate::data_dir::DataDir;
+use crate::fleet_credentials::{FleetIdentities, FleetPki};
 use crate::options::Options;
 use crate::programs::Programs;
 
@@ -70,12 +71,12 @@ impl Ports {
 
     /// Intake's gRPC URL.
     pub fn intake_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.intake)
+        format!("https://127.0.0.1:{}", self.intake)
     }
 
     /// The collector's gRPC URL.
     pub fn collector_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.collector_grpc)
+        format!("https://127.0.0.1:{}", self.collector_grpc)
     }
 
     /// The collector's HTTP address.
@@ -94,6 +95,8 @@ pub struct FleetPlan<'a> {
     pub options: &'a Options,
     /// The ports.
     pub ports: Ports,
+    /// The TLS files every listener serves.
+    pub pki: FleetPki,
 }
 
 fn path(p: impl Into<PathBuf>) -> String {
@@ -150,8 +153,9 @@ impl FleetPlan<'_> {
         }
     }
 
-    /// The collector, trusting every key in `trusted`.
-    pub fn collector(&self, trusted: &[PathBuf]) -> ChildSpec {
+    /// The collector, trusting every key in `trusted`, reviewing readers
+    /// as `identities`' reviewer.
+    pub fn collector(&self, trusted: &[PathBuf], identities: &FleetIdentities) -> ChildSpec {
         let mut args = vec![
             "--nats-url".into(),
             self.ports.nats_url(),
@@ -165,6 +169,8 @@ impl FleetPlan<'_> {
         for key in trusted {
             args.extend(["--trusted-key".into(), path(key)]);
         }
+        args.extend(self.pki.server_flags());
+        args.extend(identities.reviewer_flags());
         ChildSpec {
             name: "collector".into(),
             program: self.programs.collector.clone(),
@@ -177,21 +183,25 @@ impl FleetPlan<'_> {
         }
     }
 
-    /// Intake, reading pods through kubesim's admin kubeconfig.
-    pub fn intake(&self) -> ChildSpec {
+    /// Intake, reading pods through kubesim's admin kubeconfig and
+    /// reviewing callers as `identities`' reviewer.
+    pub fn intake(&self, identities: &FleetIdentities) -> ChildSpec {
+        let mut args = vec![
+            "--nats-url".into(),
+            self.ports.nats_url(),
+            "--cluster".into(),
+            CLUSTER.into(),
+            "--kubeconfig".into(),
+            path(self.data.kubeconfig()),
+            "--grpc-listen".into(),
+            format!("127.0.0.1:{}", self.ports.intake),
+        ];
+        args.extend(self.pki.server_flags());
+        args.extend(identities.reviewer_flags());
         ChildSpec {
             name: "intake".into(),
             program: self.programs.intake.clone(),
-            args: vec![
-                "--nats-url".into(),
-                self.ports.nats_url(),
-                "--cluster".into(),
-                CLUSTER.into(),
-                "--kubeconfig".into(),
-                path(self.data.kubeconfig()),
-                "--grpc-listen".into(),
-                format!("127.0.0.1:{}", self.ports.intake),
-            ],
+            args,
             ready: Readiness::Listening(self.ports.intake),
             ready_within: Duration::from_secs(30),
             stop_stage: STOP_INTAKE,
@@ -210,29 +220,31 @@ impl FleetPlan<'_> {
 
     /// Worker `index`, signing with `signing_key`.
     pub fn worker(&self, index: u16, signing_key: &std::path::Path) -> ChildSpec {
+        let mut args = vec![
+            "--nats-url".into(),
+            self.ports.nats_url(),
+            "--cluster".into(),
+            CLUSTER.into(),
+            "--kubeconfig".into(),
+            path(self.data.kubeconfig()),
+            "--signing-key".into(),
+            path(signing_key),
+            "--profiles".into(),
+            path(&self.programs.profiles),
+            "--http-listen".into(),
+            "127.0.0.1:0".into(),
+            "--worker-id".into(),
+            format!("dev-worker-{index}"),
+            "--concurrency".into(),
+            self.options.concurrency.to_string(),
+            "--config".into(),
+            path(self.data.worker_config()),
+        ];
+        args.extend(self.pki.server_flags());
         ChildSpec {
             name: format!("worker-{index}"),
             program: self.programs.worker.clone(),
-            args: vec![
-                "--nats-url".into(),
-                self.ports.nats_url(),
-                "--cluster".into(),
-                CLUSTER.into(),
-                "--kubeconfig".into(),
-                path(self.data.kubeconfig()),
-                "--signing-key".into(),
-                path(signing_key),
-                "--profiles".into(),
-                path(&self.programs.profiles),
-                "--http-listen".into(),
-                "127.0.0.1:0".into(),
-                "--worker-id".into(),
-                format!("dev-worker-{index}"),
-                "--concurrency".into(),
-                self.options.concurrency.to_string(),
-                "--config".into(),
-                path(self.data.worker_config()),
-            ],
+            args,
             ready: Readiness::Running,
             ready_within: Duration::from_secs(30),
             stop_stage: STOP_WORKERS,

@@ -57,8 +57,21 @@ async fn killed_children_are_restarted_and_no_submission_is_lost() {
     );
     let mut submitted = BTreeSet::new();
     submitted.insert(run_printed_submit(&fleet));
+    // Every edge checks who calls: the same fleet without the operator's
+    // token refuses, and queues nothing.
+    let anonymous = scanfleet_edge_access::EdgeClient {
+        token: None,
+        ..fleet.caller.clone()
+    };
+    let (channel, auth) = anonymous.connect(&fleet.intake).await.unwrap();
+    let refused =
+        scanfleet_contracts::v1::intake_client::IntakeClient::with_interceptor(channel, auth)
+            .submit(scanfleet_contracts::v1::SubmitRequest::default())
+            .await
+            .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
     for marker in ["dev-worker-0", "scanfleet-collector", "nats-server"] {
-        submitted.extend(submit_apps(&fleet.intake).await);
+        submitted.extend(submit_apps(&fleet.caller, &fleet.intake).await);
         let pid = fleet.kill_and_wait_for_restart(marker);
         assert!(
             fleet.is_running(),
@@ -75,7 +88,13 @@ async fn killed_children_are_restarted_and_no_submission_is_lost() {
         );
     }
 
-    let stored = wait_stored(&fleet.collector, &submitted, Duration::from_secs(180)).await;
+    let stored = wait_stored(
+        &fleet.caller,
+        &fleet.collector,
+        &submitted,
+        Duration::from_secs(180),
+    )
+    .await;
     let missing: Vec<&String> = submitted
         .iter()
         .filter(|id| !stored.contains_key(*id))
@@ -120,10 +139,16 @@ async fn kubesim_is_restarted_with_the_processes_that_read_its_credentials() {
     // The restarted fleet scans again (intake needs its pod cache first).
     let mut submitted = BTreeSet::new();
     wait_until("intake to answer again", Duration::from_secs(60), || {
-        std::net::TcpStream::connect(fleet.intake.trim_start_matches("http://")).is_ok()
+        std::net::TcpStream::connect(fleet.intake.trim_start_matches("https://")).is_ok()
     });
-    submitted.extend(submit_apps(&fleet.intake).await);
-    let stored = wait_stored(&fleet.collector, &submitted, Duration::from_secs(120)).await;
+    submitted.extend(submit_apps(&fleet.caller, &fleet.intake).await);
+    let stored = wait_stored(
+        &fleet.caller,
+        &fleet.collector,
+        &submitted,
+        Duration::from_secs(120),
+    )
+    .await;
     assert_eq!(
         stored.len(),
         submitted.len(),

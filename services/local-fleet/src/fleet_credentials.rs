@@ -12,6 +12,10 @@
 //!   commands use;
 //! - `cli.yaml`, the CLI config file naming all of it, so the printed
 //!   `scanfleet` commands work as copied.
+//!
+//! The CA is the fleet's own and outlives kubesim; the identities are
+//! kubesim's and are issued again whenever it restarts
+//! ([`FleetIdentities`]).
 
 use std::path::{Path, PathBuf};
 
@@ -96,73 +100,75 @@ impl FleetPki {
     }
 }
 
-/// The identities made on kubesim, and how to call as the operator.
+/// Every credential kubesim issues to the fleet, and the one place that
+/// issues them.
+///
+/// kubesim forgets them when it restarts (a new CA, no ServiceAccounts), so
+/// they are issued after its first start and again after every restart
+/// (the supervisor runs [`FleetIdentities::issue`] before it restarts the
+/// children that read them; see `session.rs`). The paths never change, so
+/// restarted children and commands already printed read the new files.
+#[derive(Debug, Clone)]
 pub struct FleetIdentities {
+    /// kubesim's admin kubeconfig, which creates the identities.
+    admin_kubeconfig: PathBuf,
+    /// The fleet's CA bundle, named in `cli.yaml`.
+    ca_file: PathBuf,
+    /// Intake's URL, for `cli.yaml`.
+    intake: String,
+    /// The collector's URL, for `cli.yaml`.
+    collector: String,
     /// The reviewer's kubeconfig (0600), for `--access-kubeconfig`.
     pub reviewer_kubeconfig: PathBuf,
     /// The operator's token (0600).
     pub operator_token_file: PathBuf,
-    /// The operator, as a client (CA bundle and token).
-    pub operator: EdgeClient,
+    /// The CLI config file naming the addresses, the CA bundle and the
+    /// operator's token.
+    pub cli_config: PathBuf,
 }
 
 impl FleetIdentities {
-    /// Creates the reviewer and the operator on kubesim as its admin.
+    /// Where the identities of the fleet in `data` go; nothing is issued
+    /// yet.
+    pub fn new(data: &DataDir, pki: &FleetPki, intake: &str, collector: &str) -> Self {
+        Self {
+            admin_kubeconfig: data.kubeconfig(),
+            ca_file: pki.ca_file.clone(),
+            intake: intake.to_owned(),
+            collector: collector.to_owned(),
+            reviewer_kubeconfig: data.root().join("reviewer.kubeconfig"),
+            operator_token_file: data.root().join("operator.token"),
+            cli_config: data.root().join("cli.yaml"),
+        }
+    }
+
+    /// Creates the reviewer and the operator on kubesim as its admin and
+    /// (re)writes the reviewer's kubeconfig, the operator's token and
+    /// `cli.yaml`; returns the operator as a client. Safe to repeat: what
+    /// kubesim still has is kept, every file is replaced whole.
     ///
     /// # Errors
     /// When kubesim refuses or a file cannot be written.
-    pub async fn create(data: &DataDir, pki: &FleetPki) -> Result<Self> {
-        let admin_text = std::fs::read_to_string(data.kubeconfig())?;
+    pub async fn issue(&self) -> Result<EdgeClient> {
+        let admin_text = std::fs::read_to_string(&self.admin_kubeconfig)
+            .with_context(|| format!("reading {}", self.admin_kubeconfig.display()))?;
         let admin = scanfleet_kube_access::ClusterAccess::from_kubeconfig(&admin_text, "admin")
             .await?
             .client;
-        let namespace = Namespace {
-            metadata: named(SYSTEM_NAMESPACE),
-            ..Default::default()
-        };
-        create(&Api::all(admin.clone()), namespace).await?;
-        let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), SYSTEM_NAMESPACE);
-        for name in ["reviewer", "operator"] {
-            let account = ServiceAccount {
-                metadata: named(name),
-                ..Default::default()
-            };
-            create(&accounts, account).await?;
-        }
-        let (roles, bindings) = (Api::all(admin.clone()), Api::all(admin.clone()));
-        let rule = |resource: &str, verbs: &[&str]| PolicyRule {
-            api_groups: Some(vec!["scanfleet.dev".into()]),
-            resources: Some(vec![resource.into()]),
-            verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
-            ..Default::default()
-        };
-        let operator_role = ClusterRole {
-            metadata: named("scanfleet-dev-operator"),
-            rules: Some(vec![
-                rule("scans", &["create", "get"]),
-                rule("results", &["get", "list", "watch"]),
-            ]),
-            ..Default::default()
-        };
-        create(&roles, operator_role).await?;
-        create(&bindings, binding("scanfleet-dev-operator", "operator")).await?;
-        create(&bindings, binding("system:auth-delegator", "reviewer")).await?;
-
+        let accounts = create_accounts(&admin).await?;
         let reviewer_token = token(&accounts, "reviewer", None).await?;
         let kubeconfig = kubeconfig_with_token(&admin_text, &reviewer_token)?;
-        let reviewer_kubeconfig = data.root().join("reviewer.kubeconfig");
-        write(&reviewer_kubeconfig, kubeconfig.as_bytes(), 0o600)?;
+        write(&self.reviewer_kubeconfig, kubeconfig.as_bytes(), 0o600)?;
         let operator_token = token(&accounts, "operator", Some(AUDIENCE)).await?;
-        let operator_token_file = data.root().join("operator.token");
-        write(&operator_token_file, operator_token.as_bytes(), 0o600)?;
-        Ok(Self {
-            reviewer_kubeconfig,
-            operator_token_file,
-            operator: EdgeClient {
-                ca_pem: Some(std::fs::read_to_string(&pki.ca_file)?),
-                token: Some(operator_token),
-                ..Default::default()
-            },
+        write(&self.operator_token_file, operator_token.as_bytes(), 0o600)?;
+        self.write_cli_config()?;
+        Ok(EdgeClient {
+            ca_pem: Some(
+                std::fs::read_to_string(&self.ca_file)
+                    .with_context(|| format!("reading {}", self.ca_file.display()))?,
+            ),
+            token: Some(operator_token),
+            ..Default::default()
         })
     }
 
@@ -173,29 +179,55 @@ impl FleetIdentities {
             self.reviewer_kubeconfig.display().to_string(),
         ]
     }
+
+    fn write_cli_config(&self) -> Result<()> {
+        let text = format!(
+            "# scanfleet CLI settings for this dev fleet (scanfleet --config {} ...)\nintake: {}\ncollector: {}\nca_file: {}\ntoken_file: {}\n",
+            self.cli_config.display(),
+            self.intake,
+            self.collector,
+            self.ca_file.display(),
+            self.operator_token_file.display()
+        );
+        write(&self.cli_config, text.as_bytes(), 0o600)
+    }
 }
 
-/// Writes the CLI config file naming the addresses, the CA bundle and the
-/// operator's token; returns its path.
-///
-/// # Errors
-/// When it cannot be written.
-pub fn write_cli_config(
-    data: &DataDir,
-    pki: &FleetPki,
-    identities: &FleetIdentities,
-    intake: &str,
-    collector: &str,
-) -> Result<PathBuf> {
-    let path = data.root().join("cli.yaml");
-    let text = format!(
-        "# scanfleet CLI settings for this dev fleet (scanfleet --config {0} ...)\nintake: {intake}\ncollector: {collector}\nca_file: {1}\ntoken_file: {2}\n",
-        path.display(),
-        pki.ca_file.display(),
-        identities.operator_token_file.display()
-    );
-    write(&path, text.as_bytes(), 0o600)?;
-    Ok(path)
+/// The namespace, the two ServiceAccounts and their bindings; the
+/// ServiceAccounts' API.
+async fn create_accounts(admin: &kube::Client) -> Result<Api<ServiceAccount>> {
+    let namespace = Namespace {
+        metadata: named(SYSTEM_NAMESPACE),
+        ..Default::default()
+    };
+    create(&Api::all(admin.clone()), namespace).await?;
+    let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), SYSTEM_NAMESPACE);
+    for name in ["reviewer", "operator"] {
+        let account = ServiceAccount {
+            metadata: named(name),
+            ..Default::default()
+        };
+        create(&accounts, account).await?;
+    }
+    let (roles, bindings) = (Api::all(admin.clone()), Api::all(admin.clone()));
+    let rule = |resource: &str, verbs: &[&str]| PolicyRule {
+        api_groups: Some(vec!["scanfleet.dev".into()]),
+        resources: Some(vec![resource.into()]),
+        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+        ..Default::default()
+    };
+    let operator_role = ClusterRole {
+        metadata: named("scanfleet-dev-operator"),
+        rules: Some(vec![
+            rule("scans", &["create", "get"]),
+            rule("results", &["get", "list", "watch"]),
+        ]),
+        ..Default::default()
+    };
+    create(&roles, operator_role).await?;
+    create(&bindings, binding("scanfleet-dev-operator", "operator")).await?;
+    create(&bindings, binding("system:auth-delegator", "reviewer")).await?;
+    Ok(accounts)
 }
 
 fn named(name: &str) -> ObjectMeta {
@@ -278,16 +310,23 @@ fn kubeconfig_with_token(admin: &str, token: &str) -> Result<String> {
     Ok(serde_json::to_string(&config)?)
 }
 
+/// Replaces `path` whole: a sibling file is written and renamed over it, so
+/// a reader (a restarted child, a printed command) never sees it
+/// half-written.
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let _ = std::fs::remove_file(path);
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".new");
+    let staged = PathBuf::from(staged);
+    let _ = std::fs::remove_file(&staged);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+        .open(&staged)
+        .with_context(|| format!("creating {}", staged.display()))?;
     file.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))
+        .with_context(|| format!("writing {}", staged.display()))?;
+    std::fs::rename(&staged, path).with_context(|| format!("replacing {}", path.display()))
 }

@@ -24,6 +24,9 @@ use crate::programs::Programs;
 
 /// The cluster name the fleet gives kubesim.
 pub const CLUSTER: &str = "kubesim";
+/// kubesim's child name, which the children that read what it issued are
+/// restarted with.
+pub const KUBESIM: &str = "kubesim";
 
 const STOP_INTAKE: u8 = 0;
 const STOP_WORKERS: u8 = 1;
@@ -142,7 +145,7 @@ impl FleetPlan<'_> {
             args.extend(["--faults".into(), path(faults)]);
         }
         ChildSpec {
-            name: "kubesim".into(),
+            name: KUBESIM.into(),
             program: self.programs.kubesim.clone(),
             args,
             ready: Readiness::Announced("https://"),
@@ -179,7 +182,9 @@ impl FleetPlan<'_> {
             ready_within: Duration::from_secs(30),
             stop_stage: STOP_COLLECTOR,
             stop_grace: Duration::from_secs(15),
-            restarts_with: None,
+            // It reviews readers with the reviewer's token, which a
+            // restarted kubesim no longer knows.
+            restarts_with: Some(KUBESIM.into()),
         }
     }
 
@@ -206,7 +211,7 @@ impl FleetPlan<'_> {
             ready_within: Duration::from_secs(30),
             stop_stage: STOP_INTAKE,
             stop_grace: Duration::from_secs(10),
-            restarts_with: Some("kubesim".into()),
+            restarts_with: Some(KUBESIM.into()),
         }
     }
 
@@ -249,7 +254,7 @@ impl FleetPlan<'_> {
             ready_within: Duration::from_secs(30),
             stop_stage: STOP_WORKERS,
             stop_grace: Duration::from_secs(self.options.drain_grace_secs) + DRAIN_MARGIN,
-            restarts_with: Some("kubesim".into()),
+            restarts_with: Some(KUBESIM.into()),
         }
     }
 }

@@ -186,13 +186,19 @@ impl Fleet {
         fleet.nats = after("✓ nats-server (JetStream) at ");
         fleet.intake = after("✓ intake gRPC ");
         fleet.collector = after("✓ collector (SQLite) gRPC ");
-        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
-        fleet.caller = EdgeClient {
+        fleet.caller = fleet.read_caller();
+        fleet
+    }
+
+    /// The operator as the data dir names it now (CA bundle and token
+    /// file, the files the printed commands read).
+    pub fn read_caller(&self) -> EdgeClient {
+        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap();
+        EdgeClient {
             ca_pem: Some(read("pki/ca.pem")),
             token: Some(read("operator.token").into()),
             ..Default::default()
-        };
-        fleet
+        }
     }
 
     /// `scanfleet-dev`'s own pid.

@@ -12,9 +12,10 @@ use scanfleet_contracts::v1::{
 };
 use scanfleet_edge_access::Authenticated;
 use scanfleet_intake::config::{Args, Config};
-use scanfleet_test_harness::callers::access_cluster;
+use scanfleet_test_harness::callers::{Callers, access_cluster};
 use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::slow_clients::LimitedProcess;
 use tonic::Code;
 
 struct Running {
@@ -334,6 +335,59 @@ async fn overriding_a_locked_input_is_permission_denied() {
     r.client.submit(unlocked).await.unwrap();
     assert_eq!(r.queued().await, 1, "other inputs may still be overridden");
     r.stop().await;
+}
+
+/// The issue's refusal, through intake's real binary: a ServiceAccount
+/// allowed to create scans only in `apps` asks for `kube-system` and gets
+/// PERMISSION_DENIED with upstream's 403 text naming the namespace, before
+/// anything is queued; the same caller in `apps` is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_outside_the_callers_namespace_is_denied_naming_it() {
+    let nats = NatsServer::start();
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
+    let token = Callers::new(&sim)
+        .await
+        .caller("apps", "submitter", &["create"], "scans", &["apps"])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = [
+        "--nats-url",
+        &nats.url(),
+        "--cluster",
+        "kubesim",
+        "--grpc-listen",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(creds.service_flags());
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_scanfleet-intake"));
+    let intake = LimitedProcess::start(exe, &args, 1024, &dir.path().join("intake.log"));
+    let mut client = creds.intake_as(intake.addr("grpc="), &token).await;
+
+    let err = client
+        .submit(request("k8s://kube-system/coredns-0/coredns"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert_eq!(
+        err.message(),
+        "scans.scanfleet.dev is forbidden: User \"system:serviceaccount:apps:submitter\" \
+         cannot create resource \"scans\" in API group \"scanfleet.dev\" in the namespace \
+         \"kube-system\""
+    );
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let queued = || async {
+        let mut stream = js.get_stream(INTENTS_STREAM).await.unwrap();
+        stream.info().await.unwrap().state.messages
+    };
+    assert_eq!(queued().await, 0, "nothing was queued");
+    client
+        .submit(request("k8s://apps/web-0/web"))
+        .await
+        .unwrap();
+    assert_eq!(queued().await, 1, "the same caller may scan in apps");
 }
 
 #[tokio::test]

@@ -10,14 +10,14 @@ use std::process::{Command, Stdio};
 use async_nats::HeaderMap;
 use scanfleet_process_lifecycle::metrics::sample;
 use scanfleet_test_harness::nats::NatsServer;
-use scanfleet_test_harness::{http_get, system_tool, text};
+use scanfleet_test_harness::{system_tool, text};
 use scanfleet_trust::SigningKey;
 use support::*;
 
-fn scrape(collector: &CollectorProcess) -> String {
-    let (status, body) = http_get(collector.http, "/metrics");
-    assert_eq!(status, 200, "{body}");
-    body
+async fn scrape(collector: &CollectorProcess) -> String {
+    let response = collector.get("/metrics").await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    response.text()
 }
 
 /// `promtool check metrics`: the exposition parses and follows Prometheus'
@@ -53,13 +53,14 @@ fn workload_series(name: &str, namespace: &str, scan_id: &str, extra: &str) -> S
 
 #[tokio::test]
 async fn workloads_are_series_promtool_accepts_after_restarts_and_within_the_bound() {
+    let (_sim, creds) = credentials().await;
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
     let args = base_args(&nats.url(), &store, &pub_path);
-    let mut collector = CollectorProcess::start(args.clone(), dir.path());
+    let mut collector = CollectorProcess::start(args.clone(), dir.path(), &creds);
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
 
     let scans = [
@@ -79,7 +80,10 @@ async fn workloads_are_series_promtool_accepts_after_restarts_and_within_the_bou
         .await;
     }
     eventually("3 results stored", || async {
-        collector.metric("scanfleet_collector_results_stored_total") == 3
+        collector
+            .metric("scanfleet_collector_results_stored_total")
+            .await
+            == 3
     })
     .await;
 
@@ -111,21 +115,21 @@ async fn workloads_are_series_promtool_accepts_after_restarts_and_within_the_bou
             );
         }
     };
-    let exposition = scrape(&collector);
+    let exposition = scrape(&collector).await;
     shows_every_workload(&exposition);
     promtool_accepts(&exposition);
 
     // A restarted collector shows the same workloads before any new result.
     collector.stop();
-    let mut collector = CollectorProcess::start(args.clone(), dir.path());
-    shows_every_workload(&scrape(&collector));
+    let mut collector = CollectorProcess::start(args.clone(), dir.path(), &creds);
+    shows_every_workload(&scrape(&collector).await);
 
     // With a bound of two, the third workload is counted, not shown.
     collector.stop();
     let mut bounded = args;
     bounded.extend(["--max-finding-workloads".into(), "2".into()]);
-    let collector = CollectorProcess::start(bounded, dir.path());
-    let exposition = scrape(&collector);
+    let collector = CollectorProcess::start(bounded, dir.path(), &creds);
+    let exposition = scrape(&collector).await;
     let shown = exposition
         .lines()
         .filter(|l| l.starts_with("scanfleet_collector_workload_compliance_ratio{"))

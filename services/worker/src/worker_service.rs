@@ -205,6 +205,7 @@ pub async fn run_with_ready(
         "http",
         config.http_listen,
         config.serving,
+        &config.security,
         metrics.connections.listener("http"),
     )
     .await

@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use scanfleet_bus::{NatsArgs, NatsSettings};
+use scanfleet_edge_access::settings::FileMappedUser;
+use scanfleet_edge_access::{AccessArgs, AccessFile, AccessSettings};
 use scanfleet_process_lifecycle::{
-    LogFormat, ServingArgs, ServingFile, ServingLimits, read_yaml_file, setting,
+    ListenerSecurity, LogFormat, ServingArgs, ServingFile, ServingLimits, TlsArgs, TlsFile,
+    read_yaml_file, setting,
 };
 use scanfleet_trust::{AgeIdentities, PublicKey, TrustedKeys};
 
@@ -43,6 +46,12 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub trusted_keys: Vec<PathBuf>,
+    /// Refuse results that were not age-encrypted on the bus (quarantined
+    /// `unencrypted`), and keep reports encrypted in the store, decrypted
+    /// only for authorized readers; needs --age-identity [default: false]
+    #[arg(long, env = "SCANFLEET_REQUIRE_ENCRYPTION", num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub require_encryption: Option<bool>,
     /// age identity file to decrypt encrypted results; may be repeated.
     #[arg(
         long = "age-identity",
@@ -67,9 +76,19 @@ pub struct Args {
     /// Log format [default: text]
     #[arg(long, env = "SCANFLEET_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Most workloads shown as finding series on /metrics; results for more
+    /// are counted in `finding_workloads_dropped_total` [default: 10000]
+    #[arg(long, env = "SCANFLEET_MAX_FINDING_WORKLOADS")]
+    pub max_finding_workloads: Option<usize>,
     /// Connection limits of the gRPC and HTTP listeners.
     #[command(flatten)]
     pub serving: ServingArgs,
+    /// TLS of the gRPC and HTTP listeners.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Who may read results.
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// The YAML file, as written.
@@ -89,9 +108,24 @@ struct FileConfig {
     retention_days: Option<u32>,
     max_event_bytes: Option<usize>,
     log_format: Option<LogFormat>,
+    max_finding_workloads: Option<usize>,
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_client_ca_file: Option<PathBuf>,
+    require_client_certificate: Option<bool>,
+    insecure_plaintext: Option<bool>,
+    require_encryption: Option<bool>,
+    access_kubeconfig: Option<PathBuf>,
+    token_audience: Option<String>,
+    access_cache_ttl_secs: Option<u64>,
+    access_cache_size: Option<usize>,
+    rate_limit: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    #[serde(default)]
+    client_certificate_users: std::collections::BTreeMap<String, FileMappedUser>,
 }
 
 /// The validated configuration.
@@ -116,6 +150,15 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Connection limits of both listeners.
     pub serving: ServingLimits,
+    /// The bound on workloads shown as finding series.
+    pub max_finding_workloads: usize,
+    /// TLS (or, if asked for, plaintext) of both listeners.
+    pub security: ListenerSecurity,
+    /// Who may read results, and how fast.
+    pub access: AccessSettings,
+    /// Only encrypted results are accepted, and reports are kept
+    /// encrypted at rest.
+    pub require_encryption: bool,
 }
 
 const MAX_KEY_FILE: u64 = 64 * 1024;
@@ -224,6 +267,16 @@ impl Config {
             },
             &mut errors,
         );
+        let security = args.tls.settle(
+            TlsFile {
+                tls_cert_file: file.tls_cert_file,
+                tls_key_file: file.tls_key_file,
+                tls_client_ca_file: file.tls_client_ca_file,
+                require_client_certificate: file.require_client_certificate,
+                insecure_plaintext: file.insecure_plaintext,
+            },
+            &mut errors,
+        );
         // Empty only when reading it failed, which is reported already.
         let known_scheme = ["sqlite:", "postgres:", "postgresql:"]
             .iter()
@@ -231,40 +284,28 @@ impl Config {
         if !store_url.is_empty() && !known_scheme {
             errors.push("--store-url: expected sqlite://PATH or postgres://…".into());
         }
-        let mut trusted = TrustedKeys::new();
-        if trusted_keys.is_empty() {
+        let trusted = trusted_keys_from(&trusted_keys, &mut errors);
+        let identities = identities_from(&age_identities, &mut errors);
+        let require_encryption = setting(args.require_encryption, file.require_encryption, false);
+        if require_encryption && identities.is_none() {
             errors.push(
-                "--trusted-key: at least one signing public key is required; without one every result would be quarantined"
+                "require_encryption: needs --age-identity (the collector decrypts results and \
+                 keeps reports encrypted to it)"
                     .into(),
             );
         }
-        for path in &trusted_keys {
-            match read_small(path).and_then(|pem| {
-                PublicKey::from_spki_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
-            }) {
-                Ok(key) => trusted.insert(key),
-                Err(e) => errors.push(format!("--trusted-key: {e}")),
-            }
-        }
-        let mut identity_text = String::new();
-        for path in &age_identities {
-            match read_small(path).and_then(|text| {
-                AgeIdentities::parse(&text)
-                    .map(|_| text)
-                    .map_err(|e| format!("{}: {e}", path.display()))
-            }) {
-                Ok(text) => {
-                    identity_text.push_str(&text);
-                    identity_text.push('\n');
-                }
-                Err(e) => errors.push(format!("--age-identity: {e}")),
-            }
-        }
-        let identities = if identity_text.is_empty() {
-            None
-        } else {
-            AgeIdentities::parse(&identity_text).ok()
-        };
+        let access = args.access.settle(
+            AccessFile {
+                access_kubeconfig: file.access_kubeconfig,
+                token_audience: file.token_audience,
+                access_cache_ttl_secs: file.access_cache_ttl_secs,
+                access_cache_size: file.access_cache_size,
+                rate_limit: file.rate_limit,
+                rate_limit_burst: file.rate_limit_burst,
+                client_certificate_users: file.client_certificate_users,
+            },
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -288,7 +329,58 @@ impl Config {
             max_event_bytes: setting(args.max_event_bytes, file.max_event_bytes, 16 * 1024 * 1024),
             log_format,
             serving,
+            max_finding_workloads: setting(
+                args.max_finding_workloads,
+                file.max_finding_workloads,
+                crate::finding_metrics::DEFAULT_MAX_WORKLOADS,
+            ),
+            security,
+            access,
+            require_encryption,
         })
+    }
+}
+
+/// The signing keys whose results are accepted (at least one).
+fn trusted_keys_from(paths: &[PathBuf], errors: &mut Vec<String>) -> TrustedKeys {
+    let mut trusted = TrustedKeys::new();
+    if paths.is_empty() {
+        errors.push(
+            "--trusted-key: at least one signing public key is required; without one every result would be quarantined"
+                .into(),
+        );
+    }
+    for path in paths {
+        match read_small(path).and_then(|pem| {
+            PublicKey::from_spki_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+        }) {
+            Ok(key) => trusted.insert(key),
+            Err(e) => errors.push(format!("--trusted-key: {e}")),
+        }
+    }
+    trusted
+}
+
+/// The age identities of every file, if any.
+fn identities_from(paths: &[PathBuf], errors: &mut Vec<String>) -> Option<AgeIdentities> {
+    let mut identity_text = String::new();
+    for path in paths {
+        match read_small(path).and_then(|text| {
+            AgeIdentities::parse(&text)
+                .map(|_| text)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        }) {
+            Ok(text) => {
+                identity_text.push_str(&text);
+                identity_text.push('\n');
+            }
+            Err(e) => errors.push(format!("--age-identity: {e}")),
+        }
+    }
+    if identity_text.is_empty() {
+        None
+    } else {
+        AgeIdentities::parse(&identity_text).ok()
     }
 }
 
@@ -313,7 +405,7 @@ mod tests {
         std::fs::write(
             &file,
             format!(
-                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\nretention_days: 7\nhttp_listen: 127.0.0.1:9999\n",
+                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\nretention_days: 7\nhttp_listen: 127.0.0.1:9999\ninsecure_plaintext: true\n",
                 key.display()
             ),
         )

@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::ingest::{Ingestor, Rejection, ReportSource};
 use crate::metrics::Metrics;
+use crate::reports_at_rest::ReportsAtRest;
 
 pub use scanfleet_bus::headers::{HEADER_QUARANTINE_DETAIL, HEADER_QUARANTINE_REASON};
 
@@ -48,6 +49,8 @@ pub struct ResultConsumer {
     pub store: Arc<ResultStore>,
     /// Verification.
     pub ingestor: Arc<Ingestor>,
+    /// How reports are kept (encrypted with `require_encryption`).
+    pub at_rest: ReportsAtRest,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Newly stored results, for `Watch`.
@@ -219,14 +222,19 @@ impl ResultConsumer {
                 Err(outcome) => return Err(outcome),
             },
         };
-        StoredResult::from_verified(
+        let (row, report) = StoredResult::from_verified(
             &opened.envelope,
             &opened.verified,
             &opened.statement,
             report.as_deref(),
             now_ms(),
         )
-        .map_err(|e| Outcome::Quarantine(Rejection::Unstorable(e.to_string())))
+        .map_err(|e| Outcome::Quarantine(Rejection::Unstorable(e.to_string())))?;
+        let report = report
+            .map(|r| self.at_rest.seal(r))
+            .transpose()
+            .map_err(|e| Outcome::Quarantine(Rejection::Unstorable(e.to_string())))?;
+        Ok((row, report))
     }
 
     /// A report from the object store, never read past the event limit.
@@ -294,6 +302,7 @@ impl ResultConsumer {
                     Some(Upsert::Inserted) => {
                         self.metrics.stored.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(scan_id = %row.scan_id, signer = %row.signer_key_id, "result stored");
+                        self.metrics.findings.observe(&row);
                         let _ = self.persisted.send(row);
                         Outcome::Stored
                     }

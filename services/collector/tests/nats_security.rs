@@ -7,6 +7,7 @@ mod support;
 use async_nats::HeaderMap;
 use scanfleet_bus::{NatsAuth, NatsSettings, TopologyConfig, UserNkey};
 use scanfleet_test_harness::nats::{NatsOptions, NatsServer};
+use scanfleet_test_harness::pki::TestPki;
 use scanfleet_trust::SigningKey;
 use support::*;
 
@@ -69,6 +70,7 @@ fn secure_args(
 
 #[tokio::test]
 async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
+    let (_sim, creds) = credentials().await;
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let nats = NatsServer::start_with(NatsOptions {
@@ -109,11 +111,15 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
     let collector = CollectorProcess::start(
         secure_args(&nats, &store, &public, &pki.ca, &good_password),
         dir.path(),
+        &creds,
     );
     let p = result(&key, "01TLS", "shop");
     publish(&js, "shop", &p.scan_id, HeaderMap::new(), inline_event(&p)).await;
     eventually("the result over TLS", || async {
-        collector.metric("scanfleet_collector_results_stored_total") == 1
+        collector
+            .metric("scanfleet_collector_results_stored_total")
+            .await
+            == 1
     })
     .await;
     assert!(
@@ -126,6 +132,7 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
     std::fs::write(&bad_password, "guess").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanfleet-collector"))
         .args(secure_args(&nats, &store, &public, &pki.ca, &bad_password))
+        .args(creds.service_flags())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -146,6 +153,7 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
             &pki.other_ca,
             &good_password,
         ))
+        .args(creds.service_flags())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -169,6 +177,7 @@ async fn an_nkey_the_server_does_not_know_is_refused_at_once_and_never_logged() 
     args[at + 1] = seed_file.display().to_string();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanfleet-collector"))
         .args(&args)
+        .args(TestPki::new().server_flags())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -192,6 +201,7 @@ fn without_its_topology_the_collector_names_what_is_missing_and_how_to_create_it
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanfleet-collector"))
         .args(base_args(&bus, &store, &public))
+        .args(TestPki::new().server_flags())
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -30,6 +30,7 @@ pub mod push_matching;
 pub mod push_watches;
 pub mod queueing;
 pub mod registry_webhooks;
+pub mod submission_rights;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -135,11 +136,17 @@ pub async fn run_supervised(
     );
     let http = start_http(&config, matcher, &metrics, &shutdown, &mut tasks).await?;
     start_dead_letters(&js, status, &shutdown, &mut tasks);
-    let service = intake_api::IntakeService::new(js, config.clone(), directory).await?;
+    let gate =
+        scanfleet_edge_access::cluster_gatekeeper(&config.access, config.kubeconfig.as_deref())
+            .await
+            .context("the identity that reviews callers")?;
+    let service =
+        intake_api::IntakeService::new(js, config.clone(), directory, Arc::new(gate)).await?;
     let listener = Listener::bind(
         "grpc",
         config.grpc_listen,
         config.serving,
+        &config.security,
         metrics.connections.listener("grpc"),
     )
     .await
@@ -285,6 +292,7 @@ async fn start_http(
         "http",
         addr,
         config.serving,
+        &config.security,
         metrics.connections.listener("http"),
     )
     .await

@@ -25,6 +25,8 @@ use scanfleet_contracts::v1::target_selector::Selector;
 use scanfleet_contracts::v1::{
     GetScanRequest, ProfileRef, ScanState, SubmitRequest, TargetSelector, profile_ref::Pin,
 };
+use scanfleet_edge_access::Authenticated;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::eventually;
 use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_test_harness::{repo_root, write_private};
@@ -40,7 +42,11 @@ struct Process {
 
 impl Process {
     /// Starts `exe` and waits for its one "listening" line on stdout.
-    fn start(exe: &Path, args: &[&str], log: PathBuf) -> (Self, String) {
+    fn start<S: AsRef<std::ffi::OsStr>>(
+        exe: &Path,
+        args: impl IntoIterator<Item = S>,
+        log: PathBuf,
+    ) -> (Self, String) {
         let mut child = Command::new(exe)
             .args(args)
             .env("RUST_LOG", "info")
@@ -125,7 +131,8 @@ struct Bench {
     dir: tempfile::TempDir,
     js: jetstream::Context,
     intake: Process,
-    client: IntakeClient<tonic::transport::Channel>,
+    client: IntakeClient<Authenticated>,
+    creds: TestCredentials,
     kubeconfig: PathBuf,
     key_path: PathBuf,
     worker_config: PathBuf,
@@ -166,11 +173,13 @@ impl Bench {
             "progress_interval_ms: 300\nidle_poll_ms: 200\n",
         )
         .unwrap();
+        let creds = TestCredentials::new(&sim).await;
         let mut args = nats.args(BusIdentity::Intake);
         args.extend(["--cluster", "kubesim", "--grpc-listen", "127.0.0.1:0"].map(String::from));
+        args.extend(creds.service_flags());
         let (intake, line) = Process::start(
             Path::new(env!("CARGO_BIN_EXE_scanfleet-intake")),
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            args,
             dir.path().join("intake.log"),
         );
         let grpc = line
@@ -178,9 +187,7 @@ impl Bench {
             .find_map(|w| w.strip_prefix("grpc="))
             .expect("intake prints its gRPC address")
             .to_owned();
-        let client = IntakeClient::connect(format!("http://{grpc}"))
-            .await
-            .unwrap();
+        let client = creds.intake(grpc.parse().unwrap()).await;
         Self {
             nats,
             _sim: sim,
@@ -188,6 +195,7 @@ impl Bench {
             js,
             intake,
             client,
+            creds,
             kubeconfig,
             key_path,
             worker_config,
@@ -197,29 +205,29 @@ impl Bench {
     fn worker(&self, name: &str) -> Process {
         let profiles = repo_root().join("profiles");
         let bus = self.nats.args(BusIdentity::Worker);
-        let bus: Vec<&str> = bus.iter().map(String::as_str).collect();
         Process::start(
             &worker_binary(),
-            &[
-                &bus[..],
-                &[
-                    "--cluster",
-                    "kubesim",
-                    "--kubeconfig",
-                    self.kubeconfig.to_str().unwrap(),
-                    "--signing-key",
-                    self.key_path.to_str().unwrap(),
-                    "--profiles",
-                    profiles.to_str().unwrap(),
-                    "--config",
-                    self.worker_config.to_str().unwrap(),
-                    "--http-listen",
-                    "127.0.0.1:0",
-                    "--worker-id",
-                    name,
-                ],
-            ]
-            .concat(),
+            bus.into_iter()
+                .chain(
+                    [
+                        "--cluster",
+                        "kubesim",
+                        "--kubeconfig",
+                        self.kubeconfig.to_str().unwrap(),
+                        "--signing-key",
+                        self.key_path.to_str().unwrap(),
+                        "--profiles",
+                        profiles.to_str().unwrap(),
+                        "--config",
+                        self.worker_config.to_str().unwrap(),
+                        "--http-listen",
+                        "127.0.0.1:0",
+                        "--worker-id",
+                        name,
+                    ]
+                    .map(String::from),
+                )
+                .chain(self.creds.tls_flags()),
             self.dir.path().join(format!("{name}.log")),
         )
         .0

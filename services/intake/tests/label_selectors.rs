@@ -9,10 +9,11 @@ use prost::Message as _;
 use scanfleet_bus::BusIdentity;
 use scanfleet_bus::topology::INTENTS_STREAM;
 use scanfleet_contracts::v1::{
-    LabelSelectorTarget, ProfileRef, ScanIntent, SubmitRequest, TargetSelector,
-    intake_client::IntakeClient, profile_ref::Pin, target_selector::Selector,
+    LabelSelectorTarget, ProfileRef, ScanIntent, SubmitRequest, TargetSelector, profile_ref::Pin,
+    target_selector::Selector,
 };
 use scanfleet_intake::config::{Args, Config};
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::secure_bus::SecureBus;
 
 fn selector(namespace: &str, labels: &str, container: &str) -> SubmitRequest {
@@ -64,6 +65,7 @@ async fn selectors_expand_to_running_containers() {
     }
 
     let nats = SecureBus::start().await;
+    let creds = TestCredentials::new(&sim).await;
     let mut argv = vec!["scanfleet-intake".to_owned()];
     argv.extend(nats.args(BusIdentity::Intake));
     argv.extend(
@@ -77,13 +79,12 @@ async fn selectors_expand_to_running_containers() {
         ]
         .map(String::from),
     );
+    argv.extend(creds.service_flags());
     let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let intake = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .expect("intake serves");
-    let mut client = IntakeClient::connect(format!("http://{}", intake.grpc))
-        .await
-        .unwrap();
+    let mut client = creds.intake(intake.grpc).await;
 
     let web = client
         .submit(selector("apps", "app=web", ""))
@@ -148,6 +149,7 @@ async fn an_insecure_kubeconfig_stops_intake_with_the_reason() {
     )
     .unwrap();
     let nats = SecureBus::start().await;
+    let pki = scanfleet_test_harness::pki::TestPki::new();
     let mut argv = vec!["scanfleet-intake".to_owned()];
     argv.extend(nats.args(BusIdentity::Intake));
     argv.extend(
@@ -159,6 +161,7 @@ async fn an_insecure_kubeconfig_stops_intake_with_the_reason() {
         ]
         .map(String::from),
     );
+    argv.extend(pki.server_flags());
     let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let (_stop, rx) = tokio::sync::watch::channel(false);
     let err = scanfleet_intake::run_with_ready(config, rx, |_| {})

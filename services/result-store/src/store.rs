@@ -14,7 +14,7 @@ use sqlx::{Row, query};
 
 use crate::StoreError;
 use crate::query::{Bind, PageToken, ResultFilter, where_clause};
-use crate::record::{Counts, Report, StoredResult};
+use crate::record::{BodyEncoding, Counts, Report, StoredResult};
 
 /// The largest page a listing returns, whatever the client asks for.
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -140,8 +140,9 @@ const INSERT_RESULT: &str = "INSERT INTO scan_results (
           $31, $32)
 ON CONFLICT (scan_id) DO NOTHING";
 
-const INSERT_REPORT: &str = "INSERT INTO scan_reports (scan_id, media_type, sha256, body)
-VALUES ($1, $2, $3, $4) ON CONFLICT (scan_id) DO NOTHING";
+const INSERT_REPORT: &str =
+    "INSERT INTO scan_reports (scan_id, media_type, sha256, body, body_encoding)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scan_id) DO NOTHING";
 
 macro_rules! bind_result {
     ($q:expr, $r:expr) => {{
@@ -281,6 +282,7 @@ impl ResultStore {
                         .bind(&report.media_type)
                         .bind(&report.sha256)
                         .bind(&report.body)
+                        .bind(report.encoding.as_str())
                         .execute(&mut *tx)
                         .await
                         .map_err(StoreError::from_sqlx)?;
@@ -307,26 +309,63 @@ impl ResultStore {
         })
     }
 
-    /// The HDF report of a scan, when one was stored.
+    /// The HDF report of a scan, when one was stored, as stored (see
+    /// [`Report::encoding`]).
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
     pub async fn report(&self, scan_id: &str) -> Result<Option<Report>, StoreError> {
-        with_pool!(self, pool => {
-            let row = query("SELECT media_type, sha256, body FROM scan_reports WHERE scan_id = $1")
+        let row = with_pool!(self, pool => {
+            let row = query("SELECT media_type, sha256, body, body_encoding FROM scan_reports WHERE scan_id = $1")
                 .bind(scan_id)
                 .fetch_optional(pool)
                 .await
                 .map_err(StoreError::from_sqlx)?;
-            row.map(|r| -> Result<Report, sqlx::Error> {
-                Ok(Report {
+            row.map(|r| -> Result<(Report, String), sqlx::Error> {
+                Ok((Report {
                     media_type: r.try_get("media_type")?,
                     sha256: r.try_get("sha256")?,
                     body: r.try_get("body")?,
-                })
+                    encoding: BodyEncoding::Plain,
+                }, r.try_get("body_encoding")?))
             })
             .transpose()
-            .map_err(StoreError::from_sqlx)
+            .map_err(StoreError::from_sqlx)?
+        });
+        row.map(|(report, encoding)| {
+            Ok(Report {
+                encoding: BodyEncoding::parse(&encoding)?,
+                ..report
+            })
+        })
+        .transpose()
+    }
+
+    /// The namespaces that hold results (in `cluster`, when given), at
+    /// most `limit` of them, in name order: what a listing across
+    /// namespaces would span, for authorization.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn namespaces(
+        &self,
+        cluster: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = query(
+                "SELECT DISTINCT namespace FROM scan_results \
+                 WHERE ($1 IS NULL OR cluster = $1) ORDER BY namespace LIMIT $2",
+            )
+            .bind(cluster)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            rows.iter()
+                .map(|r| r.try_get::<String, _>("namespace"))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from_sqlx)
         })
     }
 

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use scanfleet_bus::{NatsArgs, NatsSettings, read_small_file};
 use scanfleet_kube_access::ThrottleConfig;
-use scanfleet_process_lifecycle::{LogFormat, ServingArgs, ServingFile, ServingLimits, setting};
+use scanfleet_process_lifecycle::{
+    ListenerSecurity, LogFormat, ServingArgs, ServingFile, ServingLimits, TlsArgs, TlsFile, setting,
+};
 use scanfleet_scan_intents::{ClusterName, ImageDigest, LockedInputs};
 use scanfleet_scan_session::{ApproachPolicy, SessionConfig};
 use scanfleet_trust::{AgeRecipient, SigningKey};
@@ -76,6 +78,9 @@ pub struct Args {
     /// Connection limits of the health and metrics listener.
     #[command(flatten)]
     pub serving: ServingArgs,
+    /// TLS of the health and metrics listener.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// The YAML file, as written.
@@ -98,6 +103,11 @@ pub struct FileConfig {
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_client_ca_file: Option<PathBuf>,
+    require_client_certificate: Option<bool>,
+    insecure_plaintext: Option<bool>,
     default_timeout_secs: Option<u64>,
     drain_grace_secs: Option<u64>,
     sweep_interval_secs: Option<u64>,
@@ -156,6 +166,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Connection limits of the HTTP listener.
     pub serving: ServingLimits,
+    /// TLS (or, if asked for, plaintext) of the HTTP listener.
+    pub security: ListenerSecurity,
     /// Scan deadline when an intent has none.
     pub default_timeout: Duration,
     /// Drain grace on SIGTERM.
@@ -377,6 +389,16 @@ impl Config {
             },
             &mut errors,
         );
+        let security = args.tls.settle(
+            TlsFile {
+                tls_cert_file: file.tls_cert_file.clone(),
+                tls_key_file: file.tls_key_file.clone(),
+                tls_client_ca_file: file.tls_client_ca_file.clone(),
+                require_client_certificate: file.require_client_certificate,
+                insecure_plaintext: file.insecure_plaintext,
+            },
+            &mut errors,
+        );
         let (signing_key, cluster) = match (errors.is_empty(), signing_key, cluster) {
             (true, Some(k), Some(c)) => (k, c),
             _ => return Err(errors),
@@ -402,6 +424,7 @@ impl Config {
                 .unwrap_or_else(default_worker_id),
             log_format: setting(args.log_format, file.log_format, LogFormat::Text),
             serving,
+            security,
             default_timeout: Duration::from_secs(file.default_timeout_secs.unwrap_or(600)),
             drain_grace: Duration::from_secs(file.drain_grace_secs.unwrap_or(60)),
             sweep_interval: Duration::from_secs(file.sweep_interval_secs.unwrap_or(300)),
@@ -468,7 +491,7 @@ mod precedence {
         std::fs::write(
             &file,
             format!(
-                "signing_key: {}\nprofiles: {}\nconcurrency: 9\ncluster: from-file\nlog_format: json\n",
+                "signing_key: {}\nprofiles: {}\nconcurrency: 9\ncluster: from-file\nlog_format: json\ninsecure_plaintext: true\n",
                 key.display(),
                 dir.path().display()
             ),

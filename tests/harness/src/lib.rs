@@ -9,9 +9,17 @@
 //! that nats-server with TLS, the shipped per-service identities and the
 //! bootstrapped topology, in one line), and `rootfs` for the scan engine's
 //! ground-truth fixtures and live containers.
+//! `pki` makes throwaway CAs and certificates for the services' TLS, and
+//! `https` is a small client for their HTTP edges; `callers` makes real
+//! identities on kubesim (ServiceAccounts, Roles on scanfleet.dev, tokens);
+//! `credentials` bundles what a test's services and clients share.
 
+pub mod callers;
+pub mod credentials;
 pub mod fleet;
+pub mod https;
 pub mod nats;
+pub mod pki;
 pub mod postgres;
 pub mod rootfs;
 pub mod secure_bus;

@@ -17,7 +17,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use scanfleet_bus::NatsSettings;
-use scanfleet_process_lifecycle::{LogFormat, ServingLimits, read_yaml_file, setting};
+use scanfleet_edge_access::AccessSettings;
+use scanfleet_process_lifecycle::{
+    ListenerSecurity, LogFormat, ServingLimits, read_yaml_file, setting,
+};
 use scanfleet_scan_intents::{ClusterName, IntakeLimits, LockedInputs};
 
 pub use file::{FileConfig, FileEndpoint, FileProfile, FileSchedule, FileScheduler, FileWebhooks};
@@ -50,6 +53,10 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// Connection limits of both listeners.
     pub serving: ServingLimits,
+    /// TLS (or, if asked for, plaintext) of both listeners.
+    pub security: ListenerSecurity,
+    /// Who may call the gRPC API, and how fast.
+    pub access: AccessSettings,
     /// Registry webhooks, when configured.
     pub webhooks: Option<WebhookConfig>,
     /// Periodic scans, when configured.
@@ -177,6 +184,8 @@ impl Config {
         let nats = args.nats.settle(&file.nats, &mut errors);
         let process = settle(&args, &file, &mut errors);
         let serving = args.serving.clone().settle(file.serving(), &mut errors);
+        let security = args.tls.clone().settle(file.tls(), &mut errors);
+        let access = args.access.clone().settle(file.access(), &mut errors);
         let webhooks = file
             .webhooks
             .as_ref()
@@ -207,6 +216,8 @@ impl Config {
             log_format: process.log_format,
             http_listen: process.http_listen,
             serving,
+            security,
+            access,
             webhooks,
             scheduler,
             profiles: process.profiles,
@@ -314,7 +325,7 @@ mod precedence {
         let path = dir.path().join("intake.yaml");
         std::fs::write(
             &path,
-            "cluster: from-file\ngrpc_listen: 127.0.0.1:7001\nmax_batch: 7\nlog_format: json\nheader_read_timeout_secs: 3\n",
+            "cluster: from-file\ngrpc_listen: 127.0.0.1:7001\nmax_batch: 7\nlog_format: json\nheader_read_timeout_secs: 3\ninsecure_plaintext: true\n",
         )
         .unwrap();
         let config = Config::from_args(Args::parse_from([

@@ -464,7 +464,7 @@ mod tests {
         std::fs::write(
             &file,
             format!(
-                "trusted_keys: [{}]\nnats:\n  url: tls://nats.file:4222\n  nkey_file: {}\n  ca: {}\n",
+                "trusted_keys: [{}]\ninsecure_plaintext: true\nnats:\n  url: tls://nats.file:4222\n  nkey_file: {}\n  ca: {}\n",
                 key.display(),
                 seed.display(),
                 ca.display()
@@ -519,7 +519,7 @@ mod tests {
         std::fs::write(
             &file,
             format!(
-                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\n",
+                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\ninsecure_plaintext: true\n",
                 key.display()
             ),
         )

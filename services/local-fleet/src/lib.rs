@@ -7,8 +7,8 @@
 //! directory loses nothing ([`signing_keys`]), and stopping lets in-flight
 //! scans finish and remove their per-scan identities ([`fleet_plan`] says
 //! in which order). The bus runs as deployed ([`bus_credentials`]): TLS
-//! and one least-privilege NATS identity per service. kubesim's audit log in the data directory shows every
-//! API call the scanner made.
+//! and one least-privilege NATS identity per service. kubesim's audit log
+//! in the data directory shows every API call the scanner made.
 //!
 //! Layout: [`options`] (the command line), [`programs`] and [`data_dir`]
 //! (where things are), [`child_spec`] and [`child_process`] (one child),

@@ -270,7 +270,7 @@ mod tests {
         let path = dir.path().join("intake.yaml");
         std::fs::write(
             &path,
-            "in_cluster: true\nscheduler:\n  schedules:\n    - {name: nightly, namespace: apps, cron: '0 3 * * *', profile: {name: cis, version: '1'}}\n",
+            "in_cluster: true\ninsecure_plaintext: true\nscheduler:\n  schedules:\n    - {name: nightly, namespace: apps, cron: '0 3 * * *', profile: {name: cis, version: '1'}}\n",
         )
         .unwrap();
         let config = Config::from_args(Args::parse_from([

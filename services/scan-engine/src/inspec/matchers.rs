@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use super::cmp::{cmp_matches, shown_actual};
 use super::interp::{Args, Interp, R};
-use super::value::{Value, ruby_cmp, ruby_eq};
+use super::value::{Value, ruby_cmp, ruby_eq, ruby_eql, ruby_same_object};
 
 /// What a matcher checks.
 #[derive(Debug, Clone)]
@@ -358,13 +358,15 @@ impl Interp<'_> {
         let (pass, message) = match &m.kind {
             Kind::Equality(n, e) => {
                 let ok = match *n {
-                    "equal" => {
-                        ruby_eq(actual, e)
-                            && (actual.identity() == e.identity() || actual.identity() == 0)
-                    }
+                    "equal" => ruby_same_object(actual, e),
+                    "eql" => ruby_eql(actual, e),
                     _ => self.equal(actual, e)?,
                 };
-                let how = if *n == "eq" { "==" } else { "eql?" };
+                let how = match *n {
+                    "eq" => "==",
+                    "eql" => "eql?",
+                    _ => "equal?",
+                };
                 (
                     ok,
                     if negated {
@@ -400,7 +402,10 @@ impl Interp<'_> {
                     ),
                 )
             }
-            Kind::BeValue(e) => (ruby_eq(actual, e), rspec_eq_message(e, actual, "equal?")),
+            Kind::BeValue(e) => (
+                ruby_same_object(actual, e),
+                rspec_eq_message(e, actual, "equal?"),
+            ),
             Kind::Cmp(op, e) => {
                 let e = e.clone().unwrap_or(Value::Nil);
                 let ok = if op == "===" {

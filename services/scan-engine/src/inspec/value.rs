@@ -499,6 +499,48 @@ pub fn ruby_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Ruby's `eql?`: `==` without numeric conversion (`1.eql?(1.0)` is
+/// false, `1 == 1.0` is true), element by element in arrays and hashes;
+/// RSpec's `eql` matcher and hash keys rely on it.
+pub fn ruby_eql(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(_), Value::Float(_)) | (Value::Float(_), Value::Int(_)) => false,
+        (Value::Array(x), Value::Array(y)) => {
+            Rc::ptr_eq(x, y) || {
+                let (x, y) = (x.borrow(), y.borrow());
+                x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| ruby_eql(p, q))
+            }
+        }
+        (Value::Hash(x), Value::Hash(y)) => {
+            Rc::ptr_eq(x, y) || {
+                let (x, y) = (x.borrow(), y.borrow());
+                x.len() == y.len()
+                    && x.entries()
+                        .iter()
+                        .all(|(k, v)| y.get(k).is_some_and(|w| ruby_eql(v, w)))
+            }
+        }
+        _ => ruby_eq(a, b),
+    }
+}
+
+/// Ruby's `equal?` (RSpec's `equal` and `be(value)`): the very same
+/// object. nil, booleans, integers, floats and symbols are immediates, one
+/// object per value and class; a string or container is the same object
+/// only when it is the same value (a literal evaluated twice is two
+/// strings, as in Ruby without `frozen_string_literal`).
+pub fn ruby_same_object(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Nil, Value::Nil) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Float(x), Value::Float(y)) => x == y,
+        (Value::Sym(x), Value::Sym(y)) => x == y,
+        (Value::Str(x), Value::Str(y)) => Rc::ptr_eq(x, y),
+        _ => a.identity() != 0 && a.identity() == b.identity(),
+    }
+}
+
 /// Ruby `<=>` for comparable core values; `None` when they do not compare.
 pub fn ruby_cmp(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     use std::cmp::Ordering;

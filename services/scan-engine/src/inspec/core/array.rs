@@ -1,7 +1,7 @@
 //! `Array` and the `Enumerable` methods every collection shares (hashes,
 //! ranges and sets iterate through here too).
 use crate::inspec::interp::{Args, Interp, R};
-use crate::inspec::value::{RHash, Shared, Value, ruby_cmp, ruby_eq};
+use crate::inspec::value::{RHash, Shared, Value, ruby_cmp, ruby_eq, ruby_eql};
 
 pub use super::enumerable::enumerable;
 
@@ -358,7 +358,8 @@ fn shrink(
         "dup" | "clone" => Value::array(a.borrow().clone()),
         "to_a" | "to_ary" | "entries" => recv.clone(),
         "sample" | "shuffle" => return it.refuse(format!("Array#{name} (randomness)")),
-        "==" | "eql?" => Value::Bool(ruby_eq(recv, &a0)),
+        "==" => Value::Bool(ruby_eq(recv, &a0)),
+        "eql?" => Value::Bool(ruby_eql(recv, &a0)),
         "<=>" => ruby_cmp(recv, &a0).map_or(Value::Nil, |o| Value::Int(o as i64)),
         "product" | "combination" | "permutation" | "cycle" | "transpose" | "each_index"
         | "bsearch" | "pack" | "assoc" | "insert" | "fill" => {

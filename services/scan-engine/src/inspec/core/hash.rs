@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use crate::inspec::interp::{Args, Interp, R};
-use crate::inspec::value::{RHash, Shared, Value, ruby_eq};
+use crate::inspec::value::{RHash, Shared, Value, ruby_eq, ruby_eql};
 
 fn int(i: usize) -> Value {
     Value::Int(i64::try_from(i).unwrap_or(i64::MAX))
@@ -145,7 +145,8 @@ fn access(
             ),
             _ => pairs(h).into_iter().next().unwrap_or(Value::Nil),
         },
-        "==" | "eql?" => Value::Bool(ruby_eq(recv, &a0)),
+        "==" => Value::Bool(ruby_eq(recv, &a0)),
+        "eql?" => Value::Bool(ruby_eql(recv, &a0)),
         "each" | "each_pair" => {
             let items = pairs(h);
             super::array::enumerable(it, &items, "each", args)?;

@@ -9,7 +9,7 @@ use super::{Flow, Frame, Interp, Proc, ProcBody, R, Scope};
 use crate::inspec::ast::{Call, Loc, MethodDef, Param, Params};
 use crate::inspec::core;
 use crate::inspec::library::ClassDef;
-use crate::inspec::value::{ClassRef, RHash, Value, ruby_eq};
+use crate::inspec::value::{ClassRef, RHash, Value, ruby_eq, ruby_eql, ruby_same_object};
 use crate::inspec::{filter_table, library, matchers, resources};
 
 /// Evaluated arguments: positionals (keyword pairs as a trailing hash) and a block.
@@ -270,9 +270,13 @@ impl Interp<'_> {
         let arg0 = args.get(0).cloned().unwrap_or(Value::Nil);
         Ok(Some(match name {
             "nil?" => Value::Bool(recv.is_nil()),
-            "==" | "eql?" => Value::Bool(self.equal(recv, &arg0)?),
+            "==" => Value::Bool(self.equal(recv, &arg0)?),
+            "eql?" => Value::Bool(match recv {
+                Value::Object(_) => self.equal(recv, &arg0)?,
+                _ => ruby_eql(recv, &arg0),
+            }),
             "!=" => Value::Bool(!self.equal(recv, &arg0)?),
-            "equal?" => Value::Bool(recv.identity() != 0 && recv.identity() == arg0.identity()),
+            "equal?" => Value::Bool(ruby_same_object(recv, &arg0)),
             "!" => Value::Bool(!recv.truthy()),
             "===" => Value::Bool(self.case_eq(recv, &arg0)?.unwrap_or(false)),
             "=~" => Value::Nil,

@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::LazyLock;
 
 use super::interp::{Args, Interp, R};
 use super::value::Value;
@@ -160,8 +161,24 @@ pub fn text(it: &Interp<'_>, path: &str) -> Got<Result<Option<String>, String>> 
     }
 }
 
-/// A command's fact.
+/// Why a command cannot answer about the target on the debug-container and
+/// sidecar approaches.
+const OUTSIDE_TARGET: &str = "commands run in the scanner's own container on this approach (a debug \
+     container or sidecar reaching the target's files through /proc/PID/root), not in the target; \
+     scan with the exec approach to evaluate command resources";
+
+/// What every command answers where it would run in the scanner's own
+/// container rather than the target.
+static COMMAND_OUTSIDE_TARGET: LazyLock<CommandFact> =
+    LazyLock::new(|| CommandFact::Unsupported(OUTSIDE_TARGET.into()));
+
+/// A command's fact: the only way a resource runs a command, so that no
+/// resource (`service`, `nginx -V`, `rpm -qa`, `parse_config(command:)`…)
+/// can answer from the scanner's own container instead of the target's.
 pub fn command<'a>(it: &Interp<'a>, cmd: &str) -> Got<&'a CommandFact> {
+    if it.facts.declared.commands_outside_target {
+        return Got::Ready(&COMMAND_OUTSIDE_TARGET);
+    }
     match it.fact(&FactRequest::Command(cmd.to_string())) {
         Some(FactValue::Command(c)) => Got::Ready(c),
         _ => Got::Unknown,

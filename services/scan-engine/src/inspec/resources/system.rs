@@ -44,17 +44,9 @@ fn shell_command(r: &Resource) -> String {
     }
 }
 
-/// Why a `command` cannot answer about the target here.
-const OUTSIDE_TARGET: &str = "commands run in the scanner's own container on this approach (a debug \
-     container or sidecar reaching the target's files through /proc/PID/root), not in the target; \
-     scan with the exec approach to evaluate command resources";
-
 /// Why commands cannot run on this target (the local-root target, or a
 /// debug container or sidecar where they would inspect the wrong container).
 pub fn command_unavailable(it: &Interp<'_>, r: &Rc<Resource>) -> Option<String> {
-    if it.facts.declared.commands_outside_target {
-        return Some(OUTSIDE_TARGET.into());
-    }
     match command(it, &shell_command(r)) {
         Got::Ready(CommandFact::Unsupported(why)) => Some(why.clone()),
         _ => None,
@@ -68,9 +60,6 @@ pub fn command_unavailable(it: &Interp<'_>, r: &Rc<Resource>) -> Option<String> 
 /// ResourceSkipped where commands cannot run on the target; ResourceFailed
 /// when the command could not be run.
 pub(super) fn run(it: &Interp<'_>, cmd: &str) -> R<Option<(i32, String, String)>> {
-    if it.facts.declared.commands_outside_target {
-        return it.raise("ResourceSkipped", OUTSIDE_TARGET);
-    }
     match command(it, cmd) {
         Got::Unknown => Ok(None),
         Got::Ready(CommandFact::Ran {

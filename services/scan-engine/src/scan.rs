@@ -110,7 +110,7 @@ pub fn scan(profile: &Profile, target: &dyn Target) -> Result<ScanReport, Target
     let started = SystemTime::now();
     let t0 = Instant::now();
     let mut facts = target.gather(&plan(profile))?;
-    facts.declared.container = profile.declared.container;
+    facts.declared.container = profile.declared.container.or(facts.declared.container);
     let mut outcomes = evaluate_checks(profile, &facts, None);
     let follow = follow_up(&outcomes, &facts);
     if !follow.requests.is_empty() {

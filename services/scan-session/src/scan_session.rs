@@ -346,7 +346,7 @@ async fn engine(
 ) -> Result<(ScanReport, u64), ScanFailure> {
     let sessions = exec.round_trips.clone();
     let missing = exec.shell_missing.clone();
-    let target = ShellTarget::new(exec, root_prefix, config.limits);
+    let target = ShellTarget::new(exec, root_prefix, config.limits).known_container();
     let profile = request.profile.clone();
     let span = tracing::Span::current();
     let outcome = tokio::task::spawn_blocking(move || {

@@ -137,5 +137,49 @@ async fn inspec_rewrites_give_the_yaml_verdicts_through_every_approach() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(compared > 500, "{compared} statuses compared");
+    a_running_container_is_declared_one(&admin, dir.path()).await;
     sim.shutdown().await;
+}
+
+/// A running container is a container whatever its files say (kubesim's,
+/// like containerd's with cgroup v2, carry no /.dockerenv or docker
+/// cgroup path): InSpec's `virtualization` answers as in a container
+/// through every approach, as the STIG container controls expect.
+async fn a_running_container_is_declared_one(admin: &ClusterAccess, dir: &std::path::Path) {
+    let root = dir.join("virtualization-profile");
+    std::fs::create_dir_all(root.join("controls")).unwrap();
+    std::fs::write(
+        root.join("inspec.yml"),
+        "name: virtualization-check\nversion: 1.0.0\nsupports:\n  - platform: linux\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("controls/virtualization.rb"),
+        "control 'in-a-container' do\n  only_if('a container') { virtualization.system.eql?('docker') }\n  describe virtualization do\n    its('role') { should eq 'guest' }\n    it { should be_container }\n  end\nend\n",
+    )
+    .unwrap();
+    let profile = std::sync::Arc::new(
+        scanfleet_scan_engine::adapters::profile_dir::load_profile_dir(&root, &BTreeMap::new())
+            .expect("the profile loads"),
+    );
+    for (pod, approach) in [("hardened", Approach::Exec), ("hardened", Approach::Debug)] {
+        let report = run_scan(
+            admin,
+            &session_config(true),
+            ScanRequest {
+                scan_id: new_scan_id(),
+                namespace: "truth".into(),
+                pod: pod.into(),
+                container: "app".into(),
+                approach,
+                profile: profile.clone(),
+                deadline: Duration::from_secs(60),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{pod} via {approach}: {e}"))
+        .report;
+        let got = statuses(&report);
+        assert_eq!(got["in-a-container"].0, "passed", "via {approach}: {got:?}");
+    }
 }

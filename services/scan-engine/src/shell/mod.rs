@@ -77,6 +77,9 @@ pub struct ShellTarget<E> {
     executor: E,
     root_prefix: String,
     limits: GatherLimits,
+    /// Whoever built the target knows it is a container (see
+    /// [`ShellTarget::known_container`]).
+    container: Option<bool>,
 }
 
 impl<E: ScriptExecutor> ShellTarget<E> {
@@ -88,7 +91,20 @@ impl<E: ScriptExecutor> ShellTarget<E> {
             executor,
             root_prefix: root_prefix.into().trim_end_matches('/').to_string(),
             limits,
+            container: None,
         }
+    }
+
+    /// Declares the target a container because the caller knows it is one
+    /// (a running Kubernetes container), so InSpec's `virtualization`
+    /// answers as for a container even when the files give no hint (with
+    /// containerd and cgroup v2, `/proc/self/cgroup` reads `0::/`); most
+    /// STIG container controls branch on it. A profile's own declaration
+    /// (the CLI's `--container`) still wins.
+    #[must_use]
+    pub fn known_container(mut self) -> Self {
+        self.container = Some(true);
+        self
     }
 }
 
@@ -127,7 +143,7 @@ impl<E: ScriptExecutor> Target for ShellTarget<E> {
             },
             declared: crate::facts::Declarations {
                 commands_outside_target: !self.root_prefix.is_empty(),
-                ..Default::default()
+                container: self.container,
             },
         })
     }

@@ -33,7 +33,7 @@ fn unsupported_constructs_are_named_and_fail_the_check() {
         "{out}"
     );
     assert!(
-        out.contains("1 of 23 controls use constructs scanfleet does not run"),
+        out.contains("1 of 25 controls use constructs scanfleet does not run"),
         "{out}"
     );
 }
@@ -147,4 +147,28 @@ fn scan_container_flag_declares_the_target_a_container() {
         "InSpec's detection: no /.dockerenv, no docker cgroup"
     );
     assert_eq!(status(&["--container"]), "passed");
+}
+
+#[test]
+fn a_profile_with_depends_is_refused_naming_the_dependency() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("controls")).unwrap();
+    std::fs::write(
+        dir.path().join("inspec.yml"),
+        "name: wrapper\nversion: 1.0.0\ndepends:\n  - name: upstream-baseline\n    url: https://example.org/baseline.tar.gz\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("controls/c.rb"),
+        "include_controls 'upstream-baseline'\n",
+    )
+    .unwrap();
+    let o = run(scanfleet().args(["profile", "check"]).arg(dir.path()));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("`depends` (upstream-baseline) is not supported")
+            && err.contains("inspec.yml"),
+        "{err}"
+    );
 }

@@ -138,10 +138,13 @@ pub async fn connect(
                             | ConnectErrorKind::ServerParse
                     );
                 if fatal || attempt >= settings.connect_attempts.max(1) {
-                    return Err(BusError::Connect(format!(
-                        "NATS {}: {e} (attempt {attempt})",
-                        settings.urls.join(",")
-                    )));
+                    let message =
+                        format!("NATS {}: {e} (attempt {attempt})", settings.urls.join(","));
+                    return Err(if fatal {
+                        BusError::Connect(message)
+                    } else {
+                        BusError::Unreachable(message)
+                    });
                 }
                 tracing::warn!(error = %e, attempt, "NATS not reachable yet; retrying");
                 tokio::time::sleep(delay).await;

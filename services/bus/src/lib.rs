@@ -71,7 +71,12 @@ pub enum BusError {
     /// Publishing failed.
     #[error("bus publish: {0}")]
     Publish(String),
-    /// Connecting failed.
+    /// Connecting failed for a reason retrying will not fix (credentials,
+    /// TLS, a bad URL).
     #[error("bus connect: {0}")]
     Connect(String),
+    /// No server answered within the connection attempts: NATS is down or
+    /// out of reach, which may pass (a CLI exits 3, a service retries).
+    #[error("bus connect: {0}")]
+    Unreachable(String),
 }

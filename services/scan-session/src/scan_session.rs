@@ -124,6 +124,18 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    /// Whether the Kubernetes API did not answer at all (no connection, a
+    /// failed handshake): the cluster is unavailable, not the scan refused.
+    pub fn cluster_unreachable(&self) -> bool {
+        matches!(
+            self,
+            SessionError::Preflight(PreflightError::Api {
+                source: kube::Error::HyperError(_) | kube::Error::Service(_),
+                ..
+            })
+        )
+    }
+
     /// Whether retrying the same intent cannot help.
     pub fn permanent(&self) -> bool {
         match self {

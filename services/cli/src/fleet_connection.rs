@@ -211,5 +211,12 @@ pub fn refusal(status: tonic::Status) -> anyhow::Error {
         }
         _ => "",
     };
-    anyhow!("{} ({:?}){hint}", status.message(), status.code())
+    let message = format!("{} ({:?}){hint}", status.message(), status.code());
+    match status.code() {
+        // The service did not answer in time or at all: exit status 3.
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+            anyhow::Error::new(crate::commands::Unavailable(message))
+        }
+        _ => anyhow!(message),
+    }
 }

@@ -3,6 +3,7 @@
 mod commands;
 mod files;
 mod fleet_connection;
+mod output;
 
 fn main() -> std::process::ExitCode {
     commands::main()

@@ -113,6 +113,42 @@ impl Fleet {
     }
 }
 
+/// `watch -o json`: one object per line, as each result arrives.
+async fn watch_prints_json_lines(fleet: &Fleet) {
+    let out = fleet
+        .cli_async(
+            ["watch", "01R1", "01R2", "01R3", "-o", "json"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .await;
+    assert_success(&out);
+    let mut watched: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v["scanId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    watched.sort();
+    assert_eq!(watched, ["01R1", "01R2", "01R3"]);
+}
+
+/// `-o yaml` carries exactly the JSON records, timestamps in RFC 3339.
+fn yaml_carries_the_json_records(fleet: &Fleet, listed: &serde_json::Value) {
+    let out = fleet.cli(&["results", "list", "-o", "yaml"]);
+    assert_success(&out);
+    let yaml: serde_json::Value = yaml_serde::from_slice(&out.stdout).unwrap();
+    assert_eq!(&yaml, listed);
+    let finished = listed[0]["finishedAt"]
+        .as_str()
+        .expect("an RFC 3339 string");
+    assert!(
+        finished.parse::<jiff::Timestamp>().is_ok() && finished.ends_with('Z'),
+        "{finished}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_show_and_verified_export() {
     let fleet = fleet().await;
@@ -128,6 +164,7 @@ async fn list_show_and_verified_export() {
     for id in ["01R1", "01R2", "01R3"] {
         assert!(text(&out.stdout).contains(id), "{}", text(&out.stdout));
     }
+    watch_prints_json_lines(&fleet).await;
 
     let out = fleet.cli(&["results", "list", "--output", "json"]);
     assert_success(&out);
@@ -144,6 +181,11 @@ async fn list_show_and_verified_export() {
     assert_success(&out);
     assert!(text(&out.stdout).starts_with("SCAN ID"));
     assert_eq!(text(&out.stdout).lines().count(), 4);
+    assert!(
+        !text(&out.stdout).contains('\u{1b}'),
+        "no colour when piped"
+    );
+    yaml_carries_the_json_records(&fleet, &listed);
 
     let out = fleet.cli(&["results", "show", "01R2", "--output", "json"]);
     assert_success(&out);
@@ -239,15 +281,17 @@ async fn watch_waits_for_results_that_arrive_later_and_times_out_on_missing_ones
     fleet.shutdown().await;
 }
 
+/// Exit status 3: the collector did not answer (a retry may work), unlike
+/// a refusal or bad input (2).
 #[test]
-fn an_unreachable_collector_is_a_clear_error() {
+fn an_unreachable_collector_is_a_clear_error_with_exit_status_3() {
     let out = scanfleet()
         .args(["results", "list", "--collector", "http://127.0.0.1:1"])
         .output()
         .unwrap();
     assert_fails_with(
         &out,
-        2,
+        3,
         "connecting to the collector: cannot reach http://127.0.0.1:1",
     );
 }

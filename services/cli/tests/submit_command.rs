@@ -40,22 +40,33 @@ async fn submit_prints_scan_ids_and_refuses_bad_targets_with_the_reason() {
                 .unwrap()
         })
     };
-    let out = run(vec!["k8s://shop/web-0/web", "--idempotency-key", "k1"])
-        .await
-        .unwrap();
+    let out = run(vec![
+        "k8s://shop/web-0/web",
+        "--idempotency-key",
+        "k1",
+        "-o",
+        "json",
+    ])
+    .await
+    .unwrap();
     assert_success(&out);
-    let line = text(&out.stdout);
-    let id = line.split_whitespace().next().unwrap().to_owned();
+    let queued: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let id = queued[0]["scanId"].as_str().unwrap().to_owned();
     assert_eq!(id.len(), 26);
-    assert!(line.contains("k8s://shop/web-0/web"));
+    assert_eq!(queued[0]["target"], "k8s://shop/web-0/web");
+    assert_eq!(queued[0]["deduplicated"], false);
     assert!(text(&out.stderr).contains(&format!("scanfleet watch {id}")));
 
+    // The table for people: a heading, then one line per container.
     let again = run(vec!["k8s://shop/web-0/web", "--idempotency-key", "k1"])
         .await
         .unwrap();
     assert_success(&again);
-    assert!(text(&again.stdout).starts_with(&id));
-    assert!(text(&again.stdout).contains("already submitted"));
+    let table = text(&again.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("SCAN ID"), "{table}");
+    assert!(lines[1].starts_with(&id), "{table}");
+    assert!(lines[1].contains("already submitted"), "{table}");
 
     let bad = run(vec!["k8s://Shop/web-0"]).await.unwrap();
     assert_fails_with(&bad, 2, "target.uri");

@@ -22,10 +22,12 @@ use super::EXIT_OK;
 /// The bus's set-up commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum BusCommand {
+    #[command(after_help = super::examples::BUS_INIT)]
     /// Create the streams, consumers and buckets that are missing (needs the
     /// admin identity); existing ones are left as they are, and where their
     /// limits differ from the flags the differences are listed.
     Init(Box<InitArgs>),
+    #[command(after_help = super::examples::BUS_IDENTITIES)]
     /// Generate the NATS user nkeys of the admin and the three services.
     Identities(IdentitiesArgs),
 }

@@ -351,7 +351,11 @@ async fn run_session(
         if p.key.is_some() {
             eprintln!("error: no envelope written: the scan produced no result");
         }
-        ExitCode::from(INVALID_INPUT)
+        if e.cluster_unreachable() {
+            super::exit_unavailable()
+        } else {
+            ExitCode::from(INVALID_INPUT)
+        }
     })
 }
 

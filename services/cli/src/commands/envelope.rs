@@ -16,6 +16,7 @@ use crate::files;
 
 #[derive(Debug, Subcommand)]
 pub enum EnvelopeCommand {
+    #[command(after_help = super::examples::ENVELOPE_SIGN)]
     /// Sign FILE's bytes into a DSSE envelope and print its JSON.
     Sign {
         /// PKCS#8 PEM private key (from `scanfleet keys generate`).
@@ -34,6 +35,7 @@ pub enum EnvelopeCommand {
         #[arg(long, default_value_t = DEFAULT_MAX_ENVELOPE_BYTES)]
         max_bytes: usize,
     },
+    #[command(after_help = super::examples::ENVELOPE_VERIFY)]
     /// Verify a DSSE envelope against trusted public keys. Exits 0 when a
     /// signature by one of them verifies, 1 when the envelope is rejected,
     /// 2 when it cannot be read.
@@ -53,6 +55,7 @@ pub enum EnvelopeCommand {
         #[arg(long, default_value_t = DEFAULT_MAX_ENVELOPE_BYTES)]
         max_bytes: usize,
     },
+    #[command(after_help = super::examples::ENVELOPE_ENCRYPT)]
     /// Encrypt FILE with age to one or more X25519 recipients.
     Encrypt {
         /// An age1… recipient; repeat to let any of several keys decrypt.
@@ -70,6 +73,7 @@ pub enum EnvelopeCommand {
         #[arg(long, default_value_t = DEFAULT_MAX_ENVELOPE_BYTES)]
         max_bytes: usize,
     },
+    #[command(after_help = super::examples::ENVELOPE_DECRYPT)]
     /// Decrypt an age file (binary or armored) with identity files.
     Decrypt {
         /// An age identity file (age-keygen format); may be repeated.

@@ -17,6 +17,7 @@ pub const MAX_KEY_FILE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
+    #[command(after_help = super::examples::KEYS_GENERATE)]
     /// Create a new key pair: DIR/signing.pem (mode 0600) and
     /// DIR/signing.pub.pem, and print the key id.
     Generate {
@@ -24,6 +25,7 @@ pub enum KeysCommand {
         #[arg(long)]
         out_dir: PathBuf,
     },
+    #[command(after_help = super::examples::KEYS_ID)]
     /// Print the key id of a public or private key file.
     Id {
         /// A PUBLIC KEY or PRIVATE KEY PEM file.

@@ -13,10 +13,12 @@ use scanfleet_scan_engine::adapters::profile_dir::read_profile_dir;
 use scanfleet_scan_engine::inspec::profile_check::{ProfileCheck, check_profile};
 
 use super::{EXIT_OK, exit_invalid_input, exit_rejected};
+use crate::output::{OutputArgs, OutputFormat, print_record};
 
 /// `scanfleet profile ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum ProfileCommand {
+    #[command(after_help = super::examples::PROFILE_CHECK)]
     /// Load and plan a profile without a target; exit 1 if any control uses
     /// a construct scanfleet does not run.
     Check(CheckArgs),
@@ -27,21 +29,12 @@ pub enum ProfileCommand {
 pub struct CheckArgs {
     /// Profile directory (inspec.yml with controls/*.yml, or controls/*.rb and libraries/*.rb).
     pub path: PathBuf,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
-    pub output: Format,
+    /// Output format (the table is a line per control, problems below it).
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Override a profile input: NAME=VALUE. Repeatable.
     #[arg(long = "input", value_name = "NAME=VALUE")]
     pub inputs: Vec<String>,
-}
-
-/// How to print the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// For people.
-    Text,
-    /// For machines.
-    Json,
 }
 
 /// Runs `scanfleet profile ...`.
@@ -58,9 +51,9 @@ pub fn run(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
             return Ok(exit_invalid_input());
         }
     };
-    match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Text => print!("{}", text(&report)),
+    match args.output.output {
+        OutputFormat::Table => print!("{}", text(&report)),
+        format => print_record(format, &serde_json::to_value(&report)?)?,
     }
     Ok(if report.unsupported == 0 {
         EXIT_OK

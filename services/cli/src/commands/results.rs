@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use scanfleet_contracts::v1::{
     GetResultRequest, ListResultsRequest, ResultFilter, ScanOutcome, ScanResult,
     WatchResultsRequest, results_client::ResultsClient,
@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256};
 use super::{EXIT_OK, exit_rejected, keys};
 use crate::files;
 use crate::fleet_connection::{ConnectionArgs, refusal};
+use crate::output::{
+    Column, OutputArgs, field_text, print_record, print_records, rfc3339, spinner, stream_line,
+};
 
 /// Where the collector's gRPC API is, and who the CLI is to it.
 #[derive(Debug, Args)]
@@ -32,20 +35,15 @@ pub struct CollectorArgs {
     connection: ConnectionArgs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Output {
-    /// Aligned columns for people.
-    Table,
-    /// One JSON document for scripts.
-    Json,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum ResultsCommand {
+    #[command(after_help = super::examples::RESULTS_LIST)]
     /// List results, newest first.
     List(ListArgs),
+    #[command(after_help = super::examples::RESULTS_SHOW)]
     /// Show one result's fields.
     Show(ShowArgs),
+    #[command(after_help = super::examples::RESULTS_EXPORT)]
     /// Write a result's HDF report and/or signed envelope to files. With
     /// --key, the envelope is verified and the report checked against the
     /// digest it signs before anything is written (exit 1 when either
@@ -76,9 +74,8 @@ pub struct ListArgs {
     /// At most this many results.
     #[arg(long, default_value_t = 50)]
     limit: u32,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
-    output: Output,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// `scanfleet results show`.
@@ -88,9 +85,8 @@ pub struct ShowArgs {
     collector: CollectorArgs,
     /// The scan id.
     scan_id: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
-    output: Output,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// `scanfleet results export`.
@@ -123,6 +119,8 @@ pub struct WatchArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -176,6 +174,7 @@ async fn list(args: ListArgs) -> Result<ExitCode> {
     };
     let mut results = Vec::new();
     let mut token = String::new();
+    let progress = spinner("reading results");
     while (results.len() as u32) < args.limit {
         let page = client
             .list(ListResultsRequest {
@@ -191,8 +190,11 @@ async fn list(args: ListArgs) -> Result<ExitCode> {
             break;
         }
         token = page.next_page_token;
+        progress.set_message(format!("read {} results", results.len()));
     }
-    print_results(&results, args.output);
+    progress.finish_and_clear();
+    let records: Vec<_> = results.iter().map(json).collect();
+    print_records(args.output.output, &COLUMNS, &records)?;
     Ok(EXIT_OK)
 }
 
@@ -205,14 +207,7 @@ async fn show(args: ShowArgs) -> Result<ExitCode> {
         .await
         .map_err(grpc)?
         .into_inner();
-    match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&json(&result))?),
-        Output::Table => {
-            for (k, v) in json(&result).as_object().into_iter().flatten() {
-                println!("{k:<18} {v}");
-            }
-        }
-    }
+    print_record(args.output.output, &json(&result))?;
     Ok(EXIT_OK)
 }
 
@@ -225,6 +220,7 @@ async fn export(args: ExportArgs) -> Result<ExitCode> {
     let request = || GetResultRequest {
         scan_id: scan_id.clone(),
     };
+    let progress = spinner(format!("exporting {scan_id}"));
     let result = client.get(request()).await.map_err(grpc)?.into_inner();
     let report = match args.hdf {
         Some(_) => Some(
@@ -237,6 +233,7 @@ async fn export(args: ExportArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
+    progress.finish_and_clear();
     if !args.keys.is_empty() {
         let trusted: TrustedKeys = args
             .keys
@@ -315,6 +312,7 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
             .map_err(grpc)?
             .into_inner();
         let mut failed = 0;
+        let mut shown = 0;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
         while !pending.is_empty() {
             let next = tokio::time::timeout_at(deadline, stream.message()).await;
@@ -329,7 +327,9 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
                 failed += 1;
             }
             bar.inc(1);
-            bar.suspend(|| println!("{}", row(&result)));
+            let line = stream_line(args.output.output, &COLUMNS, &json(&result), shown == 0)?;
+            shown += 1;
+            bar.suspend(|| println!("{line}"));
         }
         bar.finish_and_clear();
         if !pending.is_empty() {
@@ -348,73 +348,65 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     })
 }
 
-fn target(r: &ScanResult) -> String {
-    r.target
-        .as_ref()
-        .map(|t| format!("{}/{}/{}", t.namespace, t.pod, t.container))
-        .unwrap_or_default()
-}
-
-fn row(r: &ScanResult) -> String {
-    let outcome = if r.outcome == ScanOutcome::Completed as i32 {
-        "completed"
-    } else {
-        "failed"
-    };
-    let (compliance, failed) = match &r.summary {
-        Some(s) => {
-            let f = s.failed_by_severity.unwrap_or_default();
-            (
-                format!("{:.1}%", s.compliance_percent),
-                format!("{}/{}/{}/{}", f.critical, f.high, f.medium, f.low),
-            )
-        }
-        None => ("-".into(), "-".into()),
-    };
-    let threshold = match &r.threshold {
-        Some(t) if t.passed => "pass",
-        Some(_) => "FAIL",
-        None => "-",
-    };
-    format!(
-        "{:<26}  {:<40}  {:<9}  {:>7}  {:>9}  {:<9}  {}",
-        r.scan_id,
-        target(r),
-        outcome,
-        compliance,
-        failed,
-        threshold,
-        &r.signer_key_id.get(..12).unwrap_or(&r.signer_key_id)
-    )
-}
-
-fn print_results(results: &[ScanResult], output: Output) {
-    match output {
-        Output::Json => {
-            let all: Vec<_> = results.iter().map(json).collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&all).expect("JSON values serialize")
-            );
-        }
-        Output::Table => {
-            println!(
-                "{:<26}  {:<40}  {:<9}  {:>7}  {:>9}  {:<9}  SIGNER",
-                "SCAN ID", "TARGET", "OUTCOME", "COMPL.", "C/H/M/L", "THRESHOLD"
-            );
-            for r in results {
-                println!("{}", row(r));
+/// The table of results: the fields people scan for, from the JSON record.
+const COLUMNS: [Column; 7] = [
+    Column {
+        heading: "SCAN ID",
+        cell: |r| field_text(r.get("scanId")),
+    },
+    Column {
+        heading: "TARGET",
+        cell: |r| field_text(r.get("target")),
+    },
+    Column {
+        heading: "OUTCOME",
+        cell: |r| field_text(r.get("outcome")),
+    },
+    Column {
+        heading: "COMPL.",
+        cell: |r| match r["compliancePercent"].as_f64() {
+            Some(p) => format!("{p:.1}%"),
+            None => "-".into(),
+        },
+    },
+    Column {
+        heading: "C/H/M/L",
+        cell: |r| {
+            if r["compliancePercent"].is_null() {
+                return "-".into();
             }
-        }
-    }
-}
+            let f = &r["failedBySeverity"];
+            format!(
+                "{}/{}/{}/{}",
+                f["critical"], f["high"], f["medium"], f["low"]
+            )
+        },
+    },
+    Column {
+        heading: "THRESHOLD",
+        cell: |r| match r["thresholdPassed"].as_bool() {
+            Some(true) => "pass".into(),
+            Some(false) => "FAIL".into(),
+            None => "-".into(),
+        },
+    },
+    Column {
+        heading: "SIGNER",
+        cell: |r| {
+            let id = field_text(r.get("signerKeyId"));
+            id.get(..12).unwrap_or(&id).to_owned()
+        },
+    },
+];
 
+/// A result as `-o json|yaml` prints it (and the table reads it).
 fn json(r: &ScanResult) -> serde_json::Value {
     let t = r.target.clone().unwrap_or_default();
     let s = r.summary.unwrap_or_default();
     let f = s.failed_by_severity.unwrap_or_default();
     serde_json::json!({
         "scanId": r.scan_id,
+        "target": format!("{}/{}/{}", t.namespace, t.pod, t.container),
         "cluster": t.cluster,
         "namespace": t.namespace,
         "pod": t.pod,
@@ -422,13 +414,13 @@ fn json(r: &ScanResult) -> serde_json::Value {
         "imageDigest": t.image.map(|i| i.digest).unwrap_or_default(),
         "outcome": if r.outcome == ScanOutcome::Completed as i32 { "completed" } else { "failed" },
         "failure": r.failure,
-        "compliancePercent": s.compliance_percent,
+        "compliancePercent": r.summary.map(|s| s.compliance_percent),
         "passed": s.passed,
         "failed": s.failed,
         "failedBySeverity": {"critical": f.critical, "high": f.high, "medium": f.medium, "low": f.low},
         "thresholdPassed": r.threshold.as_ref().map(|t| t.passed),
         "signerKeyId": r.signer_key_id,
         "reportSha256": r.report_sha256,
-        "finishedAt": r.finished_at.map(|ts| ts.seconds),
+        "finishedAt": r.finished_at.map(|ts| rfc3339(ts.seconds, ts.nanos)),
     })
 }

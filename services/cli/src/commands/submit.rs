@@ -13,6 +13,29 @@ use scanfleet_contracts::v1::{
 
 use super::EXIT_OK;
 use crate::fleet_connection::{ConnectionArgs, refusal};
+use crate::output::{Column, OutputArgs, field_text, print_records, spinner};
+
+/// One row per queued container.
+const COLUMNS: [Column; 3] = [
+    Column {
+        heading: "SCAN ID",
+        cell: |r| field_text(r.get("scanId")),
+    },
+    Column {
+        heading: "TARGET",
+        cell: |r| field_text(r.get("target")),
+    },
+    Column {
+        heading: "STATUS",
+        cell: |r| {
+            if r["deduplicated"] == true {
+                "already submitted".into()
+            } else {
+                "queued".into()
+            }
+        },
+    },
+];
 
 /// What to scan, with which profile.
 #[derive(Debug, Args)]
@@ -53,6 +76,8 @@ pub struct SubmitArgs {
     /// Repeat-safe key: the same key and target always return the same scan.
     #[arg(long)]
     idempotency_key: Option<String>,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 pub fn run(args: SubmitArgs) -> Result<ExitCode> {
@@ -95,28 +120,29 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode> {
         .context("starting the async runtime")?
         .block_on(async move {
             let connection = args.connection.settle(args.intake.as_deref(), None)?;
+            let progress = spinner("submitting to intake");
             let response = connection
                 .intake()
                 .await?
                 .submit(request)
                 .await
-                .map_err(refusal)?
-                .into_inner();
-            for scan in &response.scans {
-                let t = scan.target.clone().unwrap_or_default();
-                println!(
-                    "{}  k8s://{}/{}/{}{}",
-                    scan.scan_id,
-                    t.namespace,
-                    t.pod,
-                    t.container,
-                    if scan.deduplicated {
-                        "  (already submitted)"
-                    } else {
-                        ""
-                    }
-                );
-            }
+                .map_err(refusal);
+            progress.finish_and_clear();
+            let response = response?.into_inner();
+            let records: Vec<_> = response
+                .scans
+                .iter()
+                .map(|scan| {
+                    let t = scan.target.clone().unwrap_or_default();
+                    serde_json::json!({
+                        "scanId": scan.scan_id,
+                        "cluster": t.cluster,
+                        "target": format!("k8s://{}/{}/{}", t.namespace, t.pod, t.container),
+                        "deduplicated": scan.deduplicated,
+                    })
+                })
+                .collect();
+            print_records(args.output.output, &COLUMNS, &records)?;
             // The program as invoked, so the hint works as printed even when
             // `scanfleet` is not on the PATH.
             let program = std::env::args()

@@ -10,7 +10,8 @@
 //! `Term` counts as an ack on a WorkQueue stream, so a terminated intent is
 //! already gone when its advisory arrives. Workers therefore call
 //! [`dead_letter_and_terminate`], which copies the intent first; the
-//! forwarder's own record for it then deduplicates against that copy.
+//! forwarder leaves terminated advisories alone (the server emits some of
+//! its own, for messages that were not dead).
 
 use std::future::Future;
 use std::time::Duration;
@@ -114,17 +115,25 @@ async fn forward_one(
     if advisory.stream != INTENTS_STREAM {
         return Ok(());
     }
-    let terminated = advisory.kind.ends_with(".terminated");
+    if advisory.kind.ends_with(".terminated") {
+        // A worker terminates an intent only through
+        // `dead_letter_and_terminate`, which copied it into SCAN_DLQ first,
+        // so there is nothing to forward. The server also emits terminated
+        // advisories of its own ("Unacknowledged message was deleted" when
+        // a replicated WorkQueue stream changes leader around acks, or an
+        // operator deletes a message): those are not dead letters, and
+        // copying them made empty records for scans that had completed
+        // (found by the three-node failover test, worker/tests/clustered_bus.rs).
+        tracing::debug!(
+            sequence = advisory.stream_seq,
+            reason = advisory.reason.as_deref().unwrap_or_default(),
+            "terminated-intent advisory: the worker already dead-lettered it, or the server removed it"
+        );
+        return Ok(());
+    }
     let mut headers = Headers::new();
     headers
-        .set(
-            HEADER_REASON,
-            if terminated {
-                "terminated"
-            } else {
-                "max_deliveries"
-            },
-        )
+        .set(HEADER_REASON, "max_deliveries")
         .set(HEADER_DELIVERIES, &advisory.deliveries.to_string())
         .set(HEADER_ORIGINAL_SEQUENCE, &advisory.stream_seq.to_string());
     if let Some(reason) = &advisory.reason {
@@ -155,9 +164,8 @@ async fn forward_one(
     .await?;
     // Idempotent: a second forwarder pass finds nothing to delete.
     let _ = intents.delete_message(advisory.stream_seq).await;
-    if let (Some(book), Some(id), false) = (status, &scan_id, terminated) {
-        // A terminated intent's worker already recorded why; only a scan
-        // that ran out of deliveries has nobody else to say so.
+    if let (Some(book), Some(id)) = (status, &scan_id) {
+        // A scan that ran out of deliveries has nobody else to say so.
         let why = format!(
             "dead-lettered after {} deliveries: no worker finished it (each claim crashed, \
              outlived its lease or kept failing); the intent is in {DLQ_SUBJECT_PREFIX}.{}",
@@ -171,7 +179,6 @@ async fn forward_one(
         sequence = advisory.stream_seq,
         consumer = %advisory.consumer,
         scan_id = scan_id.as_deref().unwrap_or_default(),
-        terminated,
         "intent moved to the dead-letter stream"
     );
     Ok(())

@@ -25,6 +25,36 @@ pub struct NatsOptions {
     /// Environment variables of the server process (the configuration's
     /// `$VARIABLES`, such as the identities' public nkeys).
     pub env: Vec<(String, String)>,
+    /// Membership of a JetStream cluster (production runs three servers).
+    pub cluster: Option<ClusterMember>,
+}
+
+/// One server's place in a cluster: its name and route port, and every
+/// member's route port (its own included, as the shipped StatefulSet
+/// configuration lists them; the server skips itself).
+#[derive(Clone, Debug)]
+pub struct ClusterMember {
+    /// The server's unique name (JetStream placement and leaders use it).
+    pub server_name: String,
+    /// The cluster port this server listens on.
+    pub port: u16,
+    /// Every member's cluster port.
+    pub routes: Vec<u16>,
+}
+
+/// `n` free loopback ports for cluster routes, which must be known before
+/// any member starts (each lists the others).
+///
+/// # Panics
+/// When the machine has no free port.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect()
 }
 
 /// A running nats-server. Dropping it kills the process and removes its
@@ -85,6 +115,19 @@ impl NatsServer {
             });
             config.push_str(&format!(
                 "tls {{ cert_file: {cert:?}, key_file: {key:?}, timeout: 5{verify} }}\n"
+            ));
+        }
+        if let Some(member) = &self.options.cluster {
+            let routes: Vec<String> = member
+                .routes
+                .iter()
+                .map(|p| format!("nats-route://127.0.0.1:{p}"))
+                .collect();
+            config.push_str(&format!(
+                "server_name: {:?}\ncluster {{ name: scanfleet-test, listen: \"127.0.0.1:{}\", routes: [{}] }}\n",
+                member.server_name,
+                member.port,
+                routes.join(", ")
             ));
         }
         for (name, text) in &self.options.includes {
@@ -148,10 +191,17 @@ impl NatsServer {
     }
 
     /// JetStream answers only after it has recovered its store; poll the
-    /// health endpoint instead of guessing.
+    /// health endpoint instead of guessing. (A cluster member is only
+    /// healthy once the cluster has a meta leader, which needs a quorum:
+    /// members wait for that in [`NatsServer::wait_healthy`].)
     fn wait_until_ready(&self, deadline: Instant) {
+        let path = if self.options.cluster.is_some() {
+            "/varz"
+        } else {
+            "/healthz?js-enabled-only=true"
+        };
         loop {
-            if http_get_ok(self.monitor_port, "/healthz?js-enabled-only=true") {
+            if http_get_ok(self.monitor_port, path) {
                 return;
             }
             assert!(
@@ -159,6 +209,23 @@ impl NatsServer {
                 "nats-server not healthy within 20 s"
             );
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until JetStream is healthy on this server (for a cluster
+    /// member: the cluster has a quorum and this server caught up).
+    ///
+    /// # Panics
+    /// When it is not within `within`.
+    pub fn wait_healthy(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !http_get_ok(self.monitor_port, "/healthz") {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server not healthy within {within:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
         }
     }
 

@@ -16,11 +16,13 @@ use async_nats::jetstream;
 use scanfleet_bus::identity::{AUTHORIZATION_CONF, AUTHORIZATION_CONF_NAME};
 use scanfleet_bus::{BusIdentity, NatsAuth, NatsSettings, TopologyConfig, UserNkey};
 
-use crate::nats::{NatsOptions, NatsServer};
+use crate::nats::{ClusterMember, NatsOptions, NatsServer, free_ports};
 
-/// A secured nats-server with every identity's credentials.
+/// A secured nats-server (or cluster of them) with every identity's
+/// credentials.
 pub struct SecureBus {
-    server: NatsServer,
+    /// One server, or every member of a cluster.
+    servers: Vec<NatsServer>,
     ca: PathBuf,
     seeds: BTreeMap<BusIdentity, PathBuf>,
     _dir: tempfile::TempDir,
@@ -55,37 +57,64 @@ impl SecureBus {
     /// # Panics
     /// When the server does not start.
     pub fn without_topology() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("scanfleet-bus-")
-            .tempdir()
-            .expect("temp dir");
-        let (ca, cert, key) = throwaway_pki(dir.path());
-        let mut seeds = BTreeMap::new();
-        let mut env = Vec::new();
-        for identity in BusIdentity::ALL {
-            let nkey = UserNkey::generate();
-            let path = dir.path().join(format!("{}.nk", identity.name()));
-            crate::write_private(&path, nkey.seed.as_bytes());
-            seeds.insert(identity, path);
-            env.push((identity.nkey_variable().to_owned(), nkey.public));
-        }
-        let server = NatsServer::start_with(NatsOptions {
-            tls: Some((cert, key)),
-            includes: vec![(AUTHORIZATION_CONF_NAME.into(), AUTHORIZATION_CONF.into())],
-            env,
-            ..Default::default()
-        });
+        let (dir, ca, seeds, options) = secured_options();
         Self {
-            server,
+            servers: vec![NatsServer::start_with(options)],
             ca,
             seeds,
             _dir: dir,
         }
     }
 
-    /// `tls://127.0.0.1:<port>`.
+    /// `members` servers in one JetStream cluster, as production runs
+    /// three, each secured like [`SecureBus::start`], with `topology`
+    /// bootstrapped once the cluster has a quorum (give it
+    /// `replicas: members`). Clients get every member's URL.
+    ///
+    /// # Panics
+    /// When a member does not start, the cluster forms no quorum within
+    /// 30 s, or the bootstrap fails.
+    pub async fn cluster(members: usize, topology: TopologyConfig) -> Self {
+        let (dir, ca, seeds, options) = secured_options();
+        let routes = free_ports(members);
+        let servers: Vec<NatsServer> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                NatsServer::start_with(NatsOptions {
+                    cluster: Some(ClusterMember {
+                        server_name: format!("nats-{i}"),
+                        port: *port,
+                        routes: routes.clone(),
+                    }),
+                    ..options.clone()
+                })
+            })
+            .collect();
+        for server in &servers {
+            server.wait_healthy(std::time::Duration::from_secs(30));
+        }
+        let bus = Self {
+            servers,
+            ca,
+            seeds,
+            _dir: dir,
+        };
+        topology
+            .ensure(&bus.admin().await)
+            .await
+            .expect("bootstrap the topology on the cluster");
+        bus
+    }
+
+    /// `tls://127.0.0.1:<port>`; for a cluster, every member's, comma
+    /// separated (as `--nats-url` takes them).
     pub fn url(&self) -> String {
-        self.server.url()
+        self.servers
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The CA that signed the server's certificate.
@@ -122,7 +151,7 @@ impl SecureBus {
     pub fn settings(&self, identity: BusIdentity) -> NatsSettings {
         let seed = std::fs::read_to_string(self.nkey_file(identity)).expect("read the seed");
         NatsSettings {
-            urls: vec![self.url()],
+            urls: self.servers.iter().map(NatsServer::url).collect(),
             auth: NatsAuth::NKey { seed },
             ca: Some(self.ca.clone()),
             client_cert: None,
@@ -156,15 +185,65 @@ impl SecureBus {
         self.js(BusIdentity::Admin).await
     }
 
-    /// The server, to kill or restart it, or read its log.
+    /// The server (a cluster's first member), to kill or restart it, or
+    /// read its log.
     pub fn server(&mut self) -> &mut NatsServer {
-        &mut self.server
+        &mut self.servers[0]
     }
 
-    /// The server's log so far.
-    pub fn log(&self) -> String {
-        self.server.log()
+    /// The cluster member named `name` (`nats-0`, `nats-1`, …), as a
+    /// stream's `cluster.leader` names it.
+    ///
+    /// # Panics
+    /// When there is no such member.
+    pub fn member(&mut self, name: &str) -> &mut NatsServer {
+        let index: usize = name
+            .strip_prefix("nats-")
+            .and_then(|i| i.parse().ok())
+            .filter(|i| *i < self.servers.len())
+            .unwrap_or_else(|| panic!("no cluster member {name:?}"));
+        &mut self.servers[index]
     }
+
+    /// Every server's log so far.
+    pub fn log(&self) -> String {
+        self.servers
+            .iter()
+            .map(NatsServer::log)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The PKI, one nkey per identity, and server options with TLS and the
+/// shipped authorization, in a fresh private directory.
+fn secured_options() -> (
+    tempfile::TempDir,
+    PathBuf,
+    BTreeMap<BusIdentity, PathBuf>,
+    NatsOptions,
+) {
+    let dir = tempfile::Builder::new()
+        .prefix("scanfleet-bus-")
+        .tempdir()
+        .expect("temp dir");
+    let (ca, cert, key) = throwaway_pki(dir.path());
+    let mut seeds = BTreeMap::new();
+    let mut env = Vec::new();
+    for identity in BusIdentity::ALL {
+        let nkey = UserNkey::generate();
+        let path = dir.path().join(format!("{}.nk", identity.name()));
+        crate::write_private(&path, nkey.seed.as_bytes());
+        seeds.insert(identity, path);
+        env.push((identity.nkey_variable().to_owned(), nkey.public));
+    }
+    let options = NatsOptions {
+        tls: Some((cert, key)),
+        includes: vec![(AUTHORIZATION_CONF_NAME.into(), AUTHORIZATION_CONF.into())],
+        env,
+        ..Default::default()
+    };
+    (dir, ca, seeds, options)
 }
 
 /// A CA and a server certificate for 127.0.0.1 and localhost.

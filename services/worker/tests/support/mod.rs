@@ -81,7 +81,11 @@ pub fn topology() -> TopologyConfig {
 
 impl Fleet {
     pub async fn start() -> Self {
-        let nats = SecureBus::start_with(topology()).await;
+        Self::start_on(SecureBus::start_with(topology()).await).await
+    }
+
+    /// The fleet on a bus the test set up (e.g. a three-node cluster).
+    pub async fn start_on(nats: SecureBus) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let js = nats.js(BusIdentity::Admin).await;
 

@@ -40,8 +40,38 @@ pub struct OutputArgs {
 pub struct Column {
     /// The heading.
     pub heading: &'static str,
-    /// The cell's text for a record.
-    pub cell: fn(&Value) -> String,
+    /// The cell's text for a record (unused for a plain field).
+    cell: fn(&Value) -> String,
+    /// The record's field shown as is, when the column is just that.
+    field: Option<&'static str>,
+}
+
+impl Column {
+    /// A column showing the record's `field` as is (`-` when absent).
+    pub const fn field(heading: &'static str, field: &'static str) -> Self {
+        Self {
+            heading,
+            cell: |_| String::new(),
+            field: Some(field),
+        }
+    }
+
+    /// A column whose cell `cell` derives from the record.
+    pub const fn derived(heading: &'static str, cell: fn(&Value) -> String) -> Self {
+        Self {
+            heading,
+            cell,
+            field: None,
+        }
+    }
+
+    /// The cell's text for `record`.
+    pub fn text(&self, record: &Value) -> String {
+        match self.field {
+            Some(field) => field_text(record.get(field)),
+            None => (self.cell)(record),
+        }
+    }
 }
 
 /// The text of a record's field for a cell: `-` when absent or empty.
@@ -117,14 +147,8 @@ pub fn print_record(format: OutputFormat, record: &Value) -> Result<()> {
                 .map(|(k, v)| serde_json::json!({"field": k, "value": v}))
                 .collect();
             let columns = [
-                Column {
-                    heading: "FIELD",
-                    cell: |r| field_text(r.get("field")),
-                },
-                Column {
-                    heading: "VALUE",
-                    cell: |r| field_text(r.get("value")),
-                },
+                Column::field("FIELD", "field"),
+                Column::field("VALUE", "value"),
             ];
             print!("{}", table(&columns, &rows, Terminal::stdout()));
         }
@@ -152,7 +176,7 @@ pub fn stream_line(
                 line.push_str(&fixed_line(columns.iter().map(|c| c.heading.to_owned())));
                 line.push('\n');
             }
-            line.push_str(&fixed_line(columns.iter().map(|c| (c.cell)(record))));
+            line.push_str(&fixed_line(columns.iter().map(|c| c.text(record))));
             line
         }
         OutputFormat::Json => serde_json::to_string(record)?,
@@ -186,7 +210,7 @@ pub fn table(columns: &[Column], records: &[Value], terminal: Terminal) -> Strin
     }
     for record in records {
         t.add_row(columns.iter().map(|c| {
-            let mut text = (c.cell)(record);
+            let mut text = c.text(record);
             if terminal.width.is_some() && text.chars().count() > MAX_CELL_CHARS {
                 text = text.chars().take(MAX_CELL_CHARS - 1).collect::<String>() + "…";
             }
@@ -255,14 +279,8 @@ mod tests {
     use super::*;
 
     const COLUMNS: [Column; 2] = [
-        Column {
-            heading: "SCAN ID",
-            cell: |r| field_text(r.get("scanId")),
-        },
-        Column {
-            heading: "OUTCOME",
-            cell: |r| field_text(r.pointer("/outcome")),
-        },
+        Column::field("SCAN ID", "scanId"),
+        Column::derived("OUTCOME", |r| field_text(r.pointer("/outcome"))),
     ];
 
     fn records() -> Vec<Value> {

@@ -64,6 +64,16 @@ fn command_controls(rewrite: &str) -> Vec<String> {
 }
 
 async fn scan_with(admin: &ClusterAccess, pod: &str, approach: Approach, name: &str) -> ScanReport {
+    scan_profile(admin, pod, approach, profile(name)).await
+}
+
+async fn scan_profile(
+    admin: &ClusterAccess,
+    pod: &str,
+    approach: Approach,
+    profile: std::sync::Arc<scanfleet_scan_engine::profile::Profile>,
+) -> ScanReport {
+    let name = profile.metadata.name.clone();
     run_scan(
         admin,
         &session_config(true),
@@ -73,7 +83,7 @@ async fn scan_with(admin: &ClusterAccess, pod: &str, approach: Approach, name: &
             pod: pod.into(),
             container: "app".into(),
             approach,
-            profile: profile(name),
+            profile,
             deadline: Duration::from_secs(60),
         },
     )
@@ -162,23 +172,8 @@ async fn a_running_container_is_declared_one(admin: &ClusterAccess, dir: &std::p
         scanfleet_scan_engine::adapters::profile_dir::load_profile_dir(&root, &BTreeMap::new())
             .expect("the profile loads"),
     );
-    for (pod, approach) in [("hardened", Approach::Exec), ("hardened", Approach::Debug)] {
-        let report = run_scan(
-            admin,
-            &session_config(true),
-            ScanRequest {
-                scan_id: new_scan_id(),
-                namespace: "truth".into(),
-                pod: pod.into(),
-                container: "app".into(),
-                approach,
-                profile: profile.clone(),
-                deadline: Duration::from_secs(60),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{pod} via {approach}: {e}"))
-        .report;
+    for approach in [Approach::Exec, Approach::Debug] {
+        let report = scan_profile(admin, "hardened", approach, profile.clone()).await;
         let got = statuses(&report);
         assert_eq!(got["in-a-container"].0, "passed", "via {approach}: {got:?}");
     }

@@ -350,53 +350,32 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
 
 /// The table of results: the fields people scan for, from the JSON record.
 const COLUMNS: [Column; 7] = [
-    Column {
-        heading: "SCAN ID",
-        cell: |r| field_text(r.get("scanId")),
-    },
-    Column {
-        heading: "TARGET",
-        cell: |r| field_text(r.get("target")),
-    },
-    Column {
-        heading: "OUTCOME",
-        cell: |r| field_text(r.get("outcome")),
-    },
-    Column {
-        heading: "COMPL.",
-        cell: |r| match r["compliancePercent"].as_f64() {
-            Some(p) => format!("{p:.1}%"),
-            None => "-".into(),
-        },
-    },
-    Column {
-        heading: "C/H/M/L",
-        cell: |r| {
-            if r["compliancePercent"].is_null() {
-                return "-".into();
-            }
-            let f = &r["failedBySeverity"];
-            format!(
-                "{}/{}/{}/{}",
-                f["critical"], f["high"], f["medium"], f["low"]
-            )
-        },
-    },
-    Column {
-        heading: "THRESHOLD",
-        cell: |r| match r["thresholdPassed"].as_bool() {
-            Some(true) => "pass".into(),
-            Some(false) => "FAIL".into(),
-            None => "-".into(),
-        },
-    },
-    Column {
-        heading: "SIGNER",
-        cell: |r| {
-            let id = field_text(r.get("signerKeyId"));
-            id.get(..12).unwrap_or(&id).to_owned()
-        },
-    },
+    Column::field("SCAN ID", "scanId"),
+    Column::field("TARGET", "target"),
+    Column::field("OUTCOME", "outcome"),
+    Column::derived("COMPL.", |r| match r["compliancePercent"].as_f64() {
+        Some(p) => format!("{p:.1}%"),
+        None => "-".into(),
+    }),
+    Column::derived("C/H/M/L", |r| {
+        if r["compliancePercent"].is_null() {
+            return "-".into();
+        }
+        let f = &r["failedBySeverity"];
+        format!(
+            "{}/{}/{}/{}",
+            f["critical"], f["high"], f["medium"], f["low"]
+        )
+    }),
+    Column::derived("THRESHOLD", |r| match r["thresholdPassed"].as_bool() {
+        Some(true) => "pass".into(),
+        Some(false) => "FAIL".into(),
+        None => "-".into(),
+    }),
+    Column::derived("SIGNER", |r| {
+        let id = field_text(r.get("signerKeyId"));
+        id.get(..12).unwrap_or(&id).to_owned()
+    }),
 ];
 
 /// A result as `-o json|yaml` prints it (and the table reads it).

@@ -13,28 +13,19 @@ use scanfleet_contracts::v1::{
 
 use super::EXIT_OK;
 use crate::fleet_connection::{ConnectionArgs, refusal};
-use crate::output::{Column, OutputArgs, field_text, print_records, spinner};
+use crate::output::{Column, OutputArgs, print_records, spinner};
 
 /// One row per queued container.
 const COLUMNS: [Column; 3] = [
-    Column {
-        heading: "SCAN ID",
-        cell: |r| field_text(r.get("scanId")),
-    },
-    Column {
-        heading: "TARGET",
-        cell: |r| field_text(r.get("target")),
-    },
-    Column {
-        heading: "STATUS",
-        cell: |r| {
-            if r["deduplicated"] == true {
-                "already submitted".into()
-            } else {
-                "queued".into()
-            }
-        },
-    },
+    Column::field("SCAN ID", "scanId"),
+    Column::field("TARGET", "target"),
+    Column::derived("STATUS", |r| {
+        if r["deduplicated"] == true {
+            "already submitted".into()
+        } else {
+            "queued".into()
+        }
+    }),
 ];
 
 /// What to scan, with which profile.

@@ -8,6 +8,11 @@
 //! own restricted credentials from [`SecureBus::args`] (command-line flags)
 //! or [`SecureBus::settings`]; tests inspect and arrange with
 //! [`SecureBus::admin`].
+//!
+//! [`SecureBus::requiring_client_certificates`] is the same bus with
+//! mutual TLS (`verify: true`, as `deploy/nats/nats-server.conf` offers
+//! commented out): every client must also present a certificate the bus
+//! CA signed, and each identity gets one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,13 +22,16 @@ use scanfleet_bus::identity::{AUTHORIZATION_CONF, AUTHORIZATION_CONF_NAME};
 use scanfleet_bus::{BusIdentity, NatsAuth, NatsSettings, TopologyConfig, UserNkey};
 
 use crate::nats::{NatsOptions, NatsServer};
+use crate::pki::{Identity, TestCa};
 
 /// A secured nats-server with every identity's credentials.
 pub struct SecureBus {
     server: NatsServer,
     ca: PathBuf,
+    issuer: TestCa,
     seeds: BTreeMap<BusIdentity, PathBuf>,
-    _dir: tempfile::TempDir,
+    client_certificates: BTreeMap<BusIdentity, (PathBuf, PathBuf)>,
+    dir: tempfile::TempDir,
 }
 
 impl SecureBus {
@@ -41,8 +49,23 @@ impl SecureBus {
     /// # Panics
     /// As [`SecureBus::start`].
     pub async fn start_with(topology: TopologyConfig) -> Self {
-        let bus = Self::without_topology();
+        let bus = Self::launch(false);
         topology
+            .ensure(&bus.admin().await)
+            .await
+            .expect("bootstrap the topology");
+        bus
+    }
+
+    /// A secured server (default topology) that also requires every
+    /// client to present a certificate the bus CA signed; every identity's
+    /// settings and flags carry one.
+    ///
+    /// # Panics
+    /// As [`SecureBus::start`].
+    pub async fn requiring_client_certificates() -> Self {
+        let bus = Self::launch(true);
+        TopologyConfig::default()
             .ensure(&bus.admin().await)
             .await
             .expect("bootstrap the topology");
@@ -55,12 +78,18 @@ impl SecureBus {
     /// # Panics
     /// When the server does not start.
     pub fn without_topology() -> Self {
+        Self::launch(false)
+    }
+
+    fn launch(client_certificates: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("scanfleet-bus-")
             .tempdir()
             .expect("temp dir");
-        let (ca, cert, key) = throwaway_pki(dir.path());
+        let issuer = TestCa::new("scanfleet test bus CA");
+        let (ca, cert, key) = throwaway_pki(dir.path(), &issuer);
         let mut seeds = BTreeMap::new();
+        let mut certificates = BTreeMap::new();
         let mut env = Vec::new();
         for identity in BusIdentity::ALL {
             let nkey = UserNkey::generate();
@@ -68,9 +97,15 @@ impl SecureBus {
             crate::write_private(&path, nkey.seed.as_bytes());
             seeds.insert(identity, path);
             env.push((identity.nkey_variable().to_owned(), nkey.public));
+            if client_certificates {
+                let id = issuer.client(identity.name(), "scanfleet");
+                let files = write_identity(dir.path(), identity.name(), &id);
+                certificates.insert(identity, files);
+            }
         }
         let server = NatsServer::start_with(NatsOptions {
             tls: Some((cert, key)),
+            client_ca: client_certificates.then(|| ca.clone()),
             includes: vec![(AUTHORIZATION_CONF_NAME.into(), AUTHORIZATION_CONF.into())],
             env,
             ..Default::default()
@@ -78,9 +113,28 @@ impl SecureBus {
         Self {
             server,
             ca,
+            issuer,
             seeds,
-            _dir: dir,
+            client_certificates: certificates,
+            dir,
         }
+    }
+
+    /// The bus CA, to sign more client certificates.
+    pub fn issuer(&self) -> &TestCa {
+        &self.issuer
+    }
+
+    /// `identity`'s client certificate and key files, when the bus
+    /// requires client certificates.
+    pub fn client_certificate(&self, identity: BusIdentity) -> Option<&(PathBuf, PathBuf)> {
+        self.client_certificates.get(&identity)
+    }
+
+    /// Writes a certificate and key (0600) as `<name>.pem` and
+    /// `<name>-key.pem` next to the bus's own files.
+    pub fn write_certificate(&self, name: &str, id: &Identity) -> (PathBuf, PathBuf) {
+        write_identity(self.dir.path(), name, id)
     }
 
     /// `tls://127.0.0.1:<port>`.
@@ -107,12 +161,21 @@ impl SecureBus {
 
     /// [`SecureBus::args`] without the URL: the CA and the identity's nkey.
     pub fn auth_args(&self, identity: BusIdentity) -> Vec<String> {
-        vec![
+        let mut args = vec![
             "--nats-ca".into(),
             self.ca.display().to_string(),
             "--nats-nkey-file".into(),
             self.nkey_file(identity).display().to_string(),
-        ]
+        ];
+        if let Some((cert, key)) = self.client_certificate(identity) {
+            args.extend([
+                "--nats-client-cert".into(),
+                cert.display().to_string(),
+                "--nats-client-key".into(),
+                key.display().to_string(),
+            ]);
+        }
+        args
     }
 
     /// Connection settings for `identity`.
@@ -125,7 +188,7 @@ impl SecureBus {
             urls: vec![self.url()],
             auth: NatsAuth::NKey { seed },
             ca: Some(self.ca.clone()),
-            client_cert: None,
+            client_cert: self.client_certificate(identity).cloned(),
             connect_attempts: 3,
         }
     }
@@ -167,29 +230,19 @@ impl SecureBus {
     }
 }
 
-/// A CA and a server certificate for 127.0.0.1 and localhost.
-fn throwaway_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "scanfleet test bus CA");
-    let ca =
-        rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().expect("CA key"))
-            .expect("CA certificate");
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("server params")
-        .signed_by(&key, &ca)
-        .expect("server certificate");
-    let write = |name: &str, text: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).expect("write PKI file");
-        path
-    };
-    (
-        write("ca.pem", ca.pem()),
-        write("server.pem", cert.pem()),
-        write("server.key", key.serialize_pem()),
-    )
+/// The CA file and a server certificate for 127.0.0.1 and localhost.
+fn throwaway_pki(dir: &Path, issuer: &TestCa) -> (PathBuf, PathBuf, PathBuf) {
+    let server = issuer.server("nats");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, issuer.pem()).expect("write the CA");
+    let (cert, key) = write_identity(dir, "server", &server);
+    (ca, cert, key)
+}
+
+fn write_identity(dir: &Path, name: &str, id: &Identity) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.pem"));
+    std::fs::write(&cert, &id.cert_pem).expect("write a certificate");
+    let key = dir.join(format!("{name}-key.pem"));
+    crate::write_private(&key, id.key_pem.as_bytes());
+    (cert, key)
 }

@@ -7,7 +7,7 @@ mod support;
 use async_nats::HeaderMap;
 use scanfleet_bus::{NatsAuth, NatsSettings, TopologyConfig, UserNkey};
 use scanfleet_test_harness::nats::{NatsOptions, NatsServer};
-use scanfleet_test_harness::pki::TestPki;
+use scanfleet_test_harness::pki::{TestCa, TestPki};
 use scanfleet_trust::SigningKey;
 use support::*;
 
@@ -213,4 +213,35 @@ fn without_its_topology_the_collector_names_what_is_missing_and_how_to_create_it
         "{err}"
     );
     assert!(err.contains("scanfleet bus init"), "{err}");
+}
+
+#[tokio::test]
+async fn a_bus_client_certificate_of_another_ca_is_refused_at_once() {
+    let bus = SecureBus::requiring_client_certificates().await;
+    let (_sim, creds) = credentials().await;
+    let dir = tempfile::tempdir().unwrap();
+    let public = write_public_key(dir.path(), &SigningKey::generate());
+    let store = format!("sqlite://{}", dir.path().join("r.db").display());
+
+    // Its own certificate (signed by the bus CA): the collector serves.
+    let collector = CollectorProcess::start(base_args(&bus, &store, &public), dir.path(), &creds);
+    assert_eq!(collector.get("/readyz").await.status, 200);
+
+    // The same identity with a certificate from another CA.
+    let stranger = TestCa::new("someone-else").client("collector", "scanfleet");
+    let (cert, key) = bus.write_certificate("foreign-collector", &stranger);
+    let mut args = base_args(&bus, &store, &public);
+    let at = args.iter().position(|a| a == "--nats-client-cert").unwrap();
+    args[at + 1] = cert.display().to_string();
+    let at = args.iter().position(|a| a == "--nats-client-key").unwrap();
+    args[at + 1] = key.display().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanfleet-collector"))
+        .args(&args)
+        .args(creds.service_flags())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("UnknownCA"), "{err}");
+    assert!(err.contains("attempt 1"), "not retried: {err}");
 }

@@ -156,6 +156,9 @@ pub async fn https_request(
             .write_all(&request)
             .await
             .map_err(|e| e.to_string())?;
+        // TLS buffers what the socket did not take yet; only a flush
+        // sends it (without, a loaded machine left requests half sent).
+        stream.flush().await.map_err(|e| e.to_string())?;
         let mut raw = Vec::new();
         // A peer that closes without close_notify still sent its answer.
         let _ = stream.read_to_end(&mut raw).await;

@@ -8,6 +8,11 @@
 //! own restricted credentials from [`SecureBus::args`] (command-line flags)
 //! or [`SecureBus::settings`]; tests inspect and arrange with
 //! [`SecureBus::admin`].
+//!
+//! [`SecureBus::requiring_client_certificates`] is the same bus with
+//! mutual TLS (`verify: true`, as `deploy/nats/nats-server.conf` offers
+//! commented out): every client must also present a certificate the bus
+//! CA signed, and each identity gets one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +22,7 @@ use scanfleet_bus::identity::{AUTHORIZATION_CONF, AUTHORIZATION_CONF_NAME};
 use scanfleet_bus::{BusIdentity, NatsAuth, NatsSettings, TopologyConfig, UserNkey};
 
 use crate::nats::{ClusterMember, NatsOptions, NatsServer, free_ports};
+use crate::pki::{Identity, TestCa};
 
 /// A secured nats-server (or cluster of them) with every identity's
 /// credentials.
@@ -24,8 +30,10 @@ pub struct SecureBus {
     /// One server, or every member of a cluster.
     servers: Vec<NatsServer>,
     ca: PathBuf,
+    issuer: TestCa,
     seeds: BTreeMap<BusIdentity, PathBuf>,
-    _dir: tempfile::TempDir,
+    client_certificates: BTreeMap<BusIdentity, (PathBuf, PathBuf)>,
+    dir: tempfile::TempDir,
 }
 
 impl SecureBus {
@@ -43,8 +51,23 @@ impl SecureBus {
     /// # Panics
     /// As [`SecureBus::start`].
     pub async fn start_with(topology: TopologyConfig) -> Self {
-        let bus = Self::without_topology();
+        let bus = Self::launch(false);
         topology
+            .ensure(&bus.admin().await)
+            .await
+            .expect("bootstrap the topology");
+        bus
+    }
+
+    /// A secured server (default topology) that also requires every
+    /// client to present a certificate the bus CA signed; every identity's
+    /// settings and flags carry one.
+    ///
+    /// # Panics
+    /// As [`SecureBus::start`].
+    pub async fn requiring_client_certificates() -> Self {
+        let bus = Self::launch(true);
+        TopologyConfig::default()
             .ensure(&bus.admin().await)
             .await
             .expect("bootstrap the topology");
@@ -57,13 +80,12 @@ impl SecureBus {
     /// # Panics
     /// When the server does not start.
     pub fn without_topology() -> Self {
-        let (dir, ca, seeds, options) = secured_options();
-        Self {
-            servers: vec![NatsServer::start_with(options)],
-            ca,
-            seeds,
-            _dir: dir,
-        }
+        Self::launch(false)
+    }
+
+    fn launch(client_certificates: bool) -> Self {
+        let (secured, options) = Secured::new(client_certificates);
+        secured.into_bus(vec![NatsServer::start_with(options)])
     }
 
     /// `members` servers in one JetStream cluster, as production runs
@@ -75,7 +97,7 @@ impl SecureBus {
     /// When a member does not start, the cluster forms no quorum within
     /// 30 s, or the bootstrap fails.
     pub async fn cluster(members: usize, topology: TopologyConfig) -> Self {
-        let (dir, ca, seeds, options) = secured_options();
+        let (secured, options) = Secured::new(false);
         let routes = free_ports(members);
         let servers: Vec<NatsServer> = routes
             .iter()
@@ -94,17 +116,29 @@ impl SecureBus {
         for server in &servers {
             server.wait_healthy(std::time::Duration::from_secs(30));
         }
-        let bus = Self {
-            servers,
-            ca,
-            seeds,
-            _dir: dir,
-        };
+        let bus = secured.into_bus(servers);
         topology
             .ensure(&bus.admin().await)
             .await
             .expect("bootstrap the topology on the cluster");
         bus
+    }
+
+    /// The bus CA, to sign more client certificates.
+    pub fn issuer(&self) -> &TestCa {
+        &self.issuer
+    }
+
+    /// `identity`'s client certificate and key files, when the bus
+    /// requires client certificates.
+    pub fn client_certificate(&self, identity: BusIdentity) -> Option<&(PathBuf, PathBuf)> {
+        self.client_certificates.get(&identity)
+    }
+
+    /// Writes a certificate and key (0600) as `<name>.pem` and
+    /// `<name>-key.pem` next to the bus's own files.
+    pub fn write_certificate(&self, name: &str, id: &Identity) -> (PathBuf, PathBuf) {
+        write_identity(self.dir.path(), name, id)
     }
 
     /// `tls://127.0.0.1:<port>`; for a cluster, every member's, comma
@@ -136,12 +170,21 @@ impl SecureBus {
 
     /// [`SecureBus::args`] without the URL: the CA and the identity's nkey.
     pub fn auth_args(&self, identity: BusIdentity) -> Vec<String> {
-        vec![
+        let mut args = vec![
             "--nats-ca".into(),
             self.ca.display().to_string(),
             "--nats-nkey-file".into(),
             self.nkey_file(identity).display().to_string(),
-        ]
+        ];
+        if let Some((cert, key)) = self.client_certificate(identity) {
+            args.extend([
+                "--nats-client-cert".into(),
+                cert.display().to_string(),
+                "--nats-client-key".into(),
+                key.display().to_string(),
+            ]);
+        }
+        args
     }
 
     /// Connection settings for `identity`.
@@ -154,7 +197,7 @@ impl SecureBus {
             urls: self.servers.iter().map(NatsServer::url).collect(),
             auth: NatsAuth::NKey { seed },
             ca: Some(self.ca.clone()),
-            client_cert: None,
+            client_cert: self.client_certificate(identity).cloned(),
             connect_attempts: 3,
         }
     }
@@ -215,60 +258,83 @@ impl SecureBus {
     }
 }
 
-/// The PKI, one nkey per identity, and server options with TLS and the
-/// shipped authorization, in a fresh private directory.
-fn secured_options() -> (
-    tempfile::TempDir,
-    PathBuf,
-    BTreeMap<BusIdentity, PathBuf>,
-    NatsOptions,
-) {
-    let dir = tempfile::Builder::new()
-        .prefix("scanfleet-bus-")
-        .tempdir()
-        .expect("temp dir");
-    let (ca, cert, key) = throwaway_pki(dir.path());
-    let mut seeds = BTreeMap::new();
-    let mut env = Vec::new();
-    for identity in BusIdentity::ALL {
-        let nkey = UserNkey::generate();
-        let path = dir.path().join(format!("{}.nk", identity.name()));
-        crate::write_private(&path, nkey.seed.as_bytes());
-        seeds.insert(identity, path);
-        env.push((identity.nkey_variable().to_owned(), nkey.public));
-    }
-    let options = NatsOptions {
-        tls: Some((cert, key)),
-        includes: vec![(AUTHORIZATION_CONF_NAME.into(), AUTHORIZATION_CONF.into())],
-        env,
-        ..Default::default()
-    };
-    (dir, ca, seeds, options)
+/// Everything a secured bus is made of before its servers start: the PKI,
+/// one nkey (and, when asked, one client certificate) per identity, and
+/// the server options with TLS and the shipped authorization, in a fresh
+/// private directory. One server or a cluster's members share it.
+struct Secured {
+    dir: tempfile::TempDir,
+    issuer: TestCa,
+    ca: PathBuf,
+    seeds: BTreeMap<BusIdentity, PathBuf>,
+    client_certificates: BTreeMap<BusIdentity, (PathBuf, PathBuf)>,
 }
 
-/// A CA and a server certificate for 127.0.0.1 and localhost.
-fn throwaway_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "scanfleet test bus CA");
-    let ca =
-        rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().expect("CA key"))
-            .expect("CA certificate");
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("server params")
-        .signed_by(&key, &ca)
-        .expect("server certificate");
-    let write = |name: &str, text: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).expect("write PKI file");
-        path
-    };
-    (
-        write("ca.pem", ca.pem()),
-        write("server.pem", cert.pem()),
-        write("server.key", key.serialize_pem()),
-    )
+impl Secured {
+    fn new(client_certificates: bool) -> (Self, NatsOptions) {
+        let dir = tempfile::Builder::new()
+            .prefix("scanfleet-bus-")
+            .tempdir()
+            .expect("temp dir");
+        let issuer = TestCa::new("scanfleet test bus CA");
+        let (ca, cert, key) = throwaway_pki(dir.path(), &issuer);
+        let mut seeds = BTreeMap::new();
+        let mut certificates = BTreeMap::new();
+        let mut env = Vec::new();
+        for identity in BusIdentity::ALL {
+            let nkey = UserNkey::generate();
+            let path = dir.path().join(format!("{}.nk", identity.name()));
+            crate::write_private(&path, nkey.seed.as_bytes());
+            seeds.insert(identity, path);
+            env.push((identity.nkey_variable().to_owned(), nkey.public));
+            if client_certificates {
+                let id = issuer.client(identity.name(), "scanfleet");
+                let files = write_identity(dir.path(), identity.name(), &id);
+                certificates.insert(identity, files);
+            }
+        }
+        let options = NatsOptions {
+            tls: Some((cert, key)),
+            client_ca: client_certificates.then(|| ca.clone()),
+            includes: vec![(AUTHORIZATION_CONF_NAME.into(), AUTHORIZATION_CONF.into())],
+            env,
+            ..Default::default()
+        };
+        let secured = Self {
+            dir,
+            issuer,
+            ca,
+            seeds,
+            client_certificates: certificates,
+        };
+        (secured, options)
+    }
+
+    fn into_bus(self, servers: Vec<NatsServer>) -> SecureBus {
+        SecureBus {
+            servers,
+            ca: self.ca,
+            issuer: self.issuer,
+            seeds: self.seeds,
+            client_certificates: self.client_certificates,
+            dir: self.dir,
+        }
+    }
+}
+
+/// The CA file and a server certificate for 127.0.0.1 and localhost.
+fn throwaway_pki(dir: &Path, issuer: &TestCa) -> (PathBuf, PathBuf, PathBuf) {
+    let server = issuer.server("nats");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, issuer.pem()).expect("write the CA");
+    let (cert, key) = write_identity(dir, "server", &server);
+    (ca, cert, key)
+}
+
+fn write_identity(dir: &Path, name: &str, id: &Identity) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.pem"));
+    std::fs::write(&cert, &id.cert_pem).expect("write a certificate");
+    let key = dir.join(format!("{name}-key.pem"));
+    crate::write_private(&key, id.key_pem.as_bytes());
+    (cert, key)
 }

@@ -147,6 +147,7 @@ pub async fn http_get(
         s.write_all(request.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
+        s.flush().await.map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         // A peer that closes without close_notify still sent its answer.
         let _ = s.read_to_end(&mut out).await;

@@ -20,8 +20,13 @@
 //!   the connection's first reads ([`Transport`]), so a client that never
 //!   finishes it is held to the same deadlines and eviction as one that
 //!   never finishes its headers. Plaintext only with
-//!   [`ListenerSecurity::InsecurePlaintext`], announced with a warning.
+//!   [`ListenerSecurity::InsecurePlaintext`], announced with a warning;
+//! - a gRPC request that does not decode, or is over the size limit, is
+//!   answered as the caller's fault ([`ReclassifyCallerFaults`]:
+//!   `INVALID_ARGUMENT` / `RESOURCE_EXHAUSTED`, not tonic's `INTERNAL` /
+//!   `OUT_OF_RANGE`).
 
+mod caller_faults;
 mod connection;
 mod limits;
 mod listener;
@@ -32,6 +37,7 @@ mod security_settings;
 mod tls;
 mod transport;
 
+pub use caller_faults::{CallerFaults, ReclassifyCallerFaults, reclassify};
 pub use connection::{Connection, ConnectionInfo};
 pub use limits::{ServingArgs, ServingFile, ServingLimits};
 pub use listener::{AcceptFailed, Listener};

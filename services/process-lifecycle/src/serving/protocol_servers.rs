@@ -9,6 +9,7 @@ use axum::Router;
 use axum::serve::IncomingStream;
 use tokio::sync::watch;
 
+use super::caller_faults::ReclassifyCallerFaults;
 use super::connection::Connection;
 use super::listener::{AcceptFailed, Listener};
 use super::request_tracking::{TrackRequests, Tracked, TrackedBody};
@@ -124,6 +125,7 @@ pub async fn serve_grpc(
     });
     let server = tonic::transport::Server::builder()
         .layer(TrackRequests)
+        .layer(ReclassifyCallerFaults)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stopped(shutdown));
     tokio::select! {

@@ -352,7 +352,8 @@ impl Config {
                 ),
                 session_ttl: Duration::from_secs(
                     u64::from(
-                        setting(args.session_ttl_minutes, file.session_ttl_minutes, 15).clamp(1, 720),
+                        setting(args.session_ttl_minutes, file.session_ttl_minutes, 15)
+                            .clamp(1, 720),
                     ) * 60,
                 ),
             },

@@ -9,7 +9,7 @@ use scanfleet_edge_access::Verb;
 use scanfleet_result_store::{PostureFilter, ResultFilter};
 use serde::Deserialize;
 
-use super::layout::{age, now_ms, frame, respond};
+use super::layout::{age, frame, now_ms, respond};
 use super::overview::{PAGE_SIZE, urlencode};
 use super::{DashboardState, Viewer, refusal};
 
@@ -72,5 +72,8 @@ pub async fn page(
             @if more { a href={"?page=" (index + 1)} { "Next page" } }
         }
     };
-    respond(StatusCode::OK, frame(&format!("Control {control_id}"), Some(&caller.name), body))
+    respond(
+        StatusCode::OK,
+        frame(&format!("Control {control_id}"), Some(&caller.name), body),
+    )
 }

@@ -76,7 +76,10 @@ pub fn error_page(code: http::StatusCode, message: &str) -> Response {
         p class="error" role="alert" { (message) }
         p { a href="/ui" { "Back to the overview" } " · " a href="/ui/login" { "Sign in" } }
     };
-    respond(code, frame(code.canonical_reason().unwrap_or("Error"), None, body))
+    respond(
+        code,
+        frame(code.canonical_reason().unwrap_or("Error"), None, body),
+    )
 }
 
 /// "3 h ago", "2 d ago": how old a time is, for freshness columns.
@@ -94,7 +97,10 @@ pub fn age(now_ms: i64, at_ms: i64) -> String {
 pub fn timestamp(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| ms.to_string())
 }
 

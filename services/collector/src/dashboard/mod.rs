@@ -70,7 +70,10 @@ pub fn router(reader: Arc<ResultReader>, settings: DashboardSettings) -> Router 
         .route("/ui/logout", axum::routing::post(logout))
         .route("/ui/scans/{scan_id}", get(scan_page::page))
         .route("/ui/scans/{scan_id}/report.json", get(scan_page::report))
-        .route("/ui/scans/{scan_id}/envelope.json", get(scan_page::envelope))
+        .route(
+            "/ui/scans/{scan_id}/envelope.json",
+            get(scan_page::envelope),
+        )
         .route("/ui/controls/{control_id}", get(control_page::page))
         .layer(axum::middleware::map_response(|r: Response| async move {
             layout::secure(r)
@@ -173,7 +176,10 @@ async fn login(
             headers.insert(header::AUTHORIZATION, value);
         }
         Err(_) => {
-            return login_page(StatusCode::BAD_REQUEST, Some("The token has characters no token has."));
+            return login_page(
+                StatusCode::BAD_REQUEST,
+                Some("The token has characters no token has."),
+            );
         }
     }
     let credentials = Credentials::from_parts(&headers, connection.as_ref().map(|c| &c.0));

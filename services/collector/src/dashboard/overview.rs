@@ -11,7 +11,7 @@ use scanfleet_result_store::{NamespacePosture, PostureFilter, ResultFilter, Stor
 use scanfleet_scan_engine::profile::Severity;
 use serde::Deserialize;
 
-use super::layout::{age, error_page, now_ms, frame, respond};
+use super::layout::{age, error_page, frame, now_ms, respond};
 use super::{DashboardState, Viewer, charts, refusal};
 
 /// Workloads per page.
@@ -35,7 +35,10 @@ pub async fn page(
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(p)) = params else {
-        return error_page(StatusCode::BAD_REQUEST, "unknown or malformed filter parameters");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "unknown or malformed filter parameters",
+        );
     };
     let failing = match p.severity.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -75,7 +78,9 @@ pub async fn page(
     let loaded = async {
         Ok::<_, scanfleet_result_store::StoreError>((
             store.namespace_posture(&base, stale_before).await?,
-            store.compliance_trend(&base, now - 30 * DAY_MS, DAY_MS).await?,
+            store
+                .compliance_trend(&base, now - 30 * DAY_MS, DAY_MS)
+                .await?,
             store.workloads(&filter, PAGE_SIZE, page_index).await?,
         ))
     };
@@ -105,7 +110,10 @@ pub async fn page(
             (pager(&p, page_index, workloads.total))
         }
     };
-    respond(StatusCode::OK, frame("Fleet posture", Some(&caller.name), body))
+    respond(
+        StatusCode::OK,
+        frame("Fleet posture", Some(&caller.name), body),
+    )
 }
 
 fn namespace_table(rows: &[NamespacePosture]) -> Markup {
@@ -197,7 +205,11 @@ fn pager(p: &Params, index: u32, total: i64) -> Markup {
     let pages = ((total + i64::from(PAGE_SIZE) - 1) / i64::from(PAGE_SIZE)).max(1);
     let link = |to: u32| {
         let mut q = vec![format!("page={to}")];
-        for (k, v) in [("namespace", &p.namespace), ("cluster", &p.cluster), ("severity", &p.severity)] {
+        for (k, v) in [
+            ("namespace", &p.namespace),
+            ("cluster", &p.cluster),
+            ("severity", &p.severity),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 q.push(format!("{k}={}", urlencode(v)));
             }

@@ -23,7 +23,11 @@ pub struct Params {
     severity: Option<String>,
 }
 
-fn chosen<'a>(value: Option<&'a str>, allowed: &[&str], what: &str) -> Result<Option<&'a str>, String> {
+fn chosen<'a>(
+    value: Option<&'a str>,
+    allowed: &[&str],
+    what: &str,
+) -> Result<Option<&'a str>, String> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) if allowed.contains(&v) => Ok(Some(v)),
@@ -114,14 +118,20 @@ pub async fn page(
             }
         }
     };
-    respond(StatusCode::OK, frame(&format!("Scan of {}", r.pod), Some(&caller.name), body))
+    respond(
+        StatusCode::OK,
+        frame(&format!("Scan of {}", r.pod), Some(&caller.name), body),
+    )
 }
 
 fn download(name: String, body: Vec<u8>) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/json".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
         ],
         body,
     )
@@ -130,7 +140,11 @@ fn download(name: String, body: Vec<u8>) -> Response {
 
 /// The scan id as a safe file name part.
 fn file_part(scan_id: &str) -> String {
-    scan_id.chars().filter(char::is_ascii_alphanumeric).take(64).collect()
+    scan_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect()
 }
 
 /// `GET /ui/scans/{id}/report.json`: the HDF report, exactly as signed.

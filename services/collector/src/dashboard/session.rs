@@ -170,7 +170,10 @@ mod tests {
             format!("other=1; {COOKIE}={id}").parse().unwrap(),
         );
         assert_eq!(session_id(&headers), Some(id));
-        headers.insert(http::header::COOKIE, format!("{COOKIE}=short").parse().unwrap());
+        headers.insert(
+            http::header::COOKIE,
+            format!("{COOKIE}=short").parse().unwrap(),
+        );
         assert_eq!(session_id(&headers), None);
     }
 }

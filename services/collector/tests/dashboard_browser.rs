@@ -243,14 +243,23 @@ async fn the_dashboard_in_a_real_browser() {
     );
     check_page(&browser, "control", &axe).await;
     browser.quit().await;
+    a_reader_in_apps_sees_only_apps(&driver, &sim, &base, &axe).await;
+    drop(collector);
+}
 
-    // A reader bound only in `apps`.
-    let reader = Callers::new(&sim)
+/// A reader bound only in `apps`.
+async fn a_reader_in_apps_sees_only_apps(
+    driver: &ChromeDriver,
+    sim: &kubesim::Kubesim,
+    base: &str,
+    axe: &str,
+) {
+    let reader = Callers::new(sim)
         .await
         .caller("apps", "reader", &["get", "list"], "results", &["apps"])
         .await;
     let browser = driver.session().await;
-    sign_in(&browser, &base, &reader).await;
+    sign_in(&browser, base, &reader).await;
     let seen = table_text(&browser, "#workload-table").await;
     assert!(
         seen.contains("apps/web/app") && seen.contains("apps/db/app"),
@@ -258,7 +267,7 @@ async fn the_dashboard_in_a_real_browser() {
     );
     assert!(!seen.contains("shop"), "a reader in apps sees shop: {seen}");
     assert!(!browser.source().await.contains("shop/cart"));
-    check_page(&browser, "overview-apps-reader", &axe).await;
+    check_page(&browser, "overview-apps-reader", axe).await;
     browser.go(&format!("{base}/ui/scans/01CRT")).await;
     assert!(
         browser.source().await.contains("Forbidden"),
@@ -268,5 +277,4 @@ async fn the_dashboard_in_a_real_browser() {
     let c1 = table_text(&browser, "#failing-workloads").await;
     assert!(!c1.contains("shop"), "{c1}");
     browser.quit().await;
-    drop(collector);
 }

@@ -199,6 +199,20 @@ async fn exercise(store: &ResultStore) {
     assert_eq!(points, [(0, 2), (3_600_000, 2)]);
     assert_eq!(trend[0].compliance_percent, 75.0);
 
+    controls_and_retention(store).await;
+}
+
+/// Which workloads fail a control now, and retention keeping the indexes.
+async fn controls_and_retention(store: &ResultStore) {
+    let all = PostureFilter::default();
+    let apps = PostureFilter {
+        namespaces: Some(["apps".to_owned()].into()),
+        ..Default::default()
+    };
+    let none = PostureFilter {
+        namespaces: Some(Default::default()),
+        ..Default::default()
+    };
     // C-2 fails only where it still fails now; C-3 in both apps workloads.
     let (c2, n) = store.control_failures("C-2", &all, 50, 0).await.unwrap();
     assert_eq!((c2.len(), n, c2[0].severity.as_str()), (1, 1, "high"));

@@ -80,6 +80,13 @@ pub struct Args {
     /// are counted in `finding_workloads_dropped_total` [default: 10000]
     #[arg(long, env = "SCANFLEET_MAX_FINDING_WORKLOADS")]
     pub max_finding_workloads: Option<usize>,
+    /// Workloads last scanned longer ago than this many hours stand out as
+    /// stale on the dashboard [default: 24]
+    #[arg(long, env = "SCANFLEET_STALE_AFTER_HOURS")]
+    pub stale_after_hours: Option<u32>,
+    /// How long a dashboard login lasts, in minutes [default: 15]
+    #[arg(long, env = "SCANFLEET_SESSION_TTL_MINUTES")]
+    pub session_ttl_minutes: Option<u32>,
     /// Connection limits of the gRPC and HTTP listeners.
     #[command(flatten)]
     pub serving: ServingArgs,
@@ -109,6 +116,8 @@ struct FileConfig {
     max_event_bytes: Option<usize>,
     log_format: Option<LogFormat>,
     max_finding_workloads: Option<usize>,
+    stale_after_hours: Option<u32>,
+    session_ttl_minutes: Option<u32>,
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
@@ -152,6 +161,8 @@ pub struct Config {
     pub serving: ServingLimits,
     /// The bound on workloads shown as finding series.
     pub max_finding_workloads: usize,
+    /// The dashboard's staleness cutoff and login lifetime.
+    pub dashboard: crate::dashboard::DashboardSettings,
     /// TLS (or, if asked for, plaintext) of both listeners.
     pub security: ListenerSecurity,
     /// Who may read results, and how fast.
@@ -334,6 +345,18 @@ impl Config {
                 file.max_finding_workloads,
                 crate::finding_metrics::DEFAULT_MAX_WORKLOADS,
             ),
+            dashboard: crate::dashboard::DashboardSettings {
+                stale_after: Duration::from_secs(
+                    u64::from(setting(args.stale_after_hours, file.stale_after_hours, 24).max(1))
+                        * 3600,
+                ),
+                session_ttl: Duration::from_secs(
+                    u64::from(
+                        setting(args.session_ttl_minutes, file.session_ttl_minutes, 15)
+                            .clamp(1, 720),
+                    ) * 60,
+                ),
+            },
             security,
             access,
             require_encryption,

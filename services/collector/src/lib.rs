@@ -14,10 +14,12 @@
 //!
 //! Layout: [`ingest`] (verification, no IO), [`result_consumer`] (bus to
 //! store), [`result_access`] (who may read what), [`results_api`] (gRPC)
-//! with [`result_wire`] (its conversions), [`http_api`], [`metrics`],
+//! with [`result_wire`] (its conversions), [`http_api`], the browser
+//! [`dashboard`] at `/ui`, [`metrics`],
 //! [`config`].
 
 pub mod config;
+pub mod dashboard;
 pub mod finding_metrics;
 pub mod http_api;
 pub mod ingest;
@@ -207,9 +209,10 @@ pub async fn run_with_ready(
     let routes = tonic::service::Routes::new(ResultsServer::new(service));
     tasks.spawn("grpc", serve_grpc(grpc_listener, routes, shutdown.clone()));
     let router = http_api::router(http_api::HttpState {
-        reader,
+        reader: reader.clone(),
         metrics: metrics.clone(),
-    });
+    })
+    .merge(dashboard::router(reader, config.dashboard));
     tasks.spawn("http", serve_http(http_listener, router, shutdown.clone()));
     if let Some(retention) = config.retention {
         tasks.spawn(

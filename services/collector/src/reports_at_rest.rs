@@ -105,6 +105,7 @@ mod tests {
             sha256: hex::encode(Sha256::digest(body)),
             body: body.to_vec(),
             encoding: BodyEncoding::Plain,
+            controls: Vec::new(),
         }
     }
 

@@ -10,10 +10,14 @@
 //! This is an adapter: it talks to a database and knows SQL. It does not
 //! consume the bus or verify signatures; the collector wires those together.
 
+pub mod control_outcomes;
+pub mod posture;
 pub mod query;
 pub mod record;
 pub mod store;
 
+pub use control_outcomes::ControlOutcome;
+pub use posture::{ControlFailure, NamespacePosture, PostureFilter, TrendPoint, WorkloadPage};
 pub use query::{PageToken, ResultFilter};
 pub use record::{BodyEncoding, Counts, Report, StoredResult};
 pub use store::{Page, ResultStore, Upsert};

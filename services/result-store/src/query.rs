@@ -81,6 +81,20 @@ pub(crate) fn where_clause(
     filter: &ResultFilter,
     after: Option<&PageToken>,
 ) -> (String, Vec<Bind>) {
+    let (clauses, binds) = conditions(filter, after);
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (sql, binds)
+}
+
+/// The conditions of [`where_clause`], for queries that add their own.
+pub(crate) fn conditions(
+    filter: &ResultFilter,
+    after: Option<&PageToken>,
+) -> (Vec<String>, Vec<Bind>) {
     let mut clauses = Vec::new();
     let mut binds = Vec::new();
     let mut push = |sql: &str, bind: Bind, binds: &mut Vec<Bind>| {
@@ -133,12 +147,7 @@ pub(crate) fn where_clause(
             "(finished_at_ms < ${a} OR (finished_at_ms = ${b} AND scan_id < ${c}))"
         ));
     }
-    let sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    (sql, binds)
+    (clauses, binds)
 }
 
 #[cfg(test)]

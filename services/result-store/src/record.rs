@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::StoreError;
+use crate::control_outcomes::{self, ControlOutcome};
 
 /// Control counts of a completed scan.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -135,6 +136,9 @@ pub struct Report {
     pub body: Vec<u8>,
     /// How `body` is kept.
     pub encoding: BodyEncoding,
+    /// Each control's outcome, read from the plaintext when the result was
+    /// verified (empty when read back: the index lives in its own table).
+    pub controls: Vec<ControlOutcome>,
 }
 
 fn millis(field: &str, text: &str) -> Result<i64, StoreError> {
@@ -178,6 +182,7 @@ impl StoredResult {
                     sha256: digest,
                     body: body.to_vec(),
                     encoding: BodyEncoding::Plain,
+                    controls: control_outcomes::from_hdf(body),
                 })
             }
             (Some(_), None) => {

@@ -14,14 +14,14 @@ use sqlx::{Row, query};
 
 use crate::StoreError;
 use crate::query::{Bind, PageToken, ResultFilter, where_clause};
-use crate::record::{BodyEncoding, Counts, Report, StoredResult};
+use crate::record::{BodyEncoding, Report, StoredResult};
 
 /// The largest page a listing returns, whatever the client asks for.
 pub const MAX_PAGE_SIZE: u32 = 500;
 /// The page size when the client asks for 0.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 
-enum Pool {
+pub(crate) enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -47,7 +47,7 @@ pub struct Page {
 
 /// Verified scan results in SQLite or PostgreSQL.
 pub struct ResultStore {
-    pool: Pool,
+    pub(crate) pool: Pool,
 }
 
 /// Runs `$body` with `$pool` bound to whichever pool backs the store.
@@ -59,6 +59,8 @@ macro_rules! with_pool {
         }
     };
 }
+
+pub(crate) use with_pool;
 
 macro_rules! bind_all {
     ($q:expr, $binds:expr) => {{
@@ -74,6 +76,8 @@ macro_rules! bind_all {
     }};
 }
 
+pub(crate) use bind_all;
+
 macro_rules! map_row {
     ($row:expr) => {{
         let row = $row;
@@ -81,7 +85,7 @@ macro_rules! map_row {
         let passed: Option<i64> = row.try_get("passed")?;
         let counts = match passed {
             None => None,
-            Some(passed) => Some(Counts {
+            Some(passed) => Some($crate::record::Counts {
                 passed,
                 failed: row.try_get::<Option<i64>, _>("failed")?.unwrap_or(0),
                 not_reviewed: row.try_get::<Option<i64>, _>("not_reviewed")?.unwrap_or(0),
@@ -100,7 +104,7 @@ macro_rules! map_row {
                 failed_low: row.try_get::<Option<i64>, _>("failed_low")?.unwrap_or(0),
             }),
         };
-        Ok::<StoredResult, sqlx::Error>(StoredResult {
+        Ok::<$crate::record::StoredResult, sqlx::Error>($crate::record::StoredResult {
             scan_id: row.try_get("scan_id")?,
             cluster: row.try_get("cluster")?,
             namespace: row.try_get("namespace")?,
@@ -128,6 +132,8 @@ macro_rules! map_row {
     }};
 }
 
+pub(crate) use map_row;
+
 const INSERT_RESULT: &str = "INSERT INTO scan_results (
     scan_id, cluster, namespace, pod, container, image, image_digest,
     profile_name, profile_version, profile_sha256, approach, outcome, failure,
@@ -143,6 +149,65 @@ ON CONFLICT (scan_id) DO NOTHING";
 const INSERT_REPORT: &str =
     "INSERT INTO scan_reports (scan_id, media_type, sha256, body, body_encoding)
 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scan_id) DO NOTHING";
+
+/// Makes `scan_id` its workload's newest result unless a newer one is
+/// already there (a late redelivery changes nothing).
+const UPSERT_LATEST: &str = "INSERT INTO workload_latest (workload_key, scan_id, finished_at_ms)
+VALUES ($1, $2, $3)
+ON CONFLICT (workload_key) DO UPDATE SET scan_id = excluded.scan_id,
+    finished_at_ms = excluded.finished_at_ms
+WHERE excluded.finished_at_ms > workload_latest.finished_at_ms
+   OR (excluded.finished_at_ms = workload_latest.finished_at_ms
+       AND excluded.scan_id > workload_latest.scan_id)";
+
+/// Control outcomes inserted per statement (four values each).
+const OUTCOMES_PER_INSERT: usize = 250;
+
+/// The `INSERT` of `rows` control outcomes: `$1` is the scan id, then
+/// three placeholders per row.
+fn insert_outcomes_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| format!("($1, ${}, ${}, ${})", 3 * i + 2, 3 * i + 3, 3 * i + 4))
+        .collect();
+    format!(
+        "INSERT INTO control_outcomes (scan_id, control_id, severity, status) VALUES {} \
+         ON CONFLICT (scan_id, control_id) DO NOTHING",
+        values.join(", ")
+    )
+}
+
+/// The key of a result's workload (see the `0003_posture` migration).
+pub(crate) fn workload_key(r: &StoredResult) -> String {
+    format!(
+        "{}/{}/{}/{}/{}",
+        r.cluster, r.namespace, r.pod, r.container, r.profile_name
+    )
+}
+
+/// Keeps the dashboard's indexes for a newly inserted result: its
+/// workload's newest result and its control outcomes.
+macro_rules! index_result {
+    ($tx:expr, $result:expr, $report:expr) => {{
+        let result: &StoredResult = $result;
+        query(UPSERT_LATEST)
+            .bind(workload_key(result))
+            .bind(&result.scan_id)
+            .bind(result.finished_at_ms)
+            .execute(&mut *$tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        let outcomes: &[crate::ControlOutcome] = $report.map_or(&[], |r: &Report| &r.controls);
+        for chunk in outcomes.chunks(OUTCOMES_PER_INSERT) {
+            // Built from fixed fragments and `$n` placeholders only.
+            let sql = insert_outcomes_sql(chunk.len());
+            let mut q = query(sqlx::AssertSqlSafe(sql)).bind(&result.scan_id);
+            for o in chunk {
+                q = q.bind(&o.control_id).bind(&o.severity).bind(&o.status);
+            }
+            q.execute(&mut *$tx).await.map_err(StoreError::from_sqlx)?;
+        }
+    }};
+}
 
 macro_rules! bind_result {
     ($q:expr, $r:expr) => {{
@@ -276,6 +341,9 @@ impl ResultStore {
                     .await
                     .map_err(StoreError::from_sqlx)?;
                 let inserted = done.rows_affected() == 1;
+                if inserted {
+                    index_result!(tx, result, *report);
+                }
                 if let (true, Some(report)) = (inserted, report) {
                     query(INSERT_REPORT)
                         .bind(&result.scan_id)
@@ -327,6 +395,7 @@ impl ResultStore {
                     sha256: r.try_get("sha256")?,
                     body: r.try_get("body")?,
                     encoding: BodyEncoding::Plain,
+                    controls: Vec::new(),
                 }, r.try_get("body_encoding")?))
             })
             .transpose()
@@ -423,6 +492,16 @@ impl ResultStore {
             let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
             // Explicit, so retention does not depend on SQLite's per-connection
             // foreign_keys pragma.
+            query("DELETE FROM control_outcomes WHERE scan_id IN (SELECT scan_id FROM scan_results WHERE finished_at_ms < $1)")
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            query("DELETE FROM workload_latest WHERE finished_at_ms < $1")
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
             query("DELETE FROM scan_reports WHERE scan_id IN (SELECT scan_id FROM scan_results WHERE finished_at_ms < $1)")
                 .bind(cutoff_ms)
                 .execute(&mut *tx)

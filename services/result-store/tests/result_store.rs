@@ -84,6 +84,7 @@ async fn upserts_are_idempotent_and_still_verify(store: &ResultStore, key: &Sign
         sha256: row.report_sha256.clone().unwrap(),
         body: report_body,
         encoding: scanfleet_result_store::BodyEncoding::Plain,
+        controls: Vec::new(),
     };
 
     // Idempotent upsert.
@@ -276,6 +277,7 @@ async fn a_sealed_report_keeps_its_encoding(store: &ResultStore, key: &SigningKe
         sha256: row.report_sha256.clone().unwrap(),
         body: b"age-encryption.org/v1 ...".to_vec(),
         encoding: scanfleet_result_store::BodyEncoding::Age,
+        controls: Vec::new(),
     };
     store.upsert(&row, Some(&sealed)).await.unwrap();
     assert_eq!(store.report("01S").await.unwrap().unwrap(), sealed);

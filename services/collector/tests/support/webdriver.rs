@@ -11,7 +11,40 @@ use scanfleet_test_harness::https::parse_response;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const ELEMENT: &str = "element-6066-11e4-a52f-4a4c5e56b6bb";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// One HTTP response, read up to its Content-Length: chromedriver keeps
+/// the connection open whatever `Connection: close` asks, so reading to
+/// the end would wait forever.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> Result<Vec<u8>, String> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| format!("a response without Content-Length: {head}"))?;
+            if raw.len() >= split + 4 + length {
+                raw.truncate(split + 4 + length);
+                return Ok(raw);
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(120), stream.read(&mut chunk))
+            .await
+            .map_err(|_| "WebDriver did not answer within 120 s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!(
+                "WebDriver closed the connection mid-response: {}",
+                String::from_utf8_lossy(&raw)
+            ));
+        }
+        raw.extend_from_slice(&chunk[..n]);
+    }
+}
 
 /// A chromedriver process; killed on drop.
 pub struct ChromeDriver {
@@ -71,11 +104,7 @@ impl ChromeDriver {
             .write_all(request.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| e.to_string())?;
+        let raw = read_response(&mut stream).await?;
         let response = parse_response(&raw)?;
         let value = response.json();
         if response.status != 200 {
@@ -91,18 +120,19 @@ impl ChromeDriver {
             .take()
     }
 
-    /// A new headless browser session. Chromium cannot be handed the test
-    /// CA without an NSS database tool, so it accepts the collector's
-    /// self-issued certificate (`acceptInsecureCerts`); the TLS itself is
-    /// the collector's real listener.
-    pub async fn session(&self) -> Browser<'_> {
+    /// A new headless browser session that trusts exactly one server key:
+    /// `spki_pin` is the base64 SHA-256 of the collector certificate's
+    /// SubjectPublicKeyInfo (Chromium's `--ignore-certificate-errors-spki-list`),
+    /// so the test CA needs no NSS database and no other certificate error
+    /// is waved through, unlike `acceptInsecureCerts`.
+    pub async fn session(&self, spki_pin: &str) -> Browser<'_> {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "binary": scanfleet_test_harness::system_tool("chromium").display().to_string(),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1024"]
+                         "--disable-dev-shm-usage", "--window-size=1280,1024",
+                         format!("--ignore-certificate-errors-spki-list={spki_pin}")]
             }
         }}});
         let v = self.call("POST", "/session", Some(caps)).await;
@@ -118,6 +148,17 @@ impl Drop for ChromeDriver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `--ignore-certificate-errors-spki-list` pin of the key in the PEM
+/// file `key_pem`: base64 of the SHA-256 of its SubjectPublicKeyInfo.
+pub fn spki_pin(key_pem: &std::path::Path) -> String {
+    use sha2::Digest;
+    let pem = std::fs::read_to_string(key_pem).expect("the server key");
+    let key = rcgen::KeyPair::from_pem(&pem).expect("a PEM private key");
+    use rcgen::PublicKeyData;
+    base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(key.subject_public_key_info()))
 }
 
 /// One browser session.
@@ -166,7 +207,7 @@ impl Browser<'_> {
             .await;
         v[ELEMENT]
             .as_str()
-            .unwrap_or_else(|| panic!("no element {css}"))
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
             .to_owned()
     }
 

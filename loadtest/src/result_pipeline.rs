@@ -36,6 +36,10 @@ pub struct Args {
     /// measures saturation throughput and backlog latency).
     #[arg(long, default_value_t = 0)]
     rate: u32,
+    /// The collector's store: a SQLite file (the default) or a throwaway
+    /// PostgreSQL 15 cluster started for the run.
+    #[arg(long, value_parser = ["sqlite", "postgres"], default_value = "sqlite")]
+    store: String,
 }
 
 fn statement(i: usize, report: &[u8]) -> ScanStatement {
@@ -75,9 +79,16 @@ async fn run_async(args: &Args) -> Result<()> {
     // figures.
     let sim = access_cluster().await;
     let creds = TestCredentials::new(&sim).await;
+    // Kept alive for the run; stopped when dropped.
+    let postgres =
+        (args.store == "postgres").then(scanfleet_test_harness::postgres::Postgres::start);
+    let store_url = match &postgres {
+        Some(pg) => pg.url(),
+        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+    };
     let config = scanfleet_collector::config::Config::loopback(
         &nats.url(),
-        &format!("sqlite://{}", dir.path().join("bench.db").display()),
+        &store_url,
         &public,
         &[
             nats.auth_args(BusIdentity::Collector),
@@ -102,7 +113,7 @@ async fn run_async(args: &Args) -> Result<()> {
     let publisher = std::sync::Arc::new(ResultPublisher::new(&nats_client, key, vec![]));
 
     println!(
-        "results: {} results, {} B reports, {} concurrent publishers, offered {}, SQLite, TLS with a reviewed watcher, nats-server on loopback",
+        "results: {} results, {} B reports, {} concurrent publishers, offered {}, {}, TLS with a reviewed watcher, nats-server on loopback",
         args.count,
         report.len(),
         args.publishers,
@@ -110,6 +121,11 @@ async fn run_async(args: &Args) -> Result<()> {
             "as fast as possible".to_owned()
         } else {
             format!("{}/s", args.rate)
+        },
+        if postgres.is_some() {
+            "PostgreSQL 15"
+        } else {
+            "SQLite"
         }
     );
     let started = Instant::now();

@@ -135,11 +135,12 @@ async fn sign_in(browser: &Browser<'_>, base: &str, token: &str) {
     );
     browser.type_into("#token", token).await;
     browser.click("form[action='/ui/login'] button").await;
-    assert!(
-        browser.url().await.ends_with("/ui"),
-        "{}",
-        browser.url().await
-    );
+    // The click returns once the form is submitted; the POST and its
+    // redirect to the overview may still be under way.
+    eventually("the sign-in to land on the overview", || async {
+        browser.url().await.ends_with("/ui")
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -263,8 +263,16 @@ impl ResultStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
+            // Every connection opened at start and kept: opening one later
+            // needs file descriptors, which a flood of half-open clients
+            // may have taken (collector/tests/slow_clients.rs saw "unable
+            // to open database file" under load), and a store that cannot
+            // open its own file must not be what a flood achieves.
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                .min_connections(4)
+                .idle_timeout(None)
+                .max_lifetime(None)
                 .connect_with(options)
                 .await
                 .map_err(StoreError::from_sqlx)?;

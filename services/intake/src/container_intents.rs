@@ -133,7 +133,7 @@ impl ContainerIntents {
         Intent {
             id: new_scan_id(),
             cluster: self.cluster.clone(),
-            target: container.target.clone(),
+            target: container.target.clone().into(),
             image: ImageSpec {
                 reference: container.image.clone(),
                 digest: container.image_digest.clone(),

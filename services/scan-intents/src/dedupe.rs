@@ -36,7 +36,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::image_digest::ImageIdentity;
+use crate::image_digest::{ImageDigest, ImageIdentity};
 use crate::k8s_names::ClusterName;
 use crate::profile::{ProfilePin, ProfileRef};
 use crate::target::ContainerRef;
@@ -100,6 +100,28 @@ impl DedupeKey {
                 feed(&mut h, r);
             }
         }
+        feed(&mut h, profile.name.as_str());
+        match &profile.pin {
+            ProfilePin::Version(v) => {
+                feed(&mut h, "version");
+                feed(&mut h, v);
+            }
+            ProfilePin::Digest(d) => {
+                feed(&mut h, "digest");
+                feed(&mut h, d.as_str());
+            }
+        }
+        Self(h.finalize().into())
+    }
+
+    /// The key for scanning the image `digest` with `profile`: no cluster,
+    /// registry or repository, because every name of one digest is the same
+    /// content and one scan of it answers them all.
+    pub fn for_image(digest: &ImageDigest, profile: &ProfileRef) -> Self {
+        let mut h = Sha256::new();
+        feed(&mut h, KEY_CONTEXT);
+        feed(&mut h, "image");
+        feed(&mut h, digest.as_str());
         feed(&mut h, profile.name.as_str());
         match &profile.pin {
             ProfilePin::Version(v) => {

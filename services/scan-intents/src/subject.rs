@@ -119,6 +119,29 @@ pub fn intent_subject(
     )
 }
 
+/// The place token of image scans' intent subjects, where a container
+/// scan has its namespace: `_` can begin no namespace name, so the two
+/// never collide.
+pub const IMAGE_PLACE_TOKEN: &str = "_image";
+
+/// The subject one image-scan intent is published on:
+/// `scan.intents.<class>.<cluster>._image.<tail>`.
+pub fn image_intent_subject(
+    priority: Priority,
+    cluster: &ClusterName,
+    tail: SubjectTail<'_>,
+) -> String {
+    let tail = match tail {
+        SubjectTail::DedupeKey(k) => k.to_string(),
+        SubjectTail::ScanId(id) => id.to_string(),
+    };
+    format!(
+        "{INTENT_SUBJECT_ROOT}.{}.{}.{IMAGE_PLACE_TOKEN}.{tail}",
+        priority.token(),
+        SubjectToken::escape(cluster.as_str()),
+    )
+}
+
 /// The root every result subject starts with.
 pub const RESULT_SUBJECT_ROOT: &str = "scan.results";
 

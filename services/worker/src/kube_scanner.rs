@@ -15,7 +15,9 @@ use scanfleet_scan_engine::adapters::profile_catalog::{Edition, ProfileCatalog};
 use scanfleet_scan_engine::hdf::to_hdf;
 use scanfleet_scan_engine::profile::Profile;
 use scanfleet_scan_engine::threshold::parse_threshold;
-use scanfleet_scan_intents::{ClusterName, Intent, LockedInputs, ProfilePin, ThresholdRef};
+use scanfleet_scan_intents::{
+    ClusterName, ContainerRef, Intent, LockedInputs, ProfilePin, ThresholdRef,
+};
 use scanfleet_scan_session::attestation::{
     Attribution, NamedThreshold, completed_statement, failed_statement, inputs_used,
 };
@@ -126,7 +128,11 @@ impl KubeScanner {
         }))
     }
 
-    fn prepare(&self, intent: &Intent) -> Result<(Profile, Prepared), ScanFailure> {
+    fn prepare(
+        &self,
+        intent: &Intent,
+        target: &ContainerRef,
+    ) -> Result<(Profile, Prepared), ScanFailure> {
         if intent.cluster != self.cluster {
             return Err(permanent(format!(
                 "intent is for cluster {:?}; this worker serves {:?}",
@@ -148,9 +154,9 @@ impl KubeScanner {
         let who = Attribution {
             scan_id: intent.id.to_string(),
             cluster: self.cluster.to_string(),
-            namespace: intent.target.namespace.to_string(),
-            pod: intent.target.pod.to_string(),
-            container: intent.target.container.to_string(),
+            namespace: target.namespace.to_string(),
+            pod: target.pod.to_string(),
+            container: target.container.to_string(),
             scanner_id: self.worker_id.clone(),
             requested_by: intent.principal().map(str::to_owned),
             inputs: inputs_used(&profile, &intent.inputs),
@@ -251,13 +257,21 @@ fn failure(
 impl Scanner for KubeScanner {
     async fn scan(&self, intent: &Intent) -> Result<ScanOutput, ScanFailure> {
         let started = SystemTime::now();
-        let (profile, prepared) = self.prepare(intent)?;
+        // Image intents are taken by image-scanning workers; a Kubernetes
+        // worker refusing one permanently beats redelivering it forever.
+        let target = intent.target.container().ok_or_else(|| {
+            permanent(format!(
+                "{} is an image scan; this worker scans running containers only",
+                intent.target
+            ))
+        })?;
+        let (profile, prepared) = self.prepare(intent, target)?;
         let requested = intent.approach;
         let request = ScanRequest {
             scan_id: intent.id.to_string(),
-            namespace: intent.target.namespace.to_string(),
-            pod: intent.target.pod.to_string(),
-            container: intent.target.container.to_string(),
+            namespace: target.namespace.to_string(),
+            pod: target.pod.to_string(),
+            container: target.container.to_string(),
             approach: requested,
             profile: Arc::new(profile),
             deadline: self.time_left(intent),

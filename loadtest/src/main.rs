@@ -5,6 +5,7 @@
 
 mod engine_scan;
 mod envelope_throughput;
+mod inspec_scan;
 mod result_pipeline;
 mod scan_sessions;
 
@@ -30,6 +31,9 @@ enum Bench {
     /// Run container-hardening on a busybox rootfs of 20,000+ files through
     /// the local-root and the shell target (one exec round trip).
     Engine(engine_scan::Args),
+    /// Run a generated InSpec-syntax profile of 400+ controls through an
+    /// exec scan session on kubesim: load, wall time, round trips, bytes.
+    Inspec(inspec_scan::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Results(args) => result_pipeline::run(&args),
         Bench::Sessions(args) => scan_sessions::run(&args),
         Bench::Engine(args) => engine_scan::run(&args),
+        Bench::Inspec(args) => inspec_scan::run(&args),
     }
 }

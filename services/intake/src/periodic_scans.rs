@@ -10,16 +10,98 @@
 //! not treated as errors. A full queue stops the fire early (the rest would
 //! be refused too) and is logged and counted; the next fire tries again.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use scanfleet_bus::EnqueueError;
-use scanfleet_scan_intents::{Fire, JitterSeed, ProfileRef, Schedule, Scheduler, SystemClock};
+use scanfleet_scan_intents::{Clock, Fire, JitterSeed, ProfileRef, Schedule, Scheduler};
 use tokio::sync::watch;
 
 use crate::container_intents::{Cause, ContainerIntents, Tally};
 use crate::metrics::Metrics;
 use crate::pod_directory::PodDirectory;
+
+/// Time as the scheduler loop sees it: what time it is, and waiting until
+/// a time. The loop only ever asks this, so a test can run the real loop
+/// over hours of schedule in moments ([`ManualTime`]).
+pub trait LoopClock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+    /// Resolves once [`LoopClock::now`] has reached `when`.
+    fn sleep_until(&self, when: SystemTime) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WallClock;
+
+impl LoopClock for WallClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep_until(&self, when: SystemTime) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let wait = when
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        Box::pin(tokio::time::sleep(wait))
+    }
+}
+
+/// A clock that moves only when told to, waking sleepers as it passes
+/// their time.
+#[derive(Debug)]
+pub struct ManualTime {
+    now: Mutex<SystemTime>,
+    moved: watch::Sender<SystemTime>,
+}
+
+impl ManualTime {
+    /// Starts at `t`.
+    pub fn new(t: SystemTime) -> Self {
+        Self {
+            now: Mutex::new(t),
+            moved: watch::channel(t).0,
+        }
+    }
+
+    /// How many sleepers wait on this clock now (a test waits for the loop
+    /// to be asleep before moving time).
+    pub fn sleepers(&self) -> usize {
+        self.moved.receiver_count()
+    }
+
+    /// Moves forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        *now += d;
+        self.moved.send_replace(*now);
+    }
+}
+
+impl LoopClock for ManualTime {
+    fn now(&self) -> SystemTime {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sleep_until(&self, when: SystemTime) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let mut moved = self.moved.subscribe();
+        Box::pin(async move {
+            let _ = moved.wait_for(|now| *now >= when).await;
+        })
+    }
+}
+
+/// The scheduling domain's view of a loop clock.
+struct DomainClock<'a>(&'a dyn LoopClock);
+
+impl Clock for DomainClock<'_> {
+    fn now(&self) -> SystemTime {
+        self.0.now()
+    }
+}
 
 /// One configured schedule and the profile it scans with.
 #[derive(Debug, Clone)]
@@ -120,12 +202,25 @@ impl PeriodicScans {
         report
     }
 
-    /// Runs the schedules until `shutdown` flips.
-    pub async fn run(self, seed: JitterSeed, mut shutdown: watch::Receiver<bool>) {
+    /// Runs the schedules on the wall clock until `shutdown` flips.
+    pub async fn run(self, seed: JitterSeed, shutdown: watch::Receiver<bool>) {
+        self.run_on(seed, shutdown, &WallClock).await;
+    }
+
+    /// Runs the schedules on `clock` until `shutdown` flips: sleeps until
+    /// the next fire, then fires everything due (slots missed while asleep
+    /// coalesce into one fire per schedule, so a stalled clock or a long
+    /// pause never turns into a burst).
+    pub async fn run_on(
+        self,
+        seed: JitterSeed,
+        mut shutdown: watch::Receiver<bool>,
+        clock: &dyn LoopClock,
+    ) {
         let mut scheduler = Scheduler::new(
             self.scans.iter().map(|s| s.schedule.clone()).collect(),
             seed,
-            &SystemClock,
+            &DomainClock(clock),
         );
         loop {
             let Some(next) = scheduler.next_wakeup() else {
@@ -133,14 +228,11 @@ impl PeriodicScans {
                 let _ = shutdown.wait_for(|s| *s).await;
                 return;
             };
-            let wait = next
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO);
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => return,
-                () = tokio::time::sleep(wait) => {}
+                () = clock.sleep_until(next) => {}
             }
-            for fire in scheduler.poll(&SystemClock) {
+            for fire in scheduler.poll(&DomainClock(clock)) {
                 if *shutdown.borrow() {
                     return;
                 }

@@ -12,6 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum FactRequest {
     /// `lstat` of a path, plus its link target when it is a symlink.
     Stat(String),
+    /// `stat` of a path with symlinks followed inside the target (InSpec's
+    /// `file` resource reports what a link points to); its `link_target`
+    /// is the path the links resolved to.
+    StatFollow(String),
     /// Bytes of a regular file (symlinks followed inside the target).
     Read(String),
     /// Every entry under a directory on the same filesystem, symlinks not followed.
@@ -156,6 +160,8 @@ pub enum CommandFact {
         exit_status: i32,
         /// Stdout, byte for byte except NUL bytes (a shell variable cannot hold them).
         stdout: Vec<u8>,
+        /// Stderr, kept apart from stdout.
+        stderr: Vec<u8>,
     },
     /// The target cannot run commands; the reason is shown as a skip message.
     Unsupported(String),
@@ -187,6 +193,19 @@ pub struct GatherStats {
     pub bytes_transferred: u64,
 }
 
+/// What the caller declared about the target beyond what it observed
+/// (a scan option): InSpec's `virtualization` answers `docker` for a
+/// target declared a container, whatever its files say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Declarations {
+    /// `Some(true)`: the target is a container.
+    pub container: Option<bool>,
+    /// Commands run in the scanner's own container (a debug container or
+    /// sidecar reaching the target's files through `/proc/PID/root`), not
+    /// in the target: set by the target that gathered the facts.
+    pub commands_outside_target: bool,
+}
+
 /// The facts a target returned for a plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
@@ -194,6 +213,8 @@ pub struct Facts {
     pub values: BTreeMap<FactRequest, FactValue>,
     /// Transport counters.
     pub stats: GatherStats,
+    /// Declared by the caller, not gathered.
+    pub declared: Declarations,
 }
 
 impl Facts {

@@ -36,68 +36,81 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// One result as HDF: `message` on failure, `skip_message` on skip, and a
+/// backtrace only for real errors (any backtrace makes inspecjs say error).
+fn result_json(r: &crate::checks::CheckResult, run_time: f64, start: &str, source: &str) -> Value {
+    let mut m = Map::new();
+    m.insert("status".into(), json!(r.status.as_str()));
+    m.insert("code_desc".into(), json!(r.code_desc));
+    m.insert("run_time".into(), json!(run_time));
+    m.insert("start_time".into(), json!(start));
+    match r.status {
+        Status::Failed => {
+            m.insert("message".into(), json!(r.message));
+        }
+        Status::Skipped => {
+            m.insert("skip_message".into(), json!(r.message));
+        }
+        Status::Error => {
+            m.insert("message".into(), json!(r.message));
+            m.insert("exception".into(), json!("ScanError"));
+            m.insert("backtrace".into(), json!([source]));
+        }
+        Status::Passed => {}
+    }
+    Value::Object(m)
+}
+
+/// One control as HDF, with the impact its evaluation ended with.
+fn control_json(
+    c: &crate::profile::Control,
+    o: &crate::scan::ControlOutcome,
+    per_control: f64,
+    start: &str,
+) -> Value {
+    let source = format!("{}:{}", c.source.file, c.source.line);
+    let per_result = per_control / o.results.len().max(1) as f64;
+    let results: Vec<Value> = o
+        .results
+        .iter()
+        .map(|r| result_json(r, per_result, start, &source))
+        .collect();
+    let mut descriptions = Vec::new();
+    if !c.desc.is_empty() {
+        descriptions.push(json!({"label": "default", "data": c.desc}));
+    }
+    for (label, data) in &c.descriptions {
+        descriptions.push(json!({"label": label, "data": data}));
+    }
+    let text_or_null = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
+    json!({
+        "id": c.id,
+        "title": text_or_null(&c.title),
+        "desc": text_or_null(&c.desc),
+        "descriptions": descriptions,
+        "impact": o.impact.unwrap_or(c.impact),
+        "refs": c.refs,
+        "tags": c.tags,
+        "code": c.code,
+        "source_location": {"ref": format!("controls/{}", c.source.file.trim_start_matches("controls/")), "line": c.source.line},
+        "results": results,
+    })
+}
+
 /// Renders a report as an HDF document.
 pub fn to_hdf(report: &ScanReport) -> Value {
     let p = &report.profile;
     let start = rfc3339(report.started);
-    let per_result = if report.outcomes.is_empty() {
+    let per_control = if report.outcomes.is_empty() {
         0.0
     } else {
         report.duration / report.outcomes.len() as f64
     };
-    let mut controls = Vec::new();
-    for o in &report.outcomes {
-        let c = &p.controls[o.control];
-        let results: Vec<Value> = o
-            .results
-            .iter()
-            .map(|r| {
-                let mut m = Map::new();
-                m.insert("status".into(), json!(r.status.as_str()));
-                m.insert("code_desc".into(), json!(r.code_desc));
-                m.insert(
-                    "run_time".into(),
-                    json!(per_result / o.results.len() as f64),
-                );
-                m.insert("start_time".into(), json!(start));
-                match r.status {
-                    Status::Failed => {
-                        m.insert("message".into(), json!(r.message));
-                    }
-                    Status::Skipped => {
-                        m.insert("skip_message".into(), json!(r.message));
-                    }
-                    Status::Error => {
-                        // A real error: the only case that carries a backtrace.
-                        m.insert("message".into(), json!(r.message));
-                        m.insert("exception".into(), json!("ScanError"));
-                        m.insert(
-                            "backtrace".into(),
-                            json!([format!("{}:{}", c.source.file, c.source.line)]),
-                        );
-                    }
-                    Status::Passed => {}
-                }
-                Value::Object(m)
-            })
-            .collect();
-        let mut descriptions = vec![json!({"label": "default", "data": c.desc})];
-        for (label, data) in &c.descriptions {
-            descriptions.push(json!({"label": label, "data": data}));
-        }
-        controls.push(json!({
-            "id": c.id,
-            "title": c.title,
-            "desc": c.desc,
-            "descriptions": descriptions,
-            "impact": c.impact,
-            "refs": c.refs,
-            "tags": c.tags,
-            "code": "",
-            "source_location": {"ref": format!("controls/{}", c.source.file.trim_start_matches("controls/")), "line": c.source.line},
-            "results": results,
-        }));
-    }
+    let controls: Vec<Value> = report
+        .outcomes
+        .iter()
+        .map(|o| control_json(&p.controls[o.control], o, per_control, &start))
+        .collect();
     let mut groups: Vec<Value> = Vec::new();
     for c in &p.controls {
         let file = format!("controls/{}", c.source.file.trim_start_matches("controls/"));
@@ -117,6 +130,7 @@ pub fn to_hdf(report: &ScanReport) -> Value {
             let value = match &i.value {
                 crate::profile::InputValue::Scalar(s) => json!(s),
                 crate::profile::InputValue::List(l) => json!(l),
+                crate::profile::InputValue::Typed(v) => v.clone(),
             };
             json!({"name": i.name, "options": {"value": value, "description": i.description}})
         })

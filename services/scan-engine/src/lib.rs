@@ -21,6 +21,7 @@ pub mod adapters;
 pub mod checks;
 pub mod facts;
 pub mod hdf;
+pub mod inspec;
 pub mod profile;
 pub mod scan;
 pub mod shell;

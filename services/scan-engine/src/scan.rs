@@ -3,7 +3,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use crate::checks::{CheckResult, os_release, os_release_requests};
+use crate::checks::{CheckOutcome, CheckResult, os_release, os_release_requests};
 use crate::facts::{FactPlan, Facts};
 use crate::profile::Profile;
 
@@ -69,8 +69,11 @@ pub fn plan(profile: &Profile) -> FactPlan {
 pub struct ControlOutcome {
     /// Index into `Profile::controls`.
     pub control: usize,
-    /// At least one result.
+    /// The results (at least one for YAML controls; an InSpec control
+    /// without tests has none, as in InSpec).
     pub results: Vec<CheckResult>,
+    /// Impact set while evaluating, when it differs from the profile's.
+    pub impact: Option<f64>,
 }
 
 /// Everything the HDF emitter needs from a scan.
@@ -96,19 +99,78 @@ pub struct ScanReport {
     pub stats: crate::facts::GatherStats,
 }
 
-/// Runs a profile against a target.
+/// Runs a profile against a target: one round trip for every fact the
+/// profile names up front, and at most one more, batched across all
+/// controls, for facts whose requests were only known after the first
+/// (an InSpec resource whose arguments came from another resource).
 ///
 /// # Errors
 /// When the target cannot gather facts at all.
 pub fn scan(profile: &Profile, target: &dyn Target) -> Result<ScanReport, TargetError> {
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let plan = plan(profile);
-    let facts = target.gather(&plan)?;
-    Ok(evaluate(profile, &facts, target.target_id(), started, t0))
+    let mut facts = target.gather(&plan(profile))?;
+    facts.declared.container = profile.declared.container;
+    let mut outcomes = evaluate_checks(profile, &facts, None);
+    let follow = follow_up(&outcomes, &facts);
+    if !follow.requests.is_empty() {
+        let more = target.gather(&follow)?;
+        facts.values.extend(more.values);
+        facts.stats.round_trips += more.stats.round_trips;
+        facts.stats.bytes_transferred += more.stats.bytes_transferred;
+        outcomes = evaluate_checks(profile, &facts, Some(outcomes));
+    }
+    Ok(report(
+        profile,
+        &facts,
+        outcomes,
+        target.target_id(),
+        started,
+        t0,
+    ))
 }
 
-/// Evaluates already-gathered facts (split out so tests can feed facts directly).
+/// Facts some check found it needs that the first round trip did not bring.
+pub fn follow_up(outcomes: &[Vec<CheckOutcome>], facts: &Facts) -> FactPlan {
+    let mut plan = FactPlan::default();
+    for o in outcomes.iter().flatten() {
+        plan.requests.extend(
+            o.missing
+                .iter()
+                .filter(|r| !facts.values.contains_key(*r))
+                .cloned(),
+        );
+    }
+    plan
+}
+
+/// Evaluates every check; with `previous`, only the checks that were
+/// still missing facts run again.
+pub fn evaluate_checks(
+    profile: &Profile,
+    facts: &Facts,
+    previous: Option<Vec<Vec<CheckOutcome>>>,
+) -> Vec<Vec<CheckOutcome>> {
+    let mut previous = previous.map(Vec::into_iter);
+    profile
+        .controls
+        .iter()
+        .map(|c| {
+            let before = previous.as_mut().and_then(Iterator::next);
+            c.checks
+                .iter()
+                .enumerate()
+                .map(|(j, ch)| match before.as_ref().and_then(|b| b.get(j)) {
+                    Some(o) if o.missing.is_empty() => o.clone(),
+                    _ => ch.outcome(facts),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Evaluates already-gathered facts in one pass (split out so tests and
+/// the benchmark can feed facts directly).
 pub fn evaluate(
     profile: &Profile,
     facts: &Facts,
@@ -116,13 +178,39 @@ pub fn evaluate(
     started: SystemTime,
     t0: Instant,
 ) -> ScanReport {
-    let outcomes = profile
-        .controls
-        .iter()
+    let outcomes = evaluate_checks(profile, facts, None);
+    report(profile, facts, outcomes, target_id, started, t0)
+}
+
+/// Turns check outcomes into the report; a check still missing facts
+/// after the last round trip gets one error naming what it needed.
+fn report(
+    profile: &Profile,
+    facts: &Facts,
+    outcomes: Vec<Vec<CheckOutcome>>,
+    target_id: String,
+    started: SystemTime,
+    t0: Instant,
+) -> ScanReport {
+    let outcomes = outcomes
+        .into_iter()
         .enumerate()
-        .map(|(i, c)| ControlOutcome {
-            control: i,
-            results: c.checks.iter().flat_map(|ch| ch.evaluate(facts)).collect(),
+        .map(|(i, checks)| {
+            let mut results = Vec::new();
+            let mut impact = None;
+            for o in checks {
+                if o.missing.is_empty() {
+                    results.extend(o.results);
+                    impact = o.impact.or(impact);
+                } else {
+                    results.push(unanswered(&o));
+                }
+            }
+            ControlOutcome {
+                control: i,
+                results,
+                impact,
+            }
         })
         .collect();
     let os = os_release(facts).unwrap_or_default();
@@ -140,4 +228,30 @@ pub fn evaluate(
         facts_gathered: facts.values.len(),
         stats: facts.stats,
     }
+}
+
+fn unanswered(o: &CheckOutcome) -> CheckResult {
+    let shown = |items: &mut dyn Iterator<Item = String>, n: usize| {
+        let v: Vec<String> = items.take(6).collect();
+        let more = n.saturating_sub(v.len());
+        if more > 0 {
+            format!("{} and {more} more", v.join(", "))
+        } else {
+            v.join(", ")
+        }
+    };
+    let message = if o.pending_calls.is_empty() {
+        let n = o.missing.len();
+        format!(
+            "facts still missing after the last round trip: {}",
+            shown(&mut o.missing.iter().map(|r| format!("{r:?}")), n)
+        )
+    } else {
+        let n = o.pending_calls.len();
+        format!(
+            "a third round trip would be needed: {} depend on facts gathered only in the second (a scan makes at most two)",
+            shown(&mut o.pending_calls.iter().cloned(), n)
+        )
+    };
+    CheckResult::error("Control Source Code Error", message)
 }

@@ -19,6 +19,10 @@ pub struct PasswdEntry {
     pub uid: u32,
     /// Primary gid.
     pub gid: u32,
+    /// Comment (GECOS) field.
+    pub gecos: String,
+    /// Home directory.
+    pub home: String,
     /// Login shell.
     pub shell: String,
 }
@@ -37,6 +41,8 @@ pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
                 password: f[1].to_string(),
                 uid: f[2].parse().ok()?,
                 gid: f[3].parse().ok()?,
+                gecos: f[4].to_string(),
+                home: f[5].to_string(),
                 shell: f[6].to_string(),
             })
         })

@@ -14,6 +14,7 @@ fn load_with(controls: &str, overrides: &InputOverrides) -> Result<(), String> {
     let src = ProfileSource {
         metadata: META.into(),
         control_files: vec![("controls/c.yml".into(), controls.into())],
+        library_files: Vec::new(),
     };
     load_profile(&src, overrides)
         .map(|_| ())

@@ -216,6 +216,7 @@ fn unreadable_file_errors_its_control_and_the_scan_goes_on() {
 "
             .into(),
         )],
+        library_files: Vec::new(),
     };
     let profile = load_profile(&src, &Default::default()).expect("loads");
     for report in [

@@ -53,6 +53,7 @@ pub fn inputs_used(profile: &Profile, overrides: &BTreeMap<String, String>) -> V
             value: match &input.value {
                 InputValue::Scalar(v) => InputValueUsed::One(v.clone()),
                 InputValue::List(v) => InputValueUsed::Many(v.clone()),
+                InputValue::Typed(v) => typed_used(v),
             },
             source: if overrides.contains_key(&input.name) {
                 InputSource::Override
@@ -61,6 +62,19 @@ pub fn inputs_used(profile: &Profile, overrides: &BTreeMap<String, String>) -> V
             },
         })
         .collect()
+}
+
+/// An InSpec-typed input as recorded: a string as itself, a list of scalars
+/// as their texts, anything else (numbers, booleans, hashes) as its JSON.
+fn typed_used(v: &serde_json::Value) -> InputValueUsed {
+    let text = |x: &serde_json::Value| match x {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match v {
+        serde_json::Value::Array(items) => InputValueUsed::Many(items.iter().map(text).collect()),
+        other => InputValueUsed::One(text(other)),
+    }
 }
 
 /// A threshold to gate with, by name.
@@ -244,6 +258,21 @@ mod tests {
         assert_eq!(
             image_name("registry.local:5000/shop/web@sha256:ab"),
             "registry.local:5000/shop/web"
+        );
+    }
+
+    #[test]
+    fn typed_inspec_inputs_are_recorded_as_text() {
+        use serde_json::json;
+        assert_eq!(typed_used(&json!("x")), InputValueUsed::One("x".into()));
+        assert_eq!(typed_used(&json!(30)), InputValueUsed::One("30".into()));
+        assert_eq!(
+            typed_used(&json!(["a", 2])),
+            InputValueUsed::Many(vec!["a".into(), "2".into()])
+        );
+        assert_eq!(
+            typed_used(&json!({"k": 1})),
+            InputValueUsed::One(r#"{"k":1}"#.into())
         );
     }
 }

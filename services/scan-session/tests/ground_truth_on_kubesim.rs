@@ -10,7 +10,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use scanfleet_kube_access::ClusterAccess;
@@ -18,28 +17,11 @@ use scanfleet_scan_engine::adapters::local_root::LocalRoot;
 use scanfleet_scan_engine::facts::GatherLimits;
 use scanfleet_scan_engine::scan::scan;
 use scanfleet_scan_session::{Approach, ScanRequest, run_scan};
-use scanfleet_test_harness::{repo_root, system_tool};
+use scanfleet_test_harness::repo_root;
+use support::truth::{build, fixture};
 use support::{profile, report_statuses, session_config};
 
 const PROFILES: [&str; 2] = ["container-baseline", "container-hardening"];
-
-fn build(recipe: &str, dest: &std::path::Path) {
-    let out = Command::new("/bin/sh")
-        .arg(
-            repo_root()
-                .join("services/scan-engine/fixtures")
-                .join(recipe),
-        )
-        .arg(dest)
-        .env("BUSYBOX", system_tool("busybox"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{recipe}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// (profile, control) → scenario → status.
 fn table() -> BTreeMap<(String, String), BTreeMap<String, String>> {
@@ -71,50 +53,6 @@ fn table() -> BTreeMap<(String, String), BTreeMap<String, String>> {
 
 fn runtime(control: &str) -> bool {
     control.starts_with("cb-runtime-") || control.starts_with("ch-rt-")
-}
-
-fn fixture(dir: &std::path::Path) -> String {
-    let weak_cmd = r#"["/bin/sh", "-c", "exec env SECRET_TOKEN=s3cr3t APP_MODE=prod sleep 600"]"#;
-    format!(
-        r#"
-namespaces:
-  - name: truth
-images:
-  - {{name: "truth.local/weak:1", rootDir: "{weak}"}}
-  - {{name: "truth.local/hardened:1", rootDir: "{hardened}"}}
-  - name: kubesim.local/scanner:1.0
-    base: busybox
-    entrypoint: [sleep]
-    cmd: [infinity]
-pods:
-  - apiVersion: v1
-    kind: Pod
-    metadata: {{name: weak, namespace: truth}}
-    spec:
-      containers:
-        - {{name: app, image: "truth.local/weak:1", command: {weak_cmd}}}
-  - apiVersion: v1
-    kind: Pod
-    metadata: {{name: hardened, namespace: truth}}
-    spec:
-      containers:
-        - name: app
-          image: "truth.local/hardened:1"
-          command: ["/bin/su", "app", "-s", "/bin/sh", "-c", "exec sleep 600"]
-  - apiVersion: v1
-    kind: Pod
-    metadata: {{name: weak-with-scanner, namespace: truth}}
-    spec:
-      shareProcessNamespace: true
-      containers:
-        - {{name: app, image: "truth.local/weak:1", command: {weak_cmd}}}
-        - name: scanner
-          image: kubesim.local/scanner:1.0
-          securityContext: {{runAsUser: 0, capabilities: {{add: [SYS_PTRACE]}}}}
-"#,
-        weak = dir.join("weak").display(),
-        hardened = dir.join("hardened").display(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -39,6 +39,10 @@ pub struct WorkerMetrics {
     pub drained: CounterCell,
     /// Deliveries that were redeliveries.
     pub redeliveries: CounterCell,
+    /// Completed passes of the identity sweeper.
+    pub sweeps: CounterCell,
+    /// Expired scan identities the sweeper removed.
+    pub identities_swept: CounterCell,
     /// Scans running now.
     pub in_flight: GaugeCell,
     /// Connections on the health and metrics listener.
@@ -87,6 +91,18 @@ impl WorkerMetrics {
             "Intents received more than once.",
             redeliveries.0.clone(),
         );
+        let sweeps = CounterCell::default();
+        r.register(
+            "sweeps",
+            "Completed passes of the expired scan identity sweeper.",
+            sweeps.0.clone(),
+        );
+        let identities_swept = CounterCell::default();
+        r.register(
+            "identities_swept",
+            "Expired per-scan identities (crashed attempts) the sweeper removed.",
+            identities_swept.0.clone(),
+        );
         let in_flight = GaugeCell::default();
         r.register("scans_in_flight", "Scans running now.", in_flight.0.clone());
         let connections = ConnectionMetrics::register(&mut r);
@@ -98,6 +114,8 @@ impl WorkerMetrics {
             retried,
             drained,
             redeliveries,
+            sweeps,
+            identities_swept,
             in_flight,
             connections,
             registry: r,

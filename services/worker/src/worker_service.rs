@@ -160,6 +160,7 @@ fn intent_loop(
 fn spawn_sweeper(
     admin: ClusterAccess,
     every: Duration,
+    metrics: Arc<WorkerMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -170,8 +171,13 @@ fn spawn_sweeper(
                 _ = tick.tick() => {}
             }
             match sweep_expired(&admin, jiff::Timestamp::now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "sweeper removed expired scan identities"),
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(removed = n, "sweeper removed expired scan identities");
+                    }
+                    metrics.identities_swept.add(n as u64);
+                    metrics.sweeps.add(1);
+                }
                 Err(e) => tracing::warn!(error = %e, "sweeper pass failed; will retry"),
             }
         }
@@ -223,12 +229,13 @@ pub async fn run_with_ready(
     let mut tasks = CriticalTasks::new(shutdown.clone())
         .with_drain_grace(config.drain_grace + Duration::from_secs(5));
     let sweep_interval = config.sweep_interval;
+    let sweeper_metrics = metrics.clone();
     let intents = intent_loop(config, &client, &js, &admin, status, metrics);
     is_ready.store(true, Ordering::Relaxed);
     let rx = shutdown.clone();
     tasks.spawn("intent-loop", async move { intents.run(rx).await });
     tasks.spawn("http", serve_http(listener, router, shutdown.clone()));
-    let sweeper = spawn_sweeper(admin, sweep_interval, shutdown.clone());
+    let sweeper = spawn_sweeper(admin, sweep_interval, sweeper_metrics, shutdown.clone());
     let result = tasks.supervise().await;
     is_ready.store(false, Ordering::Relaxed);
     sweeper.abort();

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use scanfleet_contracts::v1::{Approach, ScanOutcome};
-use scanfleet_scan_session::sweep_expired;
 use support::{Fleet, eventually};
 
 const TARGETS: [&str; 5] = [
@@ -131,7 +130,8 @@ async fn a_worker_killed_mid_scan_loses_nothing_and_leaves_no_credentials() {
     assert_eq!(fleet.results().await.len(), 0, "killed before publishing");
     fleet.sim.set_faults(Vec::new());
 
-    let second = fleet.worker("survivor", 1);
+    // The survivor's own sweeper runs every second.
+    let second = fleet.sweeping_worker("survivor", 1);
     let results = fleet
         .wait_results(1, Duration::from_secs(60), &[&second])
         .await;
@@ -140,16 +140,43 @@ async fn a_worker_killed_mid_scan_loses_nothing_and_leaves_no_credentials() {
     assert_eq!(results[0].outcome(), ScanOutcome::Completed);
     assert!(second.metric("scanfleet_worker_redeliveries_total") >= 1.0);
 
-    // The crashed attempt's identity is still there until the sweeper runs
-    // past its expires-at; one pass then removes it.
-    let far = jiff::Timestamp::now()
-        .checked_add(jiff::SignedDuration::from_secs(3600))
-        .unwrap();
-    sweep_expired(&fleet.admin, far).await.unwrap();
-    eventually("no scan identities", Duration::from_secs(20), || async {
-        fleet.scan_accounts().await.is_empty()
-    })
+    // The crashed attempt's identity stays until its expires-at (at least
+    // ten minutes ahead): the running sweeper leaves it alone...
+    let leftover = fleet.scan_accounts().await;
+    assert_eq!(
+        leftover.len(),
+        1,
+        "the crashed attempt's identity: {leftover:?}"
+    );
+    let passes = second.metric("scanfleet_worker_sweeps_total");
+    eventually(
+        "two more sweeper passes",
+        Duration::from_secs(20),
+        || async { second.metric("scanfleet_worker_sweeps_total") >= passes + 2.0 },
+    )
     .await;
+    assert_eq!(
+        fleet.scan_accounts().await,
+        leftover,
+        "not expired yet: kept"
+    );
+    assert_eq!(
+        second.metric("scanfleet_worker_identities_swept_total"),
+        0.0
+    );
+    // ...until that time has passed (moved here by rewriting the annotation,
+    // as the hours would): the running worker's own sweeper removes it.
+    fleet.expire_scan_account(&leftover[0]).await;
+    eventually(
+        "the sweeper to remove it",
+        Duration::from_secs(20),
+        || async { fleet.scan_accounts().await.is_empty() },
+    )
+    .await;
+    assert_eq!(
+        second.metric("scanfleet_worker_identities_swept_total"),
+        1.0
+    );
     assert_eq!(fleet.results().await.len(), 1, "no duplicate row");
     drop(second);
     fleet.stop().await;

@@ -103,12 +103,22 @@ impl Store {
 
     /// All objects of a resource (in one namespace, or all when `ns` is None),
     /// with the resourceVersion the list is consistent with.
+    ///
+    /// Keys sort by (resource, namespace, name), so this is a range scan:
+    /// its cost follows the objects returned, not everything stored. Every
+    /// request's RBAC check lists bindings, so a whole-store scan here made
+    /// each API call slower as a cluster grew.
     pub fn list(&self, gr: &str, ns: Option<&str>) -> (Vec<Value>, u64) {
         let inner = self.lock();
+        let start: Key = (
+            gr.to_string(),
+            ns.unwrap_or_default().to_string(),
+            String::new(),
+        );
         let items = inner
             .objects
-            .iter()
-            .filter(|((g, n, _), _)| g == gr && ns.is_none_or(|ns| ns == n))
+            .range(start..)
+            .take_while(|((g, n, _), _)| g == gr && ns.is_none_or(|ns| ns == n))
             .map(|(_, v)| v.clone())
             .collect();
         (items, inner.rv)
@@ -263,6 +273,43 @@ impl Store {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn list_returns_exactly_one_resource_and_namespace() {
+        let s = Store::new(10);
+        for (gr, ns, name) in [
+            ("a", "x", "1"),
+            ("a", "x", "2"),
+            ("a", "y", "1"),
+            ("a/b", "x", "1"),
+            ("ab", "x", "1"),
+            ("", "x", "1"),
+            ("a", "", "cluster-scoped"),
+        ] {
+            s.create(
+                gr,
+                ns,
+                name,
+                json!({"metadata": {"name": format!("{gr}|{ns}|{name}")}}),
+            );
+        }
+        let names = |gr, ns| -> Vec<String> {
+            s.list(gr, ns)
+                .0
+                .iter()
+                .map(|v| v["metadata"]["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(names("a", Some("x")), ["a|x|1", "a|x|2"]);
+        assert_eq!(names("a", Some("y")), ["a|y|1"]);
+        assert_eq!(names("a", Some("")), ["a||cluster-scoped"]);
+        assert_eq!(
+            names("a", None),
+            ["a||cluster-scoped", "a|x|1", "a|x|2", "a|y|1"]
+        );
+        assert_eq!(names("ab", None), ["ab|x|1"]);
+        assert!(names("b", None).is_empty());
+    }
 
     #[test]
     fn history_bound_makes_old_versions_expire() {

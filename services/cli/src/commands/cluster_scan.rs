@@ -140,6 +140,7 @@ fn prepare(raw_target: &str, args: &Args) -> Result<Prepared, ExitCode> {
         .ok();
     let profile = overrides.as_ref().and_then(|o| {
         load_profile_dir(&args.profile, o)
+            .map(|p| super::scan::declared(p, args))
             .map_err(|e| problems.push(format!("{}: {e}", args.profile.display())))
             .ok()
     });

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 mod cluster_scan;
 mod envelope;
 mod keys;
+mod profile_check;
 mod results;
 pub mod scan;
 mod submit;
@@ -58,6 +59,9 @@ enum Command {
     /// given threshold fails, 2 when the input is unusable or the scan
     /// could not run.
     Scan(scan::Args),
+    /// Check a profile (YAML or InSpec) without a target.
+    #[command(subcommand)]
+    Profile(profile_check::ProfileCommand),
     /// Gate an HDF file with a SAF threshold file: exit 0 pass, 1 fail
     /// (every failed check printed), 2 invalid input.
     Threshold(threshold::Args),
@@ -99,6 +103,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Envelope(cmd) => envelope::run(cmd),
         Command::Scan(args) => scan::run(args),
+        Command::Profile(cmd) => profile_check::run(cmd),
         Command::Threshold(args) => threshold::run(args),
         Command::Submit(args) => submit::run(args),
         Command::Results(cmd) => results::run(cmd),

@@ -38,6 +38,10 @@ pub struct Args {
     /// Gate the results with a SAF threshold file.
     #[arg(long)]
     pub threshold: Option<PathBuf>,
+    /// Declare the target a container: InSpec's `virtualization` then
+    /// answers `docker` whatever the target's files say.
+    #[arg(long)]
+    pub container: bool,
     /// Write HDF here instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -49,6 +53,17 @@ pub struct Args {
     pub max_walk_entries: usize,
     #[command(flatten)]
     pub cluster: super::cluster_scan::ClusterArgs,
+}
+
+/// The profile as applied to this scan: `--container` declares the target.
+pub(crate) fn declared(
+    mut profile: scanfleet_scan_engine::profile::Profile,
+    args: &Args,
+) -> scanfleet_scan_engine::profile::Profile {
+    if args.container {
+        profile.declared.container = Some(true);
+    }
+    profile
 }
 
 pub(crate) fn parse_inputs(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -94,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let profile = match load_profile_dir(&args.profile, &overrides) {
-        Ok(p) => p,
+        Ok(p) => declared(p, &args),
         Err(e) => {
             eprintln!("error: {}: {e}", args.profile.display());
             return Ok(ExitCode::from(INVALID_INPUT));

@@ -171,6 +171,30 @@ impl LocalRoot {
         }
     }
 
+    /// `stat` with symlinks followed inside the root (missing when dangling).
+    fn stat_follow(&self, path: &str) -> StatFact {
+        match self.resolve(path, true) {
+            Ok(Some(p)) => match std::fs::metadata(&p) {
+                Ok(m) => StatFact::Present(FileStat {
+                    mode: m.mode(),
+                    uid: m.uid(),
+                    gid: m.gid(),
+                    size: m.size(),
+                    // The path inside the target the links resolved to.
+                    link_target: p.strip_prefix(&self.root).ok().map(|rel| {
+                        let mut v = b"/".to_vec();
+                        v.extend_from_slice(rel.as_os_str().as_bytes());
+                        v
+                    }),
+                }),
+                Err(e) if e.kind() == ErrorKind::NotFound => StatFact::Missing,
+                Err(e) => StatFact::Error(e.to_string()),
+            },
+            Ok(None) => StatFact::Missing,
+            Err(e) => StatFact::Error(e.to_string()),
+        }
+    }
+
     fn read(&self, path: &str, counted: &mut u64) -> ContentFact {
         let p = match self.resolve(path, true) {
             Ok(Some(p)) => p,
@@ -327,6 +351,7 @@ impl Target for LocalRoot {
         for req in &plan.requests {
             let v = match req {
                 FactRequest::Stat(p) => FactValue::Stat(self.stat(p)),
+                FactRequest::StatFollow(p) => FactValue::Stat(self.stat_follow(p)),
                 FactRequest::Read(p) => FactValue::Content(self.read(p, &mut counted)),
                 FactRequest::Walk(p) => {
                     let w = self.walk(p);
@@ -348,6 +373,7 @@ impl Target for LocalRoot {
                 round_trips: 0,
                 bytes_transferred: counted,
             },
+            declared: Default::default(),
         })
     }
 

@@ -1,44 +1,78 @@
-//! Reads a profile directory (`inspec.yml` + `controls/*.yml`) into a
-//! [`ProfileSource`] for the pure loader.
+//! Reads a profile directory into a [`ProfileSource`] for the pure loader:
+//! `inspec.yml` plus `controls/*.yml` (a YAML profile) or `controls/*.rb`
+//! and `libraries/*.rb` (an InSpec profile, run unchanged).
 
 use std::path::Path;
 
-use crate::profile::{InputOverrides, Profile, ProfileError, ProfileSource, load_profile};
+use crate::profile::{
+    InputOverrides, Profile, ProfileError, ProfileProblem, ProfileSource, load_profile,
+};
+
+/// The largest profile file read (a profile is code, not data).
+const MAX_FILE_BYTES: u64 = 4 << 20;
+
+fn err(what: String) -> ProfileError {
+    ProfileError {
+        problems: vec![ProfileProblem {
+            location: None,
+            message: what,
+        }],
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, ProfileError> {
+    let meta = std::fs::metadata(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(err(format!(
+            "{}: {} bytes, larger than the {MAX_FILE_BYTES}-byte limit for a profile file",
+            path.display(),
+            meta.len()
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))
+}
+
+/// `(relative path, text)` of the files in `dir/sub` whose names end in one of `exts`.
+fn files_in(
+    dir: &Path,
+    sub: &str,
+    exts: &[&str],
+    required: bool,
+) -> Result<Vec<(String, String)>, ProfileError> {
+    let d = dir.join(sub);
+    let entries = match std::fs::read_dir(&d) {
+        Ok(e) => e,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(err(format!("{}: cannot read: {e}", d.display()))),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| err(format!("{}: {e}", d.display())))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !exts.iter().any(|x| name.ends_with(x)) {
+            continue;
+        }
+        out.push((format!("{sub}/{name}"), read_text(&entry.path())?));
+    }
+    Ok(out)
+}
 
 /// Reads the profile's files.
 ///
 /// # Errors
-/// When `inspec.yml` or the `controls` directory cannot be read.
+/// When `inspec.yml` or the `controls` directory cannot be read, or a file
+/// is larger than 4 MiB.
 pub fn read_profile_dir(dir: &Path) -> Result<ProfileSource, ProfileError> {
-    let err = |what: String| ProfileError {
-        problems: vec![crate::profile::ProfileProblem {
-            location: None,
-            message: what,
-        }],
-    };
-    let metadata = std::fs::read_to_string(dir.join("inspec.yml"))
+    let metadata = read_text(&dir.join("inspec.yml"))
         .map_err(|e| err(format!("{}: cannot read inspec.yml: {e}", dir.display())))?;
-    let controls_dir = dir.join("controls");
-    let mut control_files = Vec::new();
-    let entries = std::fs::read_dir(&controls_dir)
-        .map_err(|e| err(format!("{}: cannot read: {e}", controls_dir.display())))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| err(format!("{}: {e}", controls_dir.display())))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.ends_with(".yml") || name.ends_with(".yaml")) {
-            continue;
-        }
-        let text = std::fs::read_to_string(entry.path())
-            .map_err(|e| err(format!("{}: {e}", entry.path().display())))?;
-        control_files.push((format!("controls/{name}"), text));
-    }
     Ok(ProfileSource {
         metadata,
-        control_files,
+        control_files: files_in(dir, "controls", &[".yml", ".yaml", ".rb"], true)?,
+        library_files: files_in(dir, "libraries", &[".rb"], false)?,
     })
 }
 
-/// Reads and loads a profile directory.
+/// Reads and loads a profile directory (YAML or InSpec).
 ///
 /// # Errors
 /// IO problems and every validation problem, with `file:line:col`.

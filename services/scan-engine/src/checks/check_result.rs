@@ -78,3 +78,31 @@ impl CheckResult {
         Self::new(Status::Skipped, code_desc, Some(msg.into()))
     }
 }
+
+/// Everything one evaluation of a check produced: its results, the facts
+/// it found it needs only after seeing the first round trip's facts, and
+/// a control impact it set while running (InSpec's `impact` inside a
+/// condition, `only_if(impact:)`, `only_applicable_if`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckOutcome {
+    /// Results (InSpec controls may legitimately have none).
+    pub results: Vec<CheckResult>,
+    /// Facts that were not gathered; non-empty means the results are not final.
+    pub missing: std::collections::BTreeSet<crate::facts::FactRequest>,
+    /// Calls whose arguments depended on missing facts, with `file:line`.
+    pub pending_calls: Vec<String>,
+    /// Impact at the end of evaluation, when it differs from the profile's.
+    pub impact: Option<f64>,
+    /// No results is a legitimate answer (an InSpec control without tests).
+    pub no_results_ok: bool,
+}
+
+impl CheckOutcome {
+    /// The outcome of a check that only produces results.
+    pub fn of(results: Vec<CheckResult>) -> Self {
+        Self {
+            results,
+            ..Self::default()
+        }
+    }
+}

@@ -57,6 +57,7 @@ impl CompiledCheck for CommandCheck {
             CommandFact::Ran {
                 exit_status,
                 stdout,
+                ..
             } => (exit_status, String::from_utf8_lossy(&stdout).into_owned()),
             CommandFact::Unsupported(why) => {
                 return vec![CheckResult::skip(format!("{base} runs"), why)];

@@ -47,7 +47,7 @@ pub mod users;
 #[cfg(test)]
 mod test_support;
 
-pub use check_result::{CheckResult, Status};
+pub use check_result::{CheckOutcome, CheckResult, Status};
 pub use compile::{CompileError, RawForm};
 pub use system_facts::{MAIN_ENVIRON, os_release, os_release_requests};
 
@@ -58,6 +58,13 @@ pub trait CompiledCheck: fmt::Debug + Send + Sync {
 
     /// Evaluates the check against gathered facts.
     fn evaluate(&self, facts: &Facts) -> Vec<CheckResult>;
+
+    /// Evaluates and reports what else the evaluation found: facts needed
+    /// for a second round trip and a run-time impact. YAML kinds plan
+    /// everything up front and keep this default.
+    fn evaluate_outcome(&self, facts: &Facts) -> CheckOutcome {
+        CheckOutcome::of(self.evaluate(facts))
+    }
 }
 
 /// A compiled check: shared, immutable, cheap to clone with its profile.
@@ -73,6 +80,19 @@ impl Check {
     /// Adds the facts this check needs to `out`.
     pub fn plan(&self, out: &mut BTreeSet<FactRequest>) {
         self.0.plan(out);
+    }
+
+    /// Evaluates with everything the check reports (see
+    /// [`CompiledCheck::evaluate_outcome`]).
+    pub fn outcome(&self, facts: &Facts) -> CheckOutcome {
+        let mut o = self.0.evaluate_outcome(facts);
+        if o.results.is_empty() && !o.no_results_ok && o.missing.is_empty() {
+            o.results.push(CheckResult::error(
+                "check",
+                "internal: check produced no result",
+            ));
+        }
+        o
     }
 
     /// Evaluates the check against gathered facts. Always yields at least one

@@ -137,6 +137,7 @@ impl FactsBuilder {
         let ran = CommandFact::Ran {
             exit_status,
             stdout: stdout.as_bytes().to_vec(),
+            stderr: Vec::new(),
         };
         self.command_fact(cmd, ran)
     }

@@ -78,6 +78,7 @@ pub(super) fn compile_control(
         title: rc.title,
         desc: rc.desc,
         descriptions: rc.descriptions,
+        code: String::new(),
         impact,
         severity,
         tags,

@@ -88,7 +88,8 @@ pub(super) fn parse_inputs(
         match inputs.iter_mut().find(|i| &i.name == k) {
             Some(input) => {
                 input.value = match input.value {
-                    InputValue::Scalar(_) => InputValue::Scalar(v.clone()),
+                    // The YAML front end never makes typed inputs.
+                    InputValue::Scalar(_) | InputValue::Typed(_) => InputValue::Scalar(v.clone()),
                     InputValue::List(_) => InputValue::List(
                         v.split(',')
                             .map(str::trim)
@@ -149,6 +150,13 @@ pub(super) fn substitute_inputs(
                         ..
                     }) => {
                         *node = Node::from(MarkedScalarNode::new(span, v.clone()));
+                        return;
+                    }
+                    Some(Input {
+                        value: InputValue::Typed(v),
+                        ..
+                    }) => {
+                        *node = Node::from(MarkedScalarNode::new(span, v.to_string()));
                         return;
                     }
                     None => {

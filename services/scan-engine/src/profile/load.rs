@@ -75,6 +75,9 @@ pub fn load_profile(
     source: &ProfileSource,
     overrides: &InputOverrides,
 ) -> Result<Profile, ProfileError> {
+    if crate::inspec::is_inspec_source(source) {
+        return crate::inspec::load_inspec_profile(source, overrides);
+    }
     let mut files: Vec<&(String, String)> = source.control_files.iter().collect();
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut file_ids = vec!["inspec.yml".to_string()];
@@ -105,6 +108,7 @@ pub fn load_profile(
         metadata: raw_meta.into_metadata(inputs),
         controls,
         sha256: profile_sha256(&source.metadata, &files),
+        declared: Default::default(),
     })
 }
 

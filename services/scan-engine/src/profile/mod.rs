@@ -33,8 +33,11 @@ pub use problems::{Location, ProfileError, ProfileProblem};
 pub struct ProfileSource {
     /// Text of `inspec.yml`.
     pub metadata: String,
-    /// `(relative path, text)` of every `controls/*.yml`, in any order.
+    /// `(relative path, text)` of every `controls/*.yml` (or, for an InSpec
+    /// profile, `controls/*.rb`), in any order.
     pub control_files: Vec<(String, String)>,
+    /// `(relative path, text)` of every `libraries/*.rb` (InSpec profiles only).
+    pub library_files: Vec<(String, String)>,
 }
 
 /// Scan-time overrides of profile inputs (`--input name=value`).
@@ -86,13 +89,16 @@ pub struct Input {
     pub value: InputValue,
 }
 
-/// Inputs are strings or lists of strings; nothing else is needed by checks.
+/// Input values: strings or lists of strings for YAML profiles; any typed
+/// value (numbers, booleans, hashes) for InSpec profiles.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputValue {
     /// A single value.
     Scalar(String),
     /// A list; overrides give it as comma-separated text.
     List(Vec<String>),
+    /// A typed value, as InSpec's `inspec.yml` declares it.
+    Typed(serde_json::Value),
 }
 
 /// HDF severity bands, lowercase as SAF compares them.
@@ -171,6 +177,8 @@ pub struct Control {
     pub refs: Vec<BTreeMap<String, String>>,
     /// Where the control is defined.
     pub source: Location,
+    /// The control's source text (HDF `code`); empty for YAML controls.
+    pub code: String,
     /// The checks; each yields at least one result.
     pub checks: Vec<Check>,
 }
@@ -184,4 +192,7 @@ pub struct Profile {
     pub controls: Vec<Control>,
     /// sha256 over the profile's files, so a result names exactly the rules used.
     pub sha256: String,
+    /// What the scan declares about its target (a scan option, set after
+    /// loading like inputs): InSpec's `virtualization` reads it.
+    pub declared: crate::facts::Declarations,
 }

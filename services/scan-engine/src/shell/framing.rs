@@ -35,6 +35,7 @@ pub fn parse_output(
         values: BTreeMap::new(),
         walks: BTreeMap::new(),
         procs: BTreeMap::new(),
+        stdouts: BTreeMap::new(),
         self_pid: None,
         ended: false,
     };
@@ -81,6 +82,8 @@ struct Parser<'a> {
     walks: BTreeMap<usize, (Vec<WalkEntry>, bool)>,
     /// Process files per fact index and pid until its `PE` record.
     procs: BTreeMap<usize, BTreeMap<u32, ProcFiles>>,
+    /// Command stdouts (`XO`) waiting for their status record (`X`).
+    stdouts: BTreeMap<usize, Vec<u8>>,
     /// The scan shell's own pid, hidden from the process list.
     self_pid: Option<u32>,
     ended: bool,
@@ -151,6 +154,7 @@ impl<'a> Parser<'a> {
             b"WE" => self.walk_end(&mut r)?,
             b"P" => self.process_file(&mut r)?,
             b"PE" => self.processes_end(&mut r)?,
+            b"XO" => self.command_stdout(&mut r)?,
             b"X" => self.command(&mut r)?,
             other => {
                 return Err(format!(
@@ -194,7 +198,12 @@ impl<'a> Parser<'a> {
 
     /// `S i = mode uid gid size` + link target | `S i -` | `S i ! msg`.
     fn stat(&mut self, r: &mut Record<'_>) -> Result<(), String> {
-        let (_, req) = self.answered(r, |q| matches!(q, FactRequest::Stat(_)), "a stat")?;
+        let (_, req) = self.answered(
+            r,
+            |q| matches!(q, FactRequest::Stat(_) | FactRequest::StatFollow(_)),
+            "a stat",
+        )?;
+        let followed = matches!(req, FactRequest::StatFollow(_));
         let v = match r.tok.next() {
             Some(b"-") => StatFact::Missing,
             Some(b"!") => StatFact::Error(rest_text(r.header, 3)),
@@ -209,7 +218,8 @@ impl<'a> Parser<'a> {
                     uid,
                     gid,
                     size,
-                    link_target: is_link.then(|| strip_one_nl(r.payload).to_vec()),
+                    // A followed stat carries the path the links resolved to.
+                    link_target: (is_link || followed).then(|| strip_one_nl(r.payload).to_vec()),
                 })
             }
             _ => return Err(r.ctx("bad stat status".into())),
@@ -334,14 +344,30 @@ impl<'a> Parser<'a> {
         self.insert_once(req, FactValue::Processes(ProcessesFact::Listed(out)))
     }
 
-    /// `X i status` + the command's stdout.
+    /// `XO i` + the command's stdout; must be followed by its `X` record.
+    fn command_stdout(&mut self, r: &mut Record<'_>) -> Result<(), String> {
+        let i: usize = r.num("index")?;
+        let req = self.fact(i)?;
+        if !matches!(req, FactRequest::Command(_))
+            || self.stdouts.insert(i, r.payload.to_vec()).is_some()
+        {
+            return Err(r.ctx("stdout for a fact that is not a pending command".into()));
+        }
+        Ok(())
+    }
+
+    /// `X i status` + the command's stderr, after its `XO` record.
     fn command(&mut self, r: &mut Record<'_>) -> Result<(), String> {
         let i: usize = r.num("index")?;
         let req = self.fact(i)?;
         let rc: i32 = r.num("status")?;
+        let Some(stdout) = self.stdouts.remove(&i) else {
+            return Err(r.ctx("command status without its stdout".into()));
+        };
         let ran = CommandFact::Ran {
             exit_status: rc,
-            stdout: r.payload.to_vec(),
+            stdout,
+            stderr: r.payload.to_vec(),
         };
         self.insert_once(req, FactValue::Command(ran))
     }

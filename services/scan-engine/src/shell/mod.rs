@@ -125,6 +125,10 @@ impl<E: ScriptExecutor> Target for ShellTarget<E> {
                 round_trips: 1,
                 bytes_transferred: (out.stdout.len() + out.stderr.len()) as u64,
             },
+            declared: crate::facts::Declarations {
+                commands_outside_target: !self.root_prefix.is_empty(),
+                ..Default::default()
+            },
         })
     }
 

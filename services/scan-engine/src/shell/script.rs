@@ -27,7 +27,7 @@ fn q(s: &str) -> String {
 /// `C i = total sent` + bytes | `C i -` | `C i N` | `C i ! msg`;
 /// `W i mode uid gid path` per walk entry, then `WE i rc` or `WE i -`;
 /// `SELF pid`, `P i pid status|cmdline` + bytes, `PE i`;
-/// `X i status` + stdout; finally `END`.
+/// `XO i` + stdout then `X i status` + stderr; finally `END`.
 pub fn generate_script(
     plan: &FactPlan,
     boundary: &str,
@@ -36,7 +36,7 @@ pub fn generate_script(
 ) -> String {
     let cap = limits.max_file_bytes;
     let mut s = String::new();
-    s.push_str("LC_ALL=C; export LC_ALL\n");
+    s.push_str("LC_ALL=C; export LC_ALL\nexec 3>&1\n");
     s.push_str(&format!(
         "B={}\nR={}\nNL='\n'\n",
         q(boundary),
@@ -81,16 +81,30 @@ pr() {
   done
   h PE "$1"
 }
+sf() {
+  p=$2; n=0
+  while [ -L "$R$p" ] && [ "$n" -lt 40 ]; do
+    t=$(readlink -- "$R$p") || break
+    n=$((n+1))
+    case $t in /*) p=$t;; *) p=${p%/*}/$t;; esac
+  done
+  if [ -e "$R$p" ]; then
+    if s=$(stat -L -c '%f %u %g %s' -- "$R$p"); then h S "$1" = $s; printf '%s' "$p"
+    else h S "$1" '!' "stat exited with status $?"; fi
+  else h S "$1" -; fi
+}
 cm() {
-  o=$( (eval "$2") <&-; printf 'x%s' "$?" )
-  r=${o##*x}; o=${o%x*}
-  h X "$1" "$r"; printf '%s' "$o"
+  h XO "$1"
+  e=$( { o=$( (eval "$2") <&- 2>&4 4>&-; printf 'x%s' "$?" ); printf '%s' "${o%x*}" >&3; printf 'x%s' "${o##*x}"; } 4>&1 )
+  r=${e##*x}; e=${e%x*}
+  h X "$1" "$r"; printf '%s' "$e"
 }
 "#,
     );
     for (i, req) in plan.requests.iter().enumerate() {
         let line = match req {
             FactRequest::Stat(p) => format!("st {i} \"$R\"{}", q(p)),
+            FactRequest::StatFollow(p) => format!("sf {i} {}", q(p)),
             FactRequest::Read(p) => format!("rd 'C {i}' \"$R\"{}", q(p)),
             FactRequest::Walk(p) => format!("wk {i} \"$R\"{}", q(p)),
             FactRequest::Processes => format!("pr {i}"),

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fence;
+pub mod truth;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

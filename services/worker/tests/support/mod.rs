@@ -27,6 +27,13 @@ use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::{repo_root, write_private};
 use scanfleet_trust::SigningKey;
 
+/// The workers' YAML: short leases and polls, a given sweeper period.
+fn worker_yaml(sweep_secs: u64) -> String {
+    format!(
+        "progress_interval_ms: 500\nidle_poll_ms: 300\nsweep_interval_secs: {sweep_secs}\ndrain_grace_secs: 30\n"
+    )
+}
+
 /// A request to scan `uri` with container-baseline 1.0.0.
 pub fn submit_request(uri: &str) -> SubmitRequest {
     SubmitRequest {
@@ -117,11 +124,7 @@ impl Fleet {
             .await
             .unwrap();
         let worker_config = dir.path().join("worker.yml");
-        std::fs::write(
-            &worker_config,
-            "progress_interval_ms: 500\nidle_poll_ms: 300\nsweep_interval_secs: 3600\ndrain_grace_secs: 30\n",
-        )
-        .unwrap();
+        std::fs::write(&worker_config, worker_yaml(3600)).unwrap();
         Self {
             nats,
             sim,
@@ -141,8 +144,25 @@ impl Fleet {
         self.worker_with(name, concurrency, &[])
     }
 
+    /// A worker whose sweeper runs every `sweep_secs` seconds.
+    pub fn sweeping_worker(&self, name: &str, sweep_secs: u64) -> Worker {
+        let config = self.dir.path().join(format!("{name}.yml"));
+        std::fs::write(&config, worker_yaml(sweep_secs)).unwrap();
+        self.worker_configured(name, 1, &config, &[])
+    }
+
     /// [`Fleet::worker`] with extra flags.
     pub fn worker_with(&self, name: &str, concurrency: usize, extra: &[&str]) -> Worker {
+        self.worker_configured(name, concurrency, &self.worker_config, extra)
+    }
+
+    fn worker_configured(
+        &self,
+        name: &str,
+        concurrency: usize,
+        config: &std::path::Path,
+        extra: &[&str],
+    ) -> Worker {
         let log = self.dir.path().join(format!("{name}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_scanfleet-worker"))
             .args(["--nats-url", &self.nats.url(), "--cluster", "kubesim"])
@@ -153,7 +173,7 @@ impl Fleet {
             .arg("--profiles")
             .arg(repo_root().join("profiles"))
             .arg("--config")
-            .arg(&self.worker_config)
+            .arg(config)
             .args(["--http-listen", "127.0.0.1:0", "--worker-id", name])
             .arg("--concurrency")
             .arg(concurrency.to_string())
@@ -293,6 +313,23 @@ impl Fleet {
             .into_iter()
             .filter_map(|a| a.metadata.name)
             .collect()
+    }
+
+    /// Moves a scan identity's `expires-at` into the past, as the passing
+    /// hours would (the sweeper reads only that annotation).
+    pub async fn expire_scan_account(&self, name: &str) {
+        let accounts = Api::<ServiceAccount>::namespaced(self.admin.client.clone(), "apps");
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            scanfleet_scan_session::scan_identity::EXPIRES_AT_ANNOTATION: "2000-01-01T00:00:00Z"
+        }}});
+        accounts
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
     }
 
     pub async fn stop(self) {

@@ -1,0 +1,3 @@
+//! IO: registries, archives, the disk.
+
+pub mod layer_unpack;

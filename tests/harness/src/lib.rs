@@ -11,6 +11,7 @@
 pub mod fleet;
 pub mod nats;
 pub mod postgres;
+pub mod registry;
 pub mod rootfs;
 pub mod slow_clients;
 

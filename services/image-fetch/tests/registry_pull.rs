@@ -70,16 +70,24 @@ async fn pulls_by_digest_over_tls_with_basic_auth() {
     let dir = image.dir().to_path_buf();
     drop(image);
     assert!(!dir.exists(), "the private directory is removed on drop");
+    refusals_name_the_registry_and_the_step(&reg, &digest, work.path()).await;
+}
 
+/// Wrong or missing credentials, a foreign CA, a missing digest: each one
+/// error naming the registry and the step, and no directory left behind.
+async fn refusals_name_the_registry_and_the_step(
+    reg: &TestRegistry,
+    digest: &ImageDigest,
+    work: &Path,
+) {
     // Wrong password: one clear error naming the registry and the step.
-    let client =
-        RegistryClient::new(&reg.host(), "shop/web", options(&reg, Some("wrong"))).unwrap();
+    let client = RegistryClient::new(&reg.host(), "shop/web", options(reg, Some("wrong"))).unwrap();
     let err = pull_image(
         &client,
-        &digest,
+        digest,
         &Platform::default(),
         UnpackLimits::default(),
-        Some(work.path()),
+        Some(work),
     )
     .await
     .err()
@@ -97,13 +105,13 @@ async fn pulls_by_digest_over_tls_with_basic_auth() {
         )
     );
     // No credentials at all.
-    let client = RegistryClient::new(&reg.host(), "shop/web", options(&reg, None)).unwrap();
+    let client = RegistryClient::new(&reg.host(), "shop/web", options(reg, None)).unwrap();
     let err = pull_image(
         &client,
-        &digest,
+        digest,
         &Platform::default(),
         UnpackLimits::default(),
-        Some(work.path()),
+        Some(work),
     )
     .await
     .err()
@@ -124,16 +132,16 @@ async fn pulls_by_digest_over_tls_with_basic_auth() {
         "shop/web",
         RegistryOptions {
             ca_bundle: Some(other_pki.ca.clone()),
-            ..options(&reg, Some("s3cret-pw"))
+            ..options(reg, Some("s3cret-pw"))
         },
     )
     .unwrap();
     let err = pull_image(
         &client,
-        &digest,
+        digest,
         &Platform::default(),
         UnpackLimits::default(),
-        Some(work.path()),
+        Some(work),
     )
     .await
     .err()
@@ -149,13 +157,13 @@ async fn pulls_by_digest_over_tls_with_basic_auth() {
     // A digest the registry does not have.
     let missing = ImageDigest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
     let client =
-        RegistryClient::new(&reg.host(), "shop/web", options(&reg, Some("s3cret-pw"))).unwrap();
+        RegistryClient::new(&reg.host(), "shop/web", options(reg, Some("s3cret-pw"))).unwrap();
     let err = pull_image(
         &client,
         &missing,
         &Platform::default(),
         UnpackLimits::default(),
-        Some(work.path()),
+        Some(work),
     )
     .await
     .err()
@@ -163,7 +171,7 @@ async fn pulls_by_digest_over_tls_with_basic_auth() {
     .to_string();
     assert!(err.contains("HTTP 404"), "{err}");
     assert_eq!(
-        std::fs::read_dir(work.path()).unwrap().count(),
+        std::fs::read_dir(work).unwrap().count(),
         0,
         "every failed pull removed its directory"
     );

@@ -63,6 +63,7 @@ impl SampleStatement {
             predicate: ScanResultPredicate {
                 scan_id: scan_id.into(),
                 target: ScanTargetRef {
+                    kind: Default::default(),
                     cluster: "kubesim".into(),
                     namespace: "shop".into(),
                     pod: format!("pod-{scan_id}"),

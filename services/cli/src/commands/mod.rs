@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod cluster_scan;
 mod envelope;
+mod image_scan;
 mod keys;
 mod profile_check;
 mod results;
@@ -58,7 +59,7 @@ enum Command {
     /// (k8s://NS/POD/CONTAINER) with a profile and write HDF; exits 1 when a
     /// given threshold fails, 2 when the input is unusable or the scan
     /// could not run.
-    Scan(scan::Args),
+    Scan(Box<scan::Args>),
     /// Check a profile (YAML or InSpec) without a target.
     #[command(subcommand)]
     Profile(profile_check::ProfileCommand),
@@ -102,7 +103,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Envelope(cmd) => envelope::run(cmd),
-        Command::Scan(args) => scan::run(args),
+        Command::Scan(args) => scan::run(*args),
         Command::Profile(cmd) => profile_check::run(cmd),
         Command::Threshold(args) => threshold::run(args),
         Command::Submit(args) => submit::run(args),

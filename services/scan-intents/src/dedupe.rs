@@ -66,6 +66,10 @@ pub enum Occasion<'a> {
     /// An API request: its idempotency key, or the scan id when the client
     /// gave none.
     ApiRequest(&'a str),
+    /// The content itself: an image pushed again, under another tag or to
+    /// another repository, is the same work as long as the key (digest,
+    /// profile) is; only the duplicate window bounds it.
+    Content,
 }
 
 /// Hashes each field with a length prefix so no two field lists share an
@@ -158,6 +162,7 @@ impl DedupeKey {
                 feed(&mut h, "api");
                 feed(&mut h, id);
             }
+            Occasion::Content => feed(&mut h, "content"),
         }
         let occasion = hex::encode(h.finalize());
         format!("{self}-{}", &occasion[..16])

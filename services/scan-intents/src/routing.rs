@@ -11,6 +11,7 @@
 use crate::dedupe::{DedupeKey, Occasion};
 use crate::image_digest::ImageIdentity;
 use crate::intent::{Intent, IntentTarget};
+use crate::priority::TriggerKind;
 use crate::subject::{SubjectTail, image_intent_subject, intent_subject};
 
 /// An intent's subject and message id.
@@ -33,8 +34,15 @@ pub fn image_identity(intent: &Intent) -> ImageIdentity {
 
 /// Routes `intent`, published because of `occasion`. An image scan is
 /// keyed by (digest, profile) alone: however many tags, repositories or
-/// clusters name one digest, it is one piece of work.
+/// clusters name one digest, it is one piece of work; and a push of an
+/// image is not a new occasion (each push has its own event id, and a
+/// tag moved to a known digest is no new content), so every push of one
+/// digest shares one message id within the duplicate window.
 pub fn route(intent: &Intent, occasion: &Occasion<'_>) -> Routing {
+    let occasion = match (&intent.target, intent.trigger.kind()) {
+        (IntentTarget::Image(_), TriggerKind::RegistryPush) => &Occasion::Content,
+        _ => occasion,
+    };
     let key = match &intent.target {
         IntentTarget::Container(container) => DedupeKey::new(
             &intent.cluster,
@@ -170,5 +178,48 @@ mod tests {
             &slot,
         );
         assert_ne!(a.msg_id, container.msg_id);
+    }
+
+    #[test]
+    fn every_push_of_one_digest_is_one_image_scan() {
+        let digest = format!("sha256:{}", "ef".repeat(32));
+        let pushed = |uri: &str, tag: &str, event: &str| {
+            let target = crate::image_target::ImageTarget::parse_uri(uri).unwrap();
+            let intent = Intent {
+                image: ImageSpec {
+                    reference: target.reference(),
+                    digest: Some(target.digest().clone()),
+                },
+                target: IntentTarget::Image(target.clone()),
+                ..intent(
+                    "01JDQ3W7T8ZK5V9X2M4N6P8R0S",
+                    Trigger::RegistryPush {
+                        registry: target.registry().into(),
+                        repository: target.repository().into(),
+                        digest: target.digest().to_string(),
+                        tag: tag.into(),
+                    },
+                )
+            };
+            route(&intent, &Occasion::RegistryEvent(event)).msg_id
+        };
+        let first = pushed(&format!("oci://r.local/shop/web@{digest}"), "1.0", "ev-1");
+        assert_eq!(
+            first,
+            pushed(
+                &format!("oci://r.local/shop/web@{digest}"),
+                "latest",
+                "ev-2"
+            )
+        );
+        assert_eq!(
+            first,
+            pushed(&format!("oci://r.local/mirror/web@{digest}"), "1.0", "ev-3")
+        );
+        let other = format!("sha256:{}", "0f".repeat(32));
+        assert_ne!(
+            first,
+            pushed(&format!("oci://r.local/shop/web@{other}"), "1.0", "ev-1")
+        );
     }
 }

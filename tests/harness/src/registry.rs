@@ -196,6 +196,20 @@ impl Drop for TestRegistry {
 /// Builds an OCI layout at `layout` with tag `tag` whose one layer holds
 /// `files` (path inside the image, contents, mode), using umoci.
 pub fn build_layout(layout: &Path, tag: &str, files: &[(&str, &[u8], u32)]) {
+    build_layout_with(layout, tag, |rootfs| {
+        for (path, contents, mode) in files {
+            use std::os::unix::fs::PermissionsExt as _;
+            let host = rootfs.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+            std::fs::write(&host, contents).unwrap();
+            std::fs::set_permissions(&host, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+    });
+}
+
+/// Builds an OCI layout at `layout` with tag `tag` whose one layer is what
+/// `fill` writes into the (empty) root filesystem it is given, using umoci.
+pub fn build_layout_with(layout: &Path, tag: &str, fill: impl FnOnce(&Path)) {
     let umoci = system_tool("umoci");
     let image = format!("{}:{tag}", layout.display());
     if !layout.join("index.json").exists() {
@@ -210,13 +224,7 @@ pub fn build_layout(layout: &Path, tag: &str, files: &[(&str, &[u8], u32)]) {
         .args(["unpack", "--image", &image])
         .arg(&bundle_dir));
     assert!(out.status.success(), "umoci unpack: {}", text(&out.stderr));
-    for (path, contents, mode) in files {
-        use std::os::unix::fs::PermissionsExt as _;
-        let host = bundle_dir.join("rootfs").join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(host.parent().unwrap()).unwrap();
-        std::fs::write(&host, contents).unwrap();
-        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(*mode)).unwrap();
-    }
+    fill(&bundle_dir.join("rootfs"));
     let out = run(Command::new(&umoci)
         .args(["repack", "--image", &image])
         .arg(&bundle_dir));

@@ -383,3 +383,45 @@ fn whiteouts_and_opaque_directories_hide_lower_layers() {
     sb.assert_contained();
     assert!(!Path::new("/etc/a-never-written").exists());
 }
+
+/// The outer archive of `--image-archive` is untrusted too: its member
+/// names follow the same rules and its extension records are capped.
+#[test]
+fn hostile_image_archives_are_refused() {
+    use scanfleet_image_fetch::adapters::image_archive::ImageArchive;
+    let sb = Sandbox::new();
+    let work = sb.root();
+    let open = |tar: Vec<u8>| {
+        let path = sb.dir.path().join("outside").join("..").join("archive.tar");
+        fs::write(&path, tar).unwrap();
+        let result = ImageArchive::open(&path, Some(&work), &UnpackLimits::default())
+            .err()
+            .map(|e| e.to_string());
+        fs::remove_file(&path).unwrap();
+        result.expect("refused")
+    };
+    let mut l = Vec::new();
+    entry(&mut l, b"../outside/evil", b'0', b"x", b"", 0o644);
+    let err = open(end(l));
+    assert!(
+        err.ends_with("member \"../outside/evil\": path climbs out of the image root with \"..\""),
+        "{err}"
+    );
+    let mut l = Vec::new();
+    entry_sized(&mut l, b"././@LongLink", b'L', b"", b"", 0o644, 1 << 30);
+    let err = open(l);
+    assert!(
+        err.ends_with("an extension record of 1073741824 bytes is over the limit of 65536"),
+        "{err}"
+    );
+    let mut l = Vec::new();
+    entry(&mut l, b"blobs/x", b'2', b"", b"/etc/passwd", 0o777);
+    let err = open(end(l));
+    assert!(err.contains("unexpected entry type"), "{err}");
+    assert_eq!(
+        fs::read_dir(&work).unwrap().count(),
+        0,
+        "each private copy is removed"
+    );
+    sb.assert_contained();
+}

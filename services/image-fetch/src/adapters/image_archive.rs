@@ -168,53 +168,105 @@ fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Longest extension record (GNU long name, PAX header) read from an
+/// archive: read into memory, so capped (the tar crate would not cap it).
+const MAX_EXTENSION_BYTES: u64 = 64 * 1024;
+
 /// Copies the tar's regular files and directories into `dest`, by
 /// normalised name; links, devices and anything else are refused (a
-/// layout holds none).
+/// layout holds none). Read in raw mode so extension records are capped.
 fn copy_members(tar_path: &Path, dest: &Path, limits: &UnpackLimits) -> Result<(), String> {
     let f = fs::File::open(tar_path).map_err(|e| e.to_string())?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(f));
     let mut total = 0u64;
-    for (count, entry) in archive.entries().map_err(|e| e.to_string())?.enumerate() {
+    let mut long_name: Option<Vec<u8>> = None;
+    let entries = archive.entries().map_err(|e| e.to_string())?.raw(true);
+    for (count, entry) in entries.enumerate() {
         if count >= MAX_ARCHIVE_MEMBERS {
             return Err(format!("more than {MAX_ARCHIVE_MEMBERS} members"));
         }
         let mut entry = entry.map_err(|e| format!("truncated or corrupt: {e}"))?;
-        let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
-        let comps = normalise(&raw, limits).map_err(|e| format!("member {shown:?}: {e}"))?;
-        let mut host = dest.to_path_buf();
-        for c in &comps {
-            host.push(std::ffi::OsStr::new(
-                std::str::from_utf8(c).map_err(|_| format!("member {shown:?}: not UTF-8"))?,
-            ));
-        }
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => {
-                fs::create_dir_all(&host).map_err(|e| format!("member {shown:?}: {e}"))?;
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::GNULongName | tar::EntryType::XHeader | tar::EntryType::XGlobalHeader
+        ) {
+            let size = entry.size();
+            if size > MAX_EXTENSION_BYTES {
+                return Err(format!(
+                    "an extension record of {size} bytes is over the limit of {MAX_EXTENSION_BYTES}"
+                ));
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                total = total.saturating_add(entry.size());
-                if total > limits.max_total_bytes {
-                    return Err(format!("holds more than {} bytes", limits.max_total_bytes));
+            let mut data = Vec::new();
+            entry
+                .read_to_end(&mut data)
+                .map_err(|e| format!("truncated or corrupt: {e}"))?;
+            match kind {
+                tar::EntryType::GNULongName => {
+                    while data.last() == Some(&0) {
+                        data.pop();
+                    }
+                    long_name = Some(data);
                 }
-                if let Some(parent) = host.parent() {
-                    fs::create_dir_all(parent).map_err(|e| format!("member {shown:?}: {e}"))?;
+                tar::EntryType::XHeader => {
+                    for ext in tar::PaxExtensions::new(&data).flatten() {
+                        if ext.key_bytes() == b"path" {
+                            long_name = Some(ext.value_bytes().to_vec());
+                        }
+                    }
                 }
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&host)
-                    .map_err(|e| format!("member {shown:?}: {e}"))?;
-                let n = std::io::copy(&mut entry, &mut out)
-                    .map_err(|e| format!("member {shown:?}: truncated or corrupt: {e}"))?;
-                if n != entry.size() {
-                    return Err(format!("member {shown:?}: truncated"));
-                }
+                _ => {}
             }
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
-            other => return Err(format!("member {shown:?}: unexpected entry type {other:?}")),
+            continue;
         }
+        let raw = long_name
+            .take()
+            .unwrap_or_else(|| entry.header().path_bytes().into_owned());
+        copy_member(&mut entry, &raw, dest, limits, &mut total)?;
+    }
+    Ok(())
+}
+
+fn copy_member(
+    entry: &mut tar::Entry<'_, impl Read>,
+    raw: &[u8],
+    dest: &Path,
+    limits: &UnpackLimits,
+    total: &mut u64,
+) -> Result<(), String> {
+    let shown = String::from_utf8_lossy(raw).into_owned();
+    let comps = normalise(raw, limits).map_err(|e| format!("member {shown:?}: {e}"))?;
+    let mut host = dest.to_path_buf();
+    for c in &comps {
+        host.push(std::ffi::OsStr::new(
+            std::str::from_utf8(c).map_err(|_| format!("member {shown:?}: not UTF-8"))?,
+        ));
+    }
+    match entry.header().entry_type() {
+        tar::EntryType::Directory => {
+            fs::create_dir_all(&host).map_err(|e| format!("member {shown:?}: {e}"))?;
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            let size = entry.header().entry_size().map_err(|e| e.to_string())?;
+            *total = total.saturating_add(size);
+            if *total > limits.max_total_bytes {
+                return Err(format!("holds more than {} bytes", limits.max_total_bytes));
+            }
+            if let Some(parent) = host.parent() {
+                fs::create_dir_all(parent).map_err(|e| format!("member {shown:?}: {e}"))?;
+            }
+            let mut out = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&host)
+                .map_err(|e| format!("member {shown:?}: {e}"))?;
+            let n = std::io::copy(entry, &mut out)
+                .map_err(|e| format!("member {shown:?}: truncated or corrupt: {e}"))?;
+            if n != size {
+                return Err(format!("member {shown:?}: truncated"));
+            }
+        }
+        other => return Err(format!("member {shown:?}: unexpected entry type {other:?}")),
     }
     Ok(())
 }

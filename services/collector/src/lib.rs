@@ -10,6 +10,7 @@
 //! store), [`results_api`] (gRPC), [`http_api`], [`metrics`], [`config`].
 
 pub mod config;
+pub mod drift;
 pub mod http_api;
 pub mod ingest;
 pub mod metrics;

@@ -1,7 +1,9 @@
 //! Publish → verify → persist, measured end to end on this machine: a real
 //! nats-server (started here on loopback), the collector embedded with
-//! SQLite, and the worker's own publisher. Latency is from the start of a
-//! publish to the moment the collector's `Watch` stream reports the row.
+//! SQLite and secured as deployed (TLS, the watcher's token reviewed
+//! against a kubesim started here), and the worker's own publisher. Latency
+//! is from the start of a publish to the moment the collector's `Watch`
+//! stream reports the row.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,7 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use scanfleet_collector::EmbeddedCollector;
-use scanfleet_contracts::v1::{WatchResultsRequest, results_client::ResultsClient};
+use scanfleet_contracts::v1::WatchResultsRequest;
+use scanfleet_test_harness::callers::access_cluster;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::{SampleStatement, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_trust::{ScanStatement, SigningKey};
@@ -65,16 +69,21 @@ async fn run_async(args: &Args) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let key = SigningKey::generate();
     let public = write_public_key(dir.path(), &key);
+    // The reviewer and the operator live on kubesim; the watcher is
+    // reviewed once, when its stream opens, so it does not weigh on the
+    // figures.
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
     let config = scanfleet_collector::config::Config::loopback(
         &nats.url(),
         &format!("sqlite://{}", dir.path().join("bench.db").display()),
         &public,
-        &[],
+        &creds.service_flags(),
     )
-    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    .map_err(|e| anyhow::anyhow!("collector configuration: {}", e.join("; ")))?;
     let collector = EmbeddedCollector::start(config).await?;
 
-    let mut client = ResultsClient::connect(format!("http://{}", collector.listening.grpc)).await?;
+    let mut client = creds.results(collector.listening.grpc).await;
     let mut watch = client
         .watch(WatchResultsRequest::default())
         .await?
@@ -88,7 +97,7 @@ async fn run_async(args: &Args) -> Result<()> {
     let publisher = std::sync::Arc::new(ResultPublisher::new(&nats_client, key, vec![]));
 
     println!(
-        "results: {} results, {} B reports, {} concurrent publishers, offered {}, SQLite, nats-server on loopback",
+        "results: {} results, {} B reports, {} concurrent publishers, offered {}, SQLite, TLS with a reviewed watcher, nats-server on loopback",
         args.count,
         report.len(),
         args.publishers,

@@ -2,6 +2,7 @@
 
 mod commands;
 mod files;
+mod fleet_connection;
 
 fn main() -> std::process::ExitCode {
     commands::main()

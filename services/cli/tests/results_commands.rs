@@ -1,5 +1,6 @@
 //! `scanfleet results` and `scanfleet watch` against a collector running
-//! in-process on a real nats-server and SQLite.
+//! in-process on a real nats-server and SQLite, serving TLS and reviewing
+//! readers on a kubesim; the CLI reads as the operator.
 
 mod support;
 
@@ -7,6 +8,8 @@ use std::net::SocketAddr;
 
 use async_nats::HeaderMap;
 use scanfleet_collector::config::Config;
+use scanfleet_test_harness::callers::access_cluster;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::{inline_event, publish, result, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_trust::SigningKey;
@@ -20,6 +23,9 @@ struct Fleet {
     grpc: SocketAddr,
     js: async_nats::jetstream::Context,
     collector: scanfleet_collector::EmbeddedCollector,
+    operator: std::sync::Arc<CliIdentity>,
+    _creds: TestCredentials,
+    _sim: kubesim::Kubesim,
 }
 
 async fn fleet() -> Fleet {
@@ -27,11 +33,13 @@ async fn fleet() -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let public = write_public_key(dir.path(), &key);
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
     let config = Config::loopback(
         &nats.url(),
         &format!("sqlite://{}", dir.path().join("r.db").display()),
         &public,
-        &[],
+        &creds.service_flags(),
     )
     .unwrap();
     let collector = scanfleet_collector::EmbeddedCollector::start(config)
@@ -46,14 +54,19 @@ async fn fleet() -> Fleet {
         grpc: collector.listening.grpc,
         js,
         collector,
+        operator: std::sync::Arc::new(CliIdentity::operator(&creds)),
+        _creds: creds,
+        _sim: sim,
     }
 }
 
 impl Fleet {
     fn cli(&self, args: &[&str]) -> std::process::Output {
-        let out = scanfleet()
+        let out = self
+            .operator
+            .apply(&mut scanfleet())
             .args(args)
-            .env("SCANFLEET_COLLECTOR", format!("http://{}", self.grpc))
+            .env("SCANFLEET_COLLECTOR", format!("https://{}", self.grpc))
             .output()
             .unwrap();
         assert!(
@@ -65,9 +78,11 @@ impl Fleet {
     }
 
     async fn cli_async(&self, args: Vec<String>) -> std::process::Output {
-        let collector = format!("http://{}", self.grpc);
+        let collector = format!("https://{}", self.grpc);
+        let operator = self.operator.clone();
         tokio::task::spawn_blocking(move || {
-            scanfleet()
+            operator
+                .apply(&mut scanfleet())
                 .args(args)
                 .env("SCANFLEET_COLLECTOR", collector)
                 .output()
@@ -187,9 +202,11 @@ async fn list_show_and_verified_export() {
 async fn watch_waits_for_results_that_arrive_later_and_times_out_on_missing_ones() {
     let fleet = fleet().await;
     let waiting = {
-        let collector = format!("http://{}", fleet.grpc);
+        let collector = format!("https://{}", fleet.grpc);
+        let operator = fleet.operator.clone();
         std::thread::spawn(move || {
-            scanfleet()
+            operator
+                .apply(&mut scanfleet())
                 .args(["watch", "01LATE1", "01LATE2", "--timeout", "60"])
                 .env("SCANFLEET_COLLECTOR", collector)
                 .output()
@@ -222,5 +239,9 @@ fn an_unreachable_collector_is_a_clear_error() {
         .args(["results", "list", "--collector", "http://127.0.0.1:1"])
         .output()
         .unwrap();
-    assert_fails_with(&out, 2, "cannot reach the collector at http://127.0.0.1:1");
+    assert_fails_with(
+        &out,
+        2,
+        "connecting to the collector: cannot reach http://127.0.0.1:1",
+    );
 }

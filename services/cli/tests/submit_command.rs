@@ -1,34 +1,47 @@
-//! `scanfleet submit` against intake running in-process on a real nats-server.
+//! `scanfleet submit` against intake running in-process on a real
+//! nats-server, serving TLS and reviewing callers on a kubesim; the CLI
+//! calls as the operator (CA bundle and token file).
 
 mod support;
 
 use clap::Parser;
 use scanfleet_intake::config::{Args, Config};
+use scanfleet_test_harness::callers::access_cluster;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::nats::NatsServer;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_prints_scan_ids_and_refuses_bad_targets_with_the_reason() {
     let nats = NatsServer::start();
-    let config = Config::from_args(Args::parse_from([
-        "scanfleet-intake",
-        "--nats-url",
-        &nats.url(),
-        "--cluster",
-        "kubesim",
-        "--grpc-listen",
-        "127.0.0.1:0",
-    ]))
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
+    let config = Config::from_args(Args::parse_from(
+        [
+            "scanfleet-intake",
+            "--nats-url",
+            &nats.url(),
+            "--cluster",
+            "kubesim",
+            "--grpc-listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain(creds.service_flags()),
+    ))
     .unwrap();
     let embedded = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .expect("intake serves");
-    let intake = format!("http://{}", embedded.grpc);
+    let intake = format!("https://{}", embedded.grpc);
+    let operator = std::sync::Arc::new(CliIdentity::operator(&creds));
 
     let run = |args: Vec<&'static str>| {
-        let intake = intake.clone();
+        let (intake, operator) = (intake.clone(), operator.clone());
         tokio::task::spawn_blocking(move || {
-            scanfleet()
+            operator
+                .apply(&mut scanfleet())
                 .arg("submit")
                 .args(args)
                 .env("SCANFLEET_INTAKE", intake)

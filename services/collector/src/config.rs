@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use scanfleet_bus::{NatsArgs, NatsSettings};
+use scanfleet_edge_access::settings::FileMappedUser;
+use scanfleet_edge_access::{AccessArgs, AccessFile, AccessSettings};
 use scanfleet_process_lifecycle::{
-    LogFormat, ServingArgs, ServingFile, ServingLimits, read_yaml_file, setting,
+    ListenerSecurity, LogFormat, ServingArgs, ServingFile, ServingLimits, TlsArgs, TlsFile,
+    read_yaml_file, setting,
 };
 use scanfleet_trust::{AgeIdentities, PublicKey, TrustedKeys};
 
@@ -31,6 +34,11 @@ pub struct Args {
     /// sqlite://scanfleet-results.db]
     #[arg(long, env = "SCANFLEET_STORE_URL")]
     pub store_url: Option<String>,
+    /// File holding the store URL (one line), for a URL with a password:
+    /// kept out of the environment and the process list. Wins over
+    /// `store_url` in the YAML file; not together with --store-url.
+    #[arg(long, env = "SCANFLEET_STORE_URL_FILE")]
+    pub store_url_file: Option<PathBuf>,
     /// A trusted signing public key (SPKI PEM); repeat for rotation.
     #[arg(
         long = "trusted-key",
@@ -38,6 +46,12 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub trusted_keys: Vec<PathBuf>,
+    /// Refuse results that were not age-encrypted on the bus (quarantined
+    /// `unencrypted`), and keep reports encrypted in the store, decrypted
+    /// only for authorized readers; needs --age-identity [default: false]
+    #[arg(long, env = "SCANFLEET_REQUIRE_ENCRYPTION", num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub require_encryption: Option<bool>,
     /// age identity file to decrypt encrypted results; may be repeated.
     #[arg(
         long = "age-identity",
@@ -65,9 +79,19 @@ pub struct Args {
     /// Log format [default: text]
     #[arg(long, env = "SCANFLEET_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Most workloads shown as finding series on /metrics; results for more
+    /// are counted in `finding_workloads_dropped_total` [default: 10000]
+    #[arg(long, env = "SCANFLEET_MAX_FINDING_WORKLOADS")]
+    pub max_finding_workloads: Option<usize>,
     /// Connection limits of the gRPC and HTTP listeners.
     #[command(flatten)]
     pub serving: ServingArgs,
+    /// TLS of the gRPC and HTTP listeners.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Who may read results.
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// The YAML file, as written.
@@ -75,6 +99,7 @@ pub struct Args {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     store_url: Option<String>,
+    store_url_file: Option<PathBuf>,
     #[serde(default)]
     trusted_keys: Vec<PathBuf>,
     #[serde(default)]
@@ -85,9 +110,24 @@ struct FileConfig {
     stream_replicas: Option<usize>,
     max_event_bytes: Option<usize>,
     log_format: Option<LogFormat>,
+    max_finding_workloads: Option<usize>,
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_client_ca_file: Option<PathBuf>,
+    require_client_certificate: Option<bool>,
+    insecure_plaintext: Option<bool>,
+    require_encryption: Option<bool>,
+    access_kubeconfig: Option<PathBuf>,
+    token_audience: Option<String>,
+    access_cache_ttl_secs: Option<u64>,
+    access_cache_size: Option<usize>,
+    rate_limit: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    #[serde(default)]
+    client_certificate_users: std::collections::BTreeMap<String, FileMappedUser>,
 }
 
 /// The validated configuration.
@@ -114,12 +154,58 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Connection limits of both listeners.
     pub serving: ServingLimits,
+    /// The bound on workloads shown as finding series.
+    pub max_finding_workloads: usize,
+    /// TLS (or, if asked for, plaintext) of both listeners.
+    pub security: ListenerSecurity,
+    /// Who may read results, and how fast.
+    pub access: AccessSettings,
+    /// Only encrypted results are accepted, and reports are kept
+    /// encrypted at rest.
+    pub require_encryption: bool,
 }
 
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
 fn read_small(path: &std::path::Path) -> Result<String, String> {
     scanfleet_bus::read_small_file(path, MAX_KEY_FILE)
+}
+
+/// The store URL: `--store-url`, or the content of a `--store-url-file`
+/// (flag, variable or YAML), or the YAML's `store_url`, or the default. The
+/// URL may carry a password, so no message here repeats it.
+fn store_url(
+    flag: Option<String>,
+    flag_file: Option<PathBuf>,
+    file: &FileConfig,
+    errors: &mut Vec<String>,
+) -> String {
+    if file.store_url.is_some() && file.store_url_file.is_some() {
+        errors.push("store_url and store_url_file: give one of them in the file".into());
+    }
+    let url_file = flag_file.or_else(|| file.store_url_file.clone());
+    match (flag, url_file) {
+        (Some(_), Some(_)) => {
+            errors.push("--store-url and --store-url-file: give one of them".into());
+            String::new()
+        }
+        (Some(url), None) => url,
+        (None, Some(path)) => match read_small(&path) {
+            Ok(text) if text.trim().is_empty() => {
+                errors.push(format!("--store-url-file: {} is empty", path.display()));
+                String::new()
+            }
+            Ok(text) => text.trim().to_owned(),
+            Err(e) => {
+                errors.push(format!("--store-url-file: {e}"));
+                String::new()
+            }
+        },
+        (None, None) => file
+            .store_url
+            .clone()
+            .unwrap_or_else(|| "sqlite://scanfleet-results.db".into()),
+    }
 }
 
 impl Config {
@@ -164,11 +250,7 @@ impl Config {
             None => FileConfig::default(),
             Some(path) => read_yaml_file(path, &mut errors),
         };
-        let store_url = setting(
-            args.store_url,
-            file.store_url,
-            "sqlite://scanfleet-results.db".into(),
-        );
+        let store_url = store_url(args.store_url, args.store_url_file, &file, &mut errors);
         let trusted_keys = if args.trusted_keys.is_empty() {
             file.trusted_keys
         } else {
@@ -190,46 +272,45 @@ impl Config {
             },
             &mut errors,
         );
-        if !(store_url.starts_with("sqlite:")
-            || store_url.starts_with("postgres:")
-            || store_url.starts_with("postgresql:"))
-        {
+        let security = args.tls.settle(
+            TlsFile {
+                tls_cert_file: file.tls_cert_file,
+                tls_key_file: file.tls_key_file,
+                tls_client_ca_file: file.tls_client_ca_file,
+                require_client_certificate: file.require_client_certificate,
+                insecure_plaintext: file.insecure_plaintext,
+            },
+            &mut errors,
+        );
+        // Empty only when reading it failed, which is reported already.
+        let known_scheme = ["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|scheme| store_url.starts_with(scheme));
+        if !store_url.is_empty() && !known_scheme {
             errors.push("--store-url: expected sqlite://PATH or postgres://…".into());
         }
-        let mut trusted = TrustedKeys::new();
-        if trusted_keys.is_empty() {
+        let trusted = trusted_keys_from(&trusted_keys, &mut errors);
+        let identities = identities_from(&age_identities, &mut errors);
+        let require_encryption = setting(args.require_encryption, file.require_encryption, false);
+        if require_encryption && identities.is_none() {
             errors.push(
-                "--trusted-key: at least one signing public key is required; without one every result would be quarantined"
+                "require_encryption: needs --age-identity (the collector decrypts results and \
+                 keeps reports encrypted to it)"
                     .into(),
             );
         }
-        for path in &trusted_keys {
-            match read_small(path).and_then(|pem| {
-                PublicKey::from_spki_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
-            }) {
-                Ok(key) => trusted.insert(key),
-                Err(e) => errors.push(format!("--trusted-key: {e}")),
-            }
-        }
-        let mut identity_text = String::new();
-        for path in &age_identities {
-            match read_small(path).and_then(|text| {
-                AgeIdentities::parse(&text)
-                    .map(|_| text)
-                    .map_err(|e| format!("{}: {e}", path.display()))
-            }) {
-                Ok(text) => {
-                    identity_text.push_str(&text);
-                    identity_text.push('\n');
-                }
-                Err(e) => errors.push(format!("--age-identity: {e}")),
-            }
-        }
-        let identities = if identity_text.is_empty() {
-            None
-        } else {
-            AgeIdentities::parse(&identity_text).ok()
-        };
+        let access = args.access.settle(
+            AccessFile {
+                access_kubeconfig: file.access_kubeconfig,
+                token_audience: file.token_audience,
+                access_cache_ttl_secs: file.access_cache_ttl_secs,
+                access_cache_size: file.access_cache_size,
+                rate_limit: file.rate_limit,
+                rate_limit_burst: file.rate_limit_burst,
+                client_certificate_users: file.client_certificate_users,
+            },
+            &mut errors,
+        );
         if stream_replicas == 0 || stream_replicas > 5 {
             errors.push("--stream-replicas: must be 1 to 5".into());
         }
@@ -257,7 +338,58 @@ impl Config {
             max_event_bytes: setting(args.max_event_bytes, file.max_event_bytes, 16 * 1024 * 1024),
             log_format,
             serving,
+            max_finding_workloads: setting(
+                args.max_finding_workloads,
+                file.max_finding_workloads,
+                crate::finding_metrics::DEFAULT_MAX_WORKLOADS,
+            ),
+            security,
+            access,
+            require_encryption,
         })
+    }
+}
+
+/// The signing keys whose results are accepted (at least one).
+fn trusted_keys_from(paths: &[PathBuf], errors: &mut Vec<String>) -> TrustedKeys {
+    let mut trusted = TrustedKeys::new();
+    if paths.is_empty() {
+        errors.push(
+            "--trusted-key: at least one signing public key is required; without one every result would be quarantined"
+                .into(),
+        );
+    }
+    for path in paths {
+        match read_small(path).and_then(|pem| {
+            PublicKey::from_spki_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+        }) {
+            Ok(key) => trusted.insert(key),
+            Err(e) => errors.push(format!("--trusted-key: {e}")),
+        }
+    }
+    trusted
+}
+
+/// The age identities of every file, if any.
+fn identities_from(paths: &[PathBuf], errors: &mut Vec<String>) -> Option<AgeIdentities> {
+    let mut identity_text = String::new();
+    for path in paths {
+        match read_small(path).and_then(|text| {
+            AgeIdentities::parse(&text)
+                .map(|_| text)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        }) {
+            Ok(text) => {
+                identity_text.push_str(&text);
+                identity_text.push('\n');
+            }
+            Err(e) => errors.push(format!("--age-identity: {e}")),
+        }
+    }
+    if identity_text.is_empty() {
+        None
+    } else {
+        AgeIdentities::parse(&identity_text).ok()
     }
 }
 
@@ -282,7 +414,7 @@ mod tests {
         std::fs::write(
             &file,
             format!(
-                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\nretention_days: 7\nhttp_listen: 127.0.0.1:9999\n",
+                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\nretention_days: 7\nhttp_listen: 127.0.0.1:9999\ninsecure_plaintext: true\n",
                 key.display()
             ),
         )
@@ -332,5 +464,72 @@ mod tests {
         ] {
             assert!(all.contains(needle), "{needle} missing from:\n{all}");
         }
+    }
+
+    #[test]
+    fn a_store_url_file_wins_over_the_files_url_and_is_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path(), "k.pub.pem");
+        let file = dir.path().join("collector.yml");
+        std::fs::write(
+            &file,
+            format!(
+                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\n",
+                key.display()
+            ),
+        )
+        .unwrap();
+        let url = dir.path().join("url");
+        std::fs::write(&url, "postgres://scanfleet:s3cret@db:5432/scanfleet\n").unwrap();
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["scanfleet-collector", "--config", file.to_str().unwrap()];
+            argv.extend_from_slice(extra);
+            Config::from_args(Args::parse_from(argv))
+        };
+        let config = args(&["--store-url-file", url.to_str().unwrap()])
+            .map_err(|e| e.join("; "))
+            .unwrap();
+        assert_eq!(
+            config.store_url, "postgres://scanfleet:s3cret@db:5432/scanfleet",
+            "the URL file wins over the YAML's store_url, trimmed"
+        );
+
+        let both = args(&[
+            "--store-url-file",
+            url.to_str().unwrap(),
+            "--store-url",
+            "sqlite://x",
+        ])
+        .err()
+        .expect("both refused")
+        .join("\n");
+        assert!(both.contains("--store-url and --store-url-file"), "{both}");
+
+        std::fs::write(&url, "mysql://scanfleet:s3cret@db/scanfleet\n").unwrap();
+        let bad = args(&["--store-url-file", url.to_str().unwrap()])
+            .err()
+            .expect("a wrong scheme is refused")
+            .join("\n");
+        assert!(bad.contains("--store-url: expected"), "{bad}");
+        assert!(
+            !bad.contains("s3cret"),
+            "the password is never repeated: {bad}"
+        );
+
+        let missing = args(&["--store-url-file", "/nonexistent/url"])
+            .err()
+            .expect("a missing file is refused")
+            .join("\n");
+        assert!(
+            missing.contains("--store-url-file: /nonexistent/url"),
+            "{missing}"
+        );
+
+        std::fs::write(&url, "\n").unwrap();
+        let empty = args(&["--store-url-file", url.to_str().unwrap()])
+            .err()
+            .expect("an empty file is refused")
+            .join("\n");
+        assert!(empty.contains("is empty"), "{empty}");
     }
 }

@@ -1,26 +1,39 @@
 //! The HTTP JSON API: results for dashboards and scripts, the exact envelope
 //! and HDF report for independent verification, and health and metrics.
+//!
+//! `/v1/results…` answer only admitted callers (`Authorization: Bearer` or
+//! a mapped client certificate; 401 otherwise) and only what
+//! [`ResultReader`] lets them read (403 naming the namespace); `/healthz`,
+//! `/readyz` and `/metrics` stay open for probes and scrapers.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use scanfleet_result_store::{PageToken, ResultFilter, ResultStore, StoreError, StoredResult};
+use scanfleet_edge_access::{Admitted, Gatekeeper, Verb};
+use scanfleet_result_store::{PageToken, ResultFilter, StoreError, StoredResult};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::metrics::Metrics;
+use crate::result_access::{ReadError, ResultReader};
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct HttpState {
-    /// The store.
-    pub store: Arc<ResultStore>,
+    /// The store as callers may read it.
+    pub reader: Arc<ResultReader>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+}
+
+impl FromRef<HttpState> for Arc<Gatekeeper> {
+    fn from_ref(state: &HttpState) -> Self {
+        state.reader.gate.clone()
+    }
 }
 
 /// The router.
@@ -56,12 +69,12 @@ impl From<StoreError> for ApiError {
 }
 
 async fn ready(State(state): State<HttpState>) -> Result<&'static str, ApiError> {
-    state.store.count().await?;
+    state.reader.store.count().await?;
     Ok("ready")
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
-    scanfleet_process_lifecycle::metrics::response(state.metrics.registry())
+async fn metrics(State(state): State<HttpState>, request: axum::http::HeaderMap) -> Response {
+    scanfleet_process_lifecycle::metrics::response(state.metrics.registry(), &request)
 }
 
 #[derive(Deserialize)]
@@ -111,9 +124,11 @@ fn summary(r: &StoredResult) -> serde_json::Value {
 
 async fn list(
     State(state): State<HttpState>,
+    Admitted(caller): Admitted,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+) -> Result<axum::Json<serde_json::Value>, Response> {
+    let Query(p) =
+        params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()).into_response())?;
     let completed = match p.outcome.as_deref() {
         None => None,
         Some("completed") => Some(true),
@@ -122,7 +137,8 @@ async fn list(
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
                 format!("outcome: expected completed or failed, got {other:?}"),
-            ));
+            )
+            .into_response());
         }
     };
     let token = p
@@ -130,10 +146,12 @@ async fn list(
         .as_deref()
         .filter(|t| !t.is_empty())
         .map(PageToken::decode)
-        .transpose()?;
-    let filter = ResultFilter {
+        .transpose()
+        .map_err(|e| ApiError::from(e).into_response())?;
+    let mut filter = ResultFilter {
         cluster: p.cluster,
         namespace: p.namespace,
+        namespaces: None,
         pod: p.pod,
         image_digest: p.image_digest,
         completed,
@@ -141,30 +159,29 @@ async fn list(
         since_ms: p.since_ms,
         until_ms: p.until_ms,
     };
+    state
+        .reader
+        .narrow(&caller, Verb::List, &mut filter)
+        .await
+        .map_err(IntoResponse::into_response)?;
     let page = state
+        .reader
         .store
         .list(&filter, p.page_size.unwrap_or(0), token.as_ref())
-        .await?;
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
     Ok(axum::Json(json!({
         "results": page.results.iter().map(summary).collect::<Vec<_>>(),
         "nextPageToken": page.next.map(|t| t.encode()),
     })))
 }
 
-async fn find(state: &HttpState, scan_id: &str) -> Result<StoredResult, ApiError> {
-    state.store.get(scan_id).await?.ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no result for scan {scan_id}"),
-        )
-    })
-}
-
 async fn one(
     State(state): State<HttpState>,
+    Admitted(caller): Admitted,
     Path(scan_id): Path<String>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let r = find(&state, &scan_id).await?;
+) -> Result<axum::Json<serde_json::Value>, ReadError> {
+    let r = state.reader.one(&caller, &scan_id, Verb::Get).await?;
     let mut body = summary(&r);
     body["statement"] = serde_json::from_str(&r.statement).unwrap_or(serde_json::Value::Null);
     Ok(axum::Json(body))
@@ -172,21 +189,18 @@ async fn one(
 
 async fn envelope(
     State(state): State<HttpState>,
+    Admitted(caller): Admitted,
     Path(scan_id): Path<String>,
-) -> Result<Response, ApiError> {
-    let r = find(&state, &scan_id).await?;
+) -> Result<Response, ReadError> {
+    let r = state.reader.one(&caller, &scan_id, Verb::Get).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], r.envelope).into_response())
 }
 
 async fn report(
     State(state): State<HttpState>,
+    Admitted(caller): Admitted,
     Path(scan_id): Path<String>,
-) -> Result<Response, ApiError> {
-    let report = state.store.report(&scan_id).await?.ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no report stored for scan {scan_id}"),
-        )
-    })?;
+) -> Result<Response, ReadError> {
+    let report = state.reader.report(&caller, &scan_id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], report.body).into_response())
 }

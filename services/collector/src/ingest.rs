@@ -47,6 +47,9 @@ pub enum Rejection {
     /// An encrypted event, but this collector has no age identity.
     #[error("event is age-encrypted but no identity is configured")]
     NoIdentity,
+    /// A plaintext event at a collector that requires encryption.
+    #[error("event is not age-encrypted, and this collector requires encryption")]
+    Unencrypted,
     /// Decryption failed (foreign recipient, damage).
     #[error("cannot decrypt event: {0}")]
     Undecryptable(String),
@@ -91,8 +94,9 @@ pub enum Rejection {
 impl Rejection {
     /// Every label [`Rejection::label`] can return, so metrics can show each
     /// at zero before the first rejection (alerts need the series).
-    pub const LABELS: [&'static str; 13] = [
+    pub const LABELS: [&'static str; 14] = [
         "unknown_encoding",
+        "unencrypted",
         "undecryptable",
         "malformed_event",
         "malformed_envelope",
@@ -111,6 +115,7 @@ impl Rejection {
     pub fn label(&self) -> &'static str {
         match self {
             Rejection::UnknownEncoding(_) => "unknown_encoding",
+            Rejection::Unencrypted => "unencrypted",
             Rejection::NoIdentity | Rejection::Undecryptable(_) => "undecryptable",
             Rejection::NotAnEvent(_) => "malformed_event",
             Rejection::Envelope(VerifyError::Malformed(_)) => "malformed_envelope",
@@ -132,6 +137,7 @@ pub struct Ingestor {
     trusted: TrustedKeys,
     identities: Option<AgeIdentities>,
     max_bytes: usize,
+    require_encryption: bool,
 }
 
 impl Ingestor {
@@ -141,7 +147,20 @@ impl Ingestor {
             trusted,
             identities,
             max_bytes,
+            require_encryption: false,
         }
+    }
+
+    /// Refuses plaintext events ([`Rejection::Unencrypted`]) when `yes`.
+    pub fn requiring_encryption(mut self, yes: bool) -> Self {
+        self.require_encryption = yes;
+        self
+    }
+
+    /// The recipients this collector's own identities decrypt, to keep
+    /// reports encrypted at rest; `None` without identities.
+    pub fn own_recipients(&self) -> Option<Vec<scanfleet_trust::AgeRecipient>> {
+        self.identities.as_ref().map(AgeIdentities::recipients)
     }
 
     /// The most bytes any part of an event may have, the report object
@@ -195,6 +214,9 @@ impl Ingestor {
     pub fn open(&self, payload: &[u8], encoding: PayloadEncoding) -> Result<Opened, Rejection> {
         let plain;
         let bytes = match encoding {
+            PayloadEncoding::Plain if self.require_encryption => {
+                return Err(Rejection::Unencrypted);
+            }
             PayloadEncoding::Plain => payload,
             PayloadEncoding::Age => {
                 plain = self.decrypt(payload)?;
@@ -241,6 +263,7 @@ mod tests {
         let verify = |e: VerifyError| Rejection::Envelope(e);
         let samples = [
             Rejection::UnknownEncoding(String::new()),
+            Rejection::Unencrypted,
             Rejection::NoIdentity,
             Rejection::Undecryptable(String::new()),
             Rejection::NotAnEvent(String::new()),
@@ -267,6 +290,7 @@ mod tests {
         for sample in &samples {
             match sample {
                 Rejection::UnknownEncoding(_)
+                | Rejection::Unencrypted
                 | Rejection::NoIdentity
                 | Rejection::Undecryptable(_)
                 | Rejection::NotAnEvent(_)

@@ -6,15 +6,27 @@
 //! serves results over gRPC (`Results`) and an HTTP JSON API that also hands
 //! out the exact envelope and HDF report for independent verification.
 //!
+//! Readers are admitted and authorized by the gatekeeper
+//! (`scanfleet-edge-access`): `get`/`list`/`watch` on
+//! `results.scanfleet.dev` in the result's namespace ([`result_access`]).
+//! With `require_encryption`, plaintext events are quarantined and reports
+//! are kept encrypted at rest ([`reports_at_rest`]).
+//!
 //! Layout: [`ingest`] (verification, no IO), [`result_consumer`] (bus to
-//! store), [`results_api`] (gRPC), [`http_api`], [`metrics`], [`config`].
+//! store), [`result_access`] (who may read what), [`results_api`] (gRPC)
+//! with [`result_wire`] (its conversions), [`http_api`], [`metrics`],
+//! [`config`].
 
 pub mod config;
 pub mod drift;
+pub mod finding_metrics;
 pub mod http_api;
 pub mod ingest;
 pub mod metrics;
+pub mod reports_at_rest;
+pub mod result_access;
 pub mod result_consumer;
+pub mod result_wire;
 pub mod results_api;
 
 use std::sync::Arc;
@@ -30,6 +42,8 @@ use scanfleet_result_store::ResultStore;
 use tokio::sync::{broadcast, watch};
 
 use crate::config::{Args, Config};
+use crate::reports_at_rest::ReportsAtRest;
+use crate::result_access::ResultReader;
 
 /// Runs the collector until `shutdown` flips to true. Exits with an error if
 /// any critical task dies, so the orchestrator restarts the process.
@@ -100,6 +114,32 @@ async fn retention_passes(
     }
 }
 
+/// The gRPC and HTTP listeners, with the configured limits and TLS.
+async fn bind_listeners(
+    config: &Config,
+    metrics: &metrics::Metrics,
+) -> Result<(Listener, Listener)> {
+    let grpc = Listener::bind(
+        "grpc",
+        config.grpc_listen,
+        config.serving,
+        &config.security,
+        metrics.connections.listener("grpc"),
+    )
+    .await
+    .with_context(|| format!("binding gRPC {}", config.grpc_listen))?;
+    let http = Listener::bind(
+        "http",
+        config.http_listen,
+        config.serving,
+        &config.security,
+        metrics.connections.listener("http"),
+    )
+    .await
+    .with_context(|| format!("binding HTTP {}", config.http_listen))?;
+    Ok((grpc, http))
+}
+
 /// [`run`], calling `ready` with the bound addresses once both listeners are
 /// up (for in-process embedding, e.g. `scanfleet dev` and tests).
 ///
@@ -123,30 +163,31 @@ pub async fn run_with_ready(
             .await
             .context("opening the result store")?,
     );
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::new(config.max_finding_workloads));
+    metrics
+        .findings
+        .show_stored(&store)
+        .await
+        .context("reading stored results for the finding metrics")?;
     let (persisted, _) = broadcast::channel(1024);
-    let ingestor = Arc::new(ingest::Ingestor::new(
-        config.trusted.clone(),
-        config.identities,
-        config.max_event_bytes,
-    ));
-
-    let grpc_listener = Listener::bind(
-        "grpc",
-        config.grpc_listen,
-        config.serving,
-        metrics.connections.listener("grpc"),
-    )
-    .await
-    .with_context(|| format!("binding gRPC {}", config.grpc_listen))?;
-    let http_listener = Listener::bind(
-        "http",
-        config.http_listen,
-        config.serving,
-        metrics.connections.listener("http"),
-    )
-    .await
-    .with_context(|| format!("binding HTTP {}", config.http_listen))?;
+    let (grpc_listener, http_listener) = bind_listeners(&config, &metrics).await?;
+    let ingestor = Arc::new(
+        ingest::Ingestor::new(
+            config.trusted.clone(),
+            config.identities,
+            config.max_event_bytes,
+        )
+        .requiring_encryption(config.require_encryption),
+    );
+    let at_rest = ReportsAtRest::new(ingestor.clone(), config.require_encryption);
+    let gate = scanfleet_edge_access::cluster_gatekeeper(&config.access, None)
+        .await
+        .context("the identity that reviews readers")?;
+    let reader = Arc::new(ResultReader {
+        store: store.clone(),
+        gate: Arc::new(gate),
+        at_rest: at_rest.clone(),
+    });
     let listening = Listening {
         grpc: grpc_listener.local_addr(),
         http: http_listener.local_addr(),
@@ -159,19 +200,20 @@ pub async fn run_with_ready(
         js: js.clone(),
         store: store.clone(),
         ingestor,
+        at_rest,
         metrics: metrics.clone(),
         persisted: persisted.clone(),
     };
     let stop = scanfleet_process_lifecycle::serving::stopped(shutdown.clone());
     tasks.spawn("result-consumer", async move { consumer.run(stop).await });
     let service = results_api::ResultsService {
-        store: store.clone(),
+        reader: reader.clone(),
         persisted: persisted.clone(),
     };
     let routes = tonic::service::Routes::new(ResultsServer::new(service));
     tasks.spawn("grpc", serve_grpc(grpc_listener, routes, shutdown.clone()));
     let router = http_api::router(http_api::HttpState {
-        store: store.clone(),
+        reader,
         metrics: metrics.clone(),
     });
     tasks.spawn("http", serve_http(http_listener, router, shutdown.clone()));

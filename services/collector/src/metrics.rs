@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use scanfleet_process_lifecycle::metrics::{CounterCell, Registry, service_registry};
 use scanfleet_process_lifecycle::serving::ConnectionMetrics;
 
+use crate::finding_metrics::{DEFAULT_MAX_WORKLOADS, FindingMetrics};
 use crate::ingest::Rejection;
 
 /// Counters the collector exposes on `/metrics`.
@@ -22,6 +23,8 @@ pub struct Metrics {
     pub store_unavailable: CounterCell,
     /// Connections on the gRPC and HTTP listeners.
     pub connections: ConnectionMetrics,
+    /// Posture per workload, from the latest completed scans.
+    pub findings: FindingMetrics,
     quarantined: Family<Reason, Counter>,
     registry: Registry,
 }
@@ -39,6 +42,14 @@ pub fn quarantine_reasons() -> Vec<&'static str> {
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::new(DEFAULT_MAX_WORKLOADS)
+    }
+}
+
+impl Metrics {
+    /// The collector's metrics, showing findings for at most
+    /// `max_workloads` workloads.
+    pub fn new(max_workloads: usize) -> Self {
         let mut r = service_registry("collector", env!("CARGO_PKG_VERSION"));
         let counter = |r: &mut Registry, name: &str, help: &str| {
             let cell = CounterCell::default();
@@ -72,18 +83,18 @@ impl Default for Metrics {
             quarantined.clone(),
         );
         let connections = ConnectionMetrics::register(&mut r);
+        let findings = FindingMetrics::register(&mut r, max_workloads);
         Self {
             stored,
             duplicates,
             store_unavailable,
             connections,
+            findings,
             quarantined,
             registry: r,
         }
     }
-}
 
-impl Metrics {
     /// Counts one quarantined event under its reason label.
     pub fn quarantined(&self, reason: &'static str) {
         self.quarantined

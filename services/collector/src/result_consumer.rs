@@ -20,11 +20,18 @@ use tracing::Instrument;
 
 use crate::ingest::{Ingestor, Rejection, ReportSource};
 use crate::metrics::Metrics;
+use crate::reports_at_rest::ReportsAtRest;
 
 pub use scanfleet_bus::headers::{HEADER_QUARANTINE_DETAIL, HEADER_QUARANTINE_REASON};
 
 /// How long an unavailable database delays a redelivery.
 const STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The most events verified and stored in one transaction. Only events
+/// already delivered are batched (the loop never waits to fill a batch), so
+/// at a trickle each event is its own batch and latency stays one commit;
+/// under a flood one commit serves up to this many.
+const MAX_STORE_BATCH: usize = 64;
 
 /// Why the consumer loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +49,8 @@ pub struct ResultConsumer {
     pub store: Arc<ResultStore>,
     /// Verification.
     pub ingestor: Arc<Ingestor>,
+    /// How reports are kept (encrypted with `require_encryption`).
+    pub at_rest: ReportsAtRest,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Newly stored results, for `Watch`.
@@ -54,6 +63,9 @@ enum Outcome {
     Quarantine(Rejection),
     RetryLater,
 }
+
+/// A verified event ready to store, or how it ends without being stored.
+type Prepared = Result<(StoredResult, Option<scanfleet_result_store::Report>), Outcome>;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -80,50 +92,71 @@ impl ResultConsumer {
             .await
             .map_err(|e| ConsumeError::Bus(e.to_string()))?;
         let results = ResultStream::new(self.js.clone());
-        let mut messages = consumer
+        let messages = consumer
             .stream()
-            .max_messages_per_batch(32)
+            .max_messages_per_batch(MAX_STORE_BATCH)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(10))
             .messages()
             .await
             .map_err(|e| ConsumeError::Bus(e.to_string()))?;
+        let mut batches = messages.ready_chunks(MAX_STORE_BATCH);
         tokio::pin!(shutdown);
         loop {
             let next = tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                next = messages.next() => next,
+                next = batches.next() => next,
             };
-            let message = match next {
-                None => return Err(ConsumeError::Bus("results stream ended".into())),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "results stream hiccup");
-                    continue;
+            let Some(batch) = next else {
+                return Err(ConsumeError::Bus("results stream ended".into()));
+            };
+            let mut delivered = Vec::with_capacity(batch.len());
+            for next in batch {
+                match next {
+                    Err(e) => tracing::warn!(error = %e, "results stream hiccup"),
+                    Ok(m) => delivered.push(m),
                 }
-                Some(Ok(m)) => m,
-            };
+            }
+            self.settle_batch(delivered, &results).await;
+        }
+    }
+
+    /// Verifies each delivered event, stores the verified ones in one
+    /// transaction, then acknowledges each as its outcome requires.
+    async fn settle_batch(&self, delivered: Vec<jetstream::Message>, results: &ResultStream) {
+        let mut prepared = Vec::with_capacity(delivered.len());
+        let mut spans = Vec::with_capacity(delivered.len());
+        for message in &delivered {
             // The scan's trace, from the worker's headers (untrusted until
             // the signature verifies; used only to label logs).
-            let incoming = IncomingResult::read(&message);
+            let incoming = IncomingResult::read(message);
             let span = tracing::info_span!(
                 "result",
                 scan_id = %incoming.scan_id,
                 trace_id = incoming.trace_id.as_deref().unwrap_or_default(),
             );
-            self.settle(&message, &incoming, &results)
-                .instrument(span)
-                .await;
+            prepared.push(
+                self.prepare(message, &incoming, results)
+                    .instrument(span.clone())
+                    .await,
+            );
+            spans.push(span);
         }
+        let outcomes = self.store(prepared).await;
+        let settled =
+            delivered
+                .iter()
+                .zip(outcomes)
+                .zip(spans)
+                .map(|((message, outcome), span)| {
+                    self.settle(message, outcome, results).instrument(span)
+                });
+        futures::future::join_all(settled).await;
     }
 
-    /// Handles one message and acknowledges it as its outcome requires.
-    async fn settle(
-        &self,
-        message: &jetstream::Message,
-        incoming: &IncomingResult,
-        results: &ResultStream,
-    ) {
-        let ack = match self.handle(message, incoming, results).await {
+    /// Acknowledges one message as its outcome requires.
+    async fn settle(&self, message: &jetstream::Message, outcome: Outcome, results: &ResultStream) {
+        let ack = match outcome {
             Outcome::Stored | Outcome::Duplicate => message.double_ack().await,
             Outcome::Quarantine(rejection) => {
                 self.metrics.quarantined(rejection.label());
@@ -155,50 +188,53 @@ impl ResultConsumer {
 
     /// Verifies in the order trust requires (decrypt, verify, then read the
     /// statement), checks the subject against it, fetches a report object
-    /// within the size limit, and stores.
-    async fn handle(
+    /// within the size limit, and builds the row to store.
+    async fn prepare(
         &self,
         message: &jetstream::Message,
         incoming: &IncomingResult,
         results: &ResultStream,
-    ) -> Outcome {
+    ) -> Prepared {
         let encoding = match &incoming.encoding {
             Ok(e) => *e,
             Err(unknown) => {
-                return Outcome::Quarantine(Rejection::UnknownEncoding(unknown.0.clone()));
+                return Err(Outcome::Quarantine(Rejection::UnknownEncoding(
+                    unknown.0.clone(),
+                )));
             }
         };
         let opened = match self.ingestor.open(&message.payload, encoding) {
             Ok(o) => o,
-            Err(r) => return Outcome::Quarantine(r),
+            Err(r) => return Err(Outcome::Quarantine(r)),
         };
         if let Err(r) = self.ingestor.check_place(
             message.subject.as_str(),
             incoming.place.as_ref(),
             &opened.statement,
         ) {
-            return Outcome::Quarantine(r);
+            return Err(Outcome::Quarantine(r));
         }
         let report = match &opened.report {
             ReportSource::Inline(body) => Some(body.clone()),
             ReportSource::Absent => None,
             ReportSource::Object(name) => match self.report_object(results, name, encoding).await {
                 Ok(body) => Some(body),
-                Err(outcome) => return outcome,
+                Err(outcome) => return Err(outcome),
             },
         };
-        let (row, report) = match StoredResult::from_verified(
+        let (row, report) = StoredResult::from_verified(
             &opened.envelope,
             &opened.verified,
             &opened.statement,
             report.as_deref(),
             now_ms(),
-        ) {
-            Ok(r) => r,
-            Err(e) => return Outcome::Quarantine(Rejection::Unstorable(e.to_string())),
-        };
-        let span = tracing::info_span!("store_result", scan_id = %row.scan_id);
-        self.store(row, report).instrument(span).await
+        )
+        .map_err(|e| Outcome::Quarantine(Rejection::Unstorable(e.to_string())))?;
+        let report = report
+            .map(|r| self.at_rest.seal(r))
+            .transpose()
+            .map_err(|e| Outcome::Quarantine(Rejection::Unstorable(e.to_string())))?;
+        Ok((row, report))
     }
 
     /// A report from the object store, never read past the event limit.
@@ -229,33 +265,54 @@ impl ResultConsumer {
         }
     }
 
-    async fn store(
-        &self,
-        row: StoredResult,
-        report: Option<scanfleet_result_store::Report>,
-    ) -> Outcome {
-        match self.store.upsert(&row, report.as_ref()).await {
-            Ok(Upsert::Inserted) => {
-                self.metrics.stored.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(signer = %row.signer_key_id, "result stored");
-                let _ = self.persisted.send(row);
-                Outcome::Stored
-            }
-            Ok(Upsert::AlreadyStored) => {
-                self.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-                Outcome::Duplicate
-            }
-            Err(StoreError::Unavailable(e)) => {
-                self.metrics
-                    .store_unavailable
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "database unavailable; result stays on the stream");
-                Outcome::RetryLater
-            }
+    /// Stores every verified event of a batch in one transaction and gives
+    /// each event its outcome, in order. A database failure leaves every
+    /// event of the batch for redelivery (nothing of it was committed).
+    async fn store(&self, prepared: Vec<Prepared>) -> Vec<Outcome> {
+        let rows: Vec<_> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .map(|(row, report)| (row, report.as_ref()))
+            .collect();
+        let stored = if rows.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let span = tracing::info_span!("store_results", count = rows.len());
+            self.store.upsert_batch(&rows).instrument(span).await
+        };
+        let mut stored = match stored {
+            Ok(upserts) => upserts.into_iter(),
             Err(e) => {
-                tracing::error!(error = %e, "storing failed; retrying later");
-                Outcome::RetryLater
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.metrics
+                        .store_unavailable
+                        .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    tracing::warn!(error = %e, count = rows.len(), "database unavailable; results stay on the stream");
+                } else {
+                    tracing::error!(error = %e, count = rows.len(), "storing failed; retrying later");
+                }
+                Vec::new().into_iter()
             }
-        }
+        };
+        prepared
+            .into_iter()
+            .map(|p| match p {
+                Err(outcome) => outcome,
+                Ok((row, _)) => match stored.next() {
+                    Some(Upsert::Inserted) => {
+                        self.metrics.stored.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(scan_id = %row.scan_id, signer = %row.signer_key_id, "result stored");
+                        self.metrics.findings.observe(&row);
+                        let _ = self.persisted.send(row);
+                        Outcome::Stored
+                    }
+                    Some(Upsert::AlreadyStored) => {
+                        self.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                        Outcome::Duplicate
+                    }
+                    None => Outcome::RetryLater,
+                },
+            })
+            .collect()
     }
 }

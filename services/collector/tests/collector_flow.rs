@@ -10,7 +10,7 @@ use scanfleet_contracts::v1::{
     GetResultRequest, ListResultsRequest, ResultFilter, WatchResultsRequest,
     results_client::ResultsClient,
 };
-use scanfleet_test_harness::http_get;
+use scanfleet_edge_access::Authenticated;
 use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::postgres::Postgres;
 use scanfleet_trust::{AgeIdentities, SigningKey, TrustedKeys};
@@ -22,19 +22,22 @@ async fn js(server: &NatsServer) -> jetstream::Context {
 
 #[tokio::test]
 async fn every_result_is_stored_exactly_once_and_still_verifies() {
+    let (_sim, creds) = credentials().await;
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
-    let collector = CollectorProcess::start(base_args(&nats.url(), &store, &pub_path), dir.path());
+    let collector = CollectorProcess::start(
+        base_args(&nats.url(), &store, &pub_path),
+        dir.path(),
+        &creds,
+    );
     let js = js(&nats).await;
 
     let published =
         twenty_results_and_five_redeliveries_are_stored_once(&js, &key, &collector).await;
-    let mut client = ResultsClient::connect(format!("http://{}", collector.grpc))
-        .await
-        .unwrap();
+    let mut client = collector.results().await;
     every_stored_envelope_verifies_through_grpc(&mut client, &key).await;
     grpc_filters_and_names_missing_and_bad_requests(&mut client).await;
     http_serves_the_exact_report_and_envelope(&collector, &published[0]).await;
@@ -78,8 +81,14 @@ async fn twenty_results_and_five_redeliveries_are_stored_once(
         .await;
     }
     eventually("20 stored and 5 duplicates seen", || async {
-        collector.metric("scanfleet_collector_results_stored_total") == 20
-            && collector.metric("scanfleet_collector_results_duplicate_total") == 5
+        collector
+            .metric("scanfleet_collector_results_stored_total")
+            .await
+            == 20
+            && collector
+                .metric("scanfleet_collector_results_duplicate_total")
+                .await
+                == 5
     })
     .await;
     assert_eq!(stored_count(collector).await, 20);
@@ -88,7 +97,7 @@ async fn twenty_results_and_five_redeliveries_are_stored_once(
 
 /// gRPC: every stored envelope verifies with the trust layer again.
 async fn every_stored_envelope_verifies_through_grpc(
-    client: &mut ResultsClient<tonic::transport::Channel>,
+    client: &mut ResultsClient<Authenticated>,
     key: &SigningKey,
 ) {
     let trusted: TrustedKeys = [key.public_key().clone()].into_iter().collect();
@@ -120,7 +129,7 @@ async fn every_stored_envelope_verifies_through_grpc(
 /// gRPC: a namespace filter, NotFound for an unknown scan, InvalidArgument
 /// for a bad page token.
 async fn grpc_filters_and_names_missing_and_bad_requests(
-    client: &mut ResultsClient<tonic::transport::Channel>,
+    client: &mut ResultsClient<Authenticated>,
 ) {
     let shop = client
         .list(ListResultsRequest {
@@ -159,37 +168,35 @@ async fn http_serves_the_exact_report_and_envelope(
     collector: &CollectorProcess,
     first: &Published,
 ) {
-    let http = collector.http;
-    let report = first.report.clone();
-    let envelope = first.envelope.clone();
-    tokio::task::spawn_blocking(move || {
-        let (status, body) = http_get(http, "/v1/results/01SCAN0000/report");
-        assert_eq!(status, 200);
-        assert_eq!(body.as_bytes(), report.as_slice());
-        let (status, body) = http_get(http, "/v1/results/01SCAN0000/envelope");
-        assert_eq!(status, 200);
-        assert_eq!(body, envelope);
-        let (status, body) = http_get(http, "/v1/results?outcome=bogus");
-        assert_eq!(status, 400);
-        assert!(body.contains("outcome"), "{body}");
-        let (status, body) = http_get(http, "/v1/results?colour=red");
-        assert_eq!(status, 400, "{body}");
-        assert_eq!(http_get(http, "/v1/results/nope").0, 404);
-        assert_eq!(http_get(http, "/readyz").0, 200);
-    })
-    .await
-    .unwrap();
+    let r = collector.get("/v1/results/01SCAN0000/report").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, first.report);
+    let r = collector.get("/v1/results/01SCAN0000/envelope").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), first.envelope);
+    let r = collector.get("/v1/results?outcome=bogus").await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("outcome"), "{}", r.text());
+    let r = collector.get("/v1/results?colour=red").await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(collector.get("/v1/results/nope").await.status, 404);
+    assert_eq!(collector.get("/readyz").await.status, 200);
 }
 
 #[tokio::test]
 async fn tampered_foreign_and_garbage_events_are_quarantined_not_stored() {
+    let (_sim, creds) = credentials().await;
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let stranger = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
-    let collector = CollectorProcess::start(base_args(&nats.url(), &store, &pub_path), dir.path());
+    let collector = CollectorProcess::start(
+        base_args(&nats.url(), &store, &pub_path),
+        dir.path(),
+        &creds,
+    );
     let js = js(&nats).await;
 
     // Tampered: one byte of the signed payload changed.
@@ -241,7 +248,10 @@ async fn tampered_foreign_and_garbage_events_are_quarantined_not_stored() {
     .await;
 
     eventually("the good result", || async {
-        collector.metric("scanfleet_collector_results_stored_total") == 1
+        collector
+            .metric("scanfleet_collector_results_stored_total")
+            .await
+            == 1
     })
     .await;
     let quarantine = js.get_stream(QUARANTINE_STREAM).await.unwrap();
@@ -278,9 +288,11 @@ async fn tampered_foreign_and_garbage_events_are_quarantined_not_stored() {
         "unknown_key",
     ] {
         assert_eq!(
-            collector.metric(&format!(
-                "scanfleet_collector_results_quarantined_total{{reason=\"{label}\"}}"
-            )),
+            collector
+                .metric(&format!(
+                    "scanfleet_collector_results_quarantined_total{{reason=\"{label}\"}}"
+                ))
+                .await,
             1
         );
     }
@@ -293,6 +305,7 @@ async fn tampered_foreign_and_garbage_events_are_quarantined_not_stored() {
 
 #[tokio::test]
 async fn encrypted_results_with_reports_in_the_object_store_are_stored() {
+    let (_sim, creds) = credentials().await;
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
@@ -303,7 +316,7 @@ async fn encrypted_results_with_reports_in_the_object_store_are_stored() {
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
     let mut args = base_args(&nats.url(), &store, &pub_path);
     args.extend(["--age-identity".into(), id_path.display().to_string()]);
-    let collector = CollectorProcess::start(args, dir.path());
+    let collector = CollectorProcess::start(args, dir.path(), &creds);
     let js = js(&nats).await;
 
     let p = result(&key, "01BIG", "shop");
@@ -332,9 +345,7 @@ async fn encrypted_results_with_reports_in_the_object_store_are_stored() {
     .await;
 
     // Watch by scan id ends once the result arrives.
-    let mut client = ResultsClient::connect(format!("http://{}", collector.grpc))
-        .await
-        .unwrap();
+    let mut client = collector.results().await;
     let mut watch = client
         .watch(WatchResultsRequest {
             filter: None,
@@ -351,30 +362,24 @@ async fn encrypted_results_with_reports_in_the_object_store_are_stored() {
         .unwrap();
     assert_eq!(got.scan_id, "01BIG");
     assert!(watch.message().await.unwrap().is_none(), "stream ends");
-    let http = collector.http;
-    let report = p.report.clone();
-    tokio::task::spawn_blocking(move || {
-        let (status, body) = http_get(http, "/v1/results/01BIG/report");
-        assert_eq!(status, 200);
-        assert_eq!(
-            body.as_bytes(),
-            report.as_slice(),
-            "the decrypted plaintext report"
-        );
-    })
-    .await
-    .unwrap();
+    let r = collector.get("/v1/results/01BIG/report").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, p.report, "the decrypted plaintext report");
 }
 
 #[tokio::test]
 async fn a_postgres_outage_delays_results_and_loses_none() {
+    let (_sim, creds) = credentials().await;
     let nats = NatsServer::start();
     let mut pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
-    let collector =
-        CollectorProcess::start(base_args(&nats.url(), &pg.url(), &pub_path), dir.path());
+    let collector = CollectorProcess::start(
+        base_args(&nats.url(), &pg.url(), &pub_path),
+        dir.path(),
+        &creds,
+    );
     let js = js(&nats).await;
 
     for i in 0..5 {
@@ -382,7 +387,10 @@ async fn a_postgres_outage_delays_results_and_loses_none() {
         publish(&js, "shop", &p.scan_id, HeaderMap::new(), inline_event(&p)).await;
     }
     eventually("the first five", || async {
-        collector.metric("scanfleet_collector_results_stored_total") == 5
+        collector
+            .metric("scanfleet_collector_results_stored_total")
+            .await
+            == 5
     })
     .await;
 
@@ -392,17 +400,25 @@ async fn a_postgres_outage_delays_results_and_loses_none() {
         publish(&js, "shop", &p.scan_id, HeaderMap::new(), inline_event(&p)).await;
     }
     eventually("the collector to notice the outage", || async {
-        collector.metric("scanfleet_collector_store_unavailable_total") > 0
+        collector
+            .metric("scanfleet_collector_store_unavailable_total")
+            .await
+            > 0
     })
     .await;
     assert_eq!(
-        collector.metric("scanfleet_collector_results_stored_total"),
+        collector
+            .metric("scanfleet_collector_results_stored_total")
+            .await,
         5
     );
 
     pg.start_again();
     eventually("the backlog to be persisted", || async {
-        collector.metric("scanfleet_collector_results_stored_total") == 15
+        collector
+            .metric("scanfleet_collector_results_stored_total")
+            .await
+            == 15
     })
     .await;
     assert_eq!(stored_count(&collector).await, 15);
@@ -410,13 +426,14 @@ async fn a_postgres_outage_delays_results_and_loses_none() {
 
 #[tokio::test]
 async fn a_stopped_collector_catches_up_when_it_returns() {
+    let (_sim, creds) = credentials().await;
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
     let args = base_args(&nats.url(), &store, &pub_path);
-    let mut collector = CollectorProcess::start(args.clone(), dir.path());
+    let mut collector = CollectorProcess::start(args.clone(), dir.path(), &creds);
     let js = js(&nats).await;
     assert!(
         collector.stop().success(),
@@ -428,7 +445,7 @@ async fn a_stopped_collector_catches_up_when_it_returns() {
         let p = result(&key, &format!("01AWAY{i}"), "shop");
         publish(&js, "shop", &p.scan_id, HeaderMap::new(), inline_event(&p)).await;
     }
-    let collector = CollectorProcess::start(args, dir.path());
+    let collector = CollectorProcess::start(args, dir.path(), &creds);
     eventually("the backlog", || async {
         stored_count(&collector).await == 10
     })

@@ -41,6 +41,7 @@ async fn quarantined(js: &jetstream::Context) -> Vec<String> {
 /// first and the read is bounded by `--max-event-bytes`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_report_object_is_quarantined_without_being_read() {
+    let (_sim, creds) = credentials().await;
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
@@ -48,7 +49,7 @@ async fn an_oversized_report_object_is_quarantined_without_being_read() {
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
     let mut args = base_args(&nats.url(), &store, &pub_path);
     args.extend(["--max-event-bytes".into(), (1024 * 1024).to_string()]);
-    let collector = CollectorProcess::start(args, dir.path());
+    let collector = CollectorProcess::start(args, dir.path(), &creds);
     let js = js(&nats).await;
 
     // A 96 MiB "report", bound by a validly signed statement.
@@ -86,7 +87,8 @@ async fn an_oversized_report_object_is_quarantined_without_being_read() {
     assert_eq!(quarantined(&js).await, ["report_too_large"; 3]);
     assert_eq!(
         collector
-            .metric("scanfleet_collector_results_quarantined_total{reason=\"report_too_large\"}"),
+            .metric("scanfleet_collector_results_quarantined_total{reason=\"report_too_large\"}")
+            .await,
         3
     );
     assert_eq!(stored_count(&collector).await, 0);
@@ -108,12 +110,17 @@ async fn an_oversized_report_object_is_quarantined_without_being_read() {
 /// subject that disagrees with the signed statement.
 #[tokio::test]
 async fn a_result_under_another_places_subject_is_quarantined() {
+    let (_sim, creds) = credentials().await;
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
-    let collector = CollectorProcess::start(base_args(&nats.url(), &store, &pub_path), dir.path());
+    let collector = CollectorProcess::start(
+        base_args(&nats.url(), &store, &pub_path),
+        dir.path(),
+        &creds,
+    );
     let js = js(&nats).await;
 
     let about_kube_system = result(&key, "01SYSTEM", "kube-system");

@@ -65,6 +65,7 @@ fn secure_args(
 
 #[tokio::test]
 async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
+    let (_sim, creds) = credentials().await;
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let nats = NatsServer::start_with(NatsOptions {
@@ -84,6 +85,7 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
     let collector = CollectorProcess::start(
         secure_args(&nats, &store, &public, &pki.ca, &good_password),
         dir.path(),
+        &creds,
     );
     // A worker with its own account publishes a result over TLS.
     let worker = scanfleet_bus::connect(
@@ -104,7 +106,10 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
     let p = result(&key, "01TLS", "shop");
     publish(&js, "shop", &p.scan_id, HeaderMap::new(), inline_event(&p)).await;
     eventually("the result over TLS", || async {
-        collector.metric("scanfleet_collector_results_stored_total") == 1
+        collector
+            .metric("scanfleet_collector_results_stored_total")
+            .await
+            == 1
     })
     .await;
     assert!(
@@ -117,6 +122,7 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
     std::fs::write(&bad_password, "guess").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanfleet-collector"))
         .args(secure_args(&nats, &store, &public, &pki.ca, &bad_password))
+        .args(creds.service_flags())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -137,6 +143,7 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
             &pki.other_ca,
             &good_password,
         ))
+        .args(creds.service_flags())
         .output()
         .unwrap();
     assert!(!out.status.success());

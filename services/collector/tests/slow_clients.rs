@@ -1,7 +1,8 @@
 //! Issue #12, finding 3, through the real binary: thousands of connections
 //! that never finish a request, on each of the collector's listeners, with
 //! the process held to 512 file descriptors, and still a well-behaved
-//! client is served (`/healthz` over HTTP, `Results/List` over gRPC).
+//! client is served (`/healthz` over HTTP, `Results/List` over gRPC, both
+//! TLS; the flood's unfinished request is a ClientHello).
 //!
 //! Before the guarded listeners, the flood filled the descriptor table,
 //! `accept` failed with EMFILE for as long as the flood lasted, and the
@@ -11,20 +12,26 @@ use std::time::{Duration, Instant};
 
 use scanfleet_contracts::v1::ListResultsRequest;
 use scanfleet_contracts::v1::results_client::ResultsClient;
+use scanfleet_edge_access::BearerAuth;
+use scanfleet_test_harness::callers::access_cluster;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::write_public_key;
 use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::slow_clients::{
-    FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PATIENCE, closed_by_server, hold_half_open,
-    http_get,
+    FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PARTIAL_CLIENT_HELLO, PATIENCE,
+    closed_by_server, hold_half_open, http_get,
 };
 use scanfleet_trust::SigningKey;
 
-async fn grpc_list(addr: std::net::SocketAddr) -> Result<(String, Duration), String> {
+async fn grpc_list(
+    addr: std::net::SocketAddr,
+    creds: &TestCredentials,
+) -> Result<(String, Duration), String> {
     let started = Instant::now();
     let call = async {
-        let mut client = ResultsClient::connect(format!("http://{addr}"))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let channel = creds.try_channel(addr).await?;
+        let mut client =
+            ResultsClient::with_interceptor(channel, BearerAuth::new(creds.operator()).unwrap());
         client
             .list(ListResultsRequest::default())
             .await
@@ -41,9 +48,11 @@ async fn grpc_list(addr: std::net::SocketAddr) -> Result<(String, Duration), Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_flood_does_not_stop_a_good_client() {
     let nats = NatsServer::start();
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
     let dir = tempfile::tempdir().unwrap();
     let key = write_public_key(dir.path(), &SigningKey::generate());
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "--nats-url",
         &nats.url(),
         "--store-url",
@@ -57,14 +66,15 @@ async fn a_slow_client_flood_does_not_stop_a_good_client() {
     ]
     .map(String::from)
     .to_vec();
+    args.extend(creds.service_flags());
     let log = dir.path().join("collector.log");
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_scanfleet-collector"));
     let mut collector = LimitedProcess::start(exe, &args, FD_LIMIT, &log);
     let (http, grpc) = (collector.addr("http="), collector.addr("grpc="));
 
     let mut figures = Vec::new();
-    let mut held = hold_half_open(http, FLOOD, b"GET /healthz HTTP/1.1\r\nX-Slow: ").await;
-    let served = http_get(http, "/healthz").await;
+    let mut held = hold_half_open(http, FLOOD, PARTIAL_CLIENT_HELLO).await;
+    let served = http_get(http, &creds.tls(), "/healthz").await;
     figures.push(FloodFigures {
         listener: "collector http",
         held: held.len(),
@@ -72,8 +82,8 @@ async fn a_slow_client_flood_does_not_stop_a_good_client() {
         time_to_serve: served.as_ref().map_or(PATIENCE, |(_, t)| *t),
         served: served.map(|(status, _)| status),
     });
-    let mut held_grpc = hold_half_open(grpc, FLOOD, b"PRI * HTTP/2.0\r\n").await;
-    let served = grpc_list(grpc).await;
+    let mut held_grpc = hold_half_open(grpc, FLOOD, PARTIAL_CLIENT_HELLO).await;
+    let served = grpc_list(grpc, &creds).await;
     figures.push(FloodFigures {
         listener: "collector grpc",
         held: held_grpc.len(),

@@ -1,5 +1,12 @@
 //! The gRPC `Intake` service: validate, expand, queue, report.
 //!
+//! Every call is admitted first: the caller is who their bearer token or
+//! client certificate proves (`UNAUTHENTICATED` otherwise), within their
+//! rate limit; that identity, never anything the caller writes about
+//! itself, is the principal recorded in the intent, the status book and
+//! the signed statement. Rights are checked before anything is queued
+//! (`submission_rights`).
+//!
 //! Wire types are converted into the domain's `Submission` here and nowhere
 //! else; every rule lives in `scanfleet-scan-intents`. A request that breaks
 //! any rule is refused whole with `INVALID_ARGUMENT` listing every violation
@@ -16,6 +23,7 @@ use scanfleet_contracts::v1::{
     self, AcceptedScan, GetScanRequest, ScanIntent, ScanStatus, SubmitBatchRequest,
     SubmitBatchResponse, SubmitRequest, SubmitResponse, intake_server::Intake, target_selector,
 };
+use scanfleet_edge_access::Gatekeeper;
 use scanfleet_scan_engine::adapters::profile_catalog::{CatalogError, Edition, ProfileCatalog};
 use scanfleet_scan_intents::{
     ContainerRef, FieldViolation, ImageSpec, IntakeLimits, Intent, InvalidArgument, LockedInputs,
@@ -27,6 +35,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::Config;
 use crate::queueing::{IntentQueueing, new_scan_id};
+use crate::submission_rights::{authorize_status, authorize_submissions};
 
 /// The `Intake` service.
 pub struct IntakeService {
@@ -37,6 +46,7 @@ pub struct IntakeService {
     limits: IntakeLimits,
     directory: Option<crate::pod_directory::PodDirectory>,
     catalog: Option<Arc<ProfileCatalog>>,
+    gate: Arc<Gatekeeper>,
 }
 
 impl IntakeService {
@@ -48,6 +58,7 @@ impl IntakeService {
         js: jetstream::Context,
         config: Config,
         directory: Option<crate::pod_directory::PodDirectory>,
+        gate: Arc<Gatekeeper>,
     ) -> Result<Self, scanfleet_bus::BusError> {
         let status = ScanStatusBook::open(&js).await?;
         let idempotency = js
@@ -72,6 +83,7 @@ impl IntakeService {
             limits,
             config,
             directory,
+            gate,
         })
     }
 }
@@ -226,7 +238,7 @@ impl IntakeService {
                     .collect()),
                 None => Err(Status::failed_precondition(format!(
                     "{field}: label-selector targets need the pod directory; start intake \
-                     with --kubeconfig, or name the container with a k8s:// URI"
+                     with --kubeconfig or --in-cluster, or name the container with a k8s:// URI"
                 ))),
             },
         }
@@ -375,31 +387,21 @@ impl IntakeService {
     }
 }
 
-fn principal<T>(request: &Request<T>) -> String {
-    request
-        .metadata()
-        .get("x-scanfleet-principal")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .chars()
-        .take(128)
-        .collect()
-}
-
 #[tonic::async_trait]
 impl Intake for IntakeService {
     async fn submit(
         &self,
         request: Request<SubmitRequest>,
     ) -> Result<Response<SubmitResponse>, Status> {
-        let who = principal(&request);
+        let caller = self.gate.admit_grpc(&request).await?;
         let request = request.into_inner();
         let valid = to_submission(&request)
             .validate(&self.limits)
             .map_err(|e| invalid(e.violations))?;
+        authorize_submissions(&self.gate, &caller, &self.config.cluster, [&valid]).await?;
         self.check_locked_inputs(&valid, "")?;
         self.check_profile(&valid, "")?;
-        self.submit_valid(&valid, "target", &who)
+        self.submit_valid(&valid, "target", caller.principal())
             .await
             .map(Response::new)
     }
@@ -408,11 +410,12 @@ impl Intake for IntakeService {
         &self,
         request: Request<SubmitBatchRequest>,
     ) -> Result<Response<SubmitBatchResponse>, Status> {
-        let who = principal(&request);
+        let caller = self.gate.admit_grpc(&request).await?;
         let requests = request.into_inner().requests;
         let submissions: Vec<Submission> = requests.iter().map(to_submission).collect();
         let valid =
             validate_batch(&submissions, &self.limits).map_err(|e| invalid(e.violations))?;
+        authorize_submissions(&self.gate, &caller, &self.config.cluster, &valid).await?;
         for (i, v) in valid.iter().enumerate() {
             self.check_locked_inputs(v, &format!("requests[{i}]."))?;
             self.check_profile(v, &format!("requests[{i}]."))?;
@@ -420,7 +423,7 @@ impl Intake for IntakeService {
         let mut responses = Vec::with_capacity(valid.len());
         for (i, v) in valid.iter().enumerate() {
             responses.push(
-                self.submit_valid(v, &format!("requests[{i}].target"), &who)
+                self.submit_valid(v, &format!("requests[{i}].target"), caller.principal())
                     .await?,
             );
         }
@@ -431,6 +434,7 @@ impl Intake for IntakeService {
         &self,
         request: Request<GetScanRequest>,
     ) -> Result<Response<ScanStatus>, Status> {
+        let caller = self.gate.admit_grpc(&request).await?;
         let scan_id = request.into_inner().scan_id;
         if ScanId::parse(&scan_id).is_err() {
             return Err(Status::invalid_argument(format!(
@@ -446,6 +450,12 @@ impl Intake for IntakeService {
         else {
             return Err(Status::not_found(format!("no scan {scan_id}")));
         };
+        let intent = ScanIntent::decode(record.intent.as_slice()).ok();
+        let namespace = intent
+            .as_ref()
+            .and_then(|i| i.target.as_ref())
+            .map_or("", |t| t.namespace.as_str());
+        authorize_status(&self.gate, &caller, namespace).await?;
         let state = match record.state {
             ScanState::Queued | ScanState::Retrying => v1::ScanState::Queued,
             ScanState::Running => v1::ScanState::Running,
@@ -455,7 +465,7 @@ impl Intake for IntakeService {
         Ok(Response::new(ScanStatus {
             scan_id,
             state: state as i32,
-            intent: ScanIntent::decode(record.intent.as_slice()).ok(),
+            intent,
             updated_at: Some(prost_types::Timestamp {
                 seconds: record.updated_at_ms.div_euclid(1000),
                 nanos: (record.updated_at_ms.rem_euclid(1000) * 1_000_000) as i32,

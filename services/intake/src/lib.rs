@@ -30,6 +30,7 @@ pub mod push_matching;
 pub mod push_watches;
 pub mod queueing;
 pub mod registry_webhooks;
+pub mod submission_rights;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -140,11 +141,17 @@ pub async fn run_supervised(
     );
     let http = start_http(&config, matcher, &metrics, &shutdown, &mut tasks).await?;
     start_dead_letters(&js, status, &shutdown, &mut tasks);
-    let service = intake_api::IntakeService::new(js, config.clone(), directory).await?;
+    let gate =
+        scanfleet_edge_access::cluster_gatekeeper(&config.access, config.kubeconfig.as_deref())
+            .await
+            .context("the identity that reviews callers")?;
+    let service =
+        intake_api::IntakeService::new(js, config.clone(), directory, Arc::new(gate)).await?;
     let listener = Listener::bind(
         "grpc",
         config.grpc_listen,
         config.serving,
+        &config.security,
         metrics.connections.listener("grpc"),
     )
     .await
@@ -159,8 +166,10 @@ pub async fn run_supervised(
     result
 }
 
-/// The pod cache, when intake has a kubeconfig; its watch is a critical
-/// task. With webhooks, it also feeds starting pods to the push watches.
+/// The pod cache, when intake has an identity to watch pods with (a
+/// kubeconfig, or in a cluster its own ServiceAccount); its watch is a
+/// critical task. With webhooks, it also feeds starting pods to the push
+/// watches.
 async fn start_pod_directory(
     config: &Config,
     shutdown: &watch::Receiver<bool>,
@@ -169,9 +178,9 @@ async fn start_pod_directory(
     Option<PodDirectory>,
     Option<mpsc::Receiver<Vec<RunningContainer>>>,
 )> {
-    let Some(path) = &config.kubeconfig else {
+    if config.kubeconfig.is_none() && !config.in_cluster {
         return Ok((None, None));
-    };
+    }
     let (started_tx, started_rx) = match &config.webhooks {
         Some(_) => {
             let (tx, rx) = mpsc::channel(1024);
@@ -179,7 +188,17 @@ async fn start_pod_directory(
         }
         None => (None, None),
     };
-    let kube = scanfleet_kube_access::client_from_kubeconfig_file(path).await?;
+    let kube = match &config.kubeconfig {
+        Some(path) => scanfleet_kube_access::client_from_kubeconfig_file(path).await?,
+        None => {
+            let throttle = scanfleet_kube_access::ApiThrottle::new(Default::default())
+                .map_err(|e| anyhow::anyhow!("pod directory throttle: {e}"))?;
+            scanfleet_kube_access::ClusterAccess::in_cluster(throttle)
+                .await
+                .context("pod directory (--in-cluster)")?
+                .client
+        }
+    };
     let (directory, watch) = PodDirectory::start(kube, shutdown.clone(), started_tx)
         .await
         .map_err(|e| anyhow::anyhow!("pod directory: {e}"))?;
@@ -278,6 +297,7 @@ async fn start_http(
         "http",
         addr,
         config.serving,
+        &config.security,
         metrics.connections.listener("http"),
     )
     .await

@@ -69,8 +69,8 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
-    scanfleet_process_lifecycle::metrics::response(state.metrics.registry())
+async fn metrics(State(state): State<HttpState>, request: axum::http::HeaderMap) -> Response {
+    scanfleet_process_lifecycle::metrics::response(state.metrics.registry(), &request)
 }
 
 fn error(status: StatusCode, message: String) -> Response {

@@ -24,6 +24,8 @@ use scanfleet_contracts::v1::target_selector::Selector;
 use scanfleet_contracts::v1::{
     GetScanRequest, ProfileRef, ScanState, SubmitRequest, TargetSelector, profile_ref::Pin,
 };
+use scanfleet_edge_access::Authenticated;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::eventually;
 use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::{repo_root, write_private};
@@ -39,7 +41,11 @@ struct Process {
 
 impl Process {
     /// Starts `exe` and waits for its one "listening" line on stdout.
-    fn start(exe: &Path, args: &[&str], log: PathBuf) -> (Self, String) {
+    fn start<S: AsRef<std::ffi::OsStr>>(
+        exe: &Path,
+        args: impl IntoIterator<Item = S>,
+        log: PathBuf,
+    ) -> (Self, String) {
         let mut child = Command::new(exe)
             .args(args)
             .env("RUST_LOG", "info")
@@ -124,7 +130,8 @@ struct Bench {
     dir: tempfile::TempDir,
     js: jetstream::Context,
     intake: Process,
-    client: IntakeClient<tonic::transport::Channel>,
+    client: IntakeClient<Authenticated>,
+    creds: TestCredentials,
     kubeconfig: PathBuf,
     key_path: PathBuf,
     worker_config: PathBuf,
@@ -168,16 +175,20 @@ impl Bench {
             "progress_interval_ms: 300\nidle_poll_ms: 200\n",
         )
         .unwrap();
+        let creds = TestCredentials::new(&sim).await;
         let (intake, line) = Process::start(
             Path::new(env!("CARGO_BIN_EXE_scanfleet-intake")),
-            &[
+            [
                 "--nats-url",
                 &nats.url(),
                 "--cluster",
                 "kubesim",
                 "--grpc-listen",
                 "127.0.0.1:0",
-            ],
+            ]
+            .map(String::from)
+            .into_iter()
+            .chain(creds.service_flags()),
             dir.path().join("intake.log"),
         );
         let grpc = line
@@ -185,9 +196,7 @@ impl Bench {
             .find_map(|w| w.strip_prefix("grpc="))
             .expect("intake prints its gRPC address")
             .to_owned();
-        let client = IntakeClient::connect(format!("http://{grpc}"))
-            .await
-            .unwrap();
+        let client = creds.intake(grpc.parse().unwrap()).await;
         Self {
             nats,
             _sim: sim,
@@ -195,6 +204,7 @@ impl Bench {
             js,
             intake,
             client,
+            creds,
             kubeconfig,
             key_path,
             worker_config,
@@ -205,7 +215,7 @@ impl Bench {
         let profiles = repo_root().join("profiles");
         Process::start(
             &worker_binary(),
-            &[
+            [
                 "--nats-url",
                 &self.nats.url(),
                 "--cluster",
@@ -222,7 +232,10 @@ impl Bench {
                 "127.0.0.1:0",
                 "--worker-id",
                 name,
-            ],
+            ]
+            .map(String::from)
+            .into_iter()
+            .chain(self.creds.tls_flags()),
             self.dir.path().join(format!("{name}.log")),
         )
         .0

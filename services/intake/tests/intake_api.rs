@@ -1,4 +1,5 @@
-//! The Intake gRPC API against a real nats-server.
+//! The Intake gRPC API against a real nats-server, over TLS, as an
+//! operator allowed every scanfleet.dev right (reviewed by kubesim).
 
 use async_nats::jetstream;
 use clap::Parser;
@@ -9,18 +10,26 @@ use scanfleet_contracts::v1::{
     GetScanRequest, ProfileRef, ScanIntent, ScanState, SubmitBatchRequest, SubmitRequest,
     TargetSelector, intake_client::IntakeClient, profile_ref::Pin, target_selector::Selector,
 };
+use scanfleet_edge_access::Authenticated;
 use scanfleet_intake::config::{Args, Config};
+use scanfleet_test_harness::callers::{Callers, access_cluster};
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::slow_clients::LimitedProcess;
 use tonic::Code;
 
 struct Running {
     nats: NatsServer,
-    client: IntakeClient<tonic::transport::Channel>,
+    client: IntakeClient<Authenticated>,
     js: jetstream::Context,
     intake: scanfleet_intake::EmbeddedIntake,
+    _creds: TestCredentials,
+    _sim: kubesim::Kubesim,
 }
 
 async fn start(nats: NatsServer, extra: &[&str]) -> Running {
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
     let mut argv = vec![
         "scanfleet-intake".to_owned(),
         "--nats-url".into(),
@@ -31,19 +40,20 @@ async fn start(nats: NatsServer, extra: &[&str]) -> Running {
         "127.0.0.1:0".into(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
+    argv.extend(creds.service_flags());
     let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let intake = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .expect("intake serves");
-    let client = IntakeClient::connect(format!("http://{}", intake.grpc))
-        .await
-        .unwrap();
+    let client = creds.intake(intake.grpc).await;
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     Running {
         nats,
         client,
         js,
         intake,
+        _creds: creds,
+        _sim: sim,
     }
 }
 
@@ -327,6 +337,59 @@ async fn overriding_a_locked_input_is_permission_denied() {
     r.stop().await;
 }
 
+/// The issue's refusal, through intake's real binary: a ServiceAccount
+/// allowed to create scans only in `apps` asks for `kube-system` and gets
+/// PERMISSION_DENIED with upstream's 403 text naming the namespace, before
+/// anything is queued; the same caller in `apps` is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_outside_the_callers_namespace_is_denied_naming_it() {
+    let nats = NatsServer::start();
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
+    let token = Callers::new(&sim)
+        .await
+        .caller("apps", "submitter", &["create"], "scans", &["apps"])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = [
+        "--nats-url",
+        &nats.url(),
+        "--cluster",
+        "kubesim",
+        "--grpc-listen",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(creds.service_flags());
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_scanfleet-intake"));
+    let intake = LimitedProcess::start(exe, &args, 1024, &dir.path().join("intake.log"));
+    let mut client = creds.intake_as(intake.addr("grpc="), &token).await;
+
+    let err = client
+        .submit(request("k8s://kube-system/coredns-0/coredns"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert_eq!(
+        err.message(),
+        "scans.scanfleet.dev is forbidden: User \"system:serviceaccount:apps:submitter\" \
+         cannot create resource \"scans\" in API group \"scanfleet.dev\" in the namespace \
+         \"kube-system\""
+    );
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let queued = || async {
+        let mut stream = js.get_stream(INTENTS_STREAM).await.unwrap();
+        stream.info().await.unwrap().state.messages
+    };
+    assert_eq!(queued().await, 0, "nothing was queued");
+    client
+        .submit(request("k8s://apps/web-0/web"))
+        .await
+        .unwrap();
+    assert_eq!(queued().await, 1, "the same caller may scan in apps");
+}
+
 #[tokio::test]
 async fn an_idempotency_key_returns_the_first_scan_id() {
     let mut r = start(NatsServer::start(), &[]).await;
@@ -430,7 +493,9 @@ fn bad_configuration_lists_every_problem() {
 #[tokio::test]
 async fn intake_stops_when_a_critical_task_dies() {
     let nats = NatsServer::start();
-    let config = Config::from_args(Args::parse_from([
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
+    let mut argv: Vec<String> = [
         "scanfleet-intake",
         "--nats-url",
         &nats.url(),
@@ -438,8 +503,11 @@ async fn intake_stops_when_a_critical_task_dies() {
         "127.0.0.1:0",
         "--http-listen",
         "127.0.0.1:0",
-    ]))
-    .unwrap();
+    ]
+    .map(String::from)
+    .to_vec();
+    argv.extend(creds.service_flags());
+    let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let intake = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .unwrap();

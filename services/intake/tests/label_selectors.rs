@@ -8,10 +8,11 @@ use clap::Parser;
 use prost::Message as _;
 use scanfleet_bus::topology::INTENTS_STREAM;
 use scanfleet_contracts::v1::{
-    LabelSelectorTarget, ProfileRef, ScanIntent, SubmitRequest, TargetSelector,
-    intake_client::IntakeClient, profile_ref::Pin, target_selector::Selector,
+    LabelSelectorTarget, ProfileRef, ScanIntent, SubmitRequest, TargetSelector, profile_ref::Pin,
+    target_selector::Selector,
 };
 use scanfleet_intake::config::{Args, Config};
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::nats::NatsServer;
 
 fn selector(namespace: &str, labels: &str, container: &str) -> SubmitRequest {
@@ -63,24 +64,28 @@ async fn selectors_expand_to_running_containers() {
     }
 
     let nats = NatsServer::start();
-    let config = Config::from_args(Args::parse_from([
-        "scanfleet-intake",
-        "--nats-url",
-        &nats.url(),
-        "--cluster",
-        "kubesim",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-    ]))
+    let creds = TestCredentials::new(&sim).await;
+    let config = Config::from_args(Args::parse_from(
+        [
+            "scanfleet-intake",
+            "--nats-url",
+            &nats.url(),
+            "--cluster",
+            "kubesim",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(creds.service_flags()),
+    ))
     .unwrap();
     let intake = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .expect("intake serves");
-    let mut client = IntakeClient::connect(format!("http://{}", intake.grpc))
-        .await
-        .unwrap();
+    let mut client = creds.intake(intake.grpc).await;
 
     let web = client
         .submit(selector("apps", "app=web", ""))
@@ -145,15 +150,21 @@ async fn an_insecure_kubeconfig_stops_intake_with_the_reason() {
     )
     .unwrap();
     let nats = NatsServer::start();
-    let config = Config::from_args(Args::parse_from([
-        "scanfleet-intake",
-        "--nats-url",
-        &nats.url(),
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-    ]))
+    let pki = scanfleet_test_harness::pki::TestPki::new();
+    let config = Config::from_args(Args::parse_from(
+        [
+            "scanfleet-intake",
+            "--nats-url",
+            &nats.url(),
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain(pki.server_flags()),
+    ))
     .unwrap();
     let (_stop, rx) = tokio::sync::watch::channel(false);
     let err = scanfleet_intake::run_with_ready(config, rx, |_| {})

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -107,8 +106,8 @@ struct Scene {
     js: jetstream::Context,
     /// Holds intake's secret file and config for as long as it runs.
     _dir: tempfile::TempDir,
-    intake: scanfleet_intake::EmbeddedIntake,
-    addr: SocketAddr,
+    intake: support::Intake,
+    addr: support::HttpEdge,
     pods: kube::Api<Pod>,
 }
 
@@ -129,7 +128,7 @@ impl Scene {
             "webhooks:\n  profile: {{name: container-baseline, version: 1.0.0}}\n  watch_ttl_secs: 4\n  max_pending_watches: 8\n  endpoints:\n    distribution: {{secret_file: {secret:?}}}\n"
         );
         let intake = support::start_intake(dir.path(), &nats.url(), &sim, &yaml).await;
-        let addr = intake.http.unwrap();
+        let addr = intake.webhooks();
         let pods: kube::Api<Pod> = kube::Api::namespaced(support::client(&sim).await, "apps");
         Self {
             sim,
@@ -146,7 +145,7 @@ impl Scene {
     async fn push(&self, digest: &str, id: &str) -> HttpResponse {
         let headers = vec![("Authorization".to_owned(), TOKEN.as_bytes().to_vec())];
         http(
-            self.addr,
+            &self.addr,
             "POST",
             "/v1/webhooks/distribution",
             &headers,
@@ -158,7 +157,7 @@ impl Scene {
     /// Creates pod `name` running `image` and waits until it runs and
     /// intake has checked a pod update since.
     async fn start_pod_and_wait_until_seen(&self, name: &str, image: &str) {
-        let checked = metric(self.addr, CHECKED).await;
+        let checked = metric(&self.addr, CHECKED).await;
         self.pods
             .create(&PostParams::default(), &pod(name, image))
             .await
@@ -167,7 +166,7 @@ impl Scene {
             &format!("{name} runs and intake saw it"),
             Duration::from_secs(20),
             || async {
-                running(&self.pods, name).await && metric(self.addr, CHECKED).await > checked
+                running(&self.pods, name).await && metric(&self.addr, CHECKED).await > checked
             },
         )
         .await;
@@ -182,18 +181,18 @@ impl Scene {
 /// Step 1: nothing runs `late` yet: 200, nothing queued, one watch.
 async fn a_push_nothing_runs_yet_is_watched(scene: &Scene, late: &str) {
     let r = scene.push(late, "e1").await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         (r.json()["queued"].clone(), r.json()["watching"].clone()),
         (0.into(), 1.into())
     );
-    assert_eq!(metric(scene.addr, PENDING).await, 1);
+    assert_eq!(metric(&scene.addr, PENDING).await, 1);
     assert!(queued_after(&scene.js, 0).await.is_empty());
 }
 
 /// Step 2: a pod starts with it: one intent per container running the digest.
 async fn the_first_pod_with_it_is_scanned_once_per_container(scene: &Scene, late: &str) {
-    let (addr, js) = (scene.addr, &scene.js);
+    let (addr, js) = (&scene.addr, &scene.js);
     scene
         .pods
         .create(
@@ -252,9 +251,9 @@ async fn a_second_pod_with_it_is_not_scanned(scene: &Scene) {
 /// Step 4: a watch nobody uses expires after the TTL (as does the claimed
 /// one)...
 async fn an_unused_watch_expires_and_queues_nothing(scene: &Scene, never: &str) {
-    let addr = scene.addr;
+    let addr = &scene.addr;
     let r = scene.push(never, "e2").await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["watching"], 1);
     eventually("the watch expired", Duration::from_secs(20), || async {
         metric(addr, EXPIRED).await == 2 && metric(addr, PENDING).await == 0

@@ -48,14 +48,16 @@ async fn a_real_push_of_an_unrun_digest_queues_one_image_scan() {
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let intake = start_intake(dir.path(), &nats.url(), &sim, &config_yaml(dir.path())).await;
-    let http = intake.http.unwrap();
+    let webhooks = intake.webhooks();
+    let http = webhooks.addr;
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let registry = TestRegistry::start(
         "ci",
         "push-pw",
         Some(Notifications {
-            url: format!("http://{http}/v1/webhooks/distribution"),
+            url: format!("https://{http}/v1/webhooks/distribution"),
             header: ("X-Registry-Secret".into(), SECRET.into()),
+            ca_file: Some(intake.creds.pki.ca_file()),
         }),
     );
     let before = last_sequence(&js).await;
@@ -104,7 +106,7 @@ async fn a_real_push_of_an_unrun_digest_queues_one_image_scan() {
         "blob pushes and the second push of the first digest queued nothing"
     );
     assert!(
-        metric(http, "scanfleet_intake_webhook_events_ignored_total").await > 0,
+        metric(&webhooks, "scanfleet_intake_webhook_events_ignored_total").await > 0,
         "blob pushes were delivered and ignored"
     );
 }

@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -132,7 +131,7 @@ type Refusal = (&'static str, Headers, Vec<u8>, u16, &'static str);
 type Headers = Vec<(String, Vec<u8>)>;
 
 struct Edge {
-    http: SocketAddr,
+    http: support::HttpEdge,
     js: jetstream::Context,
 }
 
@@ -146,7 +145,7 @@ impl Edge {
     ) -> (support::HttpResponse, Vec<Queued>) {
         let before = last_sequence(&self.js).await;
         let r = http(
-            self.http,
+            &self.http,
             "POST",
             &format!("/v1/webhooks/{route}"),
             headers,
@@ -191,7 +190,7 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
     let dir = tempfile::tempdir().unwrap();
     let intake = start_intake(dir.path(), &nats.url(), &sim, &config_yaml(dir.path())).await;
     let edge = Edge {
-        http: intake.http.unwrap(),
+        http: intake.webhooks(),
         js: jetstream::new(async_nats::connect(nats.url()).await.unwrap()),
     };
 
@@ -223,7 +222,7 @@ async fn distribution_pushes(edge: &Edge, swap: &BTreeMap<&str, String>, digests
     // Distribution: one manifest push by tag.
     let body = swapped("distribution_single_push.json", swap);
     let (r, q) = edge.post("distribution", &auth(DIST_TOKEN), &body).await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["queued"], 1);
     assert_eq!(targets(&q), ["web-hardened/web"]);
     check(
@@ -237,7 +236,7 @@ async fn distribution_pushes(edge: &Edge, swap: &BTreeMap<&str, String>, digests
     );
     // The registry redelivers: the msg-id absorbs it.
     let (r, q) = edge.post("distribution", &auth(DIST_TOKEN), &body).await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         (r.json()["queued"].clone(), r.json()["duplicate"].clone()),
         (0.into(), 1.into())
@@ -253,7 +252,7 @@ async fn distribution_pushes(edge: &Edge, swap: &BTreeMap<&str, String>, digests
             &swapped("distribution_mixed_actions.json", swap),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     let report = r.json();
     assert_eq!(report["events"], 2);
     assert_eq!(report["ignored"].as_array().unwrap().len(), 6, "{report}");
@@ -289,7 +288,7 @@ async fn distribution_pushes(edge: &Edge, swap: &BTreeMap<&str, String>, digests
             &fixture("distribution_blob_only.json"),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["ignored"][0]["path"], "events[0]");
     assert!(
         r.json()["ignored"][0]["reason"]
@@ -314,7 +313,7 @@ async fn harbor_pushes(edge: &Edge, swap: &BTreeMap<&str, String>, digests: &Dig
             &swapped("harbor_default_push.json", swap),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(targets(&q), ["app-with-scanner/scanner"]);
     check(
         &q[0],
@@ -334,7 +333,7 @@ async fn harbor_pushes(edge: &Edge, swap: &BTreeMap<&str, String>, digests: &Dig
             &swapped("harbor_cloudevents_push.json", swap),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(targets(&q), ["distroless-app/app"]);
     check(
         &q[0],
@@ -358,7 +357,7 @@ async fn ghcr_push(edge: &Edge, swap: &BTreeMap<&str, String>, digests: &Digests
             &body,
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["queued"], 3);
     assert_eq!(
         targets(&q),
@@ -468,7 +467,7 @@ async fn refusals_queue_nothing(edge: &Edge, swap: &BTreeMap<&str, String>) {
     ];
     for (route, headers, body, status, text) in refusals {
         let (r, q) = edge.post(route, &headers, &body).await;
-        assert_eq!(r.status, status, "{route}: {}", r.body);
+        assert_eq!(r.status, status, "{route}: {}", r.text());
         let error = r.json()["error"].as_str().unwrap().to_owned();
         assert!(error.contains(text), "{route}: {error}");
         assert!(
@@ -478,7 +477,7 @@ async fn refusals_queue_nothing(edge: &Edge, swap: &BTreeMap<&str, String>) {
         assert!(q.is_empty(), "{route}: a refused delivery queued {q:?}");
     }
 
-    let metrics = http(edge.http, "GET", "/metrics", &[], b"").await.body;
+    let metrics = http(&edge.http, "GET", "/metrics", &[], b"").await.text();
     assert!(
         metrics.contains("scanfleet_intake_webhook_deliveries_total{outcome=\"refused\"} 9"),
         "{metrics}"
@@ -506,14 +505,14 @@ async fn a_full_stream_answers_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let intake = start_intake(dir.path(), &nats.url(), &sim, &config_yaml(dir.path())).await;
     let edge = Edge {
-        http: intake.http.unwrap(),
+        http: intake.webhooks(),
         js,
     };
     let swap: BTreeMap<&str, String> = [(D_INDEX, mis)].into_iter().collect();
     let body = swapped("ghcr_package_published.json", &swap);
     let headers = ghcr_headers("ghcr_package_published.headers", &body);
     let (r, q) = edge.post("ghcr", &headers, &body).await;
-    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(r.header("Retry-After"), Some("7"));
     let report = r.json();
     assert!(
@@ -528,7 +527,7 @@ async fn a_full_stream_answers_429_with_retry_after() {
     let stream = edge.js.get_stream("SCAN_INTENTS").await.unwrap();
     stream.purge().await.unwrap();
     let (r, q) = edge.post("ghcr", &headers, &body).await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         (r.json()["queued"].clone(), r.json()["duplicate"].clone()),
         (1.into(), 2.into())
@@ -550,11 +549,11 @@ async fn a_bus_outage_answers_503_and_the_registry_retry_is_queued_once() {
     let mut nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let intake = start_intake(dir.path(), &nats.url(), &sim, &config_yaml(dir.path())).await;
-    let edge = intake.http.unwrap();
+    let edge = intake.webhooks();
     let swap: BTreeMap<&str, String> = [(D_INDEX, mis)].into_iter().collect();
     let body = swapped("ghcr_package_published.json", &swap);
     let headers = ghcr_headers("ghcr_package_published.headers", &body);
-    let post = || http(edge, "POST", "/v1/webhooks/ghcr", &headers, &body);
+    let post = || http(&edge, "POST", "/v1/webhooks/ghcr", &headers, &body);
 
     // The bus crashes: the delivery gets a retryable answer inside the
     // enqueue budget, well before a registry's own timeout.
@@ -562,7 +561,7 @@ async fn a_bus_outage_answers_503_and_the_registry_retry_is_queued_once() {
     let started = std::time::Instant::now();
     let r = post().await;
     let answered_in = started.elapsed();
-    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.header("Retry-After"), Some("7"));
     let report = r.json();
     assert!(
@@ -586,7 +585,7 @@ async fn a_bus_outage_answers_503_and_the_registry_retry_is_queued_once() {
         if r.status == 200 {
             break r.json();
         }
-        assert_eq!(r.status, 503, "only 503 while reconnecting: {}", r.body);
+        assert_eq!(r.status, 503, "only 503 while reconnecting: {}", r.text());
         assert!(
             std::time::Instant::now() < deadline,
             "intake never accepted again"

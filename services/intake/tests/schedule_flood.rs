@@ -87,17 +87,24 @@ fn flood_config(dir: &Path, sim: &kubesim::Kubesim, nats_url: &str) -> Config {
     let kubeconfig = support::write_private(dir, "kubeconfig", sim.admin_kubeconfig().as_bytes());
     let config_path = dir.join("intake.yaml");
     std::fs::write(&config_path, SCHEDULE).unwrap();
-    Config::from_args(Args::parse_from([
-        "scanfleet-intake",
-        "--nats-url",
-        nats_url,
-        "--cluster",
-        "kubesim",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--config",
-        config_path.to_str().unwrap(),
-    ]))
+    // It never serves, but its configuration is a whole intake's.
+    let pki = scanfleet_test_harness::pki::TestPki::new();
+    Config::from_args(Args::parse_from(
+        [
+            "scanfleet-intake",
+            "--nats-url",
+            nats_url,
+            "--cluster",
+            "kubesim",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--config",
+            config_path.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain(pki.server_flags()),
+    ))
     .unwrap()
 }
 

@@ -57,6 +57,8 @@ async fn the_loop_fires_on_its_cadence_coalesces_and_stops() {
         kubeconfig.to_str().unwrap(),
         "--config",
         config_path.to_str().unwrap(),
+        // Only the scheduler is built from this config; nothing listens.
+        "--insecure-plaintext",
     ]))
     .unwrap();
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());

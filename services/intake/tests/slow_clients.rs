@@ -1,25 +1,32 @@
 //! Issue #12, finding 3, through the real binary: thousands of connections
 //! that never finish a request, on intake's webhook HTTP and gRPC
-//! listeners, with the process held to 512 file descriptors, and still a
-//! well-behaved client is served (`/healthz`, `Intake/GetScan`).
+//! listeners (TLS: each one a ClientHello that never finishes), with the
+//! process held to 512 file descriptors, and still a well-behaved client
+//! is served (`/healthz`, `Intake/GetScan` with the operator's token).
 
 use std::time::{Duration, Instant};
 
 use scanfleet_contracts::v1::GetScanRequest;
 use scanfleet_contracts::v1::intake_client::IntakeClient;
+use scanfleet_edge_access::BearerAuth;
+use scanfleet_test_harness::callers::access_cluster;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::slow_clients::{
-    FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PATIENCE, closed_by_server, hold_half_open,
-    http_get,
+    FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PARTIAL_CLIENT_HELLO, PATIENCE,
+    closed_by_server, hold_half_open, http_get,
 };
 
 /// A `GetScan` for an unknown scan: any gRPC answer means "served".
-async fn grpc_get_scan(addr: std::net::SocketAddr) -> Result<(String, Duration), String> {
+async fn grpc_get_scan(
+    addr: std::net::SocketAddr,
+    creds: &TestCredentials,
+) -> Result<(String, Duration), String> {
     let started = Instant::now();
     let call = async {
-        let mut client = IntakeClient::connect(format!("http://{addr}"))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let channel = creds.try_channel(addr).await?;
+        let mut client =
+            IntakeClient::with_interceptor(channel, BearerAuth::new(creds.operator()).unwrap());
         let answer = client
             .get_scan(GetScanRequest {
                 scan_id: "01J0000000000000000000000Z".into(),
@@ -40,8 +47,10 @@ async fn grpc_get_scan(addr: std::net::SocketAddr) -> Result<(String, Duration),
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_flood_does_not_stop_a_good_client() {
     let nats = NatsServer::start();
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
     let dir = tempfile::tempdir().unwrap();
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "--nats-url",
         &nats.url(),
         "--grpc-listen",
@@ -51,15 +60,15 @@ async fn a_slow_client_flood_does_not_stop_a_good_client() {
     ]
     .map(String::from)
     .to_vec();
+    args.extend(creds.service_flags());
     let log = dir.path().join("intake.log");
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_scanfleet-intake"));
     let mut intake = LimitedProcess::start(exe, &args, FD_LIMIT, &log);
     let (http, grpc) = (intake.addr("http="), intake.addr("grpc="));
 
     let mut figures = Vec::new();
-    let mut held =
-        hold_half_open(http, FLOOD, b"POST /v1/webhooks/ghcr HTTP/1.1\r\nX-Slow: ").await;
-    let served = http_get(http, "/healthz").await;
+    let mut held = hold_half_open(http, FLOOD, PARTIAL_CLIENT_HELLO).await;
+    let served = http_get(http, &creds.tls(), "/healthz").await;
     figures.push(FloodFigures {
         listener: "intake http",
         held: held.len(),
@@ -67,8 +76,8 @@ async fn a_slow_client_flood_does_not_stop_a_good_client() {
         time_to_serve: served.as_ref().map_or(PATIENCE, |(_, t)| *t),
         served: served.map(|(status, _)| status),
     });
-    let mut held_grpc = hold_half_open(grpc, FLOOD, b"PRI * HTTP/2.0\r\n").await;
-    let served = grpc_get_scan(grpc).await;
+    let mut held_grpc = hold_half_open(grpc, FLOOD, PARTIAL_CLIENT_HELLO).await;
+    let served = grpc_get_scan(grpc, &creds).await;
     figures.push(FloodFigures {
         listener: "intake grpc",
         held: held_grpc.len(),

@@ -26,8 +26,10 @@ pub struct ChildSpec {
     /// How long it may take to stop after SIGTERM before it is killed.
     pub stop_grace: Duration,
     /// The child this one depends on at start-up (by name): when that one
-    /// is restarted, this one is restarted too once it is ready again,
-    /// because what it read at start-up (kubesim's CA and token) changed.
+    /// is restarted, this one is restarted too once it is ready again (and
+    /// renewed, see [`crate::supervisor::Renewal`]), because what it read at
+    /// start-up changed (kubesim's CA and admin token, the reviewer's and
+    /// the operator's tokens).
     pub restarts_with: Option<String>,
 }
 

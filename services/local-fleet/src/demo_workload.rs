@@ -16,6 +16,7 @@ use scanfleet_contracts::v1::{
     LabelSelectorTarget, ListResultsRequest, ProfileRef, ScanResult, SubmitRequest, TargetSelector,
     profile_ref::Pin,
 };
+use scanfleet_edge_access::{Authenticated, EdgeClient};
 
 /// The namespace of the sample workloads.
 pub const NAMESPACE: &str = "apps";
@@ -69,12 +70,14 @@ pub async fn replicate_sample_pods(kubeconfig: &Path, replicas: usize) -> Result
     }
 }
 
-/// Asks intake to scan every container in the sample namespace.
+/// Asks intake, as `caller`, to scan every container in the sample
+/// namespace.
 ///
 /// # Errors
 /// When intake cannot be reached or refuses.
-pub async fn submit_all(intake: &str) -> Result<Scans> {
-    let mut client = IntakeClient::connect(intake.to_owned()).await?;
+pub async fn submit_all(caller: &EdgeClient, intake: &str) -> Result<Scans> {
+    let (channel, auth) = caller.connect(intake).await?;
+    let mut client = IntakeClient::with_interceptor(channel, auth);
     let accepted = client
         .submit(SubmitRequest {
             target: Some(TargetSelector {
@@ -108,14 +111,16 @@ pub async fn submit_all(intake: &str) -> Result<Scans> {
 /// for, not an error.
 ///
 /// # Errors
-/// When the collector URL is malformed.
+/// When the collector cannot be reached at first (later outages are
+/// waited for).
 pub async fn wait_for_results(
+    caller: &EdgeClient,
     collector: &str,
     scans: &Scans,
     within: Duration,
 ) -> Result<BTreeMap<String, ScanResult>> {
-    let channel = tonic::transport::Endpoint::from_shared(collector.to_owned())?.connect_lazy();
-    let mut client = ResultsClient::new(channel);
+    let (channel, auth) = caller.connect(collector).await?;
+    let mut client = ResultsClient::with_interceptor(channel, auth);
     let deadline = Instant::now() + within;
     let mut found = BTreeMap::new();
     let mut last = usize::MAX;
@@ -147,7 +152,7 @@ pub async fn wait_for_results(
 }
 
 async fn stored_among(
-    client: &mut ResultsClient<tonic::transport::Channel>,
+    client: &mut ResultsClient<Authenticated>,
     scans: &Scans,
 ) -> Result<BTreeMap<String, ScanResult>, tonic::Status> {
     let mut found = BTreeMap::new();

@@ -18,11 +18,15 @@ use anyhow::{Context, Result};
 
 use crate::child_spec::{ChildSpec, Readiness};
 use crate::data_dir::DataDir;
+use crate::fleet_credentials::{FleetIdentities, FleetPki};
 use crate::options::Options;
 use crate::programs::Programs;
 
 /// The cluster name the fleet gives kubesim.
 pub const CLUSTER: &str = "kubesim";
+/// kubesim's child name, which the children that read what it issued are
+/// restarted with.
+pub const KUBESIM: &str = "kubesim";
 
 const STOP_INTAKE: u8 = 0;
 const STOP_WORKERS: u8 = 1;
@@ -70,12 +74,12 @@ impl Ports {
 
     /// Intake's gRPC URL.
     pub fn intake_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.intake)
+        format!("https://127.0.0.1:{}", self.intake)
     }
 
     /// The collector's gRPC URL.
     pub fn collector_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.collector_grpc)
+        format!("https://127.0.0.1:{}", self.collector_grpc)
     }
 
     /// The collector's HTTP address.
@@ -94,6 +98,8 @@ pub struct FleetPlan<'a> {
     pub options: &'a Options,
     /// The ports.
     pub ports: Ports,
+    /// The TLS files every listener serves.
+    pub pki: FleetPki,
 }
 
 fn path(p: impl Into<PathBuf>) -> String {
@@ -139,7 +145,7 @@ impl FleetPlan<'_> {
             args.extend(["--faults".into(), path(faults)]);
         }
         ChildSpec {
-            name: "kubesim".into(),
+            name: KUBESIM.into(),
             program: self.programs.kubesim.clone(),
             args,
             ready: Readiness::Announced("https://"),
@@ -150,8 +156,9 @@ impl FleetPlan<'_> {
         }
     }
 
-    /// The collector, trusting every key in `trusted`.
-    pub fn collector(&self, trusted: &[PathBuf]) -> ChildSpec {
+    /// The collector, trusting every key in `trusted`, reviewing readers
+    /// as `identities`' reviewer.
+    pub fn collector(&self, trusted: &[PathBuf], identities: &FleetIdentities) -> ChildSpec {
         let mut args = vec![
             "--nats-url".into(),
             self.ports.nats_url(),
@@ -165,6 +172,8 @@ impl FleetPlan<'_> {
         for key in trusted {
             args.extend(["--trusted-key".into(), path(key)]);
         }
+        args.extend(self.pki.server_flags());
+        args.extend(identities.reviewer_flags());
         ChildSpec {
             name: "collector".into(),
             program: self.programs.collector.clone(),
@@ -173,30 +182,36 @@ impl FleetPlan<'_> {
             ready_within: Duration::from_secs(30),
             stop_stage: STOP_COLLECTOR,
             stop_grace: Duration::from_secs(15),
-            restarts_with: None,
+            // It reviews readers with the reviewer's token, which a
+            // restarted kubesim no longer knows.
+            restarts_with: Some(KUBESIM.into()),
         }
     }
 
-    /// Intake, reading pods through kubesim's admin kubeconfig.
-    pub fn intake(&self) -> ChildSpec {
+    /// Intake, reading pods through kubesim's admin kubeconfig and
+    /// reviewing callers as `identities`' reviewer.
+    pub fn intake(&self, identities: &FleetIdentities) -> ChildSpec {
+        let mut args = vec![
+            "--nats-url".into(),
+            self.ports.nats_url(),
+            "--cluster".into(),
+            CLUSTER.into(),
+            "--kubeconfig".into(),
+            path(self.data.kubeconfig()),
+            "--grpc-listen".into(),
+            format!("127.0.0.1:{}", self.ports.intake),
+        ];
+        args.extend(self.pki.server_flags());
+        args.extend(identities.reviewer_flags());
         ChildSpec {
             name: "intake".into(),
             program: self.programs.intake.clone(),
-            args: vec![
-                "--nats-url".into(),
-                self.ports.nats_url(),
-                "--cluster".into(),
-                CLUSTER.into(),
-                "--kubeconfig".into(),
-                path(self.data.kubeconfig()),
-                "--grpc-listen".into(),
-                format!("127.0.0.1:{}", self.ports.intake),
-            ],
+            args,
             ready: Readiness::Listening(self.ports.intake),
             ready_within: Duration::from_secs(30),
             stop_stage: STOP_INTAKE,
             stop_grace: Duration::from_secs(10),
-            restarts_with: Some("kubesim".into()),
+            restarts_with: Some(KUBESIM.into()),
         }
     }
 
@@ -210,34 +225,36 @@ impl FleetPlan<'_> {
 
     /// Worker `index`, signing with `signing_key`.
     pub fn worker(&self, index: u16, signing_key: &std::path::Path) -> ChildSpec {
+        let mut args = vec![
+            "--nats-url".into(),
+            self.ports.nats_url(),
+            "--cluster".into(),
+            CLUSTER.into(),
+            "--kubeconfig".into(),
+            path(self.data.kubeconfig()),
+            "--signing-key".into(),
+            path(signing_key),
+            "--profiles".into(),
+            path(&self.programs.profiles),
+            "--http-listen".into(),
+            "127.0.0.1:0".into(),
+            "--worker-id".into(),
+            format!("dev-worker-{index}"),
+            "--concurrency".into(),
+            self.options.concurrency.to_string(),
+            "--config".into(),
+            path(self.data.worker_config()),
+        ];
+        args.extend(self.pki.server_flags());
         ChildSpec {
             name: format!("worker-{index}"),
             program: self.programs.worker.clone(),
-            args: vec![
-                "--nats-url".into(),
-                self.ports.nats_url(),
-                "--cluster".into(),
-                CLUSTER.into(),
-                "--kubeconfig".into(),
-                path(self.data.kubeconfig()),
-                "--signing-key".into(),
-                path(signing_key),
-                "--profiles".into(),
-                path(&self.programs.profiles),
-                "--http-listen".into(),
-                "127.0.0.1:0".into(),
-                "--worker-id".into(),
-                format!("dev-worker-{index}"),
-                "--concurrency".into(),
-                self.options.concurrency.to_string(),
-                "--config".into(),
-                path(self.data.worker_config()),
-            ],
+            args,
             ready: Readiness::Running,
             ready_within: Duration::from_secs(30),
             stop_stage: STOP_WORKERS,
             stop_grace: Duration::from_secs(self.options.drain_grace_secs) + DRAIN_MARGIN,
-            restarts_with: Some("kubesim".into()),
+            restarts_with: Some(KUBESIM.into()),
         }
     }
 }

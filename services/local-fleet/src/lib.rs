@@ -11,7 +11,8 @@
 //!
 //! Layout: [`options`] (the command line), [`programs`] and [`data_dir`]
 //! (where things are), [`child_spec`] and [`child_process`] (one child),
-//! [`session`] (the steps of one run), [`demo_workload`],
+//! [`session`] (the steps of one run), [`fleet_credentials`] (TLS and
+//! the identities every edge checks), [`demo_workload`],
 //! [`report_table`] and [`next_steps`] (what the user sees), and
 //! [`stop_signal`].
 //!
@@ -22,6 +23,7 @@ pub mod child_process;
 pub mod child_spec;
 pub mod data_dir;
 pub mod demo_workload;
+pub mod fleet_credentials;
 pub mod fleet_plan;
 pub mod next_steps;
 pub mod options;
@@ -40,6 +42,7 @@ use anyhow::{Context, Result};
 pub use options::Options;
 
 use crate::data_dir::DataDir;
+use crate::fleet_credentials::FleetPki;
 use crate::fleet_plan::{FleetPlan, Ports};
 use crate::programs::Programs;
 use crate::restart_policy::RestartPolicy;
@@ -81,6 +84,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
             data: &data,
             options: &options,
             ports: Ports::pick()?,
+            pki: FleetPki::create(&data)?,
         };
         let mut supervisor = Supervisor::new(&data.logs(), RestartPolicy::default());
         let outcome = tokio::select! {

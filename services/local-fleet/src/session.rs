@@ -8,7 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Result;
 
 use crate::demo_workload::{self, NAMESPACE};
-use crate::fleet_plan::FleetPlan;
+use scanfleet_edge_access::EdgeClient;
+
+use crate::fleet_credentials::FleetIdentities;
+use crate::fleet_plan::{FleetPlan, KUBESIM};
 use crate::signing_keys::{self, SigningKeys};
 use crate::supervisor::Supervisor;
 use crate::{next_steps, report_table};
@@ -31,9 +34,15 @@ pub async fn run(plan: &FleetPlan<'_>, supervisor: &mut Supervisor) -> Result<Ex
         },
         keys.trusted_files.len()
     );
-    start_fleet(plan, &keys, supervisor).await?;
+    let identities = FleetIdentities::new(
+        plan.data,
+        &plan.pki,
+        &plan.ports.intake_url(),
+        &plan.ports.collector_url(),
+    );
+    let operator = start_fleet(plan, &keys, &identities, supervisor).await?;
     let incomplete = tokio::select! {
-        r = scan_demo_workload(plan, &keys) => r?,
+        r = scan_demo_workload(plan, &keys, &operator) => r?,
         e = supervisor.supervise() => return Err(e),
     };
     report_table::print_memory(&supervisor.running("worker"));
@@ -44,16 +53,29 @@ pub async fn run(plan: &FleetPlan<'_>, supervisor: &mut Supervisor) -> Result<Ex
         }
         return Ok(ExitCode::SUCCESS);
     }
-    next_steps::print(plan.programs.cli.as_deref(), &plan.ports, plan.data);
+    next_steps::print(
+        plan.programs.cli.as_deref(),
+        &next_steps::Access {
+            cli_config: &identities.cli_config,
+            ca_file: &plan.pki.ca_file,
+            token_file: &identities.operator_token_file,
+        },
+        &plan.ports,
+        plan.data,
+    );
     Err(supervisor.supervise().await)
 }
 
-/// Starts every child in order, each once what it connects to is ready.
+/// Starts every child in order, each once what it connects to is ready;
+/// the identities the edges check are issued as soon as kubesim runs, and
+/// again whenever it is restarted, before the children that read them are
+/// restarted. Returns the operator, as a client.
 async fn start_fleet(
     plan: &FleetPlan<'_>,
     keys: &SigningKeys,
+    identities: &FleetIdentities,
     supervisor: &mut Supervisor,
-) -> Result<()> {
+) -> Result<EdgeClient> {
     let ports = &plan.ports;
     supervisor.start(plan.nats_server()).await?;
     eprintln!("✓ nats-server (JetStream) at {}", ports.nats_url());
@@ -66,17 +88,31 @@ async fn start_fleet(
         "✓ kubesim with the demo workloads (namespace {NAMESPACE}; audit log {})",
         plan.data.audit_log().display()
     );
+    let operator = identities.issue().await?;
+    let renewed = identities.clone();
+    supervisor.renew_after_restart(
+        KUBESIM,
+        Box::new(move || {
+            let identities = renewed.clone();
+            Box::pin(async move { identities.issue().await.map(drop) })
+        }),
+    )?;
+    eprintln!(
+        "✓ TLS from a throwaway CA ({}); reviewer and operator identities on kubesim",
+        plan.pki.ca_file.display()
+    );
     supervisor
-        .start(plan.collector(&keys.trusted_files))
+        .start(plan.collector(&keys.trusted_files, identities))
         .await?;
     eprintln!(
-        "✓ collector (SQLite) gRPC {} HTTP http://{}",
+        "✓ collector (SQLite) gRPC {} HTTP https://{}",
         ports.collector_url(),
         ports.collector_http()
     );
-    supervisor.start(plan.intake()).await?;
+    supervisor.start(plan.intake(identities)).await?;
     eprintln!("✓ intake gRPC {}", ports.intake_url());
-    start_workers(plan, keys, supervisor).await
+    start_workers(plan, keys, supervisor).await?;
+    Ok(operator)
 }
 
 async fn start_workers(
@@ -101,15 +137,20 @@ async fn start_workers(
 
 /// Scans every sample container, prints the table and the figures, and
 /// returns how many scans did not complete.
-async fn scan_demo_workload(plan: &FleetPlan<'_>, keys: &SigningKeys) -> Result<usize> {
+async fn scan_demo_workload(
+    plan: &FleetPlan<'_>,
+    keys: &SigningKeys,
+    operator: &EdgeClient,
+) -> Result<usize> {
     let submitted_at = Instant::now();
     let submitted_wall = SystemTime::now();
-    let scans = demo_workload::submit_all(&plan.ports.intake_url()).await?;
+    let scans = demo_workload::submit_all(operator, &plan.ports.intake_url()).await?;
     eprintln!(
         "→ queued {} scans (every container in namespace {NAMESPACE})",
         scans.len()
     );
     let results = demo_workload::wait_for_results(
+        operator,
         &plan.ports.collector_url(),
         &scans,
         Duration::from_secs(plan.options.timeout_secs),

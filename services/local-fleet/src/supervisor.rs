@@ -4,9 +4,13 @@
 //!
 //! Every check is one synchronous pass ([`Supervisor::check`]) between
 //! awaits, so the async callers can drop a supervision future at any await
-//! (Ctrl-C, the demo finishing) without leaving a child half-recorded.
+//! (Ctrl-C, the demo finishing) without leaving a child half-recorded. The
+//! one async step, a [`Renewal`], is marked done only once it finished, so a
+//! dropped one simply runs again.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
@@ -21,6 +25,12 @@ const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Log lines quoted when the supervisor gives up on a child.
 const TAIL_LINES: usize = 15;
 
+/// What must be issued again after a child restarts, before the children
+/// that depend on it restart (kubesim forgets the identities it issued, so
+/// they are issued again before intake, the workers and the collector read
+/// them). It must be safe to repeat.
+pub type Renewal = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<()>>>>>;
+
 /// One child and its history.
 struct Supervised {
     spec: ChildSpec,
@@ -30,6 +40,9 @@ struct Supervised {
     restarts: u32,
     crashes: CrashRecord,
     refresh: Refresh,
+    renewal: Option<Renewal>,
+    /// Restarted, and its renewal has not finished since.
+    renewal_due: bool,
 }
 
 /// A restart forced by the restart of the child this one depends on.
@@ -45,6 +58,10 @@ enum Refresh {
 impl Supervised {
     fn is_ready(&self) -> bool {
         self.run.as_ref().is_some_and(|r| self.spec.ready.holds(r))
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.run.as_mut().is_some_and(|r| r.exited().is_none())
     }
 }
 
@@ -80,10 +97,13 @@ impl Supervisor {
             restarts: 0,
             crashes: CrashRecord::default(),
             refresh: Refresh::No,
+            renewal: None,
+            renewal_due: false,
         });
         let index = self.children.len() - 1;
         loop {
             self.check()?;
+            self.renew_restarted().await?;
             let child = &self.children[index];
             if child.is_ready() {
                 return Ok(());
@@ -103,18 +123,67 @@ impl Supervisor {
         }
     }
 
+    /// From now on, every restart of the child `name` is followed by
+    /// `renewal`, and its dependents restart only once that succeeded.
+    ///
+    /// # Errors
+    /// When no child is called `name`.
+    pub fn renew_after_restart(&mut self, name: &str, renewal: Renewal) -> Result<()> {
+        let child = self
+            .children
+            .iter_mut()
+            .find(|c| c.spec.name == name)
+            .ok_or_else(|| anyhow!("no child {name} to renew after"))?;
+        child.renewal = Some(renewal);
+        Ok(())
+    }
+
     /// Supervises until a child is given up on; returns why.
     pub async fn supervise(&mut self) -> anyhow::Error {
         loop {
             if let Err(e) = self.check() {
                 return e;
             }
+            if let Err(e) = self.renew_restarted().await {
+                return e;
+            }
             tokio::time::sleep(CHECK_EVERY).await;
         }
     }
 
+    /// Runs the renewal of every restarted child that is ready again. One
+    /// that fails because the child died again waits for the next restart;
+    /// one that fails while the child runs is given up on (it would only
+    /// fail again, and the dependents must not restart without it).
+    async fn renew_restarted(&mut self) -> Result<()> {
+        for child in &mut self.children {
+            if !child.renewal_due || !child.is_ready() {
+                continue;
+            }
+            let Some(renewal) = child.renewal.as_mut() else {
+                child.renewal_due = false;
+                continue;
+            };
+            let name = child.spec.name.clone();
+            match renewal().await {
+                Ok(()) => {
+                    child.renewal_due = false;
+                    eprintln!("supervisor: renewed what {name} issued, after its restart");
+                }
+                Err(e) if !child.is_running() => eprintln!(
+                    "supervisor: renewal after {name}'s restart failed as it exited again ({e:#}); retried after its next restart"
+                ),
+                Err(e) => {
+                    return Err(e.context(format!("renewal after {name}'s restart")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One pass: notices exits, restarts children whose back-off is over,
-    /// and restarts the dependents of a restarted child once it is ready.
+    /// and restarts the dependents of a restarted child once it is ready
+    /// and renewed.
     ///
     /// # Errors
     /// When a child is given up on or cannot be started again.
@@ -183,6 +252,7 @@ impl Supervisor {
             run.pid()
         );
         child.run = Some(run);
+        child.renewal_due = child.renewal.is_some();
         let name = child.spec.name.clone();
         for dependent in &mut self.children {
             if dependent.spec.restarts_with.as_deref() == Some(name.as_str()) {
@@ -197,7 +267,7 @@ impl Supervisor {
             let Refresh::WhenReady(dependency) = self.children[index].refresh else {
                 continue;
             };
-            if !self.children[dependency].is_ready() {
+            if !self.children[dependency].is_ready() || self.children[dependency].renewal_due {
                 continue;
             }
             let because = self.children[dependency].spec.name.clone();
@@ -238,6 +308,7 @@ impl Supervisor {
             let child = &mut self.children[i];
             child.restart_at = None;
             child.refresh = Refresh::No;
+            child.renewal_due = false;
             if let Some(run) = child.run.as_mut()
                 && run.exited().is_none()
             {

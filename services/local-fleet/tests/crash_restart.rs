@@ -57,8 +57,21 @@ async fn killed_children_are_restarted_and_no_submission_is_lost() {
     );
     let mut submitted = BTreeSet::new();
     submitted.insert(run_printed_submit(&fleet));
+    // Every edge checks who calls: the same fleet without the operator's
+    // token refuses, and queues nothing.
+    let anonymous = scanfleet_edge_access::EdgeClient {
+        token: None,
+        ..fleet.caller.clone()
+    };
+    let (channel, auth) = anonymous.connect(&fleet.intake).await.unwrap();
+    let refused =
+        scanfleet_contracts::v1::intake_client::IntakeClient::with_interceptor(channel, auth)
+            .submit(scanfleet_contracts::v1::SubmitRequest::default())
+            .await
+            .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
     for marker in ["dev-worker-0", "scanfleet-collector", "nats-server"] {
-        submitted.extend(submit_apps(&fleet.intake).await);
+        submitted.extend(submit_apps(&fleet.caller, &fleet.intake).await);
         let pid = fleet.kill_and_wait_for_restart(marker);
         assert!(
             fleet.is_running(),
@@ -75,7 +88,13 @@ async fn killed_children_are_restarted_and_no_submission_is_lost() {
         );
     }
 
-    let stored = wait_stored(&fleet.collector, &submitted, Duration::from_secs(180)).await;
+    let stored = wait_stored(
+        &fleet.caller,
+        &fleet.collector,
+        &submitted,
+        Duration::from_secs(180),
+    )
+    .await;
     let missing: Vec<&String> = submitted
         .iter()
         .filter(|id| !stored.contains_key(*id))
@@ -98,13 +117,14 @@ async fn killed_children_are_restarted_and_no_submission_is_lost() {
 async fn kubesim_is_restarted_with_the_processes_that_read_its_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let mut fleet = Fleet::start(dir.path(), &["--workers", "1"]);
-    let (intake, worker) = (
-        fleet.child_pid("scanfleet-intake").unwrap(),
-        fleet.child_pid("dev-worker-0").unwrap(),
-    );
+    let old_token = fleet.read_caller().token.unwrap();
+    let children = ["scanfleet-intake", "dev-worker-0", "scanfleet-collector"];
+    let old: Vec<u32> = children.map(|c| fleet.child_pid(c).unwrap()).to_vec();
     fleet.kill_and_wait_for_restart("--kubeconfig-out");
-    // Intake and the worker read kubesim's CA and token at start-up.
-    for (marker, old) in [("scanfleet-intake", intake), ("dev-worker-0", worker)] {
+    // Intake and the worker read kubesim's CA and token at start-up; intake
+    // and the collector review callers with the reviewer's token, which
+    // the restarted kubesim issued again.
+    for (marker, old) in children.into_iter().zip(old) {
         wait_until(
             &format!("{marker} to be restarted"),
             Duration::from_secs(60),
@@ -112,18 +132,36 @@ async fn kubesim_is_restarted_with_the_processes_that_read_its_credentials() {
         );
     }
     let stderr = fleet.stderr_text();
+    for name in ["intake", "worker-0", "collector"] {
+        assert!(
+            stderr.contains(&format!(
+                "supervisor: restarting {name} because kubesim was restarted"
+            )),
+            "{stderr}"
+        );
+    }
     assert!(
-        stderr.contains("supervisor: restarting intake because kubesim was restarted")
-            && stderr.contains("supervisor: restarting worker-0 because kubesim was restarted"),
+        stderr.contains("supervisor: renewed what kubesim issued, after its restart"),
         "{stderr}"
     );
-    // The restarted fleet scans again (intake needs its pod cache first).
+    // The operator's token was issued again into the same file.
+    fleet.caller = fleet.read_caller();
+    assert_ne!(fleet.caller.token.as_deref(), Some(&*old_token));
+    // The restarted fleet scans again (intake needs its pod cache first),
+    // and the command printed before the restart still works.
     let mut submitted = BTreeSet::new();
     wait_until("intake to answer again", Duration::from_secs(60), || {
-        std::net::TcpStream::connect(fleet.intake.trim_start_matches("http://")).is_ok()
+        std::net::TcpStream::connect(fleet.intake.trim_start_matches("https://")).is_ok()
     });
-    submitted.extend(submit_apps(&fleet.intake).await);
-    let stored = wait_stored(&fleet.collector, &submitted, Duration::from_secs(120)).await;
+    submitted.extend(submit_apps(&fleet.caller, &fleet.intake).await);
+    submitted.insert(run_printed_submit(&fleet));
+    let stored = wait_stored(
+        &fleet.caller,
+        &fleet.collector,
+        &submitted,
+        Duration::from_secs(120),
+    )
+    .await;
     assert_eq!(
         stored.len(),
         submitted.len(),

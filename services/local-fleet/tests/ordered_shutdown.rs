@@ -41,7 +41,10 @@ async fn a_stop_mid_scan_finishes_the_scans_and_removes_their_identities() {
     let mut fleet = start(dir.path(), &faults);
     let before = identities(&audit_log(dir.path())).created;
 
-    let submitted: BTreeSet<String> = submit_apps(&fleet.intake).await.into_iter().collect();
+    let submitted: BTreeSet<String> = submit_apps(&fleet.caller, &fleet.intake)
+        .await
+        .into_iter()
+        .collect();
     // Mid-scan: identities exist and are in use (their exec is pending).
     wait_until("scans to be running", Duration::from_secs(60), || {
         identities(&audit_log(dir.path())).created > before
@@ -91,7 +94,13 @@ async fn a_stop_mid_scan_finishes_the_scans_and_removes_their_identities() {
     // Whatever finished during the drain was published; the rest stayed
     // queued. After a restart every scan is stored, and none failed.
     let mut fleet = start(dir.path(), &faults);
-    let stored = wait_stored(&fleet.collector, &submitted, Duration::from_secs(120)).await;
+    let stored = wait_stored(
+        &fleet.caller,
+        &fleet.collector,
+        &submitted,
+        Duration::from_secs(120),
+    )
+    .await;
     assert_eq!(stored.len(), submitted.len(), "every submitted scan stored");
     let failed: Vec<String> = stored
         .values()

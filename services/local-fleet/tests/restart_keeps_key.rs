@@ -20,7 +20,10 @@ async fn leave_results_on_the_stream(mut fleet: Fleet, dir: &Path) -> BTreeSet<S
     let collector = fleet.child_pid("scanfleet-collector").unwrap();
     signal(collector, Signal::SIGSTOP);
     let published_before = stream_messages(&fleet.nats, RESULTS_STREAM).await;
-    let waiting: BTreeSet<String> = submit_apps(&fleet.intake).await.into_iter().collect();
+    let waiting: BTreeSet<String> = submit_apps(&fleet.caller, &fleet.intake)
+        .await
+        .into_iter()
+        .collect();
     let want = published_before + waiting.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(120);
     while stream_messages(&fleet.nats, RESULTS_STREAM).await < want {
@@ -35,7 +38,13 @@ async fn leave_results_on_the_stream(mut fleet: Fleet, dir: &Path) -> BTreeSet<S
 
 /// Waits for `waiting` to be stored; returns (stored, quarantined).
 async fn stored_and_quarantined(fleet: &Fleet, waiting: &BTreeSet<String>) -> (usize, u64) {
-    let stored = wait_stored(&fleet.collector, waiting, Duration::from_secs(60)).await;
+    let stored = wait_stored(
+        &fleet.caller,
+        &fleet.collector,
+        waiting,
+        Duration::from_secs(60),
+    )
+    .await;
     let quarantined = stream_messages(&fleet.nats, QUARANTINE_STREAM).await;
     eprintln!(
         "waiting on the stream {}, stored after the restart {}, quarantined {quarantined}",

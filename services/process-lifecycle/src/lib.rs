@@ -13,7 +13,8 @@
 //! - [`supervision`]: critical tasks; one ending outside shutdown ends the
 //!   process non-zero;
 //! - [`serving`]: every listener capped and timed (slow clients cannot hold
-//!   a port), for axum and tonic alike; the one place TLS will go;
+//!   a port), for axum and tonic alike, and TLS (reloaded from disk,
+//!   optional mTLS) unless plaintext is explicitly asked for;
 //! - [`metrics`]: Prometheus exposition on `prometheus-client`, the
 //!   `build_info` gauge and histogram buckets that reach the deadlines;
 //! - [`entry_point`]: the whole `main` of a service binary.
@@ -23,6 +24,7 @@
 
 pub mod configuration;
 pub mod entry_point;
+pub mod exposition_format;
 pub mod logging;
 pub mod metrics;
 pub mod serving;
@@ -32,6 +34,9 @@ pub mod supervision;
 pub use configuration::{EXIT_INVALID_CONFIG, invalid_config, read_yaml_file, setting};
 pub use entry_point::{Service, exit_code, main};
 pub use logging::{LogFormat, init_logging};
-pub use serving::{Listener, ServingArgs, ServingFile, ServingLimits, serve_grpc, serve_http};
+pub use serving::{
+    Listener, ListenerSecurity, ServingArgs, ServingFile, ServingLimits, TlsArgs, TlsFile,
+    serve_grpc, serve_http,
+};
 pub use shutdown::shutdown_on_signal;
 pub use supervision::{CriticalTasks, TaskHandles};

@@ -20,7 +20,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 pub use prometheus_client::registry::Registry;
 
-/// What `/metrics` answers with (the OpenMetrics text format).
+pub use crate::exposition_format::{CLASSIC_CONTENT_TYPE, ExpositionFormat, classic_text};
+
+/// What `/metrics` answers with when the scraper accepts OpenMetrics.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A registry whose every metric is named `scanfleet_<service>_…`, with the
@@ -63,9 +65,20 @@ pub fn render(registry: &Registry) -> String {
     out
 }
 
-/// The `/metrics` response for `registry`.
-pub fn response(registry: &Registry) -> Response {
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(registry)).into_response()
+/// The `/metrics` response for `registry`, in the format the request's
+/// `Accept` header asks for ([`ExpositionFormat::negotiate`]).
+pub fn response(registry: &Registry, request: &header::HeaderMap) -> Response {
+    let accept = request.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    match ExpositionFormat::negotiate(accept) {
+        ExpositionFormat::OpenMetrics => {
+            ([(header::CONTENT_TYPE, CONTENT_TYPE)], render(registry)).into_response()
+        }
+        ExpositionFormat::Classic => (
+            [(header::CONTENT_TYPE, CLASSIC_CONTENT_TYPE)],
+            classic_text(&render(registry)),
+        )
+            .into_response(),
+    }
 }
 
 /// Buckets, in seconds, from 10 ms up to at least `longest`: fine where

@@ -1,4 +1,5 @@
-//! The listener rules against real sockets: silent and slow-loris
+//! The listener rules against real sockets, in plaintext (TLS has its own
+//! file, `tls_listeners.rs`): silent and slow-loris
 //! connections are closed after the header-read timeout, an HTTP/2
 //! connection may idle until the idle timeout, a busy connection is never
 //! closed, and a full listener makes room for a newcomer by closing its
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use scanfleet_process_lifecycle::serving::{CloseReason, ConnectionMetrics, ListenerMetrics};
-use scanfleet_process_lifecycle::{Listener, ServingLimits, serve_http};
+use scanfleet_process_lifecycle::{Listener, ListenerSecurity, ServingLimits, serve_http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -28,6 +29,7 @@ async fn serve(limits: ServingLimits) -> Server {
         "http",
         "127.0.0.1:0".parse().unwrap(),
         limits,
+        &ListenerSecurity::InsecurePlaintext,
         metrics.clone(),
     )
     .await

@@ -15,7 +15,7 @@ pub mod record;
 pub mod store;
 
 pub use query::{PageToken, ResultFilter};
-pub use record::{Counts, Report, StoredResult};
+pub use record::{BodyEncoding, Counts, Report, StoredResult};
 pub use store::{Page, ResultStore, Upsert};
 
 /// Why a store operation failed. `Unavailable` is the one the collector

@@ -13,6 +13,9 @@ pub struct ResultFilter {
     pub cluster: Option<String>,
     /// Namespace.
     pub namespace: Option<String>,
+    /// Only these namespaces (what a caller may see); an empty set
+    /// matches nothing.
+    pub namespaces: Option<std::collections::BTreeSet<String>>,
     /// Pod.
     pub pod: Option<String>,
     /// `sha256:` image digest.
@@ -107,6 +110,18 @@ pub(crate) fn where_clause(
     if let Some(until) = filter.until_ms {
         push("finished_at_ms < ?", Bind::Int(until), &mut binds);
     }
+    if let Some(allowed) = &filter.namespaces {
+        if allowed.is_empty() {
+            clauses.push("1 = 0".to_owned());
+        } else {
+            let mut marks = Vec::with_capacity(allowed.len());
+            for namespace in allowed {
+                binds.push(Bind::Text(namespace.clone()));
+                marks.push(format!("${}", binds.len()));
+            }
+            clauses.push(format!("namespace IN ({})", marks.join(", ")));
+        }
+    }
     if let Some(token) = after {
         binds.push(Bind::Int(token.finished_at_ms));
         let a = binds.len();
@@ -170,5 +185,22 @@ mod tests {
              (finished_at_ms < $4 OR (finished_at_ms = $5 AND scan_id < $6))"
         );
         assert_eq!(binds.len(), 6);
+    }
+
+    #[test]
+    fn a_set_of_namespaces_is_an_in_list_and_an_empty_one_matches_nothing() {
+        let filter = ResultFilter {
+            cluster: Some("c".into()),
+            namespaces: Some(["apps".to_owned(), "shop".to_owned()].into()),
+            ..Default::default()
+        };
+        let (sql, binds) = where_clause(&filter, None);
+        assert_eq!(sql, "WHERE cluster = $1 AND namespace IN ($2, $3)");
+        assert_eq!(binds.len(), 3);
+        let none = ResultFilter {
+            namespaces: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(where_clause(&none, None).0, "WHERE 1 = 0");
     }
 }

@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::StoreError;
 
 /// Control counts of a completed scan.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Counts {
     /// Passed controls.
     pub passed: i64,
@@ -86,15 +86,55 @@ pub struct StoredResult {
     pub report_size: Option<i64>,
 }
 
+/// How a report body is kept at rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEncoding {
+    /// The report bytes themselves.
+    Plain,
+    /// age-encrypted to the collector's own recipients; the store never
+    /// sees the plaintext.
+    Age,
+}
+
+impl BodyEncoding {
+    /// The column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyEncoding::Plain => "plain",
+            BodyEncoding::Age => "age",
+        }
+    }
+
+    /// Reads a column value.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidResult`] for a value this store never writes.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "plain" => Ok(BodyEncoding::Plain),
+            "age" => Ok(BodyEncoding::Age),
+            other => Err(StoreError::InvalidResult {
+                field: "scan_reports.body_encoding".into(),
+                reason: format!(
+                    "unknown encoding {:?}",
+                    other.chars().take(16).collect::<String>()
+                ),
+            }),
+        }
+    }
+}
+
 /// An HDF report to keep beside its result.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
     /// Media type (HDF).
     pub media_type: String,
-    /// Lowercase hex SHA-256 of `body`.
+    /// Lowercase hex SHA-256 of the plaintext report.
     pub sha256: String,
-    /// The report bytes.
+    /// The report bytes, or their ciphertext (see `encoding`).
     pub body: Vec<u8>,
+    /// How `body` is kept.
+    pub encoding: BodyEncoding,
 }
 
 fn millis(field: &str, text: &str) -> Result<i64, StoreError> {
@@ -137,6 +177,7 @@ impl StoredResult {
                     media_type: bound.media_type.clone(),
                     sha256: digest,
                     body: body.to_vec(),
+                    encoding: BodyEncoding::Plain,
                 })
             }
             (Some(_), None) => {

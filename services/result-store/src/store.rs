@@ -14,7 +14,7 @@ use sqlx::{Row, query};
 
 use crate::StoreError;
 use crate::query::{Bind, PageToken, ResultFilter, where_clause};
-use crate::record::{Counts, Report, StoredResult};
+use crate::record::{BodyEncoding, Counts, Report, StoredResult};
 
 /// The largest page a listing returns, whatever the client asks for.
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -140,8 +140,9 @@ const INSERT_RESULT: &str = "INSERT INTO scan_results (
           $31, $32)
 ON CONFLICT (scan_id) DO NOTHING";
 
-const INSERT_REPORT: &str = "INSERT INTO scan_reports (scan_id, media_type, sha256, body)
-VALUES ($1, $2, $3, $4) ON CONFLICT (scan_id) DO NOTHING";
+const INSERT_REPORT: &str =
+    "INSERT INTO scan_reports (scan_id, media_type, sha256, body, body_encoding)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scan_id) DO NOTHING";
 
 macro_rules! bind_result {
     ($q:expr, $r:expr) => {{
@@ -245,24 +246,51 @@ impl ResultStore {
         result: &StoredResult,
         report: Option<&Report>,
     ) -> Result<Upsert, StoreError> {
+        let done = self.upsert_batch(&[(result, report)]).await?;
+        Ok(done[0])
+    }
+
+    /// Stores a batch of results in **one** transaction, each unless its
+    /// scan id is already stored (also within the batch), and says what
+    /// happened to each, in order.
+    ///
+    /// Why a batch: every commit is a durable write (an fsync in SQLite's
+    /// WAL, a WAL flush in PostgreSQL), and at hundreds of results a second
+    /// the commits, not the inserts, are the cost. The caller acknowledges
+    /// the batch's events only after this returns `Ok`, so "acknowledged
+    /// only once durably stored" holds for every one of them.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database is down; nothing of the
+    /// batch is stored then (the transaction rolls back).
+    pub async fn upsert_batch(
+        &self,
+        batch: &[(&StoredResult, Option<&Report>)],
+    ) -> Result<Vec<Upsert>, StoreError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
-            let done = bind_result!(query(INSERT_RESULT), result)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-            if let Some(report) = report {
-                query(INSERT_REPORT)
-                    .bind(&result.scan_id)
-                    .bind(&report.media_type)
-                    .bind(&report.sha256)
-                    .bind(&report.body)
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for (result, report) in batch {
+                let done = bind_result!(query(INSERT_RESULT), *result)
                     .execute(&mut *tx)
                     .await
                     .map_err(StoreError::from_sqlx)?;
+                let inserted = done.rows_affected() == 1;
+                if let (true, Some(report)) = (inserted, report) {
+                    query(INSERT_REPORT)
+                        .bind(&result.scan_id)
+                        .bind(&report.media_type)
+                        .bind(&report.sha256)
+                        .bind(&report.body)
+                        .bind(report.encoding.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::from_sqlx)?;
+                }
+                outcomes.push(if inserted { Upsert::Inserted } else { Upsert::AlreadyStored });
             }
             tx.commit().await.map_err(StoreError::from_sqlx)?;
-            Ok(if done.rows_affected() == 1 { Upsert::Inserted } else { Upsert::AlreadyStored })
+            Ok(outcomes)
         })
     }
 
@@ -281,26 +309,63 @@ impl ResultStore {
         })
     }
 
-    /// The HDF report of a scan, when one was stored.
+    /// The HDF report of a scan, when one was stored, as stored (see
+    /// [`Report::encoding`]).
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
     pub async fn report(&self, scan_id: &str) -> Result<Option<Report>, StoreError> {
-        with_pool!(self, pool => {
-            let row = query("SELECT media_type, sha256, body FROM scan_reports WHERE scan_id = $1")
+        let row = with_pool!(self, pool => {
+            let row = query("SELECT media_type, sha256, body, body_encoding FROM scan_reports WHERE scan_id = $1")
                 .bind(scan_id)
                 .fetch_optional(pool)
                 .await
                 .map_err(StoreError::from_sqlx)?;
-            row.map(|r| -> Result<Report, sqlx::Error> {
-                Ok(Report {
+            row.map(|r| -> Result<(Report, String), sqlx::Error> {
+                Ok((Report {
                     media_type: r.try_get("media_type")?,
                     sha256: r.try_get("sha256")?,
                     body: r.try_get("body")?,
-                })
+                    encoding: BodyEncoding::Plain,
+                }, r.try_get("body_encoding")?))
             })
             .transpose()
-            .map_err(StoreError::from_sqlx)
+            .map_err(StoreError::from_sqlx)?
+        });
+        row.map(|(report, encoding)| {
+            Ok(Report {
+                encoding: BodyEncoding::parse(&encoding)?,
+                ..report
+            })
+        })
+        .transpose()
+    }
+
+    /// The namespaces that hold results (in `cluster`, when given), at
+    /// most `limit` of them, in name order: what a listing across
+    /// namespaces would span, for authorization.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn namespaces(
+        &self,
+        cluster: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = query(
+                "SELECT DISTINCT namespace FROM scan_results \
+                 WHERE ($1 IS NULL OR cluster = $1) ORDER BY namespace LIMIT $2",
+            )
+            .bind(cluster)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            rows.iter()
+                .map(|r| r.try_get::<String, _>("namespace"))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from_sqlx)
         })
     }
 

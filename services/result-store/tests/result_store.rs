@@ -62,6 +62,7 @@ async fn exercise(store: &ResultStore) {
     store_six_more(store, &key).await;
     pages_are_newest_first_without_overlap_or_gap(store).await;
     filters_select_by_namespace_digest_outcome_verdict_and_time(store).await;
+    namespaces_are_listed_and_sets_of_them_filter(store).await;
     retention_by_age_removes_results_and_their_reports(store).await;
 }
 
@@ -82,6 +83,7 @@ async fn upserts_are_idempotent_and_still_verify(store: &ResultStore, key: &Sign
         media_type: HDF_MEDIA_TYPE.into(),
         sha256: row.report_sha256.clone().unwrap(),
         body: report_body,
+        encoding: scanfleet_result_store::BodyEncoding::Plain,
     };
 
     // Idempotent upsert.
@@ -104,30 +106,49 @@ async fn upserts_are_idempotent_and_still_verify(store: &ResultStore, key: &Sign
     assert!(trusted.verify_json(&stored.envelope, 1 << 20, None).is_ok());
 }
 
-/// Six more, across namespaces, digests, outcomes and verdicts.
+/// Six more, across namespaces, digests, outcomes and verdicts, stored as
+/// one batch that also repeats an already stored scan and one of its own:
+/// each gets its own outcome, in order, and nothing is stored twice.
 async fn store_six_more(store: &ResultStore, key: &SigningKey) {
     let samples = [
         ("01B", "shop", 2, true, Some(false), 2),
         ("01C", "shop", 2, false, None, 3),
         ("01D", "infra", 3, true, None, 4),
+        ("01A", "shop", 1, true, Some(true), 1),
         ("01E", "infra", 1, true, Some(false), 5),
         ("01F", "shop", 4, true, Some(true), 6),
+        ("01C", "shop", 2, false, None, 3),
         ("01G", "web", 5, true, None, 7),
     ];
-    for (id, namespace, digest_byte, completed, threshold_passed, second) in samples {
-        let (row, _) = verified_row(
-            key,
-            id,
-            &Sample {
-                namespace,
-                digest_byte,
-                completed,
-                threshold_passed,
-                second,
+    let rows: Vec<StoredResult> = samples
+        .into_iter()
+        .map(
+            |(id, namespace, digest_byte, completed, threshold_passed, second)| {
+                verified_row(
+                    key,
+                    id,
+                    &Sample {
+                        namespace,
+                        digest_byte,
+                        completed,
+                        threshold_passed,
+                        second,
+                    },
+                )
+                .0
             },
-        );
-        assert_eq!(store.upsert(&row, None).await.unwrap(), Upsert::Inserted);
-    }
+        )
+        .collect();
+    let batch: Vec<_> = rows.iter().map(|row| (row, None)).collect();
+    let outcomes = store.upsert_batch(&batch).await.unwrap();
+    use Upsert::{AlreadyStored as Again, Inserted as New};
+    assert_eq!(outcomes, [New, New, New, Again, New, New, Again, New]);
+    assert_eq!(store.count().await.unwrap(), 7);
+    assert!(
+        store.report("01A").await.unwrap().is_some(),
+        "a repeat without a report leaves the stored report alone"
+    );
+    assert_eq!(store.upsert_batch(&[]).await.unwrap(), []);
 }
 
 fn ids(page: &scanfleet_result_store::Page) -> Vec<String> {
@@ -202,6 +223,64 @@ async fn filters_select_by_namespace_digest_outcome_verdict_and_time(store: &Res
     );
 }
 
+/// What a listing spans, and a listing narrowed to a set of namespaces
+/// (what authorization hands the store).
+async fn namespaces_are_listed_and_sets_of_them_filter(store: &ResultStore) {
+    assert_eq!(
+        store.namespaces(None, 100).await.unwrap(),
+        ["infra", "shop", "web"]
+    );
+    assert_eq!(store.namespaces(None, 2).await.unwrap(), ["infra", "shop"]);
+    assert_eq!(
+        store.namespaces(Some("kubesim"), 100).await.unwrap().len(),
+        3
+    );
+    assert!(
+        store
+            .namespaces(Some("elsewhere"), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let only = |set: &[&str]| ResultFilter {
+        namespaces: Some(set.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    let page = store.list(&only(&["infra", "web"]), 0, None).await.unwrap();
+    assert_eq!(ids(&page), ["01G", "01E", "01D"]);
+    assert!(
+        store
+            .list(&only(&[]), 0, None)
+            .await
+            .unwrap()
+            .results
+            .is_empty()
+    );
+}
+
+/// A report kept encrypted is stored and read back as such.
+async fn a_sealed_report_keeps_its_encoding(store: &ResultStore, key: &SigningKey) {
+    let (row, _) = verified_row(
+        key,
+        "01S",
+        &Sample {
+            namespace: "vault",
+            digest_byte: 7,
+            completed: true,
+            threshold_passed: None,
+            second: 9,
+        },
+    );
+    let sealed = scanfleet_result_store::Report {
+        media_type: HDF_MEDIA_TYPE.into(),
+        sha256: row.report_sha256.clone().unwrap(),
+        body: b"age-encryption.org/v1 ...".to_vec(),
+        encoding: scanfleet_result_store::BodyEncoding::Age,
+    };
+    store.upsert(&row, Some(&sealed)).await.unwrap();
+    assert_eq!(store.report("01S").await.unwrap().unwrap(), sealed);
+}
+
 /// Retention by age removes results and their reports.
 async fn retention_by_age_removes_results_and_their_reports(store: &ResultStore) {
     assert_eq!(store.delete_finished_before(time_ms(3)).await.unwrap(), 2);
@@ -226,10 +305,11 @@ async fn sqlite_store_behaves() {
     let store = ResultStore::connect(&url).await.unwrap();
     assert_eq!(store.backend(), "sqlite");
     exercise(&store).await;
+    a_sealed_report_keeps_its_encoding(&store, &SigningKey::generate()).await;
     // Data survives reopening, and migrations are idempotent.
     drop(store);
     let store = ResultStore::connect(&url).await.unwrap();
-    assert_eq!(store.count().await.unwrap(), 5);
+    assert_eq!(store.count().await.unwrap(), 6);
 }
 
 #[tokio::test]
@@ -238,6 +318,7 @@ async fn postgres_store_behaves() {
     let store = ResultStore::connect(&pg.url()).await.unwrap();
     assert_eq!(store.backend(), "postgres");
     exercise(&store).await;
+    a_sealed_report_keeps_its_encoding(&store, &SigningKey::generate()).await;
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The worker's fence (deploy/base/worker/fence.yaml) on kubesim. Applied
-//! as `kubectl kustomize deploy/base` renders it, with a token for the
+//! as `kubectl kustomize deploy/base` renders it (the identities and the
+//! policy; kubesim runs no Deployments), with a token for the
 //! worker's own ServiceAccount: a whole scan of each approach still
 //! succeeds, and every write a stolen worker token would make is refused
 //! with the message naming the fence's rule. With the policy dropped the
@@ -18,7 +19,8 @@ use scanfleet_scan_session::{Approach, SessionConfig, run_scan};
 use serde_json::{Value, json};
 
 use support::fence::{
-    ATTACKS, Attack, FENCE, Kubectl, WORKER, documents, render, scanner_image, worker_access,
+    ATTACKS, Attack, FENCE, Kubectl, WORKER, documents, identity_documents, render, scanner_image,
+    worker_access,
 };
 use support::{Sim, assert_no_scan_identities_left, request, session_config};
 
@@ -26,15 +28,20 @@ use support::{Sim, assert_no_scan_identities_left, request, session_config};
 /// overlay that moved the worker without the fence would leave it unfenced.
 fn fence_names_the_bound_worker(rendered: &str) {
     let docs = documents(rendered);
-    let find = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
-    let subject = &find("ClusterRoleBinding")["subjects"][0];
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name} in deploy/base"))
+            .clone()
+    };
+    let subject = &find("ClusterRoleBinding", "scanfleet-worker")["subjects"][0];
     let bound = format!(
         "system:serviceaccount:{}:{}",
         subject["namespace"].as_str().unwrap(),
         subject["name"].as_str().unwrap()
     );
     assert_eq!(bound, WORKER);
-    let spec = find("ValidatingAdmissionPolicy")["spec"].clone();
+    let spec = find("ValidatingAdmissionPolicy", FENCE)["spec"].clone();
     let quoted = format!("'{WORKER}'");
     assert!(
         spec["matchConditions"][0]["expression"]
@@ -49,7 +56,7 @@ fn fence_names_the_bound_worker(rendered: &str) {
         .find(|v| v["name"] == "worker")
         .unwrap();
     assert!(worker_var["expression"].as_str().unwrap().contains(&quoted));
-    let binding = find("ValidatingAdmissionPolicyBinding")["spec"].clone();
+    let binding = find("ValidatingAdmissionPolicyBinding", FENCE)["spec"].clone();
     assert_eq!(binding["policyName"], FENCE);
     assert_eq!(binding["validationActions"], json!(["Deny"]));
 }
@@ -159,7 +166,10 @@ async fn the_fence_admits_every_scan_and_refuses_a_stolen_worker_token() {
     let (base, configured) = render(&kubectl, &scanner).await;
     fence_names_the_bound_worker(&base);
     kubectl
-        .ok(&["apply", "--validate=false", "-f", "-"], Some(&configured))
+        .ok(
+            &["apply", "--validate=false", "-f", "-"],
+            Some(&identity_documents(&configured)),
+        )
         .await;
     let listed = kubectl
         .ok(

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use scanfleet_bus::{NatsArgs, NatsSettings, read_small_file};
 use scanfleet_kube_access::ThrottleConfig;
-use scanfleet_process_lifecycle::{LogFormat, ServingArgs, ServingFile, ServingLimits, setting};
-use scanfleet_scan_intents::{ClusterName, LockedInputs};
+use scanfleet_process_lifecycle::{
+    ListenerSecurity, LogFormat, ServingArgs, ServingFile, ServingLimits, TlsArgs, TlsFile, setting,
+};
+use scanfleet_scan_intents::{ClusterName, ImageDigest, LockedInputs};
 use scanfleet_scan_session::{ApproachPolicy, SessionConfig};
 use scanfleet_trust::{AgeRecipient, SigningKey};
 use serde::Deserialize;
@@ -59,6 +61,11 @@ pub struct Args {
     /// Scans run at once.
     #[arg(long, env = "SCANFLEET_CONCURRENCY")]
     pub concurrency: Option<usize>,
+    /// Image of the debug approach's ephemeral container, by digest
+    /// (`repo@sha256:…`): the worker's fence admits exactly this image
+    /// [default: the scanner image kubesim serves]
+    #[arg(long, env = "SCANFLEET_DEBUG_IMAGE")]
+    pub debug_image: Option<String>,
     /// Health, readiness and metrics listen address (port 0 picks one).
     #[arg(long, env = "SCANFLEET_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
@@ -71,6 +78,9 @@ pub struct Args {
     /// Connection limits of the health and metrics listener.
     #[command(flatten)]
     pub serving: ServingArgs,
+    /// TLS of the health and metrics listener.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// The YAML file, as written.
@@ -91,6 +101,11 @@ pub struct FileConfig {
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_client_ca_file: Option<PathBuf>,
+    require_client_certificate: Option<bool>,
+    insecure_plaintext: Option<bool>,
     default_timeout_secs: Option<u64>,
     drain_grace_secs: Option<u64>,
     sweep_interval_secs: Option<u64>,
@@ -149,6 +164,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Connection limits of the HTTP listener.
     pub serving: ServingLimits,
+    /// TLS (or, if asked for, plaintext) of the HTTP listener.
+    pub security: ListenerSecurity,
     /// Scan deadline when an intent has none.
     pub default_timeout: Duration,
     /// Drain grace on SIGTERM.
@@ -244,7 +261,24 @@ fn throttle(file: &FileKube, errors: &mut Vec<String>) -> ThrottleConfig {
     throttle
 }
 
-fn session(file: FileApproaches) -> SessionConfig {
+/// The debug approach's image: one that is configured must be a reference
+/// by digest, never a tag, so the image that runs beside a target is
+/// exactly the one the fence admits. Unset, it is the session's default
+/// (kubesim's scanner, which tests run against).
+fn debug_image(flag: Option<String>, file: Option<String>, errors: &mut Vec<String>) -> String {
+    let Some(image) = flag.or(file) else {
+        return SessionConfig::default().debug_image;
+    };
+    if ImageDigest::from_image_id(&image).is_none() {
+        errors.push(format!(
+            "--debug-image {image:?}: name the image by digest \
+             (repo@sha256:<64 lowercase hex>), not by tag"
+        ));
+    }
+    image
+}
+
+fn session(file: FileApproaches, debug_image: String) -> SessionConfig {
     let defaults = SessionConfig::default();
     SessionConfig {
         policy: ApproachPolicy {
@@ -253,7 +287,7 @@ fn session(file: FileApproaches) -> SessionConfig {
                 .sidecar_container
                 .unwrap_or(defaults.policy.sidecar_container),
         },
-        debug_image: file.debug_image.unwrap_or(defaults.debug_image),
+        debug_image,
         debug_start_timeout: file
             .debug_start_timeout_secs
             .map_or(defaults.debug_start_timeout, Duration::from_secs),
@@ -340,11 +374,26 @@ impl Config {
         );
         let recipients = recipients(args.encrypt_to.or(file.encrypt_to).as_deref(), &mut errors);
         let throttle = throttle(&file.kube, &mut errors);
+        let debug_image = debug_image(
+            args.debug_image,
+            file.approaches.debug_image.clone(),
+            &mut errors,
+        );
         let serving = args.serving.settle(
             ServingFile {
                 max_connections: file.max_connections,
                 header_read_timeout_secs: file.header_read_timeout_secs,
                 idle_timeout_secs: file.idle_timeout_secs,
+            },
+            &mut errors,
+        );
+        let security = args.tls.settle(
+            TlsFile {
+                tls_cert_file: file.tls_cert_file.clone(),
+                tls_key_file: file.tls_key_file.clone(),
+                tls_client_ca_file: file.tls_client_ca_file.clone(),
+                require_client_certificate: file.require_client_certificate,
+                insecure_plaintext: file.insecure_plaintext,
             },
             &mut errors,
         );
@@ -373,13 +422,14 @@ impl Config {
                 .unwrap_or_else(default_worker_id),
             log_format: setting(args.log_format, file.log_format, LogFormat::Text),
             serving,
+            security,
             default_timeout: Duration::from_secs(file.default_timeout_secs.unwrap_or(600)),
             drain_grace: Duration::from_secs(file.drain_grace_secs.unwrap_or(60)),
             sweep_interval: Duration::from_secs(file.sweep_interval_secs.unwrap_or(300)),
             progress_interval: Duration::from_millis(file.progress_interval_ms.unwrap_or(20_000)),
             idle_poll: Duration::from_millis(file.idle_poll_ms.unwrap_or(5_000)),
             throttle,
-            session: session(file.approaches),
+            session: session(file.approaches, debug_image),
         })
     }
 }
@@ -405,6 +455,8 @@ mod tests {
             "/nonexistent",
             "--concurrency",
             "0",
+            "--debug-image",
+            "kubesim.local/scanner:1.0",
         ]);
         let errors = Config::from_args(args).unwrap_err();
         let all = errors.join("\n");
@@ -415,6 +467,7 @@ mod tests {
             "--signing-key",
             "--profiles",
             "concurrency 0",
+            "--debug-image \"kubesim.local/scanner:1.0\": name the image by digest",
         ] {
             assert!(all.contains(needle), "{needle} missing from:\n{all}");
         }
@@ -436,7 +489,7 @@ mod precedence {
         std::fs::write(
             &file,
             format!(
-                "signing_key: {}\nprofiles: {}\nconcurrency: 9\ncluster: from-file\nlog_format: json\n",
+                "signing_key: {}\nprofiles: {}\nconcurrency: 9\ncluster: from-file\nlog_format: json\ninsecure_plaintext: true\n",
                 key.display(),
                 dir.path().display()
             ),

@@ -84,8 +84,8 @@ async fn readyz(State(s): State<HttpState>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn metrics_text(State(s): State<HttpState>) -> Response {
-    scanfleet_process_lifecycle::metrics::response(s.metrics.registry())
+async fn metrics_text(State(s): State<HttpState>, request: axum::http::HeaderMap) -> Response {
+    scanfleet_process_lifecycle::metrics::response(s.metrics.registry(), &request)
 }
 
 /// Runs the worker until `shutdown` flips to true.
@@ -205,6 +205,7 @@ pub async fn run_with_ready(
         "http",
         config.http_listen,
         config.serving,
+        &config.security,
         metrics.connections.listener("http"),
     )
     .await

@@ -62,10 +62,12 @@ async fn every_submitted_scan_is_persisted_exactly_once_and_verified() {
     }
     assert!(fleet.scan_accounts().await.is_empty(), "identities left");
     assert_eq!(
-        worker.metric("scanfleet_worker_results_total{status=\"completed\"}"),
+        worker
+            .metric("scanfleet_worker_results_total{status=\"completed\"}")
+            .await,
         10.0
     );
-    assert!(worker.metric("scanfleet_worker_kube_requests_total") >= 10.0 * 7.0);
+    assert!(worker.metric("scanfleet_worker_kube_requests_total").await >= 10.0 * 7.0);
 
     // The trace minted at intake travels with the scan: each result event
     // carries a traceparent whose trace id labels that scan's worker logs.
@@ -138,7 +140,7 @@ async fn a_worker_killed_mid_scan_loses_nothing_and_leaves_no_credentials() {
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].scan_id, id);
     assert_eq!(results[0].outcome(), ScanOutcome::Completed);
-    assert!(second.metric("scanfleet_worker_redeliveries_total") >= 1.0);
+    assert!(second.metric("scanfleet_worker_redeliveries_total").await >= 1.0);
 
     // The crashed attempt's identity stays until its expires-at (at least
     // ten minutes ahead): the running sweeper leaves it alone...
@@ -148,11 +150,11 @@ async fn a_worker_killed_mid_scan_loses_nothing_and_leaves_no_credentials() {
         1,
         "the crashed attempt's identity: {leftover:?}"
     );
-    let passes = second.metric("scanfleet_worker_sweeps_total");
+    let passes = second.metric("scanfleet_worker_sweeps_total").await;
     eventually(
         "two more sweeper passes",
         Duration::from_secs(20),
-        || async { second.metric("scanfleet_worker_sweeps_total") >= passes + 2.0 },
+        || async { second.metric("scanfleet_worker_sweeps_total").await >= passes + 2.0 },
     )
     .await;
     assert_eq!(
@@ -161,7 +163,9 @@ async fn a_worker_killed_mid_scan_loses_nothing_and_leaves_no_credentials() {
         "not expired yet: kept"
     );
     assert_eq!(
-        second.metric("scanfleet_worker_identities_swept_total"),
+        second
+            .metric("scanfleet_worker_identities_swept_total")
+            .await,
         0.0
     );
     // ...until that time has passed (moved here by rewriting the annotation,
@@ -174,7 +178,9 @@ async fn a_worker_killed_mid_scan_loses_nothing_and_leaves_no_credentials() {
     )
     .await;
     assert_eq!(
-        second.metric("scanfleet_worker_identities_swept_total"),
+        second
+            .metric("scanfleet_worker_identities_swept_total")
+            .await,
         1.0
     );
     assert_eq!(fleet.results().await.len(), 1, "no duplicate row");
@@ -196,7 +202,7 @@ async fn sigterm_drains_in_flight_scans_and_loses_none() {
         ids.insert(fleet.submit(t).await);
     }
     eventually("three scans in flight", Duration::from_secs(30), || async {
-        worker.metric("scanfleet_worker_scans_in_flight") >= 3.0
+        worker.metric("scanfleet_worker_scans_in_flight").await >= 3.0
     })
     .await;
     worker.signal("TERM");

@@ -15,13 +15,13 @@ use scanfleet_bus::{
 };
 use scanfleet_collector::EmbeddedCollector;
 use scanfleet_collector::config::Config;
-use scanfleet_contracts::v1::{
-    ListResultsRequest, ScanIntent, ScanOutcome as WireOutcome, results_client::ResultsClient,
-};
+use scanfleet_contracts::v1::{ListResultsRequest, ScanIntent, ScanOutcome as WireOutcome};
 use scanfleet_scan_intents::{
     Approach, ClusterName, ContainerRef, ImageSpec, Intent, Occasion, ProfileName, ProfilePin,
     ProfileRef, ScanId, SplitMix64, Trigger, intent_wire, route,
 };
+use scanfleet_test_harness::callers::access_cluster;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::{SampleStatement, eventually, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_trust::{ScanStatement, SigningKey};
@@ -130,6 +130,8 @@ struct Bench {
     js: async_nats::jetstream::Context,
     status: ScanStatusBook,
     key_pem: String,
+    creds: TestCredentials,
+    _sim: kubesim::Kubesim,
 }
 
 async fn bench() -> Bench {
@@ -148,11 +150,14 @@ async fn bench() -> Bench {
     .ensure(&js)
     .await
     .unwrap();
+    // The collector serves TLS and reviews its readers, as in production.
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
     let config = Config::loopback(
         &nats.url(),
         &format!("sqlite://{}", dir.path().join("r.db").display()),
         &public,
-        &[],
+        &creds.service_flags(),
     )
     .map_err(|e| format!("{e:?}"))
     .unwrap();
@@ -166,6 +171,8 @@ async fn bench() -> Bench {
         client,
         js,
         key_pem: key.to_pkcs8_pem().to_string(),
+        creds,
+        _sim: sim,
     }
 }
 
@@ -223,10 +230,7 @@ impl Bench {
     }
 
     async fn results(&self) -> Vec<scanfleet_contracts::v1::ScanResult> {
-        let mut client =
-            ResultsClient::connect(format!("http://{}", self.collector.listening.grpc))
-                .await
-                .unwrap();
+        let mut client = self.creds.results(self.collector.listening.grpc).await;
         client
             .list(ListResultsRequest {
                 page_size: 500,

@@ -1,9 +1,13 @@
 //! Results published by the worker's publisher arrive at a real collector
-//! intact: inline or through the object store, plain or encrypted.
+//! intact: inline or through the object store, plain or encrypted. The
+//! collector serves TLS and reviews its readers on a kubesim; the test
+//! reads as the operator.
 
 use scanfleet_collector::EmbeddedCollector;
 use scanfleet_collector::config::Config;
-use scanfleet_contracts::v1::{GetResultRequest, results_client::ResultsClient};
+use scanfleet_contracts::v1::GetResultRequest;
+use scanfleet_test_harness::callers::access_cluster;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::{SampleStatement, eventually, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_trust::{AgeIdentities, ScanStatement, SigningKey};
@@ -24,16 +28,45 @@ fn report(size: usize) -> Vec<u8> {
         .into_bytes()
 }
 
+/// A collector and what its readers need.
+struct Reading {
+    collector: EmbeddedCollector,
+    creds: TestCredentials,
+    _sim: kubesim::Kubesim,
+}
+
+impl Reading {
+    /// The stored report of `scan_id`, read as the operator.
+    async fn report(&self, scan_id: &str) -> Option<Vec<u8>> {
+        let channel = self
+            .creds
+            .try_channel(self.collector.listening.grpc)
+            .await
+            .ok()?;
+        let auth = scanfleet_edge_access::BearerAuth::new(self.creds.operator()).unwrap();
+        scanfleet_contracts::v1::results_client::ResultsClient::with_interceptor(channel, auth)
+            .get_report(GetResultRequest {
+                scan_id: scan_id.into(),
+            })
+            .await
+            .ok()
+            .map(|r| r.into_inner().body)
+    }
+}
+
 async fn collector(
     nats: &NatsServer,
     dir: &std::path::Path,
     key: &SigningKey,
     identity: Option<&std::path::Path>,
-) -> EmbeddedCollector {
+) -> Reading {
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
     let public = write_public_key(dir, key);
-    let extra: Vec<String> = identity
+    let mut extra: Vec<String> = identity
         .map(|i| vec!["--age-identity".into(), i.display().to_string()])
         .unwrap_or_default();
+    extra.extend(creds.service_flags());
     let config = Config::loopback(
         &nats.url(),
         &format!("sqlite://{}", dir.join("r.db").display()),
@@ -42,20 +75,11 @@ async fn collector(
     )
     .map_err(|e| anyhow::anyhow!("{e:?}"))
     .unwrap();
-    EmbeddedCollector::start(config).await.unwrap()
-}
-
-async fn stored_report(grpc: std::net::SocketAddr, scan_id: &str) -> Option<Vec<u8>> {
-    let mut client = ResultsClient::connect(format!("http://{grpc}"))
-        .await
-        .ok()?;
-    client
-        .get_report(GetResultRequest {
-            scan_id: scan_id.into(),
-        })
-        .await
-        .ok()
-        .map(|r| r.into_inner().body)
+    Reading {
+        collector: EmbeddedCollector::start(config).await.unwrap(),
+        creds,
+        _sim: sim,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,13 +108,9 @@ async fn small_reports_travel_inline_and_large_ones_through_the_object_store() {
     );
 
     for (id, body) in [("01SMALL", &small), ("01LARGE", &large)] {
-        let grpc = collector.listening.grpc;
-        eventually(
-            id,
-            || async move { stored_report(grpc, id).await.is_some() },
-        )
-        .await;
-        assert_eq!(&stored_report(grpc, id).await.unwrap(), body, "{id}");
+        let collector = &collector;
+        eventually(id, || async move { collector.report(id).await.is_some() }).await;
+        assert_eq!(&collector.report(id).await.unwrap(), body, "{id}");
     }
 
     // Publishing the same scan again (a worker that crashed after publishing)
@@ -100,7 +120,7 @@ async fn small_reports_travel_inline_and_large_ones_through_the_object_store() {
         .await
         .unwrap();
     assert!(again.duplicate);
-    collector.shutdown().await.unwrap();
+    collector.collector.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,13 +153,12 @@ async fn encrypted_results_including_stored_reports_reach_the_collector() {
         .unwrap();
     assert!(stored.starts_with(b"age-encryption.org/v1"));
 
-    let grpc = collector.listening.grpc;
-    eventually("the sealed result", || async move {
-        stored_report(grpc, "01SEALED").await.is_some()
+    eventually("the sealed result", || async {
+        collector.report("01SEALED").await.is_some()
     })
     .await;
-    assert_eq!(stored_report(grpc, "01SEALED").await.unwrap(), large);
-    collector.shutdown().await.unwrap();
+    assert_eq!(collector.report("01SEALED").await.unwrap(), large);
+    collector.collector.shutdown().await.unwrap();
 }
 
 #[tokio::test]

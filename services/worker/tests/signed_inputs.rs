@@ -4,17 +4,23 @@
 //! every input with its value, overrides marked, and the requester; the
 //! collector shows the same; and a worker with locked inputs refuses an
 //! override even when intake let it through.
+//!
+//! The requester is the identity intake authenticated (issue #13): a
+//! ServiceAccount's token reviewed by kubesim, never the
+//! `x-scanfleet-principal` header the caller also sends.
 
 mod support;
 
 use std::time::Duration;
 
-use scanfleet_contracts::v1::intake_client::IntakeClient;
 use scanfleet_contracts::v1::{GetScanRequest, ProfileInput, ScanResult, ScanState};
+use scanfleet_test_harness::callers::Callers;
 use scanfleet_trust::{Envelope, InputSource, InputValueUsed, ScanStatement};
 use support::{Fleet, submit_request};
 
 const TARGET: &str = "k8s://apps/web-misconfigured/web";
+/// The identity kubesim's TokenReview names for ServiceAccount apps/alice.
+const ALICE: &str = "system:serviceaccount:apps:alice";
 
 fn input<'a>(r: &'a ScanResult, name: &str) -> &'a ProfileInput {
     r.inputs
@@ -33,6 +39,10 @@ fn signed_statement(r: &ScanResult) -> ScanStatement {
 async fn overrides_are_signed_shown_and_refused_where_locked() {
     let fleet = Fleet::start().await;
     let worker = fleet.worker("w1", 2);
+    let alice = Callers::new(&fleet.sim)
+        .await
+        .caller("apps", "alice", &["create"], "scans", &["apps"])
+        .await;
     let plain = fleet.submit(TARGET).await;
     let mut request = tonic::Request::new({
         let mut r = submit_request(TARGET);
@@ -45,8 +55,8 @@ async fn overrides_are_signed_shown_and_refused_where_locked() {
     });
     request
         .metadata_mut()
-        .insert("x-scanfleet-principal", "alice".parse().unwrap());
-    let overridden = fleet.submit_request(request).await.unwrap();
+        .insert("x-scanfleet-principal", "mallory".parse().unwrap());
+    let overridden = fleet.submit_request_as(&alice, request).await.unwrap();
     let results = fleet
         .wait_results(2, Duration::from_secs(90), &[&worker])
         .await;
@@ -63,7 +73,14 @@ async fn overrides_are_signed_shown_and_refused_where_locked() {
         overridden.inputs.iter().any(|i| !i.overridden),
         "defaults are listed too"
     );
-    assert_eq!(overridden.requested_by, "alice");
+    assert_eq!(
+        overridden.requested_by, ALICE,
+        "the token's, not the header's"
+    );
+    assert_eq!(
+        plain.requested_by, "system:serviceaccount:scanfleet-system:operator",
+        "the fleet's operator"
+    );
     // Why it matters: the override changes the verdicts.
     let failed = |r: &ScanResult| r.summary.as_ref().unwrap().failed;
     assert!(
@@ -84,7 +101,7 @@ async fn overrides_are_signed_shown_and_refused_where_locked() {
         search.value,
         InputValueUsed::Many(vec!["/nonexistent".into()])
     );
-    assert_eq!(signed.requested_by.as_deref(), Some("alice"));
+    assert_eq!(signed.requested_by.as_deref(), Some(ALICE));
     drop(worker);
 
     // A worker whose policy locks the input refuses the same request,
@@ -98,9 +115,7 @@ async fn overrides_are_signed_shown_and_refused_where_locked() {
         .unwrap();
     // The scan is refused before pre-flight, so no digest is known and no
     // statement can be made; the status and the dead letter say why.
-    let mut intake = IntakeClient::connect(format!("http://{}", fleet.intake.grpc))
-        .await
-        .unwrap();
+    let mut intake = fleet.intake_as(fleet.creds.operator()).await;
     let why = "overriding \"search_paths\" is forbidden by this fleet's policy (locked inputs)";
     support::eventually(
         "the locked override to be refused",

@@ -1,28 +1,19 @@
 //! Issue #12, finding 3, through the real binary: thousands of connections
 //! that never finish a request on the worker's health and metrics port,
-//! with the process held to 512 file descriptors, and still a kubelet
-//! probe (`/healthz`) is answered.
+//! (TLS: each one a ClientHello that never finishes), with the process
+//! held to 512 file descriptors, and still a kubelet probe (`/healthz`)
+//! is answered.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use scanfleet_test_harness::nats::NatsServer;
-use scanfleet_test_harness::repo_root;
+use scanfleet_test_harness::pki::TestPki;
 use scanfleet_test_harness::slow_clients::{
-    FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PATIENCE, closed_by_server, hold_half_open,
-    http_get,
+    FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PARTIAL_CLIENT_HELLO, PATIENCE,
+    closed_by_server, hold_half_open, http_get,
 };
+use scanfleet_test_harness::{repo_root, write_private};
 use scanfleet_trust::SigningKey;
-
-fn private_file(path: &Path, contents: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_flood_does_not_stop_the_health_probe() {
@@ -34,10 +25,11 @@ async fn a_slow_client_flood_does_not_stop_the_health_probe() {
     .expect("kubesim starts (tests run as root)");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("worker.kubeconfig");
-    private_file(&kubeconfig, &sim.admin_kubeconfig());
+    write_private(&kubeconfig, sim.admin_kubeconfig().as_bytes());
     let key = dir.path().join("signing.pem");
-    private_file(&key, &SigningKey::generate().to_pkcs8_pem());
-    let args: Vec<String> = [
+    write_private(&key, SigningKey::generate().to_pkcs8_pem().as_bytes());
+    let pki = TestPki::new();
+    let mut args: Vec<String> = [
         "--nats-url",
         &nats.url(),
         "--cluster",
@@ -53,13 +45,14 @@ async fn a_slow_client_flood_does_not_stop_the_health_probe() {
     ]
     .map(String::from)
     .to_vec();
+    args.extend(pki.server_flags());
     let log = dir.path().join("worker.log");
     let exe = Path::new(env!("CARGO_BIN_EXE_scanfleet-worker"));
     let mut worker = LimitedProcess::start(exe, &args, FD_LIMIT, &log);
     let http = worker.addr("http=");
 
-    let mut held = hold_half_open(http, FLOOD, b"GET /metrics HTTP/1.1\r\nX-Slow: ").await;
-    let served = http_get(http, "/healthz").await;
+    let mut held = hold_half_open(http, FLOOD, PARTIAL_CLIENT_HELLO).await;
+    let served = http_get(http, &pki.client(), "/healthz").await;
     let figures = FloodFigures {
         listener: "worker http",
         held: held.len(),

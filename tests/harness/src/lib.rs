@@ -7,9 +7,17 @@
 //! start (`nats`: a nats-server on a random loopback port with a temp store;
 //! `postgres`: a throwaway PostgreSQL 15 cluster the same way), and `rootfs`
 //! for the scan engine's ground-truth fixtures and live containers.
+//! `pki` makes throwaway CAs and certificates for the services' TLS, and
+//! `https` is a small client for their HTTP edges; `callers` makes real
+//! identities on kubesim (ServiceAccounts, Roles on scanfleet.dev, tokens);
+//! `credentials` bundles what a test's services and clients share.
 
+pub mod callers;
+pub mod credentials;
 pub mod fleet;
+pub mod https;
 pub mod nats;
+pub mod pki;
 pub mod postgres;
 pub mod registry;
 pub mod rootfs;

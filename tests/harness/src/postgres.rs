@@ -146,6 +146,12 @@ impl Postgres {
         self.running = false;
     }
 
+    /// The cluster's data directory (tables, WAL), for tests that check
+    /// what is written to disk.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// A connection URL for database `postgres`.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)

@@ -63,6 +63,9 @@ pub struct Notifications {
     pub url: String,
     /// A header sent with every notification, e.g. a shared secret.
     pub header: (String, String),
+    /// The CA bundle the endpoint's TLS certificate chains to (the
+    /// registry, a Go program, reads it from `SSL_CERT_FILE`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// A running registry.
@@ -110,6 +113,7 @@ impl TestRegistry {
             format!("{user}:{}\n", bcrypt(password)),
         )
         .unwrap();
+        let notify_ca = notifications.as_ref().and_then(|n| n.ca_file.clone());
         let notify = notifications
             .map(|n| {
                 format!(
@@ -128,7 +132,11 @@ impl TestRegistry {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(system_tool("docker-registry"))
+        let mut command = Command::new(system_tool("docker-registry"));
+        if let Some(ca) = notify_ca {
+            command.env("SSL_CERT_FILE", ca);
+        }
+        let child = command
             .arg("serve")
             .arg(&config_path)
             .stdout(log.try_clone().unwrap())

@@ -1,6 +1,8 @@
 //! A slow-client flood against a real service process (issue #12, finding
 //! 3): thousands of connections that start a request and never finish it,
-//! held open while a well-behaved client tries to be served.
+//! held open while a well-behaved client tries to be served. On the TLS
+//! ports every service now has, the unfinished request is a ClientHello
+//! ([`PARTIAL_CLIENT_HELLO`]).
 //!
 //! The service runs under a low `RLIMIT_NOFILE` (set by `sh -c 'ulimit
 //! -n'` before `exec`, so the test needs no unsafe code) so that the flood
@@ -15,12 +17,17 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::pki::ClientTls;
+
 /// The child's descriptor limit (soft and hard) in the flood tests.
 pub const FD_LIMIT: u32 = 512;
 /// Connections the flood opens per listener.
 pub const FLOOD: usize = 3000;
 /// How long a well-behaved client waits to be served.
 pub const PATIENCE: Duration = Duration::from_secs(10);
+/// The slow-loris of a TLS port: a record header announcing a 512-byte
+/// ClientHello, and the first 4 bytes of it, never the rest.
+pub const PARTIAL_CLIENT_HELLO: &[u8] = &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc];
 
 /// A service binary running under [`FD_LIMIT`]; killed on drop.
 pub struct LimitedProcess {
@@ -123,19 +130,26 @@ pub async fn closed_by_server(held: &mut [TcpStream]) -> usize {
     closed
 }
 
-/// `GET path` on a fresh connection: the status line and how long it took,
-/// or why it failed within [`PATIENCE`].
-pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(String, Duration), String> {
+/// `GET path` on a fresh TLS connection: the status line and how long it
+/// took (handshake included), or why it failed within [`PATIENCE`].
+pub async fn http_get(
+    addr: SocketAddr,
+    tls: &ClientTls,
+    path: &str,
+) -> Result<(String, Duration), String> {
     let started = Instant::now();
     let attempt = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut s = crate::https::tls_connect(addr, tls, &[b"http/1.1"])
+            .await
+            .map_err(|e| e.to_string())?;
         let request =
             format!("GET {path} HTTP/1.1\r\nHost: scanfleet\r\nConnection: close\r\n\r\n");
         s.write_all(request.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
-        s.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
+        // A peer that closes without close_notify still sent its answer.
+        let _ = s.read_to_end(&mut out).await;
         let text = String::from_utf8_lossy(&out).into_owned();
         Ok::<_, String>(text.lines().next().unwrap_or_default().to_owned())
     };

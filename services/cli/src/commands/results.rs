@@ -12,23 +12,24 @@ use scanfleet_contracts::v1::{
     GetResultRequest, ListResultsRequest, ResultFilter, ScanOutcome, ScanResult,
     WatchResultsRequest, results_client::ResultsClient,
 };
+use scanfleet_edge_access::Authenticated;
 use scanfleet_scan_intents::{ClusterName, NamespaceName, PodName};
 use scanfleet_trust::{IN_TOTO_PAYLOAD_TYPE, ScanStatement, TrustedKeys};
 use sha2::{Digest, Sha256};
 
 use super::{EXIT_OK, exit_rejected, keys};
 use crate::files;
+use crate::fleet_connection::{ConnectionArgs, refusal};
 
-/// Where the collector's gRPC API is.
+/// Where the collector's gRPC API is, and who the CLI is to it.
 #[derive(Debug, Args)]
 pub struct CollectorArgs {
-    /// The collector's gRPC address.
-    #[arg(
-        long,
-        env = "SCANFLEET_COLLECTOR",
-        default_value = "http://127.0.0.1:50052"
-    )]
-    collector: String,
+    /// The collector's gRPC address [default: the config file's, else
+    /// https://127.0.0.1:50052].
+    #[arg(long, env = "SCANFLEET_COLLECTOR")]
+    collector: Option<String>,
+    #[command(flatten)]
+    connection: ConnectionArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -131,19 +132,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-async fn connect(args: &CollectorArgs) -> Result<ResultsClient<tonic::transport::Channel>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(args.collector.clone())
-        .map_err(|e| anyhow!("--collector {:?}: {e}", args.collector))?
-        .connect_timeout(Duration::from_secs(10));
-    let channel = endpoint
-        .connect()
+async fn connect(args: &CollectorArgs) -> Result<ResultsClient<Authenticated>> {
+    args.connection
+        .settle(None, args.collector.as_deref())?
+        .results()
         .await
-        .with_context(|| format!("cannot reach the collector at {}", args.collector))?;
-    Ok(ResultsClient::new(channel))
 }
 
 fn grpc(status: tonic::Status) -> anyhow::Error {
-    anyhow!("{} ({:?})", status.message(), status.code())
+    refusal(status)
 }
 
 /// Runs `scanfleet results …`.

@@ -3,27 +3,26 @@
 //! broke one (`target.uri`, …), so there is no second copy here.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use scanfleet_contracts::v1::{
-    Approach, LabelSelectorTarget, ProfileRef, SubmitRequest, TargetSelector,
-    intake_client::IntakeClient, profile_ref::Pin, target_selector::Selector,
+    Approach, LabelSelectorTarget, ProfileRef, SubmitRequest, TargetSelector, profile_ref::Pin,
+    target_selector::Selector,
 };
 
 use super::EXIT_OK;
+use crate::fleet_connection::{ConnectionArgs, refusal};
 
 /// What to scan, with which profile.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// The intake's gRPC address.
-    #[arg(
-        long,
-        env = "SCANFLEET_INTAKE",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    intake: String,
+    /// The intake's gRPC address [default: the config file's, else
+    /// https://127.0.0.1:50051].
+    #[arg(long, env = "SCANFLEET_INTAKE")]
+    intake: Option<String>,
+    #[command(flatten)]
+    connection: ConnectionArgs,
     /// One container: k8s://NAMESPACE/POD/CONTAINER.
     #[arg(conflicts_with = "namespace", value_name = "k8s://NS/POD/CONTAINER")]
     target: Option<String>,
@@ -95,16 +94,13 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode> {
         .build()
         .context("starting the async runtime")?
         .block_on(async move {
-            let channel = tonic::transport::Endpoint::from_shared(args.intake.clone())
-                .map_err(|e| anyhow!("--intake {:?}: {e}", args.intake))?
-                .connect_timeout(Duration::from_secs(10))
-                .connect()
-                .await
-                .with_context(|| format!("cannot reach intake at {}", args.intake))?;
-            let response = IntakeClient::new(channel)
+            let connection = args.connection.settle(args.intake.as_deref(), None)?;
+            let response = connection
+                .intake()
+                .await?
                 .submit(request)
                 .await
-                .map_err(|s| anyhow!("{} ({:?})", s.message(), s.code()))?
+                .map_err(refusal)?
                 .into_inner();
             for scan in &response.scans {
                 let t = scan.target.clone().unwrap_or_default();

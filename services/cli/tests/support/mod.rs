@@ -72,3 +72,43 @@ pub fn statement_json() -> String {
     })
     .to_string()
 }
+
+/// What the CLI needs to call a test's secured fleet: the CA bundle and a
+/// token file (0600), handed over the way a user would, through
+/// `SCANFLEET_CA_FILE` and `SCANFLEET_TOKEN_FILE`.
+pub struct CliIdentity {
+    /// The CA bundle.
+    pub ca_file: PathBuf,
+    /// The operator's token, in a file.
+    pub token_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl CliIdentity {
+    /// The operator of `creds`.
+    pub fn operator(creds: &scanfleet_test_harness::credentials::TestCredentials) -> Self {
+        Self::with_token(creds, creds.operator())
+    }
+
+    /// Whoever `token` belongs to.
+    pub fn with_token(
+        creds: &scanfleet_test_harness::credentials::TestCredentials,
+        token: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        scanfleet_test_harness::write_private(&token_file, token.as_bytes());
+        Self {
+            ca_file: creds.pki.ca_file(),
+            token_file,
+            _dir: dir,
+        }
+    }
+
+    /// Adds the environment to `cmd`.
+    pub fn apply<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env("SCANFLEET_CA_FILE", &self.ca_file)
+            .env("SCANFLEET_TOKEN_FILE", &self.token_file)
+            .env_remove("SCANFLEET_CONFIG")
+    }
+}

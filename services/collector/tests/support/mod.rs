@@ -1,5 +1,6 @@
-//! A collector process for the collector's end-to-end tests; publishing
-//! helpers come from the harness.
+//! A collector process for the collector's end-to-end tests, serving TLS
+//! and reviewing its readers on a kubesim; publishing helpers come from the
+//! harness.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -9,7 +10,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use scanfleet_contracts::v1::results_client::ResultsClient;
+use scanfleet_edge_access::{Authenticated, BearerAuth};
+pub use scanfleet_test_harness::callers::access_cluster;
+pub use scanfleet_test_harness::credentials::TestCredentials;
 pub use scanfleet_test_harness::fleet::*;
+use scanfleet_test_harness::https::{HttpResponse, https_get};
+use scanfleet_test_harness::pki::ClientTls;
+
+/// A kubesim for reviews and the credentials of one test.
+pub async fn credentials() -> (kubesim::Kubesim, TestCredentials) {
+    let sim = access_cluster().await;
+    let creds = TestCredentials::new(&sim).await;
+    (sim, creds)
+}
 
 /// A running `scanfleet-collector` binary; killed on drop.
 pub struct CollectorProcess {
@@ -17,11 +31,22 @@ pub struct CollectorProcess {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
     pub args: Vec<String>,
+    pub tls: ClientTls,
+    token: String,
     stderr_log: PathBuf,
 }
 
 impl CollectorProcess {
-    pub fn start(args: Vec<String>, log_dir: &Path) -> Self {
+    /// Starts the binary with `args` plus TLS and the reviewer identity of
+    /// `creds`; its clients call as `creds`' operator.
+    pub fn start(args: Vec<String>, log_dir: &Path, creds: &TestCredentials) -> Self {
+        let mut args = args;
+        if !args
+            .iter()
+            .any(|a| a == "--tls-cert-file" || a == "--insecure-plaintext")
+        {
+            args.extend(creds.service_flags());
+        }
         let stderr_log = log_dir.join(format!(
             "collector-{}.log",
             Instant::now().elapsed().as_nanos()
@@ -61,8 +86,27 @@ impl CollectorProcess {
             http: addr("http="),
             child: Some(child),
             args,
+            tls: creds.tls(),
+            token: creds.operator().to_owned(),
             stderr_log,
         }
+    }
+
+    /// `GET path` over HTTPS as the operator.
+    pub async fn get(&self, path: &str) -> HttpResponse {
+        https_get(self.http, &self.tls, path, Some(&self.token)).await
+    }
+
+    /// A `Results` client as the operator.
+    pub async fn results(&self) -> ResultsClient<Authenticated> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", self.grpc))
+            .unwrap()
+            .tls_config(self.tls.tonic())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        ResultsClient::with_interceptor(channel, BearerAuth::new(&self.token).unwrap())
     }
 
     /// The process id (for reading its memory in /proc).
@@ -94,10 +138,11 @@ impl CollectorProcess {
         child.wait().unwrap()
     }
 
-    pub fn metric(&self, name: &str) -> u64 {
-        let (status, body) = scanfleet_test_harness::http_get(self.http, "/metrics");
-        assert_eq!(status, 200);
-        body.lines()
+    pub async fn metric(&self, name: &str) -> u64 {
+        let r = self.get("/metrics").await;
+        assert_eq!(r.status, 200);
+        r.text()
+            .lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
             .unwrap_or(0)
     }
@@ -128,15 +173,9 @@ pub fn base_args(nats_url: &str, store_url: &str, key: &Path) -> Vec<String> {
 }
 
 pub async fn stored_count(c: &CollectorProcess) -> usize {
-    let http = c.http;
-    tokio::task::spawn_blocking(move || {
-        let (status, body) = scanfleet_test_harness::http_get(http, "/v1/results?page_size=500");
-        if status != 200 {
-            return 0;
-        }
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        v["results"].as_array().map_or(0, Vec::len)
-    })
-    .await
-    .unwrap()
+    let r = c.get("/v1/results?page_size=500").await;
+    if r.status != 200 {
+        return 0;
+    }
+    r.json()["results"].as_array().map_or(0, Vec::len)
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use scanfleet_process_lifecycle::{LogFormat, ServingFile};
+use scanfleet_edge_access::AccessFile;
+use scanfleet_edge_access::settings::FileMappedUser;
+use scanfleet_process_lifecycle::{LogFormat, ServingFile, TlsFile};
 use scanfleet_registry_events::Limits;
 use serde::Deserialize;
 
@@ -20,6 +22,8 @@ pub struct FileConfig {
     pub cluster: Option<String>,
     /// `--kubeconfig`.
     pub kubeconfig: Option<PathBuf>,
+    /// `--in-cluster`.
+    pub in_cluster: Option<bool>,
     /// `--profiles`.
     pub profiles: Option<PathBuf>,
     /// `--locked-inputs`.
@@ -44,6 +48,31 @@ pub struct FileConfig {
     pub header_read_timeout_secs: Option<u64>,
     /// `--idle-timeout`.
     pub idle_timeout_secs: Option<u64>,
+    /// `--tls-cert-file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `--tls-key-file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// `--tls-client-ca-file`.
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// `--require-client-certificate`.
+    pub require_client_certificate: Option<bool>,
+    /// `--insecure-plaintext`.
+    pub insecure_plaintext: Option<bool>,
+    /// `--access-kubeconfig`.
+    pub access_kubeconfig: Option<PathBuf>,
+    /// `--token-audience`.
+    pub token_audience: Option<String>,
+    /// `--access-cache-ttl`.
+    pub access_cache_ttl_secs: Option<u64>,
+    /// `--access-cache-size`.
+    pub access_cache_size: Option<usize>,
+    /// `--rate-limit`.
+    pub rate_limit: Option<u32>,
+    /// `--rate-limit-burst`.
+    pub rate_limit_burst: Option<u32>,
+    /// Verified client-certificate subject → user (file only).
+    #[serde(default)]
+    pub client_certificate_users: BTreeMap<String, FileMappedUser>,
     /// Registry webhooks.
     #[serde(default)]
     pub webhooks: Option<FileWebhooks>,
@@ -165,6 +194,30 @@ pub struct FileSchedule {
 }
 
 impl FileConfig {
+    /// The access-control keys, as the shared settings read them.
+    pub fn access(&self) -> AccessFile {
+        AccessFile {
+            access_kubeconfig: self.access_kubeconfig.clone(),
+            token_audience: self.token_audience.clone(),
+            access_cache_ttl_secs: self.access_cache_ttl_secs,
+            access_cache_size: self.access_cache_size,
+            rate_limit: self.rate_limit,
+            rate_limit_burst: self.rate_limit_burst,
+            client_certificate_users: self.client_certificate_users.clone(),
+        }
+    }
+
+    /// The TLS keys, as the shared settings read them.
+    pub fn tls(&self) -> TlsFile {
+        TlsFile {
+            tls_cert_file: self.tls_cert_file.clone(),
+            tls_key_file: self.tls_key_file.clone(),
+            tls_client_ca_file: self.tls_client_ca_file.clone(),
+            require_client_certificate: self.require_client_certificate,
+            insecure_plaintext: self.insecure_plaintext,
+        }
+    }
+
     /// The listener limits written in the file.
     pub fn serving(&self) -> ServingFile {
         ServingFile {

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use scanfleet_bus::NatsArgs;
-use scanfleet_process_lifecycle::{LogFormat, ServingArgs};
+use scanfleet_edge_access::AccessArgs;
+use scanfleet_process_lifecycle::{LogFormat, ServingArgs, TlsArgs};
 
 /// Command-line and environment options.
 #[derive(Debug, clap::Parser)]
@@ -19,10 +20,17 @@ pub struct Args {
     /// [default: default]
     #[arg(long, env = "SCANFLEET_CLUSTER")]
     pub cluster: Option<String>,
-    /// Kubeconfig of intake's own identity (needs list/watch on pods);
-    /// without it, only k8s:// targets are accepted.
+    /// Kubeconfig of intake's own identity (needs list/watch on pods, and
+    /// `system:auth-delegator` unless --access-kubeconfig names another
+    /// identity for reviewing callers); without it, only k8s:// targets are
+    /// accepted.
     #[arg(long, env = "SCANFLEET_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Run the pod directory as the pod's own ServiceAccount (in a
+    /// cluster, instead of --kubeconfig) [default: false]
+    #[arg(long, env = "SCANFLEET_IN_CLUSTER", num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub in_cluster: Option<bool>,
     /// gRPC `Intake` listen address, port 0 picks one [default:
     /// 127.0.0.1:50051]
     #[arg(long, env = "SCANFLEET_GRPC_LISTEN")]
@@ -59,6 +67,12 @@ pub struct Args {
     /// Connection limits of both listeners.
     #[command(flatten)]
     pub serving: ServingArgs,
+    /// TLS of both listeners.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Who may call the gRPC API.
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// YAML file with any setting above plus webhook endpoints and
     /// schedules (see docs/intake.md).
     #[arg(long, env = "SCANFLEET_INTAKE_CONFIG")]

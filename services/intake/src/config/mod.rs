@@ -17,7 +17,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use scanfleet_bus::NatsSettings;
-use scanfleet_process_lifecycle::{LogFormat, ServingLimits, read_yaml_file, setting};
+use scanfleet_edge_access::AccessSettings;
+use scanfleet_process_lifecycle::{
+    ListenerSecurity, LogFormat, ServingLimits, read_yaml_file, setting,
+};
 use scanfleet_scan_intents::{ClusterName, IntakeLimits, LockedInputs};
 
 pub use file::{FileConfig, FileEndpoint, FileProfile, FileSchedule, FileScheduler, FileWebhooks};
@@ -34,6 +37,8 @@ pub struct Config {
     pub cluster: ClusterName,
     /// Kubeconfig for the pod directory.
     pub kubeconfig: Option<PathBuf>,
+    /// The pod directory runs as the pod's own ServiceAccount.
+    pub in_cluster: bool,
     /// gRPC address.
     pub grpc_listen: SocketAddr,
     /// Default scan timeout.
@@ -50,6 +55,10 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// Connection limits of both listeners.
     pub serving: ServingLimits,
+    /// TLS (or, if asked for, plaintext) of both listeners.
+    pub security: ListenerSecurity,
+    /// Who may call the gRPC API, and how fast.
+    pub access: AccessSettings,
     /// Registry webhooks, when configured.
     pub webhooks: Option<WebhookConfig>,
     /// Periodic scans, when configured.
@@ -64,6 +73,7 @@ pub struct Config {
 struct Process {
     cluster: Option<ClusterName>,
     kubeconfig: Option<PathBuf>,
+    in_cluster: bool,
     profiles: Option<PathBuf>,
     locked_inputs: LockedInputs,
     grpc_listen: SocketAddr,
@@ -75,6 +85,13 @@ struct Process {
     http_listen: Option<SocketAddr>,
 }
 
+impl Process {
+    /// Whether intake watches pods (with some identity).
+    fn has_pod_directory(&self) -> bool {
+        self.kubeconfig.is_some() || self.in_cluster
+    }
+}
+
 fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
     let cluster = setting(args.cluster.clone(), file.cluster.clone(), "default".into());
     let p = Process {
@@ -82,6 +99,7 @@ fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
             .map_err(|e| errors.push(format!("--cluster {cluster:?}: {e}")))
             .ok(),
         kubeconfig: args.kubeconfig.clone().or(file.kubeconfig.clone()),
+        in_cluster: setting(args.in_cluster, file.in_cluster, false),
         profiles: args.profiles.clone().or(file.profiles.clone()),
         locked_inputs: LockedInputs::parse(&setting(
             args.locked_inputs.clone(),
@@ -115,6 +133,10 @@ fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
     {
         errors.push(format!("--kubeconfig: {} is not a file", k.display()));
     }
+    if p.kubeconfig.is_some() && p.in_cluster {
+        errors
+            .push("--kubeconfig and --in-cluster: give one identity for the pod directory".into());
+    }
     if let Some(dir) = &p.profiles
         && !dir.is_dir()
     {
@@ -140,14 +162,18 @@ fn check_prerequisites(
         if p.http_listen.is_none() {
             errors.push("webhooks: need --http-listen to receive them".into());
         }
-        if p.kubeconfig.is_none() {
+        if !p.has_pod_directory() {
             errors.push(
-                "webhooks: need --kubeconfig (pushes are matched against running pods)".into(),
+                "webhooks: need --kubeconfig or --in-cluster (pushes are matched against running pods)"
+                    .into(),
             );
         }
     }
-    if has_schedules && p.kubeconfig.is_none() {
-        errors.push("scheduler: need --kubeconfig (schedules expand to running pods)".into());
+    if has_schedules && !p.has_pod_directory() {
+        errors.push(
+            "scheduler: need --kubeconfig or --in-cluster (schedules expand to running pods)"
+                .into(),
+        );
     }
 }
 
@@ -165,6 +191,8 @@ impl Config {
         let nats = args.nats.settings(&mut errors);
         let process = settle(&args, &file, &mut errors);
         let serving = args.serving.clone().settle(file.serving(), &mut errors);
+        let security = args.tls.clone().settle(file.tls(), &mut errors);
+        let access = args.access.clone().settle(file.access(), &mut errors);
         let webhooks = file
             .webhooks
             .as_ref()
@@ -183,6 +211,7 @@ impl Config {
             nats,
             cluster,
             kubeconfig: process.kubeconfig,
+            in_cluster: process.in_cluster,
             grpc_listen: process.grpc_listen,
             default_timeout: Duration::from_secs(process.default_timeout_secs),
             max_timeout: Duration::from_secs(process.max_timeout_secs),
@@ -195,6 +224,8 @@ impl Config {
             log_format: process.log_format,
             http_listen: process.http_listen,
             serving,
+            security,
+            access,
             webhooks,
             scheduler,
             profiles: process.profiles,
@@ -242,6 +273,40 @@ mod tests {
     }
 
     #[test]
+    fn in_cluster_is_an_identity_for_the_pod_directory_and_excludes_a_kubeconfig() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("intake.yaml");
+        std::fs::write(
+            &path,
+            "in_cluster: true\nscheduler:\n  schedules:\n    - {name: nightly, namespace: apps, cron: '0 3 * * *', profile: {name: cis, version: '1'}}\n",
+        )
+        .unwrap();
+        let config = Config::from_args(Args::parse_from([
+            "scanfleet-intake",
+            "--config",
+            path.to_str().unwrap(),
+        ]))
+        .map_err(|e| e.join("; "))
+        .unwrap();
+        assert!(config.in_cluster && config.kubeconfig.is_none());
+
+        let kubeconfig = dir.path().join("intake.kubeconfig");
+        std::fs::write(&kubeconfig, "apiVersion: v1\n").unwrap();
+        let errors = Config::from_args(Args::parse_from([
+            "scanfleet-intake",
+            "--config",
+            path.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+        assert!(
+            errors.join("\n").contains("--kubeconfig and --in-cluster"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("intake.yaml");
@@ -268,7 +333,7 @@ mod precedence {
         let path = dir.path().join("intake.yaml");
         std::fs::write(
             &path,
-            "cluster: from-file\ngrpc_listen: 127.0.0.1:7001\nmax_batch: 7\nlog_format: json\nheader_read_timeout_secs: 3\n",
+            "cluster: from-file\ngrpc_listen: 127.0.0.1:7001\nmax_batch: 7\nlog_format: json\nheader_read_timeout_secs: 3\ninsecure_plaintext: true\n",
         )
         .unwrap();
         let config = Config::from_args(Args::parse_from([

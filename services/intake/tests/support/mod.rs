@@ -1,6 +1,7 @@
 //! Shared set-up of the webhook, push-watch and flood tests: kubesim,
-//! nats-server and an embedded intake with a YAML config, a tiny HTTP/1.1
-//! client, and readers of what landed on the intent stream.
+//! nats-server and an embedded intake with a YAML config serving TLS, an
+//! HTTPS client for its webhook edge, and readers of what landed on the
+//! intent stream.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -16,7 +17,8 @@ use prost::Message as _;
 use scanfleet_bus::topology::INTENTS_STREAM;
 use scanfleet_contracts::v1::ScanIntent;
 use scanfleet_intake::config::{Args, Config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use scanfleet_test_harness::credentials::TestCredentials;
+use scanfleet_test_harness::pki::ClientTls;
 
 /// Writes `content` to `dir/name` with mode 0600.
 pub fn write_private(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
@@ -32,20 +34,62 @@ pub fn write_private(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
     path
 }
 
-/// Starts intake against `nats` and `sim` with `yaml` as its config file.
+/// An embedded intake serving TLS, and the credentials to call it.
+pub struct Intake {
+    /// The running intake.
+    pub embedded: scanfleet_intake::EmbeddedIntake,
+    /// Its PKI, reviewer and operator.
+    pub creds: TestCredentials,
+}
+
+impl std::ops::Deref for Intake {
+    type Target = scanfleet_intake::EmbeddedIntake;
+    fn deref(&self) -> &Self::Target {
+        &self.embedded
+    }
+}
+
+impl Intake {
+    /// The webhook edge (HTTPS).
+    pub fn webhooks(&self) -> HttpEdge {
+        HttpEdge {
+            addr: self.embedded.http.expect("--http-listen"),
+            tls: self.creds.tls(),
+        }
+    }
+
+    /// Stops it.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.embedded.shutdown().await
+    }
+}
+
+/// Where an HTTPS edge listens, and how to reach it.
+#[derive(Clone)]
+pub struct HttpEdge {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Client TLS trusting its certificate.
+    pub tls: ClientTls,
+}
+
+/// Starts intake against `nats` and `sim` with `yaml` as its config file,
+/// serving TLS; it reviews callers with its kubeconfig (the admin's, which
+/// also lists pods).
 pub async fn start_intake(
     dir: &Path,
     nats_url: &str,
     sim: &kubesim::Kubesim,
     yaml: &str,
-) -> scanfleet_intake::EmbeddedIntake {
+) -> Intake {
+    let creds = TestCredentials::new(sim).await;
     let kubeconfig = dir.join("intake.kubeconfig");
     if !kubeconfig.exists() {
         write_private(dir, "intake.kubeconfig", sim.admin_kubeconfig().as_bytes());
     }
     let config_path = dir.join("intake.yaml");
     std::fs::write(&config_path, yaml).unwrap();
-    let config = Config::from_args(Args::parse_from([
+    let mut argv: Vec<String> = [
         "scanfleet-intake",
         "--nats-url",
         nats_url,
@@ -59,77 +103,33 @@ pub async fn start_intake(
         kubeconfig.to_str().unwrap(),
         "--config",
         config_path.to_str().unwrap(),
-    ]))
-    .unwrap_or_else(|e| panic!("config refused: {e:?}"));
-    scanfleet_intake::EmbeddedIntake::start(config)
+    ]
+    .map(String::from)
+    .to_vec();
+    argv.extend(creds.service_flags());
+    let config = Config::from_args(Args::parse_from(argv))
+        .unwrap_or_else(|e| panic!("config refused: {e:?}"));
+    let embedded = scanfleet_intake::EmbeddedIntake::start(config)
         .await
-        .expect("intake serves")
+        .expect("intake serves");
+    Intake { embedded, creds }
 }
 
-/// An HTTP response.
-pub struct HttpResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
+pub use scanfleet_test_harness::https::HttpResponse;
 
-impl HttpResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+/// One HTTPS/1.1 request on a fresh connection (`Connection: close`).
 pub async fn http(
-    addr: SocketAddr,
+    edge: &HttpEdge,
     method: &str,
     path: &str,
     headers: &[(String, Vec<u8>)],
     body: &[u8],
 ) -> HttpResponse {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n").into_bytes();
-    for (n, v) in headers {
-        request.extend_from_slice(n.as_bytes());
-        request.extend_from_slice(b": ");
-        request.extend_from_slice(v);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-    request.extend_from_slice(body);
-    stream.write_all(&request).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
-        .await
-        .expect("response within 30 s")
-        .ok();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    HttpResponse {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
+    scanfleet_test_harness::https::https_request(
+        edge.addr, &edge.tls, method, path, None, headers, body,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// `pod/container` → image digest of every running container in `apps`.
@@ -204,11 +204,11 @@ pub async fn last_sequence(js: &jetstream::Context) -> u64 {
 }
 
 /// One sample from intake's `/metrics`.
-pub async fn metric(http: SocketAddr, series: &str) -> u64 {
-    let r = self::http(http, "GET", "/metrics", &[], b"").await;
+pub async fn metric(edge: &HttpEdge, series: &str) -> u64 {
+    let r = self::http(edge, "GET", "/metrics", &[], b"").await;
     assert_eq!(r.status, 200);
-    scanfleet_intake::metrics::Metrics::sample(&r.body, series)
-        .unwrap_or_else(|| panic!("no {series} in {}", r.body))
+    scanfleet_intake::metrics::Metrics::sample(&r.text(), series)
+        .unwrap_or_else(|| panic!("no {series} in {}", r.text()))
 }
 
 /// Polls `check` every 25 ms until it holds, failing after `limit`.

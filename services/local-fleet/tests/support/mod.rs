@@ -21,6 +21,7 @@ use scanfleet_contracts::v1::{
     LabelSelectorTarget, ListResultsRequest, ProfileRef, ScanResult, SubmitRequest, TargetSelector,
     profile_ref::Pin,
 };
+use scanfleet_edge_access::EdgeClient;
 
 /// The line `scanfleet-dev` prints once the demo is done and the fleet
 /// keeps running.
@@ -134,6 +135,8 @@ pub struct Fleet {
     pub intake: String,
     /// The collector's gRPC URL.
     pub collector: String,
+    /// The fleet's operator (its CA bundle and token from the data dir).
+    pub caller: EdgeClient,
 }
 
 impl Fleet {
@@ -158,6 +161,7 @@ impl Fleet {
             nats: String::new(),
             intake: String::new(),
             collector: String::new(),
+            caller: EdgeClient::default(),
         };
         wait_until("the fleet to run", Duration::from_secs(240), || {
             assert!(
@@ -182,7 +186,19 @@ impl Fleet {
         fleet.nats = after("✓ nats-server (JetStream) at ");
         fleet.intake = after("✓ intake gRPC ");
         fleet.collector = after("✓ collector (SQLite) gRPC ");
+        fleet.caller = fleet.read_caller();
         fleet
+    }
+
+    /// The operator as the data dir names it now (CA bundle and token
+    /// file, the files the printed commands read).
+    pub fn read_caller(&self) -> EdgeClient {
+        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap();
+        EdgeClient {
+            ca_pem: Some(read("pki/ca.pem")),
+            token: Some(read("operator.token").into()),
+            ..Default::default()
+        }
     }
 
     /// `scanfleet-dev`'s own pid.
@@ -264,8 +280,9 @@ impl Drop for Fleet {
 }
 
 /// Asks intake to scan every container in namespace `apps`; the scan ids.
-pub async fn submit_apps(intake: &str) -> Vec<String> {
-    let mut client = IntakeClient::connect(intake.to_owned()).await.unwrap();
+pub async fn submit_apps(caller: &EdgeClient, intake: &str) -> Vec<String> {
+    let (channel, auth) = caller.connect(intake).await.unwrap();
+    let mut client = IntakeClient::with_interceptor(channel, auth);
     let response = client
         .submit(SubmitRequest {
             target: Some(TargetSelector {
@@ -290,10 +307,12 @@ pub async fn submit_apps(intake: &str) -> Vec<String> {
 
 /// The stored results among `ids`; `None` while the collector does not answer.
 pub async fn stored(
+    caller: &EdgeClient,
     collector: &str,
     ids: &BTreeSet<String>,
 ) -> Option<BTreeMap<String, ScanResult>> {
-    let mut client = ResultsClient::connect(collector.to_owned()).await.ok()?;
+    let (channel, auth) = caller.connect(collector).await.ok()?;
+    let mut client = ResultsClient::with_interceptor(channel, auth);
     let mut found = BTreeMap::new();
     let mut page_token = String::new();
     loop {
@@ -321,6 +340,7 @@ pub async fn stored(
 /// Polls until every one of `ids` is stored (or `within` passes) and
 /// returns the stored results, however many.
 pub async fn wait_stored(
+    caller: &EdgeClient,
     collector: &str,
     ids: &BTreeSet<String>,
     within: Duration,
@@ -328,7 +348,7 @@ pub async fn wait_stored(
     let deadline = Instant::now() + within;
     let mut found = BTreeMap::new();
     loop {
-        if let Some(now) = stored(collector, ids).await {
+        if let Some(now) = stored(caller, collector, ids).await {
             found = now;
         }
         if found.len() == ids.len() || Instant::now() > deadline {
@@ -383,7 +403,10 @@ pub fn identities(audit: &[serde_json::Value]) -> Identities {
                 field("subresource")
             ));
         }
-        if field("resource") != "serviceaccounts" || !ok {
+        // The fleet's own identities (scanfleet-system/reviewer and
+        // operator, made once at start) are not scan identities.
+        if field("resource") != "serviceaccounts" || !ok || field("namespace") == "scanfleet-system"
+        {
             continue;
         }
         match (field("verb").as_str(), field("subresource").as_str()) {

@@ -15,7 +15,10 @@
 //!   between requests for `idle_timeout`, since gRPC clients keep one
 //!   connection open and call now and then;
 //! - a connection the listener evicts (it needs the slot for a newcomer)
-//!   fails on its next read.
+//!   fails on its next read;
+//! - a write that cannot make progress is held to the same deadline (a
+//!   TLS handshake, or an HTTP/2 server's first SETTINGS, is written
+//!   before anything is read).
 //!
 //! With a request in flight (from the moment its headers are complete
 //! until its response body is dropped), there is no deadline: a long
@@ -36,6 +39,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::limits::ServingLimits;
 use super::listener_metrics::{CloseReason, ListenerMetrics};
+use super::transport::{PeerTls, Transport};
 
 /// The first bytes every HTTP/2 client sends (RFC 9113, section 3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -114,26 +118,31 @@ enum Protocol {
     Http2,
 }
 
-/// Per-connection facts tonic hands to services as a request extension,
-/// so the request tracker can find the connection a request arrived on.
+/// Per-connection facts handed to services as a request extension (by
+/// tonic, and by [`serve_http`](super::serve_http) for axum), so the
+/// request tracker can find the connection a request arrived on and the
+/// edge can see the client certificate it was made with.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     /// The peer.
     pub remote: SocketAddr,
+    /// What the TLS handshake established (nothing on plaintext).
+    pub tls: PeerTls,
     pub(crate) activity: Arc<Activity>,
 }
 
-/// An accepted connection: the byte stream, its slot in the listener and
-/// its deadlines. It is what a TLS layer would wrap (issue #13) without
-/// changing anything above it.
+/// An accepted connection: the byte stream (plain or TLS, see
+/// [`Transport`]), its slot in the listener and its deadlines.
 #[derive(Debug)]
-pub struct Connection<IO = tokio::net::TcpStream> {
+pub struct Connection<IO = Transport> {
     io: IO,
     info: ConnectionInfo,
     limits: ServingLimits,
     protocol: Protocol,
     timer: Pin<Box<Sleep>>,
     metrics: ListenerMetrics,
+    /// Already closed by a deadline (counted once).
+    closed: bool,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -141,6 +150,7 @@ impl<IO> Connection<IO> {
     pub(crate) fn new(
         io: IO,
         remote: SocketAddr,
+        tls: PeerTls,
         activity: Arc<Activity>,
         limits: ServingLimits,
         metrics: ListenerMetrics,
@@ -149,11 +159,16 @@ impl<IO> Connection<IO> {
         metrics.opened();
         Self {
             io,
-            info: ConnectionInfo { remote, activity },
+            info: ConnectionInfo {
+                remote,
+                tls,
+                activity,
+            },
             limits,
             protocol: Protocol::Unknown { matched: 0 },
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             metrics,
+            closed: false,
             _slot: slot,
         }
     }
@@ -198,10 +213,32 @@ impl<IO> Connection<IO> {
         }
     }
 
-    fn expired(&self, reason: CloseReason) -> io::Error {
-        self.metrics.closed(reason);
-        tracing::debug!(peer = %self.info.remote, reason = reason.label(), "closing connection");
+    fn expired(&mut self, reason: CloseReason) -> io::Error {
+        if !self.closed {
+            self.closed = true;
+            self.metrics.closed(reason);
+            tracing::debug!(peer = %self.info.remote, reason = reason.label(), "closing connection");
+        }
         io::Error::new(io::ErrorKind::TimedOut, reason.label())
+    }
+
+    /// After a write that cannot make progress: the same deadline as a
+    /// read. Why writes too: a TLS handshake (and an HTTP/2 server's first
+    /// SETTINGS) is written before anything is read, so a client that
+    /// never answers would otherwise stall the connection in a write that
+    /// no read deadline sees.
+    fn stalled_write<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        self.info.activity.reader.register(cx.waker());
+        if let Some((at, reason)) = self.deadline() {
+            if Instant::now() >= at {
+                return Poll::Ready(Err(self.expired(reason)));
+            }
+            self.timer.as_mut().reset(at);
+            if self.timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(self.expired(reason)));
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -244,7 +281,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Connection<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write(cx, buf) {
+            Poll::Pending => this.stalled_write(cx),
+            ready => ready,
+        }
     }
 
     fn poll_write_vectored(
@@ -252,7 +293,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Connection<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.stalled_write(cx),
+            ready => ready,
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -260,7 +305,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Connection<IO> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_flush(cx) {
+            Poll::Pending => this.stalled_write(cx),
+            ready => ready,
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -3,9 +3,11 @@
 //! met with a back-off instead of a tight loop.
 //!
 //! It yields [`Connection`]s to whichever protocol server sits above (axum
-//! for HTTP, tonic for gRPC). A TLS handshake, when issue #13 adds it,
-//! belongs in [`Listener::accept`] between the TCP accept and the yield,
-//! bounded by the header-read timeout; nothing above would change.
+//! for HTTP, tonic for gRPC). TLS is set up here, in [`Listener::accept`]:
+//! the accepted socket is wrapped in the listener's current acceptor (so a
+//! rotated certificate is used from the next connection on), and the
+//! handshake runs as the connection's first reads, bounded by its
+//! header-read deadline (see [`Transport`]); nothing above changes.
 
 use std::collections::VecDeque;
 use std::io;
@@ -20,6 +22,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use super::connection::{Activity, Connection};
 use super::limits::ServingLimits;
 use super::listener_metrics::ListenerMetrics;
+use super::tls::{AcceptorCache, ListenerSecurity, ServerTls};
+use super::transport::{PeerTls, Transport};
 
 /// The first pause after a resource error; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
@@ -53,6 +57,8 @@ pub struct Listener {
     /// Open connections, oldest first, for eviction.
     live: Mutex<VecDeque<Weak<Activity>>>,
     metrics: ListenerMetrics,
+    /// TLS material and this listener's acceptor; `None` for plaintext.
+    tls: Option<(ServerTls, AcceptorCache)>,
     backoff: Duration,
     /// Accept reported a resource shortage since the last success.
     short: bool,
@@ -105,6 +111,7 @@ fn is_resource_shortage(e: &io::Error) -> bool {
 
 impl Listener {
     /// Binds `addr` (port 0 picks one). `name` labels logs and metrics.
+    /// Plaintext is served only when `security` says so, with a warning.
     ///
     /// # Errors
     /// When the address cannot be bound.
@@ -112,10 +119,20 @@ impl Listener {
         name: &'static str,
         addr: SocketAddr,
         limits: ServingLimits,
+        security: &ListenerSecurity,
         metrics: ListenerMetrics,
     ) -> io::Result<Self> {
         let tcp = TcpListener::bind(addr).await?;
         let addr = tcp.local_addr()?;
+        let tls = match security {
+            ListenerSecurity::Tls(tls) => Some((tls.clone(), AcceptorCache::default())),
+            ListenerSecurity::InsecurePlaintext => {
+                tracing::warn!(listener = name, %addr,
+                    "serving PLAINTEXT because insecure_plaintext is true: anyone on the network \
+                     can read and alter this traffic, bearer tokens included");
+                None
+            }
+        };
         let (fatal, fatal_rx) = oneshot::channel();
         Ok(Self {
             name,
@@ -125,6 +142,7 @@ impl Listener {
             slots: Arc::new(Semaphore::new(limits.max_connections)),
             live: Mutex::new(VecDeque::new()),
             metrics,
+            tls,
             backoff: FIRST_BACKOFF,
             short: false,
             fatal: Some(fatal),
@@ -140,6 +158,19 @@ impl Listener {
     /// The listener's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// Whether connections are TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The application protocols offered in the TLS handshake (ALPN), set
+    /// by the protocol server that takes the listener.
+    pub(crate) fn offer(&mut self, protocols: &[&[u8]]) {
+        if let Some((_, cache)) = &mut self.tls {
+            cache.offer(protocols);
+        }
     }
 
     /// Resolves when the listener has failed for good; taken once by the
@@ -165,9 +196,19 @@ impl Listener {
                     let _ = stream.set_nodelay(true);
                     let activity = Activity::new();
                     self.remember(&activity);
+                    let peer = PeerTls::default();
+                    let transport = match &mut self.tls {
+                        None => Transport::plain(stream),
+                        Some((tls, cache)) => Transport::tls(
+                            tls.acceptor(cache).accept(stream),
+                            peer.clone(),
+                            self.metrics.clone(),
+                        ),
+                    };
                     return Ok(Connection::new(
-                        stream,
+                        transport,
                         remote,
+                        peer,
                         activity,
                         self.limits,
                         self.metrics.clone(),

@@ -16,11 +16,19 @@ pub enum CloseReason {
     Idle,
     /// Its slot went to a newcomer while the listener was full.
     Evicted,
+    /// The TLS handshake failed (not TLS, no common parameters, a client
+    /// certificate the CA does not vouch for).
+    TlsHandshake,
 }
 
 impl CloseReason {
     /// Every reason, so that each series exists (at zero) before it counts.
-    pub const ALL: [CloseReason; 3] = [Self::HeaderTimeout, Self::Idle, Self::Evicted];
+    pub const ALL: [CloseReason; 4] = [
+        Self::HeaderTimeout,
+        Self::Idle,
+        Self::Evicted,
+        Self::TlsHandshake,
+    ];
 
     /// The metric label and log word.
     pub fn label(self) -> &'static str {
@@ -28,6 +36,7 @@ impl CloseReason {
             Self::HeaderTimeout => "header_timeout",
             Self::Idle => "idle_timeout",
             Self::Evicted => "evicted",
+            Self::TlsHandshake => "tls_handshake_failed",
         }
     }
 }
@@ -62,7 +71,7 @@ impl ConnectionMetrics {
         );
         registry.register(
             "connections_closed_by_server",
-            "Connections the server closed itself, by listener and reason (header_timeout, idle_timeout, evicted).",
+            "Connections the server closed itself, by listener and reason (header_timeout, idle_timeout, evicted, tls_handshake_failed).",
             metrics.closed.clone(),
         );
         registry.register(
@@ -96,7 +105,7 @@ impl ConnectionMetrics {
 #[derive(Clone, Debug, Default)]
 pub struct ListenerMetrics {
     open: Gauge,
-    closed: [Counter; 3],
+    closed: [Counter; 4],
     accept_errors: Counter,
 }
 

@@ -69,8 +69,8 @@ impl tower::Service<IncomingStream<'_, Listener>> for PerConnection {
     }
 
     fn call(&mut self, stream: IncomingStream<'_, Listener>) -> Self::Future {
-        let activity = stream.io().info().activity.clone();
-        let tracked = Tracked::for_connection(self.0.clone().into_service(), activity);
+        let info = stream.io().info().clone();
+        let tracked = Tracked::for_connection(self.0.clone().into_service(), info);
         std::future::ready(Ok(tower::ServiceExt::map_response(
             tracked,
             into_axum_body as fn(TrackedResponse) -> HttpResponse,
@@ -90,6 +90,7 @@ pub async fn serve_http(
 ) -> Result<(), ServeError> {
     let addr = listener.local_addr();
     let failure = listener.take_failure();
+    listener.offer(&[b"h2", b"http/1.1"]);
     let server = axum::serve(listener, PerConnection(router))
         .with_graceful_shutdown(stopped(shutdown))
         .into_future();
@@ -110,6 +111,8 @@ pub async fn serve_grpc(
 ) -> Result<(), ServeError> {
     let addr = listener.local_addr();
     let failure = listener.take_failure();
+    // gRPC clients (tonic's among them) insist on HTTP/2 by ALPN.
+    listener.offer(&[b"h2"]);
     let incoming = futures::stream::unfold(listener, |mut listener| async move {
         match listener.accept().await {
             Ok(connection) => Some((Ok::<Connection, std::io::Error>(connection), listener)),

@@ -44,19 +44,21 @@ impl<B: Body + Unpin> Body for TrackedBody<B> {
 /// Wraps a service so each request marks its connection busy.
 ///
 /// The connection is either known up front (axum: one wrapper per
-/// connection) or found in the request's extensions (tonic inserts the
-/// [`ConnectionInfo`] of the connection a request came on).
+/// connection, which also hands its [`ConnectionInfo`] to the handlers as
+/// a request extension, as tonic does) or found in the request's
+/// extensions (tonic inserts the [`ConnectionInfo`] of the connection a
+/// request came on).
 #[derive(Clone, Debug)]
 pub struct Tracked<S> {
     inner: S,
-    connection: Option<Arc<Activity>>,
+    connection: Option<ConnectionInfo>,
 }
 
 impl<S> Tracked<S> {
-    pub(crate) fn for_connection(inner: S, activity: Arc<Activity>) -> Self {
+    pub(crate) fn for_connection(inner: S, info: ConnectionInfo) -> Self {
         Self {
             inner,
-            connection: Some(activity),
+            connection: Some(info),
         }
     }
 }
@@ -74,13 +76,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let activity = self.connection.clone().or_else(|| {
-            request
-                .extensions()
-                .get::<ConnectionInfo>()
-                .map(|c| c.activity.clone())
-        });
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        if let Some(info) = &self.connection {
+            request.extensions_mut().insert(info.clone());
+        }
+        let activity: Option<Arc<Activity>> = request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .map(|c| c.activity.clone());
         let guard = activity.map(|a| a.begin_request());
         let response = self.inner.call(request);
         Box::pin(async move {

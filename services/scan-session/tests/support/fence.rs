@@ -131,6 +131,38 @@ pub fn documents(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The kinds of the rendered base that make up the worker's identity and
+/// its fence, all of which kubesim serves.
+const IDENTITY_KINDS: [&str; 6] = [
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+];
+
+/// The documents of `rendered` (as `kubectl kustomize` printed them,
+/// text unchanged) whose kind is among the identity kinds: the base also
+/// holds Deployments, Services, ConfigMaps, NetworkPolicies and
+/// PodDisruptionBudgets, which kubesim does not serve and the fence does
+/// not depend on. Fails the test if no fence is among them.
+pub fn identity_documents(rendered: &str) -> String {
+    let kept: Vec<&str> = rendered
+        .split("\n---\n")
+        .filter(|doc| {
+            let kind = documents(doc)[0]["kind"].as_str().unwrap_or("").to_owned();
+            IDENTITY_KINDS.contains(&kind.as_str())
+        })
+        .collect();
+    let kept = kept.join("\n---\n");
+    assert!(
+        kept.contains("kind: ValidatingAdmissionPolicy\n"),
+        "{rendered}"
+    );
+    kept
+}
+
 /// The scanner image the kubesim sidecar runs, by digest.
 pub async fn scanner_image(sim: &Sim) -> String {
     let pod = Api::<Pod>::namespaced(sim.admin.client.clone(), "apps")

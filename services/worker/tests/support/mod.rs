@@ -1,6 +1,9 @@
 //! A whole fleet for end-to-end tests: a real nats-server, kubesim with the
 //! demo workloads, the collector and intake in-process (SQLite), and worker
 //! *processes* (the real binary, so they can be SIGKILLed and SIGTERMed).
+//! Every listener serves TLS from one throwaway CA; intake and the
+//! collector review callers on the kubesim, and the fleet's clients call
+//! as its operator (or as an identity a test makes).
 
 #![allow(dead_code)]
 
@@ -16,14 +19,17 @@ use kube::Api;
 use kube::api::ListParams;
 use scanfleet_bus::TopologyConfig;
 use scanfleet_contracts::v1::intake_client::IntakeClient;
-use scanfleet_contracts::v1::results_client::ResultsClient;
 use scanfleet_contracts::v1::target_selector::Selector;
 use scanfleet_contracts::v1::{
     ListResultsRequest, ProfileRef, ScanResult, SubmitRequest, TargetSelector, profile_ref::Pin,
 };
+use scanfleet_edge_access::Authenticated;
 use scanfleet_kube_access::ClusterAccess;
+use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::write_public_key;
+use scanfleet_test_harness::https::https_get;
 use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::pki::ClientTls;
 use scanfleet_test_harness::{repo_root, write_private};
 use scanfleet_trust::SigningKey;
 
@@ -60,6 +66,7 @@ pub struct Fleet {
     pub kubeconfig: PathBuf,
     pub key_path: PathBuf,
     pub worker_config: PathBuf,
+    pub creds: TestCredentials,
 }
 
 /// Short leases so crashes are redelivered in seconds, not minutes.
@@ -96,11 +103,12 @@ impl Fleet {
         let key_path = dir.path().join("signing.pem");
         write_private(&key_path, key.to_pkcs8_pem().as_bytes());
         let public = write_public_key(dir.path(), &key);
+        let creds = TestCredentials::new(&sim).await;
         let collector_config = scanfleet_collector::config::Config::loopback(
             &nats.url(),
             &format!("sqlite://{}", dir.path().join("results.db").display()),
             &public,
-            &[],
+            &creds.service_flags(),
         )
         .map_err(|e| format!("{e:?}"))
         .unwrap();
@@ -108,15 +116,20 @@ impl Fleet {
             .await
             .unwrap();
         let intake_config = scanfleet_intake::config::Config::from_args(
-            scanfleet_intake::config::Args::parse_from([
-                "scanfleet-intake",
-                "--nats-url",
-                &nats.url(),
-                "--cluster",
-                "kubesim",
-                "--grpc-listen",
-                "127.0.0.1:0",
-            ]),
+            scanfleet_intake::config::Args::parse_from(
+                [
+                    "scanfleet-intake",
+                    "--nats-url",
+                    &nats.url(),
+                    "--cluster",
+                    "kubesim",
+                    "--grpc-listen",
+                    "127.0.0.1:0",
+                ]
+                .map(String::from)
+                .into_iter()
+                .chain(creds.service_flags()),
+            ),
         )
         .map_err(|e| format!("{e:?}"))
         .unwrap();
@@ -136,6 +149,7 @@ impl Fleet {
             kubeconfig,
             key_path,
             worker_config,
+            creds,
         }
     }
 
@@ -175,6 +189,7 @@ impl Fleet {
             .arg("--config")
             .arg(config)
             .args(["--http-listen", "127.0.0.1:0", "--worker-id", name])
+            .args(self.creds.tls_flags())
             .arg("--concurrency")
             .arg(concurrency.to_string())
             .args(extra)
@@ -200,7 +215,12 @@ impl Fleet {
             })
             .parse()
             .unwrap();
-        Worker { child, http, log }
+        Worker {
+            child,
+            http,
+            log,
+            tls: self.creds.tls(),
+        }
     }
 
     pub async fn submit(&self, uri: &str) -> String {
@@ -236,24 +256,33 @@ impl Fleet {
         self.submit_request(tonic::Request::new(request)).await
     }
 
-    /// Submits exactly this request (metadata included).
+    /// Submits exactly this request (metadata included) as the operator.
     pub async fn submit_request(
         &self,
         request: tonic::Request<SubmitRequest>,
     ) -> Result<String, tonic::Status> {
-        let mut client = IntakeClient::connect(format!("http://{}", self.intake.grpc))
-            .await
-            .unwrap();
+        self.submit_request_as(self.creds.operator(), request).await
+    }
+
+    /// Submits exactly this request (metadata included) with `token`.
+    pub async fn submit_request_as(
+        &self,
+        token: &str,
+        request: tonic::Request<SubmitRequest>,
+    ) -> Result<String, tonic::Status> {
+        let mut client = self.intake_as(token).await;
         let scans = client.submit(request).await?.into_inner().scans;
         assert_eq!(scans.len(), 1);
         Ok(scans[0].scan_id.clone())
     }
 
+    /// An `Intake` client calling with `token`.
+    pub async fn intake_as(&self, token: &str) -> IntakeClient<Authenticated> {
+        self.creds.intake_as(self.intake.grpc, token).await
+    }
+
     pub async fn results(&self) -> Vec<ScanResult> {
-        let mut client =
-            ResultsClient::connect(format!("http://{}", self.collector.listening.grpc))
-                .await
-                .unwrap();
+        let mut client = self.creds.results(self.collector.listening.grpc).await;
         client
             .list(ListResultsRequest {
                 page_size: 500,
@@ -343,13 +372,16 @@ pub struct Worker {
     pub child: Child,
     pub http: std::net::SocketAddr,
     pub log: PathBuf,
+    tls: ClientTls,
 }
 
 impl Worker {
-    pub fn metric(&self, name: &str) -> f64 {
-        let (code, body) = scanfleet_test_harness::http_get(self.http, "/metrics");
-        assert_eq!(code, 200);
-        body.lines()
+    /// A series from `/metrics` (over TLS; the endpoint needs no token).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let r = https_get(self.http, &self.tls, "/metrics", None).await;
+        assert_eq!(r.status, 200);
+        r.text()
+            .lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
             .unwrap_or_else(|| panic!("{name} not in /metrics"))
     }

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
+use scanfleet_bus::BusIdentity;
 use scanfleet_collector::EmbeddedCollector;
 use scanfleet_contracts::v1::WatchResultsRequest;
 use scanfleet_test_harness::callers::access_cluster;
 use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::{SampleStatement, write_public_key};
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_trust::{ScanStatement, SigningKey};
 use scanfleet_worker::ResultPublisher;
 
@@ -65,7 +66,7 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 async fn run_async(args: &Args) -> Result<()> {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let dir = tempfile::tempdir()?;
     let key = SigningKey::generate();
     let public = write_public_key(dir.path(), &key);
@@ -78,7 +79,11 @@ async fn run_async(args: &Args) -> Result<()> {
         &nats.url(),
         &format!("sqlite://{}", dir.path().join("bench.db").display()),
         &public,
-        &creds.service_flags(),
+        &[
+            nats.auth_args(BusIdentity::Collector),
+            creds.service_flags(),
+        ]
+        .concat(),
     )
     .map_err(|e| anyhow::anyhow!("collector configuration: {}", e.join("; ")))?;
     let collector = EmbeddedCollector::start(config).await?;
@@ -93,7 +98,7 @@ async fn run_async(args: &Args) -> Result<()> {
         .to_string()
         .into_bytes();
     let statements: Vec<ScanStatement> = (0..args.count).map(|i| statement(i, &report)).collect();
-    let nats_client = async_nats::connect(nats.url()).await?;
+    let nats_client = nats.connect(BusIdentity::Worker).await;
     let publisher = std::sync::Arc::new(ResultPublisher::new(&nats_client, key, vec![]));
 
     println!(

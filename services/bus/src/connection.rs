@@ -1,7 +1,10 @@
-//! Connecting to NATS the way every scanfleet service does: explicit auth,
-//! TLS pinned to a CA when configured, bounded retries for an unreachable
-//! server, and no retries for refused credentials (retrying a wrong password
-//! only hides the misconfiguration).
+//! Connecting to NATS the way every scanfleet service does: explicit auth
+//! (a user nkey in production), TLS pinned to a CA when configured (with a
+//! client certificate for mutual TLS), replies on the identity's own inbox
+//! prefix, bounded retries for an unreachable server, and no retries for
+//! refused credentials (retrying a wrong password only hides the
+//! misconfiguration). Errors the server sends later (a permissions
+//! violation) are logged, since a refused request otherwise only times out.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +12,7 @@ use std::time::Duration;
 use async_nats::{ConnectErrorKind, ConnectOptions};
 
 use crate::BusError;
+use crate::identity::BusIdentity;
 
 /// How a service authenticates to NATS.
 #[derive(Clone)]
@@ -24,6 +28,11 @@ pub enum NatsAuth {
     },
     /// An operator/JWT `.creds` file.
     Creds(PathBuf),
+    /// A user nkey seed (`SU…`); never logged.
+    NKey {
+        /// The seed.
+        seed: String,
+    },
 }
 
 impl std::fmt::Debug for NatsAuth {
@@ -32,6 +41,7 @@ impl std::fmt::Debug for NatsAuth {
             NatsAuth::None => f.write_str("None"),
             NatsAuth::UserPassword { user, .. } => write!(f, "UserPassword({user}, ***)"),
             NatsAuth::Creds(path) => write!(f, "Creds({})", path.display()),
+            NatsAuth::NKey { .. } => f.write_str("NKey(***)"),
         }
     }
 }
@@ -45,6 +55,9 @@ pub struct NatsSettings {
     pub auth: NatsAuth,
     /// CA that must sign the server certificate; setting it requires TLS.
     pub ca: Option<PathBuf>,
+    /// Client certificate and key PEM files, for servers that verify
+    /// clients (mutual TLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     /// Reconnect attempts while the server is unreachable at start-up.
     pub connect_attempts: u32,
 }
@@ -56,17 +69,23 @@ impl NatsSettings {
             urls: vec![url.into()],
             auth: NatsAuth::None,
             ca: None,
+            client_cert: None,
             connect_attempts: 10,
         }
     }
 }
 
-/// Connects, naming the client `name` in the server's connection list.
+/// Connects as `identity`: the server lists the connection under the
+/// identity's client name, and replies arrive below its inbox prefix (the
+/// only subjects the server lets it subscribe to).
 ///
 /// # Errors
 /// [`BusError::Connect`] with the reason; credential and TLS failures are
 /// reported at once, unreachable servers after the bounded retries.
-pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::Client, BusError> {
+pub async fn connect(
+    settings: &NatsSettings,
+    identity: BusIdentity,
+) -> Result<async_nats::Client, BusError> {
     let urls: Vec<async_nats::ServerAddr> = settings
         .urls
         .iter()
@@ -80,8 +99,10 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::
     loop {
         attempt += 1;
         let mut options = ConnectOptions::new()
-            .name(name)
-            .connection_timeout(Duration::from_secs(5));
+            .name(identity.client_name())
+            .custom_inbox_prefix(identity.inbox_prefix())
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(move |event| async move { log_event(identity, event) });
         options = match &settings.auth {
             NatsAuth::None => options,
             NatsAuth::UserPassword { user, password } => {
@@ -90,9 +111,15 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::
             NatsAuth::Creds(path) => options.credentials_file(path).await.map_err(|e| {
                 BusError::Connect(format!("NATS credentials {}: {e}", path.display()))
             })?,
+            NatsAuth::NKey { seed } => options.nkey(seed.clone()),
         };
         if let Some(ca) = &settings.ca {
             options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let Some((cert, key)) = &settings.client_cert {
+            options = options
+                .add_client_certificate(cert.clone(), key.clone())
+                .require_tls(true);
         }
         match options.connect(urls.clone()).await {
             Ok(client) => return Ok(client),
@@ -121,5 +148,19 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// Server errors after connecting are what a missing grant looks like (the
+/// request itself only times out), so they are errors in the log, naming
+/// the identity; connection changes are worth a line too.
+fn log_event(identity: BusIdentity, event: async_nats::Event) {
+    match event {
+        async_nats::Event::ServerError(error) => {
+            tracing::error!(%identity, %error, "NATS server refused an operation");
+        }
+        async_nats::Event::Disconnected => tracing::warn!(%identity, "NATS disconnected"),
+        async_nats::Event::Connected => tracing::info!(%identity, "NATS connected"),
+        other => tracing::debug!(%identity, event = %other, "NATS event"),
     }
 }

@@ -9,30 +9,40 @@
 //! opaque bytes, so the wire format stays with `scanfleet-contracts` and
 //! `scanfleet-trust`.
 //!
-//! Main items: [`TopologyConfig::ensure`], [`IntentQueue`], [`ResultStream`],
-//! [`Headers`], [`forward_dead_letters`], [`dead_letter_and_terminate`].
+//! Main items: [`TopologyConfig::ensure`] (the bootstrap, admin only),
+//! [`check_topology`] (what services run at start-up), [`BusIdentity`],
+//! [`IntentQueue`], [`ResultStream`], [`Headers`], [`forward_dead_letters`],
+//! [`dead_letter_and_terminate`].
 
+pub mod bootstrap;
 pub mod connection;
 pub mod dead_letters;
 pub mod headers;
+pub mod identity;
 pub mod intent_queue;
 pub mod nats_args;
 pub mod result_stream;
 pub mod scan_status;
 pub mod topology;
+pub mod topology_args;
+pub mod topology_check;
 pub mod trace_headers;
 
+pub use bootstrap::{Provision, Provisioned};
 pub use connection::{NatsAuth, NatsSettings, connect};
 pub use dead_letters::{dead_letter_and_terminate, forward_dead_letters};
 pub use headers::{HEADER_ENCODING, HEADER_SCAN_ID, HEADER_TRACEPARENT, Headers};
+pub use identity::{BusIdentity, Required, UserNkey};
 pub use intent_queue::{EnqueueError, Enqueued, IntentQueue, OutgoingIntent};
-pub use nats_args::{NatsArgs, read_small_file};
+pub use nats_args::{NatsArgs, NatsFile, read_small_file};
 pub use result_stream::{
     IncomingResult, OutgoingResult, PayloadEncoding, ReportObject, ResultAck, ResultStream,
     ResultStreamError,
 };
 pub use scan_status::{ScanState, ScanStatusBook, ScanStatusRecord};
 pub use topology::{PriorityClass, TopologyConfig};
+pub use topology_args::TopologyArgs;
+pub use topology_check::check_topology;
 
 /// Failures of the bus adapter, by the operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +54,16 @@ pub enum BusError {
         what: String,
         /// The server's or client's explanation.
         reason: String,
+    },
+    /// Streams, consumers or buckets a service needs do not exist.
+    #[error(
+        "the bus topology is incomplete: missing {}; create it once with `scanfleet bus init` \
+         (it needs the NATS admin identity; services may not create streams)",
+        missing.join(", ")
+    )]
+    TopologyMissing {
+        /// Each missing part, e.g. `stream SCAN_QUARANTINE`.
+        missing: Vec<String>,
     },
     /// Consuming failed.
     #[error("bus consume: {0}")]

@@ -18,13 +18,19 @@
 //! - Headers: `Scanfleet-Scan-Id`, a child `traceparent` of the intent's,
 //!   `Scanfleet-Encoding: age` when the payload is age-encrypted.
 //! - Reports too large for one message go to the `SCAN_REPORTS` object
-//!   store under their SHA-256 (which the signed statement binds); reading
-//!   one back is bounded by the caller's limit *before* and *while* reading.
+//!   store under the SHA-256 of the stored bytes (the report, or its
+//!   ciphertext when results are encrypted). Content addressing means an
+//!   object that exists is never written again, so a worker needs no right
+//!   to purge the bucket's old chunks (an overwrite's last step).
+//! - Reading one back is bounded by the caller's limit *before* and *while*
+//!   reading, and uses direct gets only: the collector never creates a
+//!   consumer (the object store's own reader makes one per object).
 
+use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_nats::jetstream::{self, message::PublishMessage, object_store};
 use bytes::Bytes;
 use scanfleet_scan_intents::{ClusterName, NamespaceName, result_place, result_subject};
-use tokio::io::AsyncReadExt;
+use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use crate::headers::{
@@ -248,25 +254,36 @@ impl ResultStream {
         })
     }
 
-    /// Stores a report under `name` (its hex SHA-256).
+    /// Stores a report (the bytes as they should sit in the bucket, already
+    /// encrypted when results are) and returns its object name: the hex
+    /// SHA-256 of those bytes. An object of that name already holds exactly
+    /// these bytes, so it is left as it is.
     ///
     /// # Errors
     /// [`ResultStreamError::ReportStore`].
-    pub async fn store_report(&self, name: &str, body: &[u8]) -> Result<(), ResultStreamError> {
+    pub async fn store_report(&self, body: &[u8]) -> Result<String, ResultStreamError> {
+        let name = hex::encode(Sha256::digest(body));
         let bucket = self
             .reports()
             .await
             .map_err(ResultStreamError::ReportStore)?;
+        match bucket.info(&name).await {
+            Ok(info) if !info.deleted && info.size == body.len() => return Ok(name),
+            Ok(_) => {}
+            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {}
+            Err(e) => return Err(ResultStreamError::ReportStore(e.to_string())),
+        }
         bucket
-            .put(name, &mut &body[..])
+            .put(name.as_str(), &mut &body[..])
             .await
             .map_err(|e| ResultStreamError::ReportStore(e.to_string()))?;
-        Ok(())
+        Ok(name)
     }
 
     /// Reads the report `name`, never more than `limit` bytes: the stored
-    /// size is checked first, and the read itself stops one byte past the
-    /// limit in case that size understated it.
+    /// size is checked first, and the read itself stops once the chunks
+    /// exceed the limit in case that size understated it. Chunks are read
+    /// one direct get at a time, in stream order.
     ///
     /// # Errors
     /// [`ResultStreamError::ReportRead`] when the store cannot be read
@@ -281,28 +298,51 @@ impl ResultStream {
             .reports()
             .await
             .map_err(ResultStreamError::ReportRead)?;
-        let object = match bucket.get(name).await {
-            Ok(o) => o,
-            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => {
+        let info = match bucket.info(name).await {
+            // A link has no chunks of its own; workers never make one.
+            Ok(info) if info.deleted || info.options.as_ref().is_some_and(|o| o.link.is_some()) => {
+                return Ok(ReportObject::Missing);
+            }
+            Ok(info) => info,
+            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {
                 return Ok(ReportObject::Missing);
             }
             Err(e) => return Err(ResultStreamError::ReportRead(e.to_string())),
         };
-        let size = object.info().size as u64;
-        if size > limit as u64 {
-            return Ok(ReportObject::TooLarge { size, limit });
-        }
-        let mut body = Vec::with_capacity(size as usize);
-        object
-            .take(limit as u64 + 1)
-            .read_to_end(&mut body)
-            .await
-            .map_err(|e| ResultStreamError::ReportRead(e.to_string()))?;
-        if body.len() > limit {
+        if info.size as u64 > limit as u64 {
             return Ok(ReportObject::TooLarge {
-                size: limit as u64 + 1,
+                size: info.size as u64,
                 limit,
             });
+        }
+        let stream = self
+            .js
+            .get_stream_no_info(format!("OBJ_{REPORTS_BUCKET}"))
+            .await
+            .map_err(|e| ResultStreamError::ReportRead(e.to_string()))?;
+        let chunks = format!("$O.{REPORTS_BUCKET}.C.{}", info.nuid);
+        let mut body = Vec::with_capacity(info.size);
+        let mut next = None;
+        for _ in 0..info.chunks {
+            let chunk = match stream.direct_get_next_for_subject(&chunks, next).await {
+                Ok(chunk) => chunk,
+                // Chunks that aged out or were never all written.
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                    return Ok(ReportObject::Missing);
+                }
+                Err(e) => return Err(ResultStreamError::ReportRead(e.to_string())),
+            };
+            if body.len() + chunk.payload.len() > limit {
+                return Ok(ReportObject::TooLarge {
+                    size: limit as u64 + 1,
+                    limit,
+                });
+            }
+            body.extend_from_slice(&chunk.payload);
+            next = Some(chunk.sequence + 1);
+        }
+        if body.len() != info.size {
+            return Ok(ReportObject::Missing);
         }
         Ok(ReportObject::Found(body))
     }

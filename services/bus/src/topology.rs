@@ -1,5 +1,8 @@
-//! The JetStream streams and consumers scanfleet runs on, declared in code so
-//! every service converges on the same configuration at start-up.
+//! The JetStream streams, consumers and buckets scanfleet runs on, declared
+//! in code. The bootstrap step (`scanfleet bus init`,
+//! [`TopologyConfig::ensure`] in `bootstrap.rs`) creates them once with an
+//! admin identity; the services only check that they exist
+//! ([`crate::check_topology`]) and hold no right to create or change them.
 //!
 //! Why these shapes (measured facts in `shared/notes/jetstream.md`):
 //! - `SCAN_INTENTS` is a **WorkQueue** with `discard: new`: when the fleet is
@@ -90,7 +93,7 @@ impl PriorityClass {
     }
 
     /// The durable consumer that serves the class.
-    pub fn consumer_name(self) -> &'static str {
+    pub const fn consumer_name(self) -> &'static str {
         match self {
             PriorityClass::High => "workers-high",
             PriorityClass::Low => "workers-low",
@@ -290,6 +293,27 @@ impl TopologyConfig {
         }
     }
 
+    /// The scan status book: one record per scan, kept as long as results.
+    pub fn status_bucket(&self) -> jetstream::kv::Config {
+        self.bucket(STATUS_BUCKET, self.results_max_age)
+    }
+
+    /// API idempotency keys, remembered as long as the duplicate window.
+    pub fn idempotency_bucket(&self) -> jetstream::kv::Config {
+        self.bucket(IDEMPOTENCY_BUCKET, self.duplicate_window)
+    }
+
+    fn bucket(&self, name: &str, max_age: Duration) -> jetstream::kv::Config {
+        jetstream::kv::Config {
+            bucket: name.into(),
+            history: 1,
+            max_age,
+            storage: stream::StorageType::File,
+            num_replicas: self.replicas,
+            ..Default::default()
+        }
+    }
+
     /// The report bucket; reports live as long as the results that bind them.
     pub fn reports_bucket(&self) -> jetstream::object_store::Config {
         jetstream::object_store::Config {
@@ -301,97 +325,6 @@ impl TopologyConfig {
             num_replicas: self.replicas,
             ..Default::default()
         }
-    }
-
-    /// Creates every stream, consumer and bucket that does not exist yet, and
-    /// leaves existing ones alone. Every service calls it at start-up, so it
-    /// must never overwrite limits another service or an operator chose:
-    /// the first declaration wins, and changing a live limit is a deliberate
-    /// operation, not a side effect of restarting a pod.
-    ///
-    /// # Errors
-    /// [`BusError::Topology`] naming the stream or consumer that failed.
-    pub async fn ensure(&self, js: &jetstream::Context) -> Result<(), BusError> {
-        if self.backoff.len() as i64 > self.max_deliver && self.max_deliver > 0 {
-            return Err(BusError::Topology {
-                what: INTENTS_STREAM.into(),
-                reason: format!(
-                    "{} backoff steps but max_deliver is {}; the server rejects that",
-                    self.backoff.len(),
-                    self.max_deliver
-                ),
-            });
-        }
-        for config in [
-            self.intents_stream(),
-            self.results_stream(),
-            self.dlq_stream(),
-            self.quarantine_stream(),
-            self.advisories_stream(),
-        ] {
-            let name = config.name.clone();
-            js.get_or_create_stream(config)
-                .await
-                .map_err(|e| BusError::Topology {
-                    what: name,
-                    reason: e.to_string(),
-                })?;
-        }
-        let intents = get_stream(js, INTENTS_STREAM).await?;
-        for class in PriorityClass::ALL {
-            intents
-                .get_or_create_consumer(class.consumer_name(), self.worker_consumer(class))
-                .await
-                .map_err(|e| BusError::Topology {
-                    what: format!("{INTENTS_STREAM}/{}", class.consumer_name()),
-                    reason: e.to_string(),
-                })?;
-        }
-        get_stream(js, RESULTS_STREAM)
-            .await?
-            .get_or_create_consumer(COLLECTOR_CONSUMER, self.collector_consumer())
-            .await
-            .map_err(|e| BusError::Topology {
-                what: format!("{RESULTS_STREAM}/{COLLECTOR_CONSUMER}"),
-                reason: e.to_string(),
-            })?;
-        if js.get_object_store(REPORTS_BUCKET).await.is_err() {
-            js.create_object_store(self.reports_bucket())
-                .await
-                .map_err(|e| BusError::Topology {
-                    what: REPORTS_BUCKET.into(),
-                    reason: e.to_string(),
-                })?;
-        }
-        for (bucket, max_age) in [
-            (STATUS_BUCKET, self.results_max_age),
-            (IDEMPOTENCY_BUCKET, self.duplicate_window),
-        ] {
-            if js.get_key_value(bucket).await.is_err() {
-                js.create_key_value(jetstream::kv::Config {
-                    bucket: bucket.into(),
-                    history: 1,
-                    max_age,
-                    storage: stream::StorageType::File,
-                    num_replicas: self.replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| BusError::Topology {
-                    what: bucket.into(),
-                    reason: e.to_string(),
-                })?;
-            }
-        }
-        get_stream(js, ADVISORIES_STREAM)
-            .await?
-            .get_or_create_consumer(DLQ_FORWARDER_CONSUMER, self.dlq_forwarder_consumer())
-            .await
-            .map_err(|e| BusError::Topology {
-                what: format!("{ADVISORIES_STREAM}/{DLQ_FORWARDER_CONSUMER}"),
-                reason: e.to_string(),
-            })?;
-        Ok(())
     }
 }
 

@@ -9,16 +9,17 @@
 mod support;
 
 use clap::Parser;
+use scanfleet_bus::BusIdentity;
 use scanfleet_test_harness::callers::{Callers, access_cluster};
 use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::write_public_key;
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_test_harness::write_private;
 use scanfleet_trust::SigningKey;
 use support::*;
 
 struct Fleet {
-    _nats: NatsServer,
+    _nats: SecureBus,
     sim: kubesim::Kubesim,
     creds: TestCredentials,
     dir: tempfile::TempDir,
@@ -27,7 +28,7 @@ struct Fleet {
 }
 
 async fn fleet() -> Fleet {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let sim = access_cluster().await;
     let creds = TestCredentials::new(&sim).await;
     let dir = tempfile::tempdir().unwrap();
@@ -38,7 +39,8 @@ async fn fleet() -> Fleet {
         "client_certificate_users:\n  \"CN=ci, O=example\":\n    user: ci\n    groups: [observers]\n",
     )
     .unwrap();
-    let mut extra = creds.service_flags();
+    let mut extra = nats.auth_args(BusIdentity::Collector);
+    extra.extend(creds.service_flags());
     extra.extend(["--config".into(), mapping.display().to_string()]);
     let config = scanfleet_collector::config::Config::loopback(
         &nats.url(),
@@ -50,9 +52,8 @@ async fn fleet() -> Fleet {
     let collector = scanfleet_collector::EmbeddedCollector::start(config)
         .await
         .unwrap();
-    let args = ["scanfleet-intake", "--nats-url", &nats.url()]
-        .map(String::from)
-        .into_iter()
+    let args = std::iter::once("scanfleet-intake".to_owned())
+        .chain(nats.args(BusIdentity::Intake))
         .chain(["--cluster", "kubesim", "--grpc-listen", "127.0.0.1:0"].map(String::from))
         .chain(creds.service_flags());
     let config = scanfleet_intake::config::Config::from_args(

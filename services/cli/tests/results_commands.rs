@@ -7,16 +7,17 @@ mod support;
 use std::net::SocketAddr;
 
 use async_nats::HeaderMap;
+use scanfleet_bus::BusIdentity;
 use scanfleet_collector::config::Config;
 use scanfleet_test_harness::callers::access_cluster;
 use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::{inline_event, publish, result, write_public_key};
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_trust::SigningKey;
 use support::*;
 
 struct Fleet {
-    _nats: NatsServer,
+    _nats: SecureBus,
     dir: tempfile::TempDir,
     key: SigningKey,
     public: std::path::PathBuf,
@@ -29,7 +30,7 @@ struct Fleet {
 }
 
 async fn fleet() -> Fleet {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let public = write_public_key(dir.path(), &key);
@@ -39,13 +40,18 @@ async fn fleet() -> Fleet {
         &nats.url(),
         &format!("sqlite://{}", dir.path().join("r.db").display()),
         &public,
-        &creds.service_flags(),
+        &[
+            nats.auth_args(BusIdentity::Collector),
+            creds.service_flags(),
+        ]
+        .concat(),
     )
     .unwrap();
     let collector = scanfleet_collector::EmbeddedCollector::start(config)
         .await
         .expect("collector starts");
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // Results arrive as a worker publishes them.
+    let js = nats.js(BusIdentity::Worker).await;
     Fleet {
         _nats: nats,
         dir,

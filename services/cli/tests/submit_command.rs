@@ -5,32 +5,23 @@
 mod support;
 
 use clap::Parser;
+use scanfleet_bus::BusIdentity;
 use scanfleet_intake::config::{Args, Config};
 use scanfleet_test_harness::callers::access_cluster;
 use scanfleet_test_harness::credentials::TestCredentials;
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_prints_scan_ids_and_refuses_bad_targets_with_the_reason() {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let sim = access_cluster().await;
     let creds = TestCredentials::new(&sim).await;
-    let config = Config::from_args(Args::parse_from(
-        [
-            "scanfleet-intake",
-            "--nats-url",
-            &nats.url(),
-            "--cluster",
-            "kubesim",
-            "--grpc-listen",
-            "127.0.0.1:0",
-        ]
-        .map(String::from)
-        .into_iter()
-        .chain(creds.service_flags()),
-    ))
-    .unwrap();
+    let mut argv = vec!["scanfleet-intake".to_owned()];
+    argv.extend(nats.args(BusIdentity::Intake));
+    argv.extend(["--cluster", "kubesim", "--grpc-listen", "127.0.0.1:0"].map(String::from));
+    argv.extend(creds.service_flags());
+    let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let embedded = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .expect("intake serves");

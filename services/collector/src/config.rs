@@ -70,9 +70,6 @@ pub struct Args {
     /// all [default: 30]
     #[arg(long, env = "SCANFLEET_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
-    /// Stream replicas when declaring the bus topology [default: 1]
-    #[arg(long, env = "SCANFLEET_STREAM_REPLICAS")]
-    pub stream_replicas: Option<usize>,
     /// Largest event, envelope or report accepted, in bytes [default: 16 MiB]
     #[arg(long, env = "SCANFLEET_MAX_EVENT_BYTES")]
     pub max_event_bytes: Option<usize>,
@@ -98,6 +95,8 @@ pub struct Args {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    #[serde(default)]
+    nats: scanfleet_bus::NatsFile,
     store_url: Option<String>,
     store_url_file: Option<PathBuf>,
     #[serde(default)]
@@ -107,7 +106,6 @@ struct FileConfig {
     grpc_listen: Option<SocketAddr>,
     http_listen: Option<SocketAddr>,
     retention_days: Option<u32>,
-    stream_replicas: Option<usize>,
     max_event_bytes: Option<usize>,
     log_format: Option<LogFormat>,
     max_finding_workloads: Option<usize>,
@@ -146,8 +144,6 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// Retention, if any.
     pub retention: Option<Duration>,
-    /// Stream replicas.
-    pub stream_replicas: usize,
     /// Size bound.
     pub max_event_bytes: usize,
     /// How logs are written.
@@ -245,11 +241,11 @@ impl Config {
     /// One line per problem.
     pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
-        let nats = args.nats.settings(&mut errors);
         let file: FileConfig = match &args.config {
             None => FileConfig::default(),
             Some(path) => read_yaml_file(path, &mut errors),
         };
+        let nats = args.nats.settle(&file.nats, &mut errors);
         let store_url = store_url(args.store_url, args.store_url_file, &file, &mut errors);
         let trusted_keys = if args.trusted_keys.is_empty() {
             file.trusted_keys
@@ -261,7 +257,6 @@ impl Config {
         } else {
             args.age_identities
         };
-        let stream_replicas = setting(args.stream_replicas, file.stream_replicas, 1);
         let retention_days = setting(args.retention_days, file.retention_days, 30);
         let log_format = setting(args.log_format, file.log_format, LogFormat::Text);
         let serving = args.serving.settle(
@@ -311,9 +306,6 @@ impl Config {
             },
             &mut errors,
         );
-        if stream_replicas == 0 || stream_replicas > 5 {
-            errors.push("--stream-replicas: must be 1 to 5".into());
-        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -334,7 +326,6 @@ impl Config {
             ),
             retention: (retention_days > 0)
                 .then(|| Duration::from_secs(u64::from(retention_days) * 86_400)),
-            stream_replicas,
             max_event_bytes: setting(args.max_event_bytes, file.max_event_bytes, 16 * 1024 * 1024),
             log_format,
             serving,
@@ -451,19 +442,73 @@ mod tests {
             "scanfleet-collector",
             "--config",
             file.to_str().unwrap(),
-            "--stream-replicas",
-            "9",
+            "--nats-url",
+            "ftp://nats.example",
         ]))
         .err()
         .expect("invalid");
         let all = errors.join("\n");
-        for needle in [
-            "unknown field `bogus`",
-            "--trusted-key",
-            "--stream-replicas",
-        ] {
+        for needle in ["unknown field `bogus`", "--trusted-key", "--nats-url"] {
             assert!(all.contains(needle), "{needle} missing from:\n{all}");
         }
+    }
+
+    #[test]
+    fn nats_credentials_come_from_the_file_under_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path(), "k.pub.pem");
+        let ca = key_file(dir.path(), "ca.pem");
+        let seed = dir.path().join("collector.nk");
+        std::fs::write(&seed, scanfleet_bus::UserNkey::generate().seed).unwrap();
+        let file = dir.path().join("collector.yml");
+        std::fs::write(
+            &file,
+            format!(
+                "trusted_keys: [{}]\ninsecure_plaintext: true\nnats:\n  url: tls://nats.file:4222\n  nkey_file: {}\n  ca: {}\n",
+                key.display(),
+                seed.display(),
+                ca.display()
+            ),
+        )
+        .unwrap();
+        let config = Config::from_args(Args::parse_from([
+            "scanfleet-collector",
+            "--config",
+            file.to_str().unwrap(),
+        ]))
+        .map_err(|e| e.join("; "))
+        .unwrap();
+        assert_eq!(config.nats.urls, vec!["tls://nats.file:4222".to_owned()]);
+        assert!(matches!(
+            config.nats.auth,
+            scanfleet_bus::NatsAuth::NKey { .. }
+        ));
+        assert_eq!(config.nats.ca.as_deref(), Some(ca.as_path()));
+        let config = Config::from_args(Args::parse_from([
+            "scanfleet-collector",
+            "--config",
+            file.to_str().unwrap(),
+            "--nats-url",
+            "tls://nats.flag:4222",
+        ]))
+        .map_err(|e| e.join("; "))
+        .unwrap();
+        assert_eq!(
+            config.nats.urls,
+            vec!["tls://nats.flag:4222".to_owned()],
+            "the flag wins over the file"
+        );
+
+        std::fs::write(&file, "nats:\n  nkey_file: /nonexistent/seed\n  bogus: 1\n").unwrap();
+        let errors = Config::from_args(Args::parse_from([
+            "scanfleet-collector",
+            "--config",
+            file.to_str().unwrap(),
+        ]))
+        .err()
+        .expect("invalid")
+        .join("\n");
+        assert!(errors.contains("unknown field `bogus`"), "{errors}");
     }
 
     #[test]
@@ -474,7 +519,7 @@ mod tests {
         std::fs::write(
             &file,
             format!(
-                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\n",
+                "store_url: sqlite:///var/lib/r.db\ntrusted_keys: [{}]\ninsecure_plaintext: true\n",
                 key.display()
             ),
         )

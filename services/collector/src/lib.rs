@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use scanfleet_bus::TopologyConfig;
+use scanfleet_bus::BusIdentity;
 use scanfleet_contracts::v1::results_server::ResultsServer;
 use scanfleet_process_lifecycle::{
     CriticalTasks, Listener, LogFormat, Service, serve_grpc, serve_http,
@@ -150,14 +150,9 @@ pub async fn run_with_ready(
     shutdown: watch::Receiver<bool>,
     ready: impl FnOnce(Listening),
 ) -> Result<()> {
-    let client = scanfleet_bus::connect(&config.nats, "scanfleet-collector").await?;
+    let client = scanfleet_bus::connect(&config.nats, BusIdentity::Collector).await?;
     let js = async_nats::jetstream::new(client.clone());
-    TopologyConfig {
-        replicas: config.stream_replicas,
-        ..Default::default()
-    }
-    .ensure(&js)
-    .await?;
+    scanfleet_bus::check_topology(&js, BusIdentity::Collector).await?;
     let store = Arc::new(
         ResultStore::connect(&config.store_url)
             .await

@@ -11,29 +11,20 @@ use scanfleet_contracts::v1::{
     results_client::ResultsClient,
 };
 use scanfleet_edge_access::Authenticated;
-use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::postgres::Postgres;
 use scanfleet_trust::{AgeIdentities, SigningKey, TrustedKeys};
 use support::*;
 
-async fn js(server: &NatsServer) -> jetstream::Context {
-    jetstream::new(async_nats::connect(server.url()).await.unwrap())
-}
-
 #[tokio::test]
 async fn every_result_is_stored_exactly_once_and_still_verifies() {
     let (_sim, creds) = credentials().await;
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
-    let collector = CollectorProcess::start(
-        base_args(&nats.url(), &store, &pub_path),
-        dir.path(),
-        &creds,
-    );
-    let js = js(&nats).await;
+    let collector = CollectorProcess::start(base_args(&bus, &store, &pub_path), dir.path(), &creds);
+    let js = bus.js(BusIdentity::Worker).await;
 
     let published =
         twenty_results_and_five_redeliveries_are_stored_once(&js, &key, &collector).await;
@@ -186,18 +177,14 @@ async fn http_serves_the_exact_report_and_envelope(
 #[tokio::test]
 async fn tampered_foreign_and_garbage_events_are_quarantined_not_stored() {
     let (_sim, creds) = credentials().await;
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let stranger = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
-    let collector = CollectorProcess::start(
-        base_args(&nats.url(), &store, &pub_path),
-        dir.path(),
-        &creds,
-    );
-    let js = js(&nats).await;
+    let collector = CollectorProcess::start(base_args(&bus, &store, &pub_path), dir.path(), &creds);
+    let js = bus.js(BusIdentity::Worker).await;
 
     // Tampered: one byte of the signed payload changed.
     let good = result(&key, "01TAMPER", "shop");
@@ -254,7 +241,12 @@ async fn tampered_foreign_and_garbage_events_are_quarantined_not_stored() {
             == 1
     })
     .await;
-    let quarantine = js.get_stream(QUARANTINE_STREAM).await.unwrap();
+    let quarantine = bus
+        .admin()
+        .await
+        .get_stream(QUARANTINE_STREAM)
+        .await
+        .unwrap();
     eventually("four quarantined events", || {
         let mut q = quarantine.clone();
         async move { q.info().await.unwrap().state.messages == 4 }
@@ -306,7 +298,7 @@ async fn tampered_foreign_and_garbage_events_are_quarantined_not_stored() {
 #[tokio::test]
 async fn encrypted_results_with_reports_in_the_object_store_are_stored() {
     let (_sim, creds) = credentials().await;
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
@@ -314,10 +306,10 @@ async fn encrypted_results_with_reports_in_the_object_store_are_stored() {
     let id_path = dir.path().join("collector.agekey");
     std::fs::write(&id_path, identity.to_file_text().as_bytes()).unwrap();
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
-    let mut args = base_args(&nats.url(), &store, &pub_path);
+    let mut args = base_args(&bus, &store, &pub_path);
     args.extend(["--age-identity".into(), id_path.display().to_string()]);
     let collector = CollectorProcess::start(args, dir.path(), &creds);
-    let js = js(&nats).await;
+    let js = bus.js(BusIdentity::Worker).await;
 
     let p = result(&key, "01BIG", "shop");
     let name = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&p.report));
@@ -370,17 +362,14 @@ async fn encrypted_results_with_reports_in_the_object_store_are_stored() {
 #[tokio::test]
 async fn a_postgres_outage_delays_results_and_loses_none() {
     let (_sim, creds) = credentials().await;
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let mut pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
-    let collector = CollectorProcess::start(
-        base_args(&nats.url(), &pg.url(), &pub_path),
-        dir.path(),
-        &creds,
-    );
-    let js = js(&nats).await;
+    let collector =
+        CollectorProcess::start(base_args(&bus, &pg.url(), &pub_path), dir.path(), &creds);
+    let js = bus.js(BusIdentity::Worker).await;
 
     for i in 0..5 {
         let p = result(&key, &format!("01PRE{i}"), "shop");
@@ -427,14 +416,14 @@ async fn a_postgres_outage_delays_results_and_loses_none() {
 #[tokio::test]
 async fn a_stopped_collector_catches_up_when_it_returns() {
     let (_sim, creds) = credentials().await;
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
-    let args = base_args(&nats.url(), &store, &pub_path);
+    let args = base_args(&bus, &store, &pub_path);
     let mut collector = CollectorProcess::start(args.clone(), dir.path(), &creds);
-    let js = js(&nats).await;
+    let js = bus.js(BusIdentity::Worker).await;
     assert!(
         collector.stop().success(),
         "clean exit on SIGTERM:\n{}",

@@ -9,7 +9,6 @@ use std::process::{Command, Stdio};
 
 use async_nats::HeaderMap;
 use scanfleet_process_lifecycle::metrics::sample;
-use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::{system_tool, text};
 use scanfleet_trust::SigningKey;
 use support::*;
@@ -54,14 +53,14 @@ fn workload_series(name: &str, namespace: &str, scan_id: &str, extra: &str) -> S
 #[tokio::test]
 async fn workloads_are_series_promtool_accepts_after_restarts_and_within_the_bound() {
     let (_sim, creds) = credentials().await;
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
-    let args = base_args(&nats.url(), &store, &pub_path);
+    let args = base_args(&bus, &store, &pub_path);
     let mut collector = CollectorProcess::start(args.clone(), dir.path(), &creds);
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = bus.js(BusIdentity::Worker).await;
 
     let scans = [
         ("01FIND1", "shop"),

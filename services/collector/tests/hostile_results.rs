@@ -9,14 +9,9 @@ use async_nats::jetstream;
 use prost::Message as _;
 use scanfleet_bus::topology::{QUARANTINE_STREAM, REPORTS_BUCKET};
 use scanfleet_contracts::v1::{ResultEvent, result_event};
-use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_trust::{Envelope, IN_TOTO_PAYLOAD_TYPE, SigningKey};
 use sha2::{Digest, Sha256};
 use support::*;
-
-async fn js(server: &NatsServer) -> jetstream::Context {
-    jetstream::new(async_nats::connect(server.url()).await.unwrap())
-}
 
 async fn quarantined(js: &jetstream::Context) -> Vec<String> {
     let stream = js.get_stream(QUARANTINE_STREAM).await.unwrap();
@@ -42,15 +37,16 @@ async fn quarantined(js: &jetstream::Context) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_report_object_is_quarantined_without_being_read() {
     let (_sim, creds) = credentials().await;
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
-    let mut args = base_args(&nats.url(), &store, &pub_path);
+    let mut args = base_args(&bus, &store, &pub_path);
     args.extend(["--max-event-bytes".into(), (1024 * 1024).to_string()]);
     let collector = CollectorProcess::start(args, dir.path(), &creds);
-    let js = js(&nats).await;
+    let js = bus.js(BusIdentity::Worker).await;
+    let admin = bus.admin().await;
 
     // A 96 MiB "report", bound by a validly signed statement.
     let body: Vec<u8> = (0..96 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
@@ -81,10 +77,10 @@ async fn an_oversized_report_object_is_quarantined_without_being_read() {
         .await;
     }
     eventually("three quarantined replays", || async {
-        quarantined(&js).await.len() == 3
+        quarantined(&admin).await.len() == 3
     })
     .await;
-    assert_eq!(quarantined(&js).await, ["report_too_large"; 3]);
+    assert_eq!(quarantined(&admin).await, ["report_too_large"; 3]);
     assert_eq!(
         collector
             .metric("scanfleet_collector_results_quarantined_total{reason=\"report_too_large\"}")
@@ -111,17 +107,14 @@ async fn an_oversized_report_object_is_quarantined_without_being_read() {
 #[tokio::test]
 async fn a_result_under_another_places_subject_is_quarantined() {
     let (_sim, creds) = credentials().await;
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let pub_path = write_public_key(dir.path(), &key);
     let store = format!("sqlite://{}", dir.path().join("r.db").display());
-    let collector = CollectorProcess::start(
-        base_args(&nats.url(), &store, &pub_path),
-        dir.path(),
-        &creds,
-    );
-    let js = js(&nats).await;
+    let collector = CollectorProcess::start(base_args(&bus, &store, &pub_path), dir.path(), &creds);
+    let js = bus.js(BusIdentity::Worker).await;
+    let admin = bus.admin().await;
 
     let about_kube_system = result(&key, "01SYSTEM", "kube-system");
     publish(
@@ -133,7 +126,7 @@ async fn a_result_under_another_places_subject_is_quarantined() {
     )
     .await;
     eventually("the moved result quarantined", || async {
-        quarantined(&js).await == ["wrong_subject"]
+        quarantined(&admin).await == ["wrong_subject"]
     })
     .await;
     assert_eq!(stored_count(&collector).await, 0, "not stored under apps");

@@ -1,11 +1,13 @@
-//! Production NATS settings: TLS pinned to a CA and user authentication.
+//! Production NATS settings: TLS pinned to a CA and user authentication
+//! (a password here; the fleet's own nkey identities everywhere else).
 //! Credentials and certificates that do not fit fail fast and say why.
 
 mod support;
 
 use async_nats::HeaderMap;
-use scanfleet_bus::{NatsAuth, NatsSettings};
+use scanfleet_bus::{NatsAuth, NatsSettings, TopologyConfig, UserNkey};
 use scanfleet_test_harness::nats::{NatsOptions, NatsServer};
+use scanfleet_test_harness::pki::TestPki;
 use scanfleet_trust::SigningKey;
 use support::*;
 
@@ -51,16 +53,19 @@ fn secure_args(
     ca: &std::path::Path,
     password_file: &std::path::Path,
 ) -> Vec<String> {
-    let mut args = base_args(&nats.url(), store, key);
-    args.extend([
-        "--nats-ca".into(),
-        ca.display().to_string(),
-        "--nats-user".into(),
-        "collector".into(),
-        "--nats-password-file".into(),
-        password_file.display().to_string(),
-    ]);
-    args
+    let nats = [
+        "--nats-url",
+        &nats.url(),
+        "--nats-ca",
+        &ca.display().to_string(),
+        "--nats-user",
+        "collector",
+        "--nats-password-file",
+        &password_file.display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    collector_args(nats, store, key)
 }
 
 #[tokio::test]
@@ -74,6 +79,7 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
             ("collector".into(), "collector-secret-7f3a".into()),
             ("worker".into(), "worker-secret-91bc".into()),
         ],
+        ..Default::default()
     });
     assert!(nats.url().starts_with("tls://"));
     let key = SigningKey::generate();
@@ -82,11 +88,6 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
     let good_password = dir.path().join("collector.pw");
     std::fs::write(&good_password, "collector-secret-7f3a\n").unwrap();
 
-    let collector = CollectorProcess::start(
-        secure_args(&nats, &store, &public, &pki.ca, &good_password),
-        dir.path(),
-        &creds,
-    );
     // A worker with its own account publishes a result over TLS.
     let worker = scanfleet_bus::connect(
         &NatsSettings {
@@ -96,13 +97,22 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
                 password: "worker-secret-91bc".into(),
             },
             ca: Some(pki.ca.clone()),
+            client_cert: None,
             connect_attempts: 3,
         },
-        "test-worker",
+        BusIdentity::Worker,
     )
     .await
     .unwrap();
     let js = async_nats::jetstream::new(worker);
+    // Users without permissions on this server may do anything, so the
+    // worker's account can create the topology the collector checks for.
+    TopologyConfig::default().ensure(&js).await.unwrap();
+    let collector = CollectorProcess::start(
+        secure_args(&nats, &store, &public, &pki.ca, &good_password),
+        dir.path(),
+        &creds,
+    );
     let p = result(&key, "01TLS", "shop");
     publish(&js, "shop", &p.scan_id, HeaderMap::new(), inline_event(&p)).await;
     eventually("the result over TLS", || async {
@@ -150,4 +160,57 @@ async fn collector_works_over_tls_with_a_password_and_refuses_wrong_settings() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("attempt 1"), "not retried: {err}");
     assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
+
+#[tokio::test]
+async fn an_nkey_the_server_does_not_know_is_refused_at_once_and_never_logged() {
+    let bus = SecureBus::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate();
+    let public = write_public_key(dir.path(), &key);
+    let store = format!("sqlite://{}", dir.path().join("r.db").display());
+    let stranger = UserNkey::generate();
+    let seed_file = dir.path().join("stranger.nk");
+    scanfleet_test_harness::write_private(&seed_file, stranger.seed.as_bytes());
+    let mut args = base_args(&bus, &store, &public);
+    let at = args.iter().position(|a| a == "--nats-nkey-file").unwrap();
+    args[at + 1] = seed_file.display().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanfleet-collector"))
+        .args(&args)
+        .args(TestPki::new().server_flags())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.to_lowercase().contains("authorization violation"),
+        "{err}"
+    );
+    assert!(err.contains("attempt 1"), "not retried: {err}");
+    assert!(
+        !err.contains(&stranger.seed),
+        "the seed must never be logged"
+    );
+}
+
+#[test]
+fn without_its_topology_the_collector_names_what_is_missing_and_how_to_create_it() {
+    let bus = SecureBus::without_topology();
+    let dir = tempfile::tempdir().unwrap();
+    let public = write_public_key(dir.path(), &SigningKey::generate());
+    let store = format!("sqlite://{}", dir.path().join("r.db").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scanfleet-collector"))
+        .args(base_args(&bus, &store, &public))
+        .args(TestPki::new().server_flags())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "missing stream SCAN_RESULTS, stream SCAN_QUARANTINE, object store SCAN_REPORTS"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("scanfleet bus init"), "{err}");
 }

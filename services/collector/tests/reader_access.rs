@@ -20,13 +20,12 @@ use scanfleet_contracts::v1::{
 use scanfleet_edge_access::{Authenticated, BearerAuth};
 use scanfleet_test_harness::callers::{AUDIENCE, Callers};
 use scanfleet_test_harness::https::{https_get, https_request};
-use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_trust::SigningKey;
 use support::*;
 use tonic::Code;
 
 struct Bench {
-    _nats: NatsServer,
+    _nats: SecureBus,
     sim: kubesim::Kubesim,
     creds: TestCredentials,
     collector: CollectorProcess,
@@ -38,15 +37,15 @@ struct Bench {
 impl Bench {
     async fn start(extra: &[String]) -> Self {
         let (sim, creds) = credentials().await;
-        let nats = NatsServer::start();
+        let nats = SecureBus::start().await;
         let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::generate();
         let public = write_public_key(dir.path(), &key);
         let store = format!("sqlite://{}", dir.path().join("r.db").display());
-        let mut args = base_args(&nats.url(), &store, &public);
+        let mut args = base_args(&nats, &store, &public);
         args.extend(extra.iter().cloned());
         let collector = CollectorProcess::start(args, dir.path(), &creds);
-        let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        let js = nats.js(BusIdentity::Worker).await;
         Self {
             _nats: nats,
             sim,

@@ -12,8 +12,6 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use async_nats::HeaderMap;
-use async_nats::jetstream;
-use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::postgres::Postgres;
 use scanfleet_trust::{AgeIdentities, Envelope, IN_TOTO_PAYLOAD_TYPE, SigningKey};
 use support::*;
@@ -66,15 +64,15 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 /// One store, written twice: sealed (`--require-encryption`), then plain.
 async fn exercise(store_url: &str, files: &Path) {
     let (_sim, creds) = credentials().await;
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let public = write_public_key(dir.path(), &key);
     let identity = AgeIdentities::generate();
     let identity_file = dir.path().join("collector.age");
     std::fs::write(&identity_file, identity.to_file_text().as_bytes()).unwrap();
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let mut args = base_args(&nats.url(), store_url, &public);
+    let js = bus.js(BusIdentity::Worker).await;
+    let mut args = base_args(&bus, store_url, &public);
     args.extend(["--age-identity".into(), identity_file.display().to_string()]);
 
     let mut sealed_args = args.clone();

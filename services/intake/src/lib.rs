@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use scanfleet_bus::{IntentQueue, ScanStatusBook, TopologyConfig};
+use scanfleet_bus::{BusIdentity, IntentQueue, ScanStatusBook};
 use scanfleet_contracts::v1::intake_server::IntakeServer;
 use scanfleet_process_lifecycle::{
     CriticalTasks, Listener, LogFormat, Service, TaskHandles, serve_grpc, serve_http,
@@ -116,14 +116,9 @@ pub async fn run_supervised(
     shutdown: watch::Receiver<bool>,
     ready: impl FnOnce(Listening, TaskHandles),
 ) -> Result<()> {
-    let client = scanfleet_bus::connect(&config.nats, "scanfleet-intake").await?;
+    let client = scanfleet_bus::connect(&config.nats, BusIdentity::Intake).await?;
     let js = async_nats::jetstream::new(client.clone());
-    TopologyConfig {
-        replicas: config.stream_replicas,
-        ..Default::default()
-    }
-    .ensure(&js)
-    .await?;
+    scanfleet_bus::check_topology(&js, BusIdentity::Intake).await?;
     let metrics = Arc::new(Metrics::default());
     let mut tasks = CriticalTasks::new(shutdown.clone());
     let (directory, started) = start_pod_directory(&config, &shutdown, &mut tasks).await?;

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
+use scanfleet_bus::BusIdentity;
 use scanfleet_bus::TopologyConfig;
 use scanfleet_bus::dead_letters::{HEADER_DELIVERIES, HEADER_REASON};
 use scanfleet_bus::topology::{
@@ -27,7 +28,7 @@ use scanfleet_contracts::v1::{
 use scanfleet_edge_access::Authenticated;
 use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::eventually;
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_test_harness::{repo_root, write_private};
 use scanfleet_trust::SigningKey;
 
@@ -125,7 +126,7 @@ async fn messages(js: &jetstream::Context, stream: &str) -> u64 {
 /// nats-server, kubesim with a poisoned pod, and the intake binary; workers
 /// are started per step.
 struct Bench {
-    nats: NatsServer,
+    nats: SecureBus,
     _sim: kubesim::Kubesim,
     dir: tempfile::TempDir,
     js: jetstream::Context,
@@ -139,18 +140,15 @@ struct Bench {
 
 impl Bench {
     async fn start() -> Self {
-        let nats = NatsServer::start();
-        let dir = tempfile::tempdir().unwrap();
-        let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-        // Declared first, so the services' own `ensure` keeps these limits.
-        TopologyConfig {
+        // The bootstrap (`bus init`) sets these limits before any service starts.
+        let nats = SecureBus::start_with(TopologyConfig {
             max_deliver: MAX_DELIVER,
             backoff: vec![Duration::from_secs(2)],
             ..Default::default()
-        }
-        .ensure(&js)
-        .await
-        .unwrap();
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let js = nats.js(BusIdentity::Admin).await;
         let sim = kubesim::Kubesim::start_settled(
             kubesim::Config::demo().unwrap(),
             Duration::from_secs(30),
@@ -176,19 +174,12 @@ impl Bench {
         )
         .unwrap();
         let creds = TestCredentials::new(&sim).await;
+        let mut args = nats.args(BusIdentity::Intake);
+        args.extend(["--cluster", "kubesim", "--grpc-listen", "127.0.0.1:0"].map(String::from));
+        args.extend(creds.service_flags());
         let (intake, line) = Process::start(
             Path::new(env!("CARGO_BIN_EXE_scanfleet-intake")),
-            [
-                "--nats-url",
-                &nats.url(),
-                "--cluster",
-                "kubesim",
-                "--grpc-listen",
-                "127.0.0.1:0",
-            ]
-            .map(String::from)
-            .into_iter()
-            .chain(creds.service_flags()),
+            args,
             dir.path().join("intake.log"),
         );
         let grpc = line
@@ -213,29 +204,30 @@ impl Bench {
 
     fn worker(&self, name: &str) -> Process {
         let profiles = repo_root().join("profiles");
+        let bus = self.nats.args(BusIdentity::Worker);
         Process::start(
             &worker_binary(),
-            [
-                "--nats-url",
-                &self.nats.url(),
-                "--cluster",
-                "kubesim",
-                "--kubeconfig",
-                self.kubeconfig.to_str().unwrap(),
-                "--signing-key",
-                self.key_path.to_str().unwrap(),
-                "--profiles",
-                profiles.to_str().unwrap(),
-                "--config",
-                self.worker_config.to_str().unwrap(),
-                "--http-listen",
-                "127.0.0.1:0",
-                "--worker-id",
-                name,
-            ]
-            .map(String::from)
-            .into_iter()
-            .chain(self.creds.tls_flags()),
+            bus.into_iter()
+                .chain(
+                    [
+                        "--cluster",
+                        "kubesim",
+                        "--kubeconfig",
+                        self.kubeconfig.to_str().unwrap(),
+                        "--signing-key",
+                        self.key_path.to_str().unwrap(),
+                        "--profiles",
+                        profiles.to_str().unwrap(),
+                        "--config",
+                        self.worker_config.to_str().unwrap(),
+                        "--http-listen",
+                        "127.0.0.1:0",
+                        "--worker-id",
+                        name,
+                    ]
+                    .map(String::from),
+                )
+                .chain(self.creds.tls_flags()),
             self.dir.path().join(format!("{name}.log")),
         )
         .0

@@ -4,8 +4,8 @@
 use async_nats::jetstream;
 use clap::Parser;
 use prost::Message as _;
-use scanfleet_bus::TopologyConfig;
 use scanfleet_bus::topology::INTENTS_STREAM;
+use scanfleet_bus::{BusIdentity, TopologyConfig};
 use scanfleet_contracts::v1::{
     GetScanRequest, ProfileRef, ScanIntent, ScanState, SubmitBatchRequest, SubmitRequest,
     TargetSelector, intake_client::IntakeClient, profile_ref::Pin, target_selector::Selector,
@@ -14,12 +14,12 @@ use scanfleet_edge_access::Authenticated;
 use scanfleet_intake::config::{Args, Config};
 use scanfleet_test_harness::callers::{Callers, access_cluster};
 use scanfleet_test_harness::credentials::TestCredentials;
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_test_harness::slow_clients::LimitedProcess;
 use tonic::Code;
 
 struct Running {
-    nats: NatsServer,
+    nats: SecureBus,
     client: IntakeClient<Authenticated>,
     js: jetstream::Context,
     intake: scanfleet_intake::EmbeddedIntake,
@@ -27,18 +27,17 @@ struct Running {
     _sim: kubesim::Kubesim,
 }
 
-async fn start(nats: NatsServer, extra: &[&str]) -> Running {
+async fn start(nats: SecureBus, extra: &[&str]) -> Running {
     let sim = access_cluster().await;
     let creds = TestCredentials::new(&sim).await;
-    let mut argv = vec![
-        "scanfleet-intake".to_owned(),
-        "--nats-url".into(),
-        nats.url(),
+    let mut argv = vec!["scanfleet-intake".to_owned()];
+    argv.extend(nats.args(BusIdentity::Intake));
+    argv.extend([
         "--cluster".into(),
         "kubesim".into(),
         "--grpc-listen".into(),
         "127.0.0.1:0".into(),
-    ];
+    ]);
     argv.extend(extra.iter().map(|s| s.to_string()));
     argv.extend(creds.service_flags());
     let config = Config::from_args(Args::parse_from(argv)).unwrap();
@@ -46,7 +45,7 @@ async fn start(nats: NatsServer, extra: &[&str]) -> Running {
         .await
         .expect("intake serves");
     let client = creds.intake(intake.grpc).await;
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.js(BusIdentity::Admin).await;
     Running {
         nats,
         client,
@@ -85,7 +84,7 @@ fn request(uri: &str) -> SubmitRequest {
 
 #[tokio::test]
 async fn a_valid_submission_is_queued_on_its_subject_and_reported() {
-    let mut r = start(NatsServer::start(), &[]).await;
+    let mut r = start(SecureBus::start().await, &[]).await;
     let accepted = r
         .client
         .submit(request("k8s://shop/web-0/web"))
@@ -151,7 +150,7 @@ async fn a_valid_submission_is_queued_on_its_subject_and_reported() {
 
 #[tokio::test]
 async fn every_violation_is_reported_with_its_field_path_and_nothing_is_queued() {
-    let mut r = start(NatsServer::start(), &[]).await;
+    let mut r = start(SecureBus::start().await, &[]).await;
     let mut bad = request("k8s://Shop/web-0");
     bad.profile = None;
     bad.timeout = Some(prost_types::Duration {
@@ -205,7 +204,7 @@ async fn every_violation_is_reported_with_its_field_path_and_nothing_is_queued()
 async fn hostile_submissions_are_refused_by_field_before_queueing() {
     let profiles = scanfleet_test_harness::repo_root().join("profiles");
     let mut r = start(
-        NatsServer::start(),
+        SecureBus::start().await,
         &["--profiles", profiles.to_str().unwrap()],
     )
     .await;
@@ -307,7 +306,11 @@ async fn hostile_submissions_are_refused_by_field_before_queueing() {
 /// locked input is refused before anything is queued, naming the input.
 #[tokio::test]
 async fn overriding_a_locked_input_is_permission_denied() {
-    let mut r = start(NatsServer::start(), &["--locked-inputs", "search_paths"]).await;
+    let mut r = start(
+        SecureBus::start().await,
+        &["--locked-inputs", "search_paths"],
+    )
+    .await;
     let mut req = request("k8s://shop/web-0/web");
     req.profile_inputs = [("search_paths".to_owned(), "/nonexistent".to_owned())].into();
     let err = r.client.submit(req.clone()).await.unwrap_err();
@@ -343,7 +346,7 @@ async fn overriding_a_locked_input_is_permission_denied() {
 /// anything is queued; the same caller in `apps` is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_outside_the_callers_namespace_is_denied_naming_it() {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let sim = access_cluster().await;
     let creds = TestCredentials::new(&sim).await;
     let token = Callers::new(&sim)
@@ -351,16 +354,8 @@ async fn a_submission_outside_the_callers_namespace_is_denied_naming_it() {
         .caller("apps", "submitter", &["create"], "scans", &["apps"])
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> = [
-        "--nats-url",
-        &nats.url(),
-        "--cluster",
-        "kubesim",
-        "--grpc-listen",
-        "127.0.0.1:0",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = nats.args(BusIdentity::Intake);
+    args.extend(["--cluster", "kubesim", "--grpc-listen", "127.0.0.1:0"].map(String::from));
     args.extend(creds.service_flags());
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_scanfleet-intake"));
     let intake = LimitedProcess::start(exe, &args, 1024, &dir.path().join("intake.log"));
@@ -377,7 +372,7 @@ async fn a_submission_outside_the_callers_namespace_is_denied_naming_it() {
          cannot create resource \"scans\" in API group \"scanfleet.dev\" in the namespace \
          \"kube-system\""
     );
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.js(BusIdentity::Admin).await;
     let queued = || async {
         let mut stream = js.get_stream(INTENTS_STREAM).await.unwrap();
         stream.info().await.unwrap().state.messages
@@ -392,7 +387,7 @@ async fn a_submission_outside_the_callers_namespace_is_denied_naming_it() {
 
 #[tokio::test]
 async fn an_idempotency_key_returns_the_first_scan_id() {
-    let mut r = start(NatsServer::start(), &[]).await;
+    let mut r = start(SecureBus::start().await, &[]).await;
     let mut req = request("k8s://shop/web-0/web");
     req.idempotency_key = "ci-run-4711".into();
     let first = r
@@ -421,16 +416,12 @@ async fn an_idempotency_key_returns_the_first_scan_id() {
 
 #[tokio::test]
 async fn a_full_queue_is_resource_exhausted_not_a_silent_drop() {
-    let nats = NatsServer::start();
-    // The operator sized the queue before intake started; intake keeps it.
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    TopologyConfig {
+    // The operator sized the queue at `bus init`, before intake started.
+    let nats = SecureBus::start_with(TopologyConfig {
         intents_max_messages: 2,
         ..Default::default()
-    }
-    .ensure(&js)
-    .await
-    .unwrap();
+    })
+    .await;
     let mut r = start(nats, &[]).await;
     for pod in ["a", "b"] {
         r.client
@@ -451,7 +442,7 @@ async fn a_full_queue_is_resource_exhausted_not_a_silent_drop() {
 
 #[tokio::test]
 async fn selector_targets_are_refused_until_the_pod_directory_exists() {
-    let mut r = start(NatsServer::start(), &[]).await;
+    let mut r = start(SecureBus::start().await, &[]).await;
     let mut req = request("");
     req.target = Some(TargetSelector {
         cluster: String::new(),
@@ -492,20 +483,20 @@ fn bad_configuration_lists_every_problem() {
 /// it half-alive; the binary turns that error into a non-zero exit.
 #[tokio::test]
 async fn intake_stops_when_a_critical_task_dies() {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let sim = access_cluster().await;
     let creds = TestCredentials::new(&sim).await;
-    let mut argv: Vec<String> = [
-        "scanfleet-intake",
-        "--nats-url",
-        &nats.url(),
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut argv = vec!["scanfleet-intake".to_owned()];
+    argv.extend(nats.args(BusIdentity::Intake));
+    argv.extend(
+        [
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from),
+    );
     argv.extend(creds.service_flags());
     let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let intake = scanfleet_intake::EmbeddedIntake::start(config)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use prost::Message as _;
+use scanfleet_bus::BusIdentity;
 use scanfleet_bus::topology::INTENTS_STREAM;
 use scanfleet_contracts::v1::{
     LabelSelectorTarget, ProfileRef, ScanIntent, SubmitRequest, TargetSelector, profile_ref::Pin,
@@ -13,7 +14,7 @@ use scanfleet_contracts::v1::{
 };
 use scanfleet_intake::config::{Args, Config};
 use scanfleet_test_harness::credentials::TestCredentials;
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 
 fn selector(namespace: &str, labels: &str, container: &str) -> SubmitRequest {
     SubmitRequest {
@@ -63,13 +64,12 @@ async fn selectors_expand_to_running_containers() {
         f.write_all(sim.admin_kubeconfig().as_bytes()).unwrap();
     }
 
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let creds = TestCredentials::new(&sim).await;
-    let config = Config::from_args(Args::parse_from(
+    let mut argv = vec!["scanfleet-intake".to_owned()];
+    argv.extend(nats.args(BusIdentity::Intake));
+    argv.extend(
         [
-            "scanfleet-intake",
-            "--nats-url",
-            &nats.url(),
             "--cluster",
             "kubesim",
             "--grpc-listen",
@@ -77,11 +77,10 @@ async fn selectors_expand_to_running_containers() {
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
         ]
-        .into_iter()
-        .map(String::from)
-        .chain(creds.service_flags()),
-    ))
-    .unwrap();
+        .map(String::from),
+    );
+    argv.extend(creds.service_flags());
+    let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let intake = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .expect("intake serves");
@@ -130,7 +129,7 @@ async fn selectors_expand_to_running_containers() {
 
     // Every accepted target is one intent on the stream, with its digest-free
     // target and a distinct scan id.
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.js(BusIdentity::Admin).await;
     let mut stream = js.get_stream(INTENTS_STREAM).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 7);
     let first = ScanIntent::decode(stream.get_raw_message(1).await.unwrap().payload).unwrap();
@@ -149,23 +148,21 @@ async fn an_insecure_kubeconfig_stops_intake_with_the_reason() {
         "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: prod\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context: {cluster: prod, user: u}\n",
     )
     .unwrap();
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let pki = scanfleet_test_harness::pki::TestPki::new();
-    let config = Config::from_args(Args::parse_from(
+    let mut argv = vec!["scanfleet-intake".to_owned()];
+    argv.extend(nats.args(BusIdentity::Intake));
+    argv.extend(
         [
-            "scanfleet-intake",
-            "--nats-url",
-            &nats.url(),
             "--grpc-listen",
             "127.0.0.1:0",
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
         ]
-        .map(String::from)
-        .into_iter()
-        .chain(pki.server_flags()),
-    ))
-    .unwrap();
+        .map(String::from),
+    );
+    argv.extend(pki.server_flags());
+    let config = Config::from_args(Args::parse_from(argv)).unwrap();
     let (_stop, rx) = tokio::sync::watch::channel(false);
     let err = scanfleet_intake::run_with_ready(config, rx, |_| {})
         .await

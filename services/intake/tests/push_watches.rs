@@ -9,8 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
-use scanfleet_test_harness::nats::NatsServer;
-use support::{HttpResponse, eventually, http, metric, queued_after};
+use support::{BusIdentity, HttpResponse, SecureBus, eventually, http, metric, queued_after};
 
 const FIXTURE: &str = r#"
 namespaces: [{name: apps}]
@@ -102,7 +101,7 @@ fn late_and_never_digests(fixture: &kubesim::fixture::Fixture) -> (String, Strin
 /// kubesim with the fixture, nats-server, and intake with a 4 s watch TTL.
 struct Scene {
     sim: kubesim::Kubesim,
-    _nats: NatsServer,
+    _nats: SecureBus,
     js: jetstream::Context,
     /// Holds intake's secret file and config for as long as it runs.
     _dir: tempfile::TempDir,
@@ -120,14 +119,14 @@ impl Scene {
         .await
         .expect("kubesim starts with every pod running (tests run as root)");
 
-        let nats = NatsServer::start();
-        let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        let nats = SecureBus::start().await;
+        let js = nats.js(BusIdentity::Admin).await;
         let dir = tempfile::tempdir().unwrap();
         let secret = support::write_private(dir.path(), "dist.secret", TOKEN.as_bytes());
         let yaml = format!(
             "webhooks:\n  profile: {{name: container-baseline, version: 1.0.0}}\n  watch_ttl_secs: 4\n  max_pending_watches: 8\n  endpoints:\n    distribution: {{secret_file: {secret:?}}}\n"
         );
-        let intake = support::start_intake(dir.path(), &nats.url(), &sim, &yaml).await;
+        let intake = support::start_intake(dir.path(), &nats, &sim, &yaml).await;
         let addr = intake.webhooks();
         let pods: kube::Api<Pod> = kube::Api::namespaced(support::client(&sim).await, "apps");
         Self {

@@ -10,9 +10,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::registry::{Notifications, TestRegistry, build_layout};
-use support::{Queued, last_sequence, metric, queued_after, start_intake};
+use support::{BusIdentity, Queued, SecureBus, last_sequence, metric, queued_after, start_intake};
 
 const SECRET: &str = "registry-notify-5b1e";
 
@@ -45,12 +44,12 @@ async fn a_real_push_of_an_unrun_digest_queues_one_image_scan() {
         kubesim::Kubesim::start_settled(kubesim::Config::demo().unwrap(), Duration::from_secs(30))
             .await
             .expect("kubesim starts with every pod running (tests run as root)");
-    let nats = NatsServer::start();
+    let bus = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let intake = start_intake(dir.path(), &nats.url(), &sim, &config_yaml(dir.path())).await;
+    let intake = start_intake(dir.path(), &bus, &sim, &config_yaml(dir.path())).await;
     let webhooks = intake.webhooks();
     let http = webhooks.addr;
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = bus.js(BusIdentity::Admin).await;
     let registry = TestRegistry::start(
         "ci",
         "push-pw",

@@ -13,9 +13,8 @@ use async_nats::jetstream;
 use hmac::{Hmac, Mac};
 use scanfleet_bus::TopologyConfig;
 use scanfleet_contracts::v1::{Priority, trigger::Source};
-use scanfleet_test_harness::nats::NatsServer;
 use sha2::Sha256;
-use support::{Queued, http, last_sequence, queued_after, start_intake};
+use support::{BusIdentity, Queued, SecureBus, http, last_sequence, queued_after, start_intake};
 
 const DIST_TOKEN: &str = "Bearer dist-token-7f3a9c";
 const HARBOR_AUTH: &str = "Basic cm9ib3QkY2k6czNjcmV0";
@@ -186,12 +185,12 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
     .into_iter()
     .collect();
 
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let intake = start_intake(dir.path(), &nats.url(), &sim, &config_yaml(dir.path())).await;
+    let intake = start_intake(dir.path(), &nats, &sim, &config_yaml(dir.path())).await;
     let edge = Edge {
         http: intake.webhooks(),
-        js: jetstream::new(async_nats::connect(nats.url()).await.unwrap()),
+        js: nats.js(BusIdentity::Admin).await,
     };
 
     let digests = Digests {
@@ -492,18 +491,15 @@ async fn a_full_stream_answers_429_with_retry_after() {
             .expect("kubesim starts with every pod running (tests run as root)");
     let running = support::running_digests(&sim).await;
     let mis = running["web-misconfigured/web"].clone();
-    let nats = NatsServer::start();
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    // The first declaration wins: a two-message queue, before intake starts.
-    TopologyConfig {
+    // A two-message queue, bootstrapped before intake starts.
+    let nats = SecureBus::start_with(TopologyConfig {
         intents_max_messages: 2,
         ..Default::default()
-    }
-    .ensure(&js)
-    .await
-    .unwrap();
+    })
+    .await;
+    let js = nats.js(BusIdentity::Admin).await;
     let dir = tempfile::tempdir().unwrap();
-    let intake = start_intake(dir.path(), &nats.url(), &sim, &config_yaml(dir.path())).await;
+    let intake = start_intake(dir.path(), &nats, &sim, &config_yaml(dir.path())).await;
     let edge = Edge {
         http: intake.webhooks(),
         js,
@@ -546,9 +542,9 @@ async fn a_bus_outage_answers_503_and_the_registry_retry_is_queued_once() {
             .expect("kubesim starts with every pod running (tests run as root)");
     let running = support::running_digests(&sim).await;
     let mis = running["web-misconfigured/web"].clone();
-    let mut nats = NatsServer::start();
+    let mut nats = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let intake = start_intake(dir.path(), &nats.url(), &sim, &config_yaml(dir.path())).await;
+    let intake = start_intake(dir.path(), &nats, &sim, &config_yaml(dir.path())).await;
     let edge = intake.webhooks();
     let swap: BTreeMap<&str, String> = [(D_INDEX, mis)].into_iter().collect();
     let body = swapped("ghcr_package_published.json", &swap);
@@ -557,7 +553,7 @@ async fn a_bus_outage_answers_503_and_the_registry_retry_is_queued_once() {
 
     // The bus crashes: the delivery gets a retryable answer inside the
     // enqueue budget, well before a registry's own timeout.
-    nats.kill();
+    nats.server().kill();
     let started = std::time::Instant::now();
     let r = post().await;
     let answered_in = started.elapsed();
@@ -578,7 +574,7 @@ async fn a_bus_outage_answers_503_and_the_registry_retry_is_queued_once() {
 
     // The bus returns on its file store; the registry retries (bounded) until
     // intake's client has reconnected and the delivery is accepted.
-    nats.restart();
+    nats.server().restart();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let accepted = loop {
         let r = post().await;
@@ -595,7 +591,7 @@ async fn a_bus_outage_answers_503_and_the_registry_retry_is_queued_once() {
     // still have reached the server; msg-id dedupe keeps each intent once.
     let handled = accepted["queued"].as_u64().unwrap() + accepted["duplicate"].as_u64().unwrap();
     assert_eq!(handled, 3, "{accepted}");
-    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = nats.js(BusIdentity::Admin).await;
     let queued = queued_after(&js, 0).await;
     assert_eq!(targets(&queued).len(), 3, "each container queued once");
     let mut unique = targets(&queued);

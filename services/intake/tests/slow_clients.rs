@@ -6,12 +6,13 @@
 
 use std::time::{Duration, Instant};
 
+use scanfleet_bus::BusIdentity;
 use scanfleet_contracts::v1::GetScanRequest;
 use scanfleet_contracts::v1::intake_client::IntakeClient;
 use scanfleet_edge_access::BearerAuth;
 use scanfleet_test_harness::callers::access_cluster;
 use scanfleet_test_harness::credentials::TestCredentials;
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_test_harness::slow_clients::{
     FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PARTIAL_CLIENT_HELLO, PATIENCE,
     closed_by_server, hold_half_open, http_get,
@@ -46,20 +47,20 @@ async fn grpc_get_scan(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_flood_does_not_stop_a_good_client() {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let sim = access_cluster().await;
     let creds = TestCredentials::new(&sim).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> = [
-        "--nats-url",
-        &nats.url(),
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = nats.args(BusIdentity::Intake);
+    args.extend(
+        [
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from),
+    );
     args.extend(creds.service_flags());
     let log = dir.path().join("intake.log");
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_scanfleet-intake"));

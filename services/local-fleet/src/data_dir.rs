@@ -52,6 +52,11 @@ impl DataDir {
         self.root.join("nats")
     }
 
+    /// The bus's TLS files and identities (see [`crate::bus_credentials`]).
+    pub fn bus(&self) -> PathBuf {
+        self.root.join("bus")
+    }
+
     /// The collector's SQLite database.
     pub fn results_db(&self) -> PathBuf {
         self.root.join("results.db")

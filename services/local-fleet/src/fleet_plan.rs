@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use scanfleet_bus::BusIdentity;
+
+use crate::bus_credentials::BusCredentials;
 use crate::child_spec::{ChildSpec, Readiness};
 use crate::data_dir::DataDir;
 use crate::fleet_credentials::{FleetIdentities, FleetPki};
@@ -67,9 +70,9 @@ impl Ports {
         })
     }
 
-    /// NATS client URL.
+    /// NATS client URL (TLS only).
     pub fn nats_url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.nats)
+        format!("tls://127.0.0.1:{}", self.nats)
     }
 
     /// Intake's gRPC URL.
@@ -107,12 +110,27 @@ fn path(p: impl Into<PathBuf>) -> String {
 }
 
 impl FleetPlan<'_> {
-    /// JetStream with file storage under the data dir.
+    /// The bus's TLS files and identities.
+    pub fn bus(&self) -> BusCredentials {
+        BusCredentials::at(&self.data.bus())
+    }
+
+    /// `--nats-url` and the credentials of `identity`.
+    fn nats_args(&self, identity: BusIdentity) -> Vec<String> {
+        let mut args = vec!["--nats-url".into(), self.ports.nats_url()];
+        args.extend(self.bus().args(identity));
+        args
+    }
+
+    /// JetStream with file storage under the data dir, TLS and the
+    /// services' identities from its configuration file.
     pub fn nats_server(&self) -> ChildSpec {
         ChildSpec {
             name: "nats-server".into(),
             program: self.programs.nats_server.clone(),
             args: [
+                "-c",
+                &path(self.bus().server_config()),
                 "-js",
                 "-a",
                 "127.0.0.1",
@@ -159,16 +177,15 @@ impl FleetPlan<'_> {
     /// The collector, trusting every key in `trusted`, reviewing readers
     /// as `identities`' reviewer.
     pub fn collector(&self, trusted: &[PathBuf], identities: &FleetIdentities) -> ChildSpec {
-        let mut args = vec![
-            "--nats-url".into(),
-            self.ports.nats_url(),
+        let mut args = self.nats_args(BusIdentity::Collector);
+        args.extend([
             "--store-url".into(),
             format!("sqlite://{}", self.data.results_db().display()),
             "--grpc-listen".into(),
             format!("127.0.0.1:{}", self.ports.collector_grpc),
             "--http-listen".into(),
             self.ports.collector_http().to_string(),
-        ];
+        ]);
         for key in trusted {
             args.extend(["--trusted-key".into(), path(key)]);
         }
@@ -191,16 +208,15 @@ impl FleetPlan<'_> {
     /// Intake, reading pods through kubesim's admin kubeconfig and
     /// reviewing callers as `identities`' reviewer.
     pub fn intake(&self, identities: &FleetIdentities) -> ChildSpec {
-        let mut args = vec![
-            "--nats-url".into(),
-            self.ports.nats_url(),
+        let mut args = self.nats_args(BusIdentity::Intake);
+        args.extend([
             "--cluster".into(),
             CLUSTER.into(),
             "--kubeconfig".into(),
             path(self.data.kubeconfig()),
             "--grpc-listen".into(),
             format!("127.0.0.1:{}", self.ports.intake),
-        ];
+        ]);
         args.extend(self.pki.server_flags());
         args.extend(identities.reviewer_flags());
         ChildSpec {
@@ -225,9 +241,8 @@ impl FleetPlan<'_> {
 
     /// Worker `index`, signing with `signing_key`.
     pub fn worker(&self, index: u16, signing_key: &std::path::Path) -> ChildSpec {
-        let mut args = vec![
-            "--nats-url".into(),
-            self.ports.nats_url(),
+        let mut args = self.nats_args(BusIdentity::Worker);
+        args.extend([
             "--cluster".into(),
             CLUSTER.into(),
             "--kubeconfig".into(),
@@ -244,7 +259,7 @@ impl FleetPlan<'_> {
             self.options.concurrency.to_string(),
             "--config".into(),
             path(self.data.worker_config()),
-        ];
+        ]);
         args.extend(self.pki.server_flags());
         ChildSpec {
             name: format!("worker-{index}"),

@@ -6,8 +6,9 @@
 //! ([`supervisor`], [`restart_policy`]), a restart with the same data
 //! directory loses nothing ([`signing_keys`]), and stopping lets in-flight
 //! scans finish and remove their per-scan identities ([`fleet_plan`] says
-//! in which order). kubesim's audit log in the data directory shows every
-//! API call the scanner made.
+//! in which order). The bus runs as deployed ([`bus_credentials`]): TLS
+//! and one least-privilege NATS identity per service. kubesim's audit log
+//! in the data directory shows every API call the scanner made.
 //!
 //! Layout: [`options`] (the command line), [`programs`] and [`data_dir`]
 //! (where things are), [`child_spec`] and [`child_process`] (one child),
@@ -19,6 +20,7 @@
 //! This is a developer tool, not part of a deployment: the operator CLI
 //! (`scanfleet`) carries no supervisor.
 
+pub mod bus_credentials;
 pub mod child_process;
 pub mod child_spec;
 pub mod data_dir;

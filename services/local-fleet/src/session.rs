@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
 
+use crate::bus_credentials::BusCredentials;
 use crate::demo_workload::{self, NAMESPACE};
 use scanfleet_edge_access::EdgeClient;
 
@@ -77,8 +78,14 @@ async fn start_fleet(
     supervisor: &mut Supervisor,
 ) -> Result<EdgeClient> {
     let ports = &plan.ports;
+    let bus = BusCredentials::load_or_create(&plan.data.bus())?;
+    bus.write_server_config()?;
     supervisor.start(plan.nats_server()).await?;
-    eprintln!("✓ nats-server (JetStream) at {}", ports.nats_url());
+    bus.bootstrap(&ports.nats_url()).await?;
+    eprintln!(
+        "✓ nats-server (JetStream, TLS, one identity per service) at {}",
+        ports.nats_url()
+    );
     supervisor.start(plan.kubesim()).await?;
     if plan.options.replicas > 0 {
         demo_workload::replicate_sample_pods(&plan.data.kubeconfig(), plan.options.replicas)

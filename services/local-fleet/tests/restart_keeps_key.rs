@@ -19,14 +19,14 @@ use support::{Fleet, assert_nothing_left, signal, stream_messages, submit_apps, 
 async fn leave_results_on_the_stream(mut fleet: Fleet, dir: &Path) -> BTreeSet<String> {
     let collector = fleet.child_pid("scanfleet-collector").unwrap();
     signal(collector, Signal::SIGSTOP);
-    let published_before = stream_messages(&fleet.nats, RESULTS_STREAM).await;
+    let published_before = stream_messages(&fleet, RESULTS_STREAM).await;
     let waiting: BTreeSet<String> = submit_apps(&fleet.caller, &fleet.intake)
         .await
         .into_iter()
         .collect();
     let want = published_before + waiting.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while stream_messages(&fleet.nats, RESULTS_STREAM).await < want {
+    while stream_messages(&fleet, RESULTS_STREAM).await < want {
         assert!(Instant::now() < deadline, "the results were not published");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -45,7 +45,7 @@ async fn stored_and_quarantined(fleet: &Fleet, waiting: &BTreeSet<String>) -> (u
         Duration::from_secs(60),
     )
     .await;
-    let quarantined = stream_messages(&fleet.nats, QUARANTINE_STREAM).await;
+    let quarantined = stream_messages(fleet, QUARANTINE_STREAM).await;
     eprintln!(
         "waiting on the stream {}, stored after the restart {}, quarantined {quarantined}",
         waiting.len(),

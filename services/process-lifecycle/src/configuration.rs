@@ -13,8 +13,9 @@
 //! clap resolves 1 over 2 (flags carry no clap defaults, so "not given" is
 //! visible); [`setting`] puts the file and the default under them. Settings
 //! too structured for a flag (webhook endpoints, schedules, the throttle)
-//! live only in the file. The NATS connection flags are the bus crate's
-//! and come from flags and variables only.
+//! live only in the file. The NATS connection settings are the bus crate's
+//! (`scanfleet_bus::NatsArgs` and `NatsFile`): in the file they sit under
+//! `nats:`, each key the flag's name without `--nats-` (`nkey_file`, `ca`).
 //!
 //! **Problems** are collected, never returned one by one: a service
 //! validates everything, then prints the whole list ([`invalid_config`])

@@ -87,6 +87,8 @@ pub struct Args {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    #[serde(default)]
+    nats: scanfleet_bus::NatsFile,
     cluster: Option<String>,
     kubeconfig: Option<PathBuf>,
     signing_key: Option<PathBuf>,
@@ -339,11 +341,11 @@ impl Config {
     /// One line per problem.
     pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
-        let nats = args.nats.settings(&mut errors);
         let file: FileConfig = match &args.config {
             None => FileConfig::default(),
             Some(path) => scanfleet_process_lifecycle::read_yaml_file(path, &mut errors),
         };
+        let nats = args.nats.settle(&file.nats, &mut errors);
         let cluster = setting(args.cluster, file.cluster, "default".into());
         let cluster = ClusterName::new(&cluster)
             .map_err(|e| errors.push(format!("--cluster {cluster:?}: {e}")))

@@ -209,10 +209,7 @@ impl ResultPublisher {
             };
             return Ok((payload, location));
         };
-        let name = hex::encode(Sha256::digest(body));
-        self.stream
-            .store_report(&name, &self.seal(body.to_vec())?)
-            .await?;
+        let name = self.stream.store_report(&self.seal(body.to_vec())?).await?;
         event.report = Some(result_event::Report::ReportObject(name.clone()));
         Ok((
             self.seal(event.encode_to_vec())?,

@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use scanfleet_bus::{ScanStatusBook, TopologyConfig};
+use scanfleet_bus::{BusIdentity, ScanStatusBook};
 use scanfleet_kube_access::{ApiThrottle, ClusterAccess};
 use scanfleet_process_lifecycle::{CriticalTasks, Listener, LogFormat, Service, serve_http};
 use scanfleet_scan_session::sweep_expired;
@@ -193,9 +193,9 @@ pub async fn run_with_ready(
     shutdown: watch::Receiver<bool>,
     ready: impl FnOnce(Listening),
 ) -> Result<()> {
-    let client = scanfleet_bus::connect(&config.nats, "scanfleet-worker").await?;
+    let client = scanfleet_bus::connect(&config.nats, BusIdentity::Worker).await?;
     let js = async_nats::jetstream::new(client.clone());
-    TopologyConfig::default().ensure(&js).await?;
+    scanfleet_bus::check_topology(&js, BusIdentity::Worker).await?;
     let status = ScanStatusBook::open(&js).await?;
     let throttle = ApiThrottle::new(config.throttle.clone())?;
     let admin = cluster_access(&config, &throttle).await?;

@@ -236,7 +236,7 @@ async fn a_nats_restart_during_a_flood_loses_nothing() {
         ids.insert(fleet.submit(TARGETS[i % TARGETS.len()]).await);
     }
     // Crash and restart the server while those scans run (file storage).
-    fleet.nats.restart();
+    fleet.nats.server().restart();
     for i in 0..12 {
         ids.insert(fleet.submit_retrying(TARGETS[i % TARGETS.len()]).await);
     }

@@ -3,6 +3,7 @@
 //! collector serves TLS and reviews its readers on a kubesim; the test
 //! reads as the operator.
 
+use scanfleet_bus::BusIdentity;
 use scanfleet_collector::EmbeddedCollector;
 use scanfleet_collector::config::Config;
 use scanfleet_contracts::v1::GetResultRequest;
@@ -10,6 +11,7 @@ use scanfleet_test_harness::callers::access_cluster;
 use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::{SampleStatement, eventually, write_public_key};
 use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_trust::{AgeIdentities, ScanStatement, SigningKey};
 use scanfleet_worker::{PublishError, ReportLocation, ResultPublisher};
 
@@ -55,7 +57,7 @@ impl Reading {
 }
 
 async fn collector(
-    nats: &NatsServer,
+    nats: &SecureBus,
     dir: &std::path::Path,
     key: &SigningKey,
     identity: Option<&std::path::Path>,
@@ -66,6 +68,7 @@ async fn collector(
     let mut extra: Vec<String> = identity
         .map(|i| vec!["--age-identity".into(), i.display().to_string()])
         .unwrap_or_default();
+    extra.extend(nats.auth_args(BusIdentity::Collector));
     extra.extend(creds.service_flags());
     let config = Config::loopback(
         &nats.url(),
@@ -84,11 +87,12 @@ async fn collector(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_reports_travel_inline_and_large_ones_through_the_object_store() {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let collector = collector(&nats, dir.path(), &key, None).await;
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    // The worker's own identity: publishing a large report needs no more.
+    let client = nats.connect(BusIdentity::Worker).await;
     let publisher = ResultPublisher::new(&client, key, vec![]);
 
     let small = report(10_000);
@@ -125,14 +129,14 @@ async fn small_reports_travel_inline_and_large_ones_through_the_object_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_results_including_stored_reports_reach_the_collector() {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
     let identity = AgeIdentities::generate();
     let id_path = dir.path().join("collector.agekey");
     std::fs::write(&id_path, identity.to_file_text().as_bytes()).unwrap();
     let collector = collector(&nats, dir.path(), &key, Some(&id_path)).await;
-    let client = async_nats::connect(nats.url()).await.unwrap();
+    let client = nats.connect(BusIdentity::Worker).await;
     let publisher = ResultPublisher::new(&client, key, identity.recipients());
 
     let large = report(2 * 1024 * 1024);
@@ -144,7 +148,7 @@ async fn encrypted_results_including_stored_reports_reach_the_collector() {
         panic!("expected the object store, got {:?}", published.report);
     };
     // What sits in the bucket is ciphertext, not the report.
-    let js = async_nats::jetstream::new(client.clone());
+    let js = nats.admin().await;
     let bucket = js.get_object_store("SCAN_REPORTS").await.unwrap();
     let mut object = bucket.get(name.as_str()).await.unwrap();
     let mut stored = Vec::new();

@@ -6,8 +6,9 @@
 
 use std::path::Path;
 
-use scanfleet_test_harness::nats::NatsServer;
+use scanfleet_bus::BusIdentity;
 use scanfleet_test_harness::pki::TestPki;
+use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_test_harness::slow_clients::{
     FD_LIMIT, FLOOD, FloodFigures, LimitedProcess, PARTIAL_CLIENT_HELLO, PATIENCE,
     closed_by_server, hold_half_open, http_get,
@@ -17,7 +18,7 @@ use scanfleet_trust::SigningKey;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_flood_does_not_stop_the_health_probe() {
-    let nats = NatsServer::start();
+    let nats = SecureBus::start().await;
     let sim = kubesim::Kubesim::start(kubesim::Config::with_fixture(
         kubesim::fixture::Fixture::default(),
     ))
@@ -29,22 +30,22 @@ async fn a_slow_client_flood_does_not_stop_the_health_probe() {
     let key = dir.path().join("signing.pem");
     write_private(&key, SigningKey::generate().to_pkcs8_pem().as_bytes());
     let pki = TestPki::new();
-    let mut args: Vec<String> = [
-        "--nats-url",
-        &nats.url(),
-        "--cluster",
-        "kubesim",
-        "--kubeconfig",
-        &kubeconfig.display().to_string(),
-        "--signing-key",
-        &key.display().to_string(),
-        "--profiles",
-        &repo_root().join("profiles").display().to_string(),
-        "--http-listen",
-        "127.0.0.1:0",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = nats.args(BusIdentity::Worker);
+    args.extend(
+        [
+            "--cluster",
+            "kubesim",
+            "--kubeconfig",
+            &kubeconfig.display().to_string(),
+            "--signing-key",
+            &key.display().to_string(),
+            "--profiles",
+            &repo_root().join("profiles").display().to_string(),
+            "--http-listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from),
+    );
     args.extend(pki.server_flags());
     let log = dir.path().join("worker.log");
     let exe = Path::new(env!("CARGO_BIN_EXE_scanfleet-worker"));

@@ -5,8 +5,10 @@
 //! that says how to fix it. This crate holds only that lookup and small helpers
 //! for running external commands, plus one module per real server the tests
 //! start (`nats`: a nats-server on a random loopback port with a temp store;
-//! `postgres`: a throwaway PostgreSQL 15 cluster the same way), and `rootfs`
-//! for the scan engine's ground-truth fixtures and live containers.
+//! `postgres`: a throwaway PostgreSQL 15 cluster the same way; `secure_bus`:
+//! that nats-server with TLS, the shipped per-service identities and the
+//! bootstrapped topology, in one line), and `rootfs` for the scan engine's
+//! ground-truth fixtures and live containers.
 //! `pki` makes throwaway CAs and certificates for the services' TLS, and
 //! `https` is a small client for their HTTP edges; `callers` makes real
 //! identities on kubesim (ServiceAccounts, Roles on scanfleet.dev, tokens);
@@ -21,6 +23,7 @@ pub mod pki;
 pub mod postgres;
 pub mod registry;
 pub mod rootfs;
+pub mod secure_bus;
 pub mod slow_clients;
 
 use std::path::{Path, PathBuf};

@@ -8,12 +8,23 @@ use std::time::{Duration, Instant};
 use crate::installed_tool;
 
 /// Production-like settings: TLS on the client port and user accounts.
+/// [`crate::secure_bus::SecureBus`] puts them together the way the fleet
+/// runs.
 #[derive(Clone, Debug, Default)]
 pub struct NatsOptions {
     /// Server certificate and key PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// A CA bundle the server verifies client certificates against (mutual
+    /// TLS: clients without a certificate it signed are refused).
+    pub client_ca: Option<PathBuf>,
     /// (user, password) pairs; when non-empty, anonymous clients are refused.
     pub users: Vec<(String, String)>,
+    /// Configuration files (name, text) written next to the server's own
+    /// and included by it, e.g. the shipped authorization block.
+    pub includes: Vec<(String, String)>,
+    /// Environment variables of the server process (the configuration's
+    /// `$VARIABLES`, such as the identities' public nkeys).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running nats-server. Dropping it kills the process and removes its
@@ -69,9 +80,16 @@ impl NatsServer {
              max_payload: 1MB\n"
         );
         if let Some((cert, key)) = &self.options.tls {
+            let verify = self.options.client_ca.as_ref().map_or(String::new(), |ca| {
+                format!(", ca_file: {ca:?}, verify: true")
+            });
             config.push_str(&format!(
-                "tls {{ cert_file: {cert:?}, key_file: {key:?}, timeout: 5 }}\n"
+                "tls {{ cert_file: {cert:?}, key_file: {key:?}, timeout: 5{verify} }}\n"
             ));
+        }
+        for (name, text) in &self.options.includes {
+            std::fs::write(self.dir.path().join(name), text).expect("write included config");
+            config.push_str(&format!("include {name:?}\n"));
         }
         if !self.options.users.is_empty() {
             config.push_str("authorization { users: [\n");
@@ -94,6 +112,7 @@ impl NatsServer {
             .arg(&ports_dir)
             .arg("-l")
             .arg(self.dir.path().join("server.log"))
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod bus;
 mod cluster_scan;
 mod envelope;
 mod image_scan;
@@ -75,6 +76,10 @@ enum Command {
     /// Wait for scans' results to arrive, printing each; exits 1 when one
     /// failed or did not arrive in time.
     Watch(results::WatchArgs),
+    /// Set the bus up once, as the NATS admin: the identities, then the
+    /// streams, consumers and buckets (`bus init`).
+    #[command(subcommand)]
+    Bus(bus::BusCommand),
 }
 
 /// The whole command: diagnostics to stderr, parse, run, map errors to
@@ -109,5 +114,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Submit(args) => submit::run(args),
         Command::Results(cmd) => results::run(cmd),
         Command::Watch(args) => results::watch(args),
+        Command::Bus(cmd) => bus::run(cmd),
     }
 }

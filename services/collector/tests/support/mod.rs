@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use scanfleet_bus::BusIdentity;
 use scanfleet_contracts::v1::results_client::ResultsClient;
 use scanfleet_edge_access::{Authenticated, BearerAuth};
 pub use scanfleet_test_harness::callers::access_cluster;
@@ -17,6 +18,7 @@ pub use scanfleet_test_harness::credentials::TestCredentials;
 pub use scanfleet_test_harness::fleet::*;
 use scanfleet_test_harness::https::{HttpResponse, https_get};
 use scanfleet_test_harness::pki::ClientTls;
+pub use scanfleet_test_harness::secure_bus::SecureBus;
 
 /// A kubesim for reviews and the credentials of one test.
 pub async fn credentials() -> (kubesim::Kubesim, TestCredentials) {
@@ -157,19 +159,28 @@ impl Drop for CollectorProcess {
     }
 }
 
-pub fn base_args(nats_url: &str, store_url: &str, key: &Path) -> Vec<String> {
-    vec![
-        "--nats-url".into(),
-        nats_url.into(),
-        "--store-url".into(),
-        store_url.into(),
-        "--trusted-key".into(),
-        key.display().to_string(),
-        "--grpc-listen".into(),
-        "127.0.0.1:0".into(),
-        "--http-listen".into(),
-        "127.0.0.1:0".into(),
-    ]
+/// The collector's flags on the fleet's bus: TLS and its own identity.
+pub fn base_args(bus: &SecureBus, store_url: &str, key: &Path) -> Vec<String> {
+    collector_args(bus.args(BusIdentity::Collector), store_url, key)
+}
+
+/// The collector's flags with the NATS flags given.
+pub fn collector_args(nats: Vec<String>, store_url: &str, key: &Path) -> Vec<String> {
+    let mut args = nats;
+    args.extend(
+        [
+            "--store-url",
+            store_url,
+            "--trusted-key",
+            &key.display().to_string(),
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from),
+    );
+    args
 }
 
 pub async fn stored_count(c: &CollectorProcess) -> usize {

@@ -18,6 +18,9 @@ use crate::push_watches::WatchLimits;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// The NATS connection (`nats:` with `url`, `nkey_file`, `ca`, …).
+    #[serde(default)]
+    pub nats: scanfleet_bus::NatsFile,
     /// `--cluster`.
     pub cluster: Option<String>,
     /// `--kubeconfig`.
@@ -36,8 +39,6 @@ pub struct FileConfig {
     pub max_timeout_secs: Option<u64>,
     /// `--max-batch`.
     pub max_batch: Option<usize>,
-    /// `--stream-replicas`.
-    pub stream_replicas: Option<usize>,
     /// `--log-format`.
     pub log_format: Option<LogFormat>,
     /// `--http-listen`.

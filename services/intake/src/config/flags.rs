@@ -45,9 +45,6 @@ pub struct Args {
     /// Most requests in one SubmitBatch [default: 100]
     #[arg(long, env = "SCANFLEET_MAX_BATCH")]
     pub max_batch: Option<usize>,
-    /// Stream replicas when declaring the bus topology [default: 1]
-    #[arg(long, env = "SCANFLEET_STREAM_REPLICAS")]
-    pub stream_replicas: Option<usize>,
     /// Log format [default: text]
     #[arg(long, env = "SCANFLEET_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

@@ -47,8 +47,6 @@ pub struct Config {
     pub max_timeout: Duration,
     /// Request validation limits.
     pub limits: IntakeLimits,
-    /// Stream replicas.
-    pub stream_replicas: usize,
     /// How logs are written.
     pub log_format: LogFormat,
     /// HTTP address (webhooks, health, metrics).
@@ -80,7 +78,6 @@ struct Process {
     default_timeout_secs: u64,
     max_timeout_secs: u64,
     max_batch: usize,
-    stream_replicas: usize,
     log_format: LogFormat,
     http_listen: Option<SocketAddr>,
 }
@@ -118,7 +115,6 @@ fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
         default_timeout_secs: setting(args.default_timeout_secs, file.default_timeout_secs, 600),
         max_timeout_secs: setting(args.max_timeout_secs, file.max_timeout_secs, 3600),
         max_batch: setting(args.max_batch, file.max_batch, 100),
-        stream_replicas: setting(args.stream_replicas, file.stream_replicas, 1),
         log_format: setting(args.log_format, file.log_format, LogFormat::Text),
         http_listen: args.http_listen.or(file.http_listen),
     };
@@ -144,9 +140,6 @@ fn settle(args: &Args, file: &FileConfig, errors: &mut Vec<String>) -> Process {
     }
     if p.max_batch == 0 {
         errors.push("--max-batch: must be at least 1".into());
-    }
-    if p.stream_replicas == 0 || p.stream_replicas > 5 {
-        errors.push("--stream-replicas: must be 1 to 5".into());
     }
     p
 }
@@ -188,7 +181,7 @@ impl Config {
             None => FileConfig::default(),
             Some(path) => read_yaml_file(path, &mut errors),
         };
-        let nats = args.nats.settings(&mut errors);
+        let nats = args.nats.settle(&file.nats, &mut errors);
         let process = settle(&args, &file, &mut errors);
         let serving = args.serving.clone().settle(file.serving(), &mut errors);
         let security = args.tls.clone().settle(file.tls(), &mut errors);
@@ -220,7 +213,6 @@ impl Config {
                 max_timeout: Duration::from_secs(process.max_timeout_secs),
                 ..IntakeLimits::default()
             },
-            stream_replicas: process.stream_replicas,
             log_format: process.log_format,
             http_listen: process.http_listen,
             serving,
@@ -278,7 +270,7 @@ mod tests {
         let path = dir.path().join("intake.yaml");
         std::fs::write(
             &path,
-            "in_cluster: true\nscheduler:\n  schedules:\n    - {name: nightly, namespace: apps, cron: '0 3 * * *', profile: {name: cis, version: '1'}}\n",
+            "in_cluster: true\ninsecure_plaintext: true\nscheduler:\n  schedules:\n    - {name: nightly, namespace: apps, cron: '0 3 * * *', profile: {name: cis, version: '1'}}\n",
         )
         .unwrap();
         let config = Config::from_args(Args::parse_from([

@@ -14,11 +14,13 @@ use async_nats::jetstream;
 use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use prost::Message as _;
+pub use scanfleet_bus::BusIdentity;
 use scanfleet_bus::topology::INTENTS_STREAM;
 use scanfleet_contracts::v1::ScanIntent;
 use scanfleet_intake::config::{Args, Config};
 use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::pki::ClientTls;
+pub use scanfleet_test_harness::secure_bus::SecureBus;
 
 /// Writes `content` to `dir/name` with mode 0600.
 pub fn write_private(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
@@ -73,12 +75,12 @@ pub struct HttpEdge {
     pub tls: ClientTls,
 }
 
-/// Starts intake against `nats` and `sim` with `yaml` as its config file,
+/// Starts intake against `bus` (as the intake identity) and `sim` with `yaml` as its config file,
 /// serving TLS; it reviews callers with its kubeconfig (the admin's, which
 /// also lists pods).
 pub async fn start_intake(
     dir: &Path,
-    nats_url: &str,
+    bus: &SecureBus,
     sim: &kubesim::Kubesim,
     yaml: &str,
 ) -> Intake {
@@ -89,23 +91,23 @@ pub async fn start_intake(
     }
     let config_path = dir.join("intake.yaml");
     std::fs::write(&config_path, yaml).unwrap();
-    let mut argv: Vec<String> = [
-        "scanfleet-intake",
-        "--nats-url",
-        nats_url,
-        "--cluster",
-        "kubesim",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--config",
-        config_path.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut argv = vec!["scanfleet-intake".to_owned()];
+    argv.extend(bus.args(BusIdentity::Intake));
+    argv.extend(
+        [
+            "--cluster",
+            "kubesim",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--config",
+            config_path.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
     argv.extend(creds.service_flags());
     let config = Config::from_args(Args::parse_from(argv))
         .unwrap_or_else(|e| panic!("config refused: {e:?}"));

@@ -183,7 +183,7 @@ impl Fleet {
                 .unwrap()
                 .to_owned()
         };
-        fleet.nats = after("✓ nats-server (JetStream) at ");
+        fleet.nats = after("✓ nats-server (JetStream, TLS, one identity per service) at ");
         fleet.intake = after("✓ intake gRPC ");
         fleet.collector = after("✓ collector (SQLite) gRPC ");
         fleet.caller = fleet.read_caller();
@@ -358,9 +358,22 @@ pub async fn wait_stored(
     }
 }
 
-/// Messages in a JetStream stream.
-pub async fn stream_messages(nats: &str, stream: &str) -> u64 {
-    let client = async_nats::connect(nats).await.unwrap();
+/// Messages in a JetStream stream, looked up as the fleet's admin identity
+/// (no service identity may look at every stream).
+pub async fn stream_messages(fleet: &Fleet, stream: &str) -> u64 {
+    let bus = fleet.dir.join("bus");
+    let settings = scanfleet_bus::NatsSettings {
+        urls: vec![fleet.nats.clone()],
+        auth: scanfleet_bus::NatsAuth::NKey {
+            seed: std::fs::read_to_string(bus.join("admin.nk")).unwrap(),
+        },
+        ca: Some(bus.join("ca.pem")),
+        client_cert: None,
+        connect_attempts: 3,
+    };
+    let client = scanfleet_bus::connect(&settings, scanfleet_bus::BusIdentity::Admin)
+        .await
+        .unwrap();
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream(stream).await.unwrap();
     stream.info().await.unwrap().state.messages

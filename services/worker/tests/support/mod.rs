@@ -17,6 +17,7 @@ use clap::Parser;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use kube::api::ListParams;
+pub use scanfleet_bus::BusIdentity;
 use scanfleet_bus::TopologyConfig;
 use scanfleet_contracts::v1::intake_client::IntakeClient;
 use scanfleet_contracts::v1::target_selector::Selector;
@@ -28,8 +29,8 @@ use scanfleet_kube_access::ClusterAccess;
 use scanfleet_test_harness::credentials::TestCredentials;
 use scanfleet_test_harness::fleet::write_public_key;
 use scanfleet_test_harness::https::https_get;
-use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_test_harness::pki::ClientTls;
+pub use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_test_harness::{repo_root, write_private};
 use scanfleet_trust::SigningKey;
 
@@ -56,7 +57,7 @@ pub fn submit_request(uri: &str) -> SubmitRequest {
 }
 
 pub struct Fleet {
-    pub nats: NatsServer,
+    pub nats: SecureBus,
     pub sim: kubesim::Kubesim,
     pub admin: ClusterAccess,
     pub collector: scanfleet_collector::EmbeddedCollector,
@@ -80,11 +81,9 @@ pub fn topology() -> TopologyConfig {
 
 impl Fleet {
     pub async fn start() -> Self {
-        let nats = NatsServer::start();
+        let nats = SecureBus::start_with(topology()).await;
         let dir = tempfile::tempdir().unwrap();
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        let js = jetstream::new(client);
-        topology().ensure(&js).await.unwrap();
+        let js = nats.js(BusIdentity::Admin).await;
 
         let sim = kubesim::Kubesim::start_settled(
             kubesim::Config::demo().unwrap(),
@@ -108,7 +107,11 @@ impl Fleet {
             &nats.url(),
             &format!("sqlite://{}", dir.path().join("results.db").display()),
             &public,
-            &creds.service_flags(),
+            &[
+                nats.auth_args(BusIdentity::Collector),
+                creds.service_flags(),
+            ]
+            .concat(),
         )
         .map_err(|e| format!("{e:?}"))
         .unwrap();
@@ -118,17 +121,14 @@ impl Fleet {
         let intake_config = scanfleet_intake::config::Config::from_args(
             scanfleet_intake::config::Args::parse_from(
                 [
-                    "scanfleet-intake",
-                    "--nats-url",
-                    &nats.url(),
-                    "--cluster",
-                    "kubesim",
-                    "--grpc-listen",
-                    "127.0.0.1:0",
+                    vec!["scanfleet-intake".to_owned()],
+                    nats.args(BusIdentity::Intake),
+                    ["--cluster", "kubesim", "--grpc-listen", "127.0.0.1:0"]
+                        .map(String::from)
+                        .to_vec(),
+                    creds.service_flags(),
                 ]
-                .map(String::from)
-                .into_iter()
-                .chain(creds.service_flags()),
+                .concat(),
             ),
         )
         .map_err(|e| format!("{e:?}"))
@@ -179,7 +179,8 @@ impl Fleet {
     ) -> Worker {
         let log = self.dir.path().join(format!("{name}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_scanfleet-worker"))
-            .args(["--nats-url", &self.nats.url(), "--cluster", "kubesim"])
+            .args(self.nats.args(BusIdentity::Worker))
+            .args(["--cluster", "kubesim"])
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--signing-key")

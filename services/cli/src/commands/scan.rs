@@ -111,8 +111,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(INVALID_INPUT));
         }
     };
-    if let Some(flag) = args.cluster.given_flag().or(args.image.given_flag()) {
-        eprintln!("error: {flag} applies only to a k8s:// or image target, not --root");
+    if let Some(flag) = args.cluster.given_flag() {
+        eprintln!("error: {flag} applies only to a k8s:// target, not --root");
+        return Ok(ExitCode::from(INVALID_INPUT));
+    }
+    if let Some(flag) = args.image.given_flag() {
+        eprintln!("error: {flag} applies only to an image scan, not --root");
         return Ok(ExitCode::from(INVALID_INPUT));
     }
     let overrides = match parse_inputs(&args.inputs) {

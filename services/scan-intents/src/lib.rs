@@ -60,6 +60,8 @@ pub use scan_id::{RandomSource, ScanId, SplitMix64};
 pub use schedule::{
     Cadence, Clock, Fire, JitterSeed, ManualClock, Schedule, Scheduler, SystemClock,
 };
-pub use subject::{SubjectTail, SubjectToken, intent_subject, result_place, result_subject};
+pub use subject::{
+    ResultPlace, SubjectTail, SubjectToken, intent_subject, result_place, result_subject,
+};
 pub use submission::{FieldViolation, IntakeLimits, InvalidArgument, Submission, validate_batch};
 pub use target::{ContainerRef, Target};

@@ -1,5 +1,7 @@
 //! The worker's [`Scanner`]: a scan intent becomes a secure scan session on
-//! the cluster, and its report becomes the statement the loop signs.
+//! the cluster, and its report becomes the statement the loop signs. An
+//! image intent goes to the [`ImageScanner`] after the same checks
+//! (cluster, locked inputs, pinned profile, threshold).
 //!
 //! Profiles come from the worker's profile catalog and are pinned: an intent
 //! that asks for a version or content digest the worker does not hold fails
@@ -16,7 +18,7 @@ use scanfleet_scan_engine::hdf::to_hdf;
 use scanfleet_scan_engine::profile::Profile;
 use scanfleet_scan_engine::threshold::parse_threshold;
 use scanfleet_scan_intents::{
-    ClusterName, ContainerRef, Intent, LockedInputs, ProfilePin, ThresholdRef,
+    ClusterName, ContainerRef, Intent, IntentTarget, LockedInputs, ProfilePin, ThresholdRef,
 };
 use scanfleet_scan_session::attestation::{
     Attribution, NamedThreshold, completed_statement, failed_statement, inputs_used,
@@ -27,6 +29,7 @@ use scanfleet_scan_session::{
 use scanfleet_trust::statement::ProfileRef;
 use sha2::Digest as _;
 
+use crate::image_scanner::ImageScanner;
 use crate::scanner::{ScanFailure, ScanOutput, Scanner};
 
 /// Scans intents for one cluster.
@@ -48,6 +51,8 @@ pub struct KubeScanner {
     pub worker_id: String,
     /// Deadline for intents without one.
     pub default_timeout: Duration,
+    /// Scans image intents.
+    pub images: ImageScanner,
 }
 
 fn permanent(reason: String) -> ScanFailure {
@@ -57,12 +62,12 @@ fn permanent(reason: String) -> ScanFailure {
     }
 }
 
-/// What one intent resolves to before anything touches the cluster
-/// (besides the profile itself, which the session takes).
-struct Prepared {
-    profile_ref: ProfileRef,
-    threshold: Option<NamedThreshold>,
-    who: Attribution,
+/// What one intent resolves to before anything touches the cluster or a
+/// registry (besides the profile itself, which the scan takes).
+pub(crate) struct Prepared {
+    pub(crate) profile_ref: ProfileRef,
+    pub(crate) threshold: Option<NamedThreshold>,
+    pub(crate) who: Attribution,
 }
 
 impl KubeScanner {
@@ -86,6 +91,7 @@ impl KubeScanner {
             locked_inputs: LockedInputs::None,
             worker_id,
             default_timeout,
+            images: ImageScanner::new(Default::default()),
         }
     }
 
@@ -128,10 +134,12 @@ impl KubeScanner {
         }))
     }
 
+    /// Checks and loads what `intent` asks for; `container` is `None` for
+    /// an image scan, whose statement names no namespace, pod or container.
     fn prepare(
         &self,
         intent: &Intent,
-        target: &ContainerRef,
+        container: Option<&ContainerRef>,
     ) -> Result<(Profile, Prepared), ScanFailure> {
         if intent.cluster != self.cluster {
             return Err(permanent(format!(
@@ -154,9 +162,13 @@ impl KubeScanner {
         let who = Attribution {
             scan_id: intent.id.to_string(),
             cluster: self.cluster.to_string(),
-            namespace: target.namespace.to_string(),
-            pod: target.pod.to_string(),
-            container: target.container.to_string(),
+            namespace: container
+                .map(|c| c.namespace.to_string())
+                .unwrap_or_default(),
+            pod: container.map(|c| c.pod.to_string()).unwrap_or_default(),
+            container: container
+                .map(|c| c.container.to_string())
+                .unwrap_or_default(),
             scanner_id: self.worker_id.clone(),
             requested_by: intent.principal().map(str::to_owned),
             inputs: inputs_used(&profile, &intent.inputs),
@@ -257,15 +269,18 @@ fn failure(
 impl Scanner for KubeScanner {
     async fn scan(&self, intent: &Intent) -> Result<ScanOutput, ScanFailure> {
         let started = SystemTime::now();
-        // Image intents are taken by image-scanning workers; a Kubernetes
-        // worker refusing one permanently beats redelivering it forever.
-        let target = intent.target.container().ok_or_else(|| {
-            permanent(format!(
-                "{} is an image scan; this worker scans running containers only",
-                intent.target
-            ))
-        })?;
-        let (profile, prepared) = self.prepare(intent, target)?;
+        let target = match &intent.target {
+            IntentTarget::Container(c) => c,
+            IntentTarget::Image(image) => {
+                let (profile, prepared) = self.prepare(intent, None)?;
+                let deadline = self.time_left(intent);
+                return self
+                    .images
+                    .scan(image, profile, &prepared, deadline, started)
+                    .await;
+            }
+        };
+        let (profile, prepared) = self.prepare(intent, Some(target))?;
         let requested = intent.approach;
         let request = ScanRequest {
             scan_id: intent.id.to_string(),

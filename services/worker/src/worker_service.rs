@@ -23,6 +23,7 @@ use scanfleet_scan_session::sweep_expired;
 use tokio::sync::watch;
 
 use crate::config::{Args, Config};
+use crate::image_scanner::ImageScanner;
 use crate::intent_loop::{IntentLoop, LoopConfig};
 use crate::kube_scanner::KubeScanner;
 use crate::metrics::{LONGEST_DEADLINE, WorkerMetrics};
@@ -132,6 +133,7 @@ fn intent_loop(
         config.default_timeout,
     );
     scanner.locked_inputs = config.locked_inputs.clone();
+    scanner.images = ImageScanner::new(config.images.clone());
     let scanner = Arc::new(scanner);
     let publisher = Arc::new(ResultPublisher::new(
         client,

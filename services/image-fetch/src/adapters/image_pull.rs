@@ -122,6 +122,17 @@ pub enum PullError {
     },
 }
 
+impl PullError {
+    /// Whether trying again cannot help: refused or missing credentials
+    /// (a retry would only add refused logins at the registry), content
+    /// that does not match its digest, a refused manifest, layer or
+    /// archive. An unreachable or failing registry and local disk
+    /// trouble may pass.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, Self::Registry { .. } | Self::Io { .. })
+    }
+}
+
 /// How long each phase took.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PullTimings {

@@ -47,6 +47,15 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+impl From<&crate::pull_secret::RegistryLogin> for Credentials {
+    fn from(login: &crate::pull_secret::RegistryLogin) -> Self {
+        Self {
+            username: login.username.clone(),
+            password: login.password.clone(),
+        }
+    }
+}
+
 /// How to reach one registry.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {

@@ -81,6 +81,12 @@ pub fn topology() -> TopologyConfig {
 
 impl Fleet {
     pub async fn start() -> Self {
+        Self::start_with(|_| Vec::new()).await
+    }
+
+    /// [`Fleet::start`] with intake given the extra flags `intake_flags`
+    /// returns for the fleet's directory (e.g. a config file written there).
+    pub async fn start_with(intake_flags: impl FnOnce(&std::path::Path) -> Vec<String>) -> Self {
         let nats = SecureBus::start_with(topology()).await;
         let dir = tempfile::tempdir().unwrap();
         let js = nats.js(BusIdentity::Admin).await;
@@ -127,6 +133,7 @@ impl Fleet {
                         .map(String::from)
                         .to_vec(),
                     creds.service_flags(),
+                    intake_flags(dir.path()),
                 ]
                 .concat(),
             ),

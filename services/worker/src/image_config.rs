@@ -11,7 +11,7 @@ use scanfleet_scan_engine::facts::GatherLimits;
 use serde::Deserialize;
 
 use crate::image_scanner::ImageScanSettings;
-use crate::registry_logins::RegistryLogins;
+use crate::registry_logins::{RegistryLogins, SecretName};
 
 /// Image-scan flags.
 #[derive(Debug, Default, clap::Args)]
@@ -24,6 +24,11 @@ pub struct ImageArgs {
     /// format (mode 0600), chosen by the image's registry host.
     #[arg(long, env = "SCANFLEET_REGISTRY_AUTH_FILE")]
     pub registry_auth_file: Option<PathBuf>,
+    /// Registry logins from a `kubernetes.io/dockerconfigjson` Secret,
+    /// `NAMESPACE/NAME`, read with the worker's identity at every image
+    /// scan (the worker needs `get` on exactly that Secret).
+    #[arg(long, env = "SCANFLEET_REGISTRY_PULL_SECRET")]
+    pub registry_pull_secret: Option<String>,
     /// Where images are unpacked [default: the temp dir].
     #[arg(long, env = "SCANFLEET_IMAGE_WORK_DIR")]
     pub image_work_dir: Option<PathBuf>,
@@ -35,6 +40,7 @@ pub struct ImageArgs {
 pub struct FileImages {
     registry_ca: Option<PathBuf>,
     registry_auth_file: Option<PathBuf>,
+    registry_pull_secret: Option<String>,
     work_dir: Option<PathBuf>,
     max_entries: Option<u64>,
     max_total_bytes: Option<u64>,
@@ -54,6 +60,19 @@ impl ImageArgs {
             None => RegistryLogins::Anonymous,
             Some(path) => pull_secret_file(&path, errors),
         };
+        let pull_secret = self
+            .registry_pull_secret
+            .or(file.registry_pull_secret)
+            .and_then(|raw| {
+                SecretName::parse(&raw)
+                    .map_err(|e| errors.push(format!("--registry-pull-secret {e}")))
+                    .ok()
+            });
+        if pull_secret.is_some() && !matches!(logins, RegistryLogins::Anonymous) {
+            errors.push(
+                "--registry-pull-secret and --registry-auth-file: give one source of logins".into(),
+            );
+        }
         let defaults = UnpackLimits::default();
         let limits = UnpackLimits {
             max_entries: file.max_entries.unwrap_or(defaults.max_entries),
@@ -64,6 +83,7 @@ impl ImageArgs {
         ImageScanSettings {
             registry_ca,
             logins,
+            pull_secret,
             limits,
             work_dir: self.image_work_dir.or(file.work_dir),
             gather: GatherLimits::default(),

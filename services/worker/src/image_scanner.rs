@@ -26,7 +26,7 @@ use scanfleet_scan_intents::ImageTarget;
 use scanfleet_scan_session::attestation::{as_image_scan, completed_statement, failed_statement};
 
 use crate::kube_scanner::Prepared;
-use crate::registry_logins::RegistryLogins;
+use crate::registry_logins::{RegistryLogins, SecretName};
 use crate::scanner::{ScanFailure, ScanOutput};
 
 /// What the predicate's `approach` says for an image scan: the engine's
@@ -42,6 +42,10 @@ pub struct ImageScanSettings {
     pub registry_ca: Option<PathBuf>,
     /// Where registry logins come from (none: anonymous pulls).
     pub logins: RegistryLogins,
+    /// A `dockerconfigjson` Secret to read logins from instead; the
+    /// worker's wiring turns it into [`RegistryLogins::Secret`] once it
+    /// has its cluster access.
+    pub pull_secret: Option<SecretName>,
     /// Caps on what one image may unpack to.
     pub limits: UnpackLimits,
     /// Where private unpack directories go (default: the temp dir).

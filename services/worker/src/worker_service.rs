@@ -27,6 +27,7 @@ use crate::image_scanner::ImageScanner;
 use crate::intent_loop::{IntentLoop, LoopConfig};
 use crate::kube_scanner::KubeScanner;
 use crate::metrics::{LONGEST_DEADLINE, WorkerMetrics};
+use crate::registry_logins::RegistryLogins;
 use crate::result_publisher::ResultPublisher;
 
 /// The bound address, once the worker serves.
@@ -133,7 +134,14 @@ fn intent_loop(
         config.default_timeout,
     );
     scanner.locked_inputs = config.locked_inputs.clone();
-    scanner.images = ImageScanner::new(config.images.clone());
+    let mut images = config.images.clone();
+    if let Some(secret) = images.pull_secret.clone() {
+        images.logins = RegistryLogins::Secret {
+            access: admin.clone(),
+            secret,
+        };
+    }
+    scanner.images = ImageScanner::new(images);
     let scanner = Arc::new(scanner);
     let publisher = Arc::new(ResultPublisher::new(
         client,

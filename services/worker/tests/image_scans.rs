@@ -173,3 +173,119 @@ async fn a_pushed_image_is_scanned_by_digest_and_its_signed_result_stored() {
     );
     assert_eq!(fleet.messages("SCAN_RESULTS").await, 1);
 }
+
+/// A `kubernetes.io/dockerconfigjson` Secret `apps/registry-pull` with one
+/// login for `registry`, replacing any earlier one.
+async fn put_pull_secret(fleet: &Fleet, registry: &str, password: &str) {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let api = kube::Api::<Secret>::namespaced(fleet.admin.client.clone(), "apps");
+    let _ = api
+        .delete("registry-pull", &kube::api::DeleteParams::default())
+        .await;
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("registry-pull".into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some(
+            [(
+                ".dockerconfigjson".to_owned(),
+                ByteString(docker_config(registry, USER, password).into_bytes()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    api.create(&kube::api::PostParams::default(), &secret)
+        .await
+        .expect("create the pull secret");
+}
+
+/// Logins from a Kubernetes pull Secret, read at each scan: a wrong
+/// password fails the scan once, permanently, with a signed failed result
+/// naming the registry and the step (no retry, no redelivery); after the
+/// Secret is fixed, the next pushed image is scanned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pull_secret_is_read_per_scan_and_a_wrong_login_fails_once() {
+    let fleet = Fleet::start_with(intake_flags).await;
+    let http = fleet.intake.http.expect("intake serves webhooks");
+    let registry = TestRegistry::start(
+        USER,
+        PASSWORD,
+        Some(Notifications {
+            url: format!("https://{http}/v1/webhooks/distribution"),
+            header: ("X-Registry-Secret".into(), SECRET.into()),
+            ca_file: Some(fleet.creds.pki.ca_file()),
+        }),
+    );
+    put_pull_secret(&fleet, &registry.host(), "not-the-password").await;
+    let ca = registry.pki.ca.display().to_string();
+    let worker = fleet.worker_with(
+        "w1",
+        2,
+        &[
+            "--registry-ca",
+            &ca,
+            "--registry-pull-secret",
+            "apps/registry-pull",
+        ],
+    );
+
+    let first = fleet.dir.path().join("first");
+    build_layout(&first, "v1", &[("etc/app.conf", b"x=1\n", 0o644)]);
+    let refused = registry.push(&first, "v1", "shop/web");
+    let results = fleet
+        .wait_results(1, Duration::from_secs(90), &[&worker])
+        .await;
+    let r = &results[0];
+    assert_eq!(r.outcome(), ScanOutcome::Failed);
+    let host = registry.host();
+    assert!(
+        r.failure.contains(&format!(
+            "registry {host} refused the credentials for user \"{USER}\""
+        )),
+        "{}",
+        r.failure
+    );
+    assert!(
+        r.failure.contains("while "),
+        "names the step: {}",
+        r.failure
+    );
+    assert!(!r.failure.contains("not-the-password"), "{}", r.failure);
+    let statement = verified_statement(&fleet, r);
+    assert_eq!(statement.predicate.target.kind, TargetKind::Image);
+    assert_eq!(
+        statement.subject[0].digest["sha256"],
+        refused.strip_prefix("sha256:").unwrap()
+    );
+    support::eventually(
+        "the refused intent is dead-lettered",
+        Duration::from_secs(20),
+        || async { fleet.messages("SCAN_DLQ").await == 1 },
+    )
+    .await;
+    for (series, want) in [
+        ("scanfleet_worker_results_total{status=\"failed\"}", 1.0),
+        ("scanfleet_worker_results_total{status=\"retried\"}", 0.0),
+        ("scanfleet_worker_redeliveries_total", 0.0),
+    ] {
+        assert_eq!(worker.metric(series).await, want, "{series}");
+    }
+
+    // The Secret is fixed; the worker reads it again for the next scan.
+    put_pull_secret(&fleet, &host, PASSWORD).await;
+    let second = fleet.dir.path().join("second");
+    build_layout(&second, "v1", &[("etc/app.conf", b"x=2\n", 0o644)]);
+    let digest = registry.push(&second, "v1", "shop/api");
+    let results = fleet
+        .wait_results(2, Duration::from_secs(90), &[&worker])
+        .await;
+    let r = results
+        .iter()
+        .find(|r| r.target.as_ref().unwrap().image.as_ref().unwrap().digest == digest)
+        .expect("a result for the second image");
+    assert_eq!(r.outcome(), ScanOutcome::Completed, "{}", r.failure);
+}

@@ -251,3 +251,74 @@ async fn reads_oci_layouts_and_archives_and_verifies_blobs() {
     assert!(err.contains(": content has digest sha256:"), "{err}");
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
 }
+
+/// The bearer-token flow against the real registry configured with
+/// `auth: token`: the right password gets a token (from the realm the
+/// registry's challenge names) and the pull succeeds; a wrong one is
+/// refused at the token server, reported once naming the registry and
+/// the step, and tried exactly once.
+#[tokio::test]
+async fn pulls_with_a_bearer_token_and_a_wrong_password_is_asked_once() {
+    let reg = TestRegistry::start_with_token_auth("scanner", "t0ken-pw", None);
+    let tokens = reg.token_server.as_ref().unwrap();
+    let layout = tempfile::tempdir().unwrap();
+    let layout = layout.path().join("layout");
+    build_layout(&layout, "v1", FILES);
+    let digest = ImageDigest::parse(&reg.push(&layout, "v1", "shop/web")).unwrap();
+    assert!(tokens.issued() >= 1, "skopeo pushed with a token");
+    let work = tempfile::tempdir().unwrap();
+
+    let before = tokens.issued();
+    let client =
+        RegistryClient::new(&reg.host(), "shop/web", options(&reg, Some("t0ken-pw"))).unwrap();
+    let image = pull_image(
+        &client,
+        &digest,
+        &Platform::default(),
+        UnpackLimits::default(),
+        Some(work.path()),
+    )
+    .await
+    .unwrap();
+    assert_image(&image.root());
+    assert!(tokens.issued() > before, "the pull used a bearer token");
+    drop(image);
+
+    let refused_before = tokens.refused();
+    let client =
+        RegistryClient::new(&reg.host(), "shop/web", options(&reg, Some("wrong"))).unwrap();
+    let err = pull_image(
+        &client,
+        &digest,
+        &Platform::default(),
+        UnpackLimits::default(),
+        Some(work.path()),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        matches!(err, PullError::AuthRefused { status: 401, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "registry {} refused the credentials for user \"scanner\" while getting a token \
+             from {} for fetching manifest shop/web@{digest} (HTTP 401); not retrying: check \
+             the user name and password",
+            reg.host(),
+            tokens.realm()
+        )
+    );
+    assert_eq!(
+        tokens.refused() - refused_before,
+        1,
+        "asked once, no retries"
+    );
+    assert_eq!(
+        std::fs::read_dir(work.path()).unwrap().count(),
+        0,
+        "nothing left unpacked"
+    );
+}

@@ -22,6 +22,7 @@ pub mod nats;
 pub mod pki;
 pub mod postgres;
 pub mod registry;
+pub mod registry_token;
 pub mod rootfs;
 pub mod secure_bus;
 pub mod slow_clients;

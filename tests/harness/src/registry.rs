@@ -1,6 +1,8 @@
 //! A real CNCF Distribution registry (`docker-registry`, installed by
 //! `scripts/setup`) on a loopback port, with TLS from a throwaway CA,
-//! htpasswd basic auth and optionally a notifications endpoint; plus
+//! htpasswd basic auth or the bearer-token flow (a
+//! [`TokenServer`](crate::registry_token::TokenServer)) and optionally a
+//! notifications endpoint; plus
 //! `umoci` to build small OCI layouts and `skopeo` to push them.
 //!
 //! The registry process is killed and its storage removed on drop.
@@ -10,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::registry_token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenServer};
 use crate::{run, system_tool, text};
 
 /// A throwaway CA and a server certificate for 127.0.0.1 and localhost.
@@ -77,6 +80,8 @@ pub struct TestRegistry {
     pub pki: TestPki,
     /// The user and password it accepts.
     pub user: (String, String),
+    /// The token server, when the registry uses the bearer-token flow.
+    pub token_server: Option<TokenServer>,
     dir: tempfile::TempDir,
 }
 
@@ -102,17 +107,51 @@ fn bcrypt(password: &str) -> String {
 }
 
 impl TestRegistry {
-    /// Starts a registry accepting `user`/`password`.
+    /// Starts a registry accepting `user`/`password` by basic auth.
     pub fn start(user: &str, password: &str, notifications: Option<Notifications>) -> Self {
+        Self::start_with(user, password, notifications, false)
+    }
+
+    /// Starts a registry whose clients get bearer tokens from a
+    /// [`TokenServer`] accepting `user`/`password`.
+    pub fn start_with_token_auth(
+        user: &str,
+        password: &str,
+        notifications: Option<Notifications>,
+    ) -> Self {
+        Self::start_with(user, password, notifications, true)
+    }
+
+    fn start_with(
+        user: &str,
+        password: &str,
+        notifications: Option<Notifications>,
+        token_auth: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::new(dir.path());
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        std::fs::write(
-            dir.path().join("htpasswd"),
-            format!("{user}:{}\n", bcrypt(password)),
-        )
-        .unwrap();
+        let token_server =
+            token_auth.then(|| TokenServer::start(dir.path(), &pki.cert, &pki.key, user, password));
+        let auth = match &token_server {
+            Some(t) => format!(
+                "auth:\n  token:\n    realm: {}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                t.realm(),
+                t.signing_cert.display()
+            ),
+            None => {
+                std::fs::write(
+                    dir.path().join("htpasswd"),
+                    format!("{user}:{}\n", bcrypt(password)),
+                )
+                .unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: scanfleet-test\n    path: {}\n",
+                    dir.path().join("htpasswd").display()
+                )
+            }
+        };
         let notify_ca = notifications.as_ref().and_then(|n| n.ca_file.clone());
         let notify = notifications
             .map(|n| {
@@ -123,11 +162,10 @@ impl TestRegistry {
             })
             .unwrap_or_default();
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  tls:\n    certificate: {cert}\n    key: {key}\nauth:\n  htpasswd:\n    realm: scanfleet-test\n    path: {htpasswd}\n{notify}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  tls:\n    certificate: {cert}\n    key: {key}\n{auth}{notify}",
             data = dir.path().join("data").display(),
             cert = pki.cert.display(),
             key = pki.key.display(),
-            htpasswd = dir.path().join("htpasswd").display(),
         );
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -149,6 +187,7 @@ impl TestRegistry {
             addr,
             pki,
             user: (user.into(), password.into()),
+            token_server,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -167,8 +167,12 @@ async fn refusals_name_the_registry_and_the_step(
     )
     .await
     .err()
-    .unwrap()
-    .to_string();
+    .unwrap();
+    assert!(
+        matches!(err, PullError::Rejected { .. }) && err.is_permanent(),
+        "a missing manifest is not worth retrying: {err}"
+    );
+    let err = err.to_string();
     assert!(err.contains("HTTP 404"), "{err}");
     assert_eq!(
         std::fs::read_dir(work).unwrap().count(),

@@ -49,6 +49,20 @@ pub enum PullError {
         /// What went wrong.
         problem: String,
     },
+    /// The registry answered a request with a client error (a missing
+    /// manifest or blob, a request it will never accept): asking again
+    /// gets the same answer.
+    #[error("registry {registry}: {step}: HTTP {status}: {problem}")]
+    Rejected {
+        /// Host and port.
+        registry: String,
+        /// What the client was doing.
+        step: String,
+        /// Status code and reason, e.g. `404 Not Found`.
+        status: String,
+        /// The start of the response body.
+        problem: String,
+    },
     /// The registry refused the credentials given.
     #[error(
         "registry {registry} refused the credentials{user} while {step} (HTTP {status}); \
@@ -124,10 +138,10 @@ pub enum PullError {
 
 impl PullError {
     /// Whether trying again cannot help: refused or missing credentials
-    /// (a retry would only add refused logins at the registry), content
-    /// that does not match its digest, a refused manifest, layer or
-    /// archive. An unreachable or failing registry and local disk
-    /// trouble may pass.
+    /// (a retry would only add refused logins at the registry), a client
+    /// error such as a missing manifest, content that does not match its
+    /// digest, a refused manifest, layer or archive. An unreachable or
+    /// failing (5xx, 429, 408) registry and local disk trouble may pass.
     pub fn is_permanent(&self) -> bool {
         !matches!(self, Self::Registry { .. } | Self::Io { .. })
     }

@@ -290,7 +290,18 @@ impl RegistryClient {
                         .chars()
                         .map(|c| if c.is_control() { ' ' } else { c })
                         .collect();
-                    return Err(self.fail(step, format!("HTTP {status}: {}", text.trim())));
+                    let retryable = status.is_server_error()
+                        || status == StatusCode::TOO_MANY_REQUESTS
+                        || status == StatusCode::REQUEST_TIMEOUT;
+                    if retryable {
+                        return Err(self.fail(step, format!("HTTP {status}: {}", text.trim())));
+                    }
+                    return Err(PullError::Rejected {
+                        registry: self.registry.clone(),
+                        step: step.into(),
+                        status: status.to_string(),
+                        problem: text.trim().to_owned(),
+                    });
                 }
                 return Ok(resp);
             }

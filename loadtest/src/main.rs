@@ -5,6 +5,7 @@
 
 mod engine_scan;
 mod envelope_throughput;
+mod image_pull;
 mod inspec_scan;
 mod result_pipeline;
 mod scan_sessions;
@@ -34,6 +35,9 @@ enum Bench {
     /// Run a generated InSpec-syntax profile of 400+ controls through an
     /// exec scan session on kubesim: load, wall time, round trips, bytes.
     Inspec(inspec_scan::Args),
+    /// Pull, unpack and scan a generated ~100 MB, 20,000-file image from a
+    /// real registry on loopback: wall time per phase and peak RSS.
+    Image(image_pull::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Sessions(args) => scan_sessions::run(&args),
         Bench::Engine(args) => engine_scan::run(&args),
         Bench::Inspec(args) => inspec_scan::run(&args),
+        Bench::Image(args) => image_pull::run(&args),
     }
 }

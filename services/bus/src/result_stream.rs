@@ -11,7 +11,8 @@
 //! collector verifies the signed statement (which must then agree with the
 //! subject's place).
 //!
-//! - Subject: `scan.results.<cluster>.<namespace>`
+//! - Subject: `scan.results.<cluster>.<namespace>`, or
+//!   `scan.results.<cluster>._image` for an image scan
 //!   (`scanfleet_scan_intents::result_subject`).
 //! - Message id: the scan id, so a worker's republish after a crash is a
 //!   duplicate inside the window and an upsert after it.
@@ -29,7 +30,7 @@
 use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_nats::jetstream::{self, message::PublishMessage, object_store};
 use bytes::Bytes;
-use scanfleet_scan_intents::{ClusterName, NamespaceName, result_place, result_subject};
+use scanfleet_scan_intents::{ClusterName, ResultPlace, result_place, result_subject};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
@@ -81,10 +82,11 @@ impl PayloadEncoding {
 pub struct OutgoingResult<'a> {
     /// The scan id (message id and header).
     pub scan_id: &'a str,
-    /// Where the scanned container runs; becomes the subject.
+    /// Where the scanned container runs (or whose workers scanned the
+    /// image); becomes the subject.
     pub cluster: &'a ClusterName,
-    /// Its namespace; becomes the subject.
-    pub namespace: &'a NamespaceName,
+    /// The container's namespace, or image; becomes the subject.
+    pub place: &'a ResultPlace,
     /// How `payload` is wrapped.
     pub encoding: PayloadEncoding,
     /// The intent's `traceparent`; the result carries a child of it.
@@ -149,7 +151,7 @@ pub struct IncomingResult {
     pub encoding: Result<PayloadEncoding, UnknownEncoding>,
     /// The place the subject names, `None` when the subject is not a
     /// result subject.
-    pub place: Option<(ClusterName, NamespaceName)>,
+    pub place: Option<(ClusterName, ResultPlace)>,
 }
 
 impl IncomingResult {
@@ -215,7 +217,7 @@ impl ResultStream {
         }
         self.publish_raw(
             result.cluster,
-            result.namespace,
+            result.place,
             result.scan_id,
             headers,
             result.payload,
@@ -232,7 +234,7 @@ impl ResultStream {
     pub async fn publish_raw(
         &self,
         cluster: &ClusterName,
-        namespace: &NamespaceName,
+        place: &ResultPlace,
         msg_id: &str,
         headers: Headers,
         payload: Bytes,
@@ -243,7 +245,7 @@ impl ResultStream {
             .message_id(msg_id);
         let ack = self
             .js
-            .send_publish(result_subject(cluster, namespace), message)
+            .send_publish(result_subject(cluster, place), message)
             .await
             .map_err(|e| ResultStreamError::Publish(e.to_string()))?
             .await

@@ -65,7 +65,10 @@ use Op::{Publish as P, Subscribe as S};
 const ROWS: &[Row] = &[
     row("publish an intent", P("scan.intents.high.kubesim.shop.probe", "x"), [A, R, R]),
     row("publish a periodic intent", P("scan.intents.low.kubesim.shop.probe", "x"), [A, R, R]),
+    row("publish an image-scan intent", P("scan.intents.high.kubesim._image.probe", "x"), [A, R, R]),
+    row("publish a periodic image-scan intent", P("scan.intents.low.kubesim._image.probe", "x"), [A, R, R]),
     row("publish a result", P("scan.results.kubesim.shop", "x"), [R, A, R]),
+    row("publish an image scan's result", P("scan.results.kubesim._image", "x"), [R, A, R]),
     row("publish a dead letter", P("scan.dlq.workers-high", "x"), [A, A, R]),
     row("publish into quarantine", P("scan.quarantine.probe", "x"), [R, R, A]),
     row("write a scan status", P("$KV.SCAN_STATUS.probe", "{}"), [A, A, R]),

@@ -8,10 +8,10 @@
 use prost::Message;
 use scanfleet_bus::PayloadEncoding;
 use scanfleet_contracts::v1::{ResultEvent, result_event};
-use scanfleet_scan_intents::{ClusterName, NamespaceName};
+use scanfleet_scan_intents::{ClusterName, ResultPlace};
 use scanfleet_trust::{
     AgeIdentities, IN_TOTO_PAYLOAD_TYPE, ScanStatement, StatementError, TrustedKeys, Verified,
-    VerifyError, encryption,
+    VerifyError, encryption, statement::TargetKind,
 };
 
 /// Where the report is.
@@ -176,22 +176,33 @@ impl Ingestor {
     pub fn check_place(
         &self,
         subject: &str,
-        place: Option<&(ClusterName, NamespaceName)>,
+        place: Option<&(ClusterName, ResultPlace)>,
         statement: &ScanStatement,
     ) -> Result<(), Rejection> {
         let target = &statement.predicate.target;
-        let agrees = place.is_some_and(|(cluster, namespace)| {
-            cluster.as_str() == target.cluster && namespace.as_str() == target.namespace
+        let agrees = place.is_some_and(|(cluster, place)| {
+            cluster.as_str() == target.cluster
+                && match place {
+                    ResultPlace::Namespace(ns) => {
+                        target.kind == TargetKind::Container && ns.as_str() == target.namespace
+                    }
+                    ResultPlace::Image => target.kind == TargetKind::Image,
+                }
         });
         if agrees {
             Ok(())
         } else {
             Err(Rejection::WrongSubject {
                 subject: subject.chars().take(128).collect(),
-                statement: format!("{}/{}", target.cluster, target.namespace)
-                    .chars()
-                    .take(128)
-                    .collect(),
+                statement: match target.kind {
+                    TargetKind::Container => format!("{}/{}", target.cluster, target.namespace),
+                    TargetKind::Image => {
+                        format!("{}/image {}", target.cluster, target.image_digest)
+                    }
+                }
+                .chars()
+                .take(128)
+                .collect(),
             })
         }
     }
@@ -309,5 +320,38 @@ mod tests {
         let mut labels = Rejection::LABELS.to_vec();
         labels.sort_unstable();
         assert_eq!(from_samples, labels);
+    }
+
+    /// A container's result belongs under its namespace's subject and an
+    /// image's under `_image`; neither may pass for the other.
+    #[test]
+    fn image_and_container_results_each_need_their_own_subject() {
+        use scanfleet_test_harness::fleet::SampleStatement;
+        let ingestor = Ingestor::new(TrustedKeys::new(), None, 1 << 20);
+        let container = SampleStatement::new("c").build();
+        let image = SampleStatement::new("i")
+            .with(|p| {
+                p.target.kind = TargetKind::Image;
+                p.target.namespace.clear();
+                p.target.pod.clear();
+                p.target.container.clear();
+            })
+            .build();
+        let check = |subject: &str, statement: &ScanStatement| {
+            let place = scanfleet_scan_intents::result_place(subject);
+            ingestor.check_place(subject, place.as_ref(), statement)
+        };
+        assert!(check("scan.results.kubesim.shop", &container).is_ok());
+        assert!(check("scan.results.kubesim._image", &image).is_ok());
+        for (subject, statement) in [
+            ("scan.results.kubesim._image", &container),
+            ("scan.results.kubesim.shop", &image),
+            ("scan.results.other._image", &image),
+        ] {
+            let e = check(subject, statement).unwrap_err();
+            assert_eq!(e.label(), "wrong_subject", "{subject}");
+        }
+        let e = check("scan.results.kubesim.shop", &image).unwrap_err();
+        assert!(e.to_string().contains("kubesim/image sha256:"), "{e}");
     }
 }

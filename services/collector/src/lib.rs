@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod dashboard;
+pub mod drift;
 pub mod finding_metrics;
 pub mod http_api;
 pub mod ingest;

@@ -89,6 +89,7 @@ pub fn to_wire(r: &StoredResult) -> ScanResult {
                 reference: r.image.clone(),
                 digest: r.image_digest.clone(),
             }),
+            registry_image: None,
         }),
         profile: Some(ProfileRef {
             name: r.profile_name.clone(),

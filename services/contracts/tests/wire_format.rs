@@ -15,6 +15,7 @@ fn intent_round_trips_through_protobuf() {
             pod: "web-0".into(),
             container: "web".into(),
             image: None,
+            registry_image: None,
         }),
         profile: Some(ProfileRef {
             name: "container-baseline".into(),

@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime};
 use scanfleet_bus::{EnqueueError, Enqueued};
 use scanfleet_registry_events::PushEvent;
 use scanfleet_scan_intents::{
-    Approach, ClusterName, ImageSpec, Intent, Occasion, ProfileRef, Trigger, TriggerKind,
+    Approach, ClusterName, ImageSpec, ImageTarget, Intent, IntentTarget, Occasion, ProfileRef,
+    Trigger, TriggerKind,
 };
 
 use crate::pod_directory::RunningContainer;
@@ -133,7 +134,7 @@ impl ContainerIntents {
         Intent {
             id: new_scan_id(),
             cluster: self.cluster.clone(),
-            target: container.target.clone(),
+            target: container.target.clone().into(),
             image: ImageSpec {
                 reference: container.image.clone(),
                 digest: container.image_digest.clone(),
@@ -159,6 +160,41 @@ impl ContainerIntents {
         cause: Cause<'_>,
     ) -> Result<Enqueued, EnqueueError> {
         let intent = self.intent(container, profile, cause);
+        self.queueing.offer(&intent, &cause.occasion()).await
+    }
+
+    /// Offers one intent to scan the pushed image itself, by digest (no
+    /// pod runs it yet). Its routing keys it by (digest, profile) alone.
+    ///
+    /// # Errors
+    /// The queue's refusal; a push whose names an image target refuses
+    /// (registry-events checks them by the same grammar, so this does not
+    /// happen) is refused rather than queued.
+    pub async fn offer_image(
+        &self,
+        event: &PushEvent,
+        profile: &ProfileRef,
+    ) -> Result<Enqueued, EnqueueError> {
+        let target = ImageTarget::new(&event.registry, &event.repository, event.digest.as_str())
+            .map_err(|e| EnqueueError::Rejected(format!("pushed image: {e}")))?;
+        let cause = Cause::Push(event);
+        let now = SystemTime::now();
+        let intent = Intent {
+            id: new_scan_id(),
+            cluster: self.cluster.clone(),
+            image: ImageSpec {
+                reference: target.reference(),
+                digest: Some(target.digest().clone()),
+            },
+            target: IntentTarget::Image(target),
+            profile: profile.clone(),
+            inputs: Default::default(),
+            approach: Approach::Auto,
+            threshold: None,
+            trigger: cause.trigger(),
+            requested_at: now,
+            deadline: Some(now + self.timeout),
+        };
         self.queueing.offer(&intent, &cause.occasion()).await
     }
 }

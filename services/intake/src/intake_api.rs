@@ -281,7 +281,7 @@ impl IntakeService {
                 .cluster
                 .clone()
                 .unwrap_or_else(|| self.config.cluster.clone()),
-            target: target.clone(),
+            target: target.clone().into(),
             image: ImageSpec::default(),
             profile: valid.profile.clone(),
             inputs: valid.profile_inputs.clone(),
@@ -308,6 +308,7 @@ impl IntakeService {
             pod: target.pod.as_str().into(),
             container: target.container.as_str().into(),
             image: None,
+            registry_image: None,
         };
         let idempotency = valid
             .idempotency_key

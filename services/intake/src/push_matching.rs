@@ -22,13 +22,32 @@ use crate::metrics::Metrics;
 use crate::pod_directory::{PodDirectory, RunningContainer};
 use crate::push_watches::{PushWatches, WatchLimits, WatchesFull, Watching};
 
+/// What a route does with a push for a digest no pod runs yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnmatchedPush {
+    /// Watch for the first pod running it (container scans follow then).
+    #[default]
+    Watch,
+    /// Scan the pushed image itself now, by digest.
+    Image,
+    /// Both: scan the image now and watch for pods.
+    Both,
+}
+
 /// What one push led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushOutcome {
     /// Intents for the containers running the digest now.
     Matched(Tally),
-    /// No container runs it; a watch waits for the first pod.
-    Watching(Watching),
+    /// No container runs it: an image scan (when the route asks for one)
+    /// and a watch for the first pod (when it asks for one).
+    Unmatched {
+        /// The image scan's offer.
+        image: Option<Tally>,
+        /// The watch.
+        watching: Option<Watching>,
+    },
 }
 
 /// Why a push could not be handled; the webhook answers 429 or 503 and the
@@ -88,28 +107,63 @@ impl PushMatcher {
             .store(w.unclaimed() as u64, Ordering::Relaxed);
     }
 
-    /// Handles one push: intents now, or a watch.
+    /// Handles one push: intents for the containers running it now, or
+    /// what `unmatched` says (an image scan, a watch, or both).
     ///
     /// # Errors
     /// [`PushError`] when the queue refuses or the watch table is full.
-    pub async fn push(&self, event: &PushEvent) -> Result<PushOutcome, PushError> {
+    pub async fn push(
+        &self,
+        event: &PushEvent,
+        unmatched: UnmatchedPush,
+    ) -> Result<PushOutcome, PushError> {
         let digest = ImageDigest::parse(event.digest.as_str())
             .expect("registry-events and scan-intents accept the same sha256 form");
         let running = self.directory.running_digest(&digest);
         if running.is_empty() {
-            let mut w = self.lock();
-            let watching = w.watch(event.clone(), Instant::now())?;
-            self.publish_pending(&w);
-            if watching == Watching::Added {
-                Metrics::add(&self.metrics.push_watches_added, 1);
-            }
-            tracing::info!(digest = %digest, repository = %event.repository,
-                "no pod runs the pushed digest yet; watching for one");
-            return Ok(PushOutcome::Watching(watching));
+            let image = match unmatched {
+                UnmatchedPush::Watch => None,
+                UnmatchedPush::Image | UnmatchedPush::Both => Some(self.scan_image(event).await?),
+            };
+            let watching = match unmatched {
+                UnmatchedPush::Image => None,
+                UnmatchedPush::Watch | UnmatchedPush::Both => Some(self.watch(event, &digest)?),
+            };
+            return Ok(PushOutcome::Unmatched { image, watching });
         }
         self.offer_all(&running, event)
             .await
             .map(PushOutcome::Matched)
+    }
+
+    fn watch(&self, event: &PushEvent, digest: &ImageDigest) -> Result<Watching, PushError> {
+        let mut w = self.lock();
+        let watching = w.watch(event.clone(), Instant::now())?;
+        self.publish_pending(&w);
+        if watching == Watching::Added {
+            Metrics::add(&self.metrics.push_watches_added, 1);
+        }
+        tracing::info!(digest = %digest, repository = %event.repository,
+            "no pod runs the pushed digest yet; watching for one");
+        Ok(watching)
+    }
+
+    /// Queues a scan of the pushed image itself, by digest.
+    async fn scan_image(&self, event: &PushEvent) -> Result<Tally, PushError> {
+        let mut tally = Tally::default();
+        match self.intents.offer_image(event, &self.profile).await {
+            Ok(e) => tally.count(&e),
+            Err(error) => {
+                return Err(PushError::Enqueue {
+                    error,
+                    before: tally,
+                });
+            }
+        }
+        Metrics::add(&self.metrics.push_intents_queued, tally.queued);
+        tracing::info!(digest = %event.digest.as_str(), repository = %event.repository,
+            queued = tally.queued, "no pod runs the pushed digest yet; scanning the image");
+        Ok(tally)
     }
 
     async fn offer_all(

@@ -32,7 +32,7 @@ use serde_json::json;
 
 use crate::container_intents::Tally;
 use crate::metrics::Metrics;
-use crate::push_matching::{PushError, PushMatcher, PushOutcome};
+use crate::push_matching::{PushError, PushMatcher, PushOutcome, UnmatchedPush};
 use crate::push_watches::Watching;
 
 /// Shared state of the HTTP handlers.
@@ -55,6 +55,8 @@ pub struct WebhookRoute {
     pub endpoint: Endpoint,
     /// Body limit, checked while reading.
     pub max_body_bytes: usize,
+    /// What a push for a digest no pod runs leads to.
+    pub unmatched: UnmatchedPush,
 }
 
 /// The router.
@@ -146,7 +148,7 @@ async fn webhook(
         &state.metrics.webhook_events_ignored,
         outcome.ignored.len() as u64,
     );
-    if let Err((i, e)) = push_events(matcher, &outcome.events, &mut report).await {
+    if let Err((i, e)) = push_events(matcher, route.unmatched, &outcome.events, &mut report).await {
         return push_failure(&state, &kind, i, e, report);
     }
     Metrics::add(&state.metrics.webhook_accepted, 1);
@@ -188,14 +190,20 @@ async fn read_body(
 /// first event that could not be handled and says which.
 async fn push_events(
     matcher: &PushMatcher,
+    unmatched: UnmatchedPush,
     events: &[PushEvent],
     report: &mut DeliveryReport,
 ) -> Result<(), (usize, PushError)> {
     for (i, event) in events.iter().enumerate() {
-        match matcher.push(event).await {
+        match matcher.push(event, unmatched).await {
             Ok(PushOutcome::Matched(t)) => add_tally(&mut report.tally, &t),
-            Ok(PushOutcome::Watching(Watching::Added | Watching::Refreshed)) => {
-                report.watching += 1;
+            Ok(PushOutcome::Unmatched { image, watching }) => {
+                if let Some(t) = image {
+                    add_tally(&mut report.tally, &t);
+                }
+                if let Some(Watching::Added | Watching::Refreshed) = watching {
+                    report.watching += 1;
+                }
             }
             Err(e) => {
                 if let PushError::Enqueue { before, .. } = &e {

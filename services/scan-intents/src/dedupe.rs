@@ -36,7 +36,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::image_digest::ImageIdentity;
+use crate::image_digest::{ImageDigest, ImageIdentity};
 use crate::k8s_names::ClusterName;
 use crate::profile::{ProfilePin, ProfileRef};
 use crate::target::ContainerRef;
@@ -66,6 +66,10 @@ pub enum Occasion<'a> {
     /// An API request: its idempotency key, or the scan id when the client
     /// gave none.
     ApiRequest(&'a str),
+    /// The content itself: an image pushed again, under another tag or to
+    /// another repository, is the same work as long as the key (digest,
+    /// profile) is; only the duplicate window bounds it.
+    Content,
 }
 
 /// Hashes each field with a length prefix so no two field lists share an
@@ -114,6 +118,28 @@ impl DedupeKey {
         Self(h.finalize().into())
     }
 
+    /// The key for scanning the image `digest` with `profile`: no cluster,
+    /// registry or repository, because every name of one digest is the same
+    /// content and one scan of it answers them all.
+    pub fn for_image(digest: &ImageDigest, profile: &ProfileRef) -> Self {
+        let mut h = Sha256::new();
+        feed(&mut h, KEY_CONTEXT);
+        feed(&mut h, "image");
+        feed(&mut h, digest.as_str());
+        feed(&mut h, profile.name.as_str());
+        match &profile.pin {
+            ProfilePin::Version(v) => {
+                feed(&mut h, "version");
+                feed(&mut h, v);
+            }
+            ProfilePin::Digest(d) => {
+                feed(&mut h, "digest");
+                feed(&mut h, d.as_str());
+            }
+        }
+        Self(h.finalize().into())
+    }
+
     /// The `Nats-Msg-Id` for publishing this work on `occasion`:
     /// `<key hex>-<16 hex of the occasion>`, 81 ASCII characters.
     pub fn msg_id(&self, occasion: &Occasion<'_>) -> String {
@@ -136,6 +162,7 @@ impl DedupeKey {
                 feed(&mut h, "api");
                 feed(&mut h, id);
             }
+            Occasion::Content => feed(&mut h, "content"),
         }
         let occasion = hex::encode(h.finalize());
         format!("{self}-{}", &occasion[..16])

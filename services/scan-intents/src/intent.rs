@@ -1,5 +1,5 @@
-//! A scan intent as the domain sees it: one container, one pinned profile,
-//! who asked and until when.
+//! A scan intent as the domain sees it: one container (or one image by
+//! digest), one pinned profile, who asked and until when.
 //!
 //! Intake builds one (from an API call, a registry push or a schedule fire)
 //! and the worker receives one; both sides hold this type, never the wire
@@ -13,13 +13,14 @@ use std::fmt;
 use std::time::SystemTime;
 
 use crate::image_digest::ImageDigest;
+use crate::image_target::ImageTarget;
 use crate::k8s_names::ClusterName;
 use crate::priority::{Priority, TriggerKind};
 use crate::profile::{ProfileName, ProfileRef};
 use crate::scan_id::ScanId;
 use crate::target::ContainerRef;
 
-/// How the worker reaches the container.
+/// How the worker reaches the container (image scans ignore it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Approach {
     /// Sidecar if there is one, else exec if the container has a shell,
@@ -91,6 +92,50 @@ pub struct ImageSpec {
     pub digest: Option<ImageDigest>,
 }
 
+/// What one intent scans.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IntentTarget {
+    /// A running container in the intent's cluster, reached through a
+    /// secure scan session.
+    Container(ContainerRef),
+    /// An image pulled from its registry by digest and scanned unpacked,
+    /// before (or without) any pod running it.
+    Image(ImageTarget),
+}
+
+impl IntentTarget {
+    /// The container, for a container scan.
+    pub fn container(&self) -> Option<&ContainerRef> {
+        match self {
+            IntentTarget::Container(c) => Some(c),
+            IntentTarget::Image(_) => None,
+        }
+    }
+
+    /// The image, for an image scan.
+    pub fn image(&self) -> Option<&ImageTarget> {
+        match self {
+            IntentTarget::Container(_) => None,
+            IntentTarget::Image(i) => Some(i),
+        }
+    }
+}
+
+impl fmt::Display for IntentTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntentTarget::Container(c) => c.fmt(f),
+            IntentTarget::Image(i) => i.fmt(f),
+        }
+    }
+}
+
+impl From<ContainerRef> for IntentTarget {
+    fn from(c: ContainerRef) -> Self {
+        IntentTarget::Container(c)
+    }
+}
+
 /// Why the scan was asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Trigger {
@@ -133,11 +178,13 @@ impl Trigger {
 pub struct Intent {
     /// The scan's id, also its message id and status key.
     pub id: ScanId,
-    /// The cluster the container runs in.
+    /// The cluster the container runs in; for an image scan, the cluster
+    /// whose workers take it.
     pub cluster: ClusterName,
-    /// The container.
-    pub target: ContainerRef,
-    /// Its image, as far as known when queued.
+    /// The container or image to scan.
+    pub target: IntentTarget,
+    /// The container's image, as far as known when queued; for an image
+    /// scan, the image itself (reference and digest).
     pub image: ImageSpec,
     /// The pinned profile.
     pub profile: ProfileRef,

@@ -17,7 +17,8 @@ use prost::Message as _;
 use scanfleet_contracts::v1;
 
 use crate::image_digest::ImageDigest;
-use crate::intent::{Approach, ImageSpec, Intent, ThresholdRef, Trigger};
+use crate::image_target::{ImageTarget, ImageTargetError};
+use crate::intent::{Approach, ImageSpec, Intent, IntentTarget, ThresholdRef, Trigger};
 use crate::k8s_names::{ClusterName, ContainerName, NamespaceName, PodName};
 use crate::priority::Priority;
 use crate::profile::{ProfileName, ProfilePin, ProfileRef};
@@ -31,13 +32,32 @@ pub const MAX_INTENT_BYTES: usize = 256 * 1024;
 
 /// The wire form of an intent.
 pub fn to_wire(intent: &Intent) -> v1::ScanIntent {
+    let (namespace, pod, container, registry_image) = match &intent.target {
+        IntentTarget::Container(c) => (
+            c.namespace.as_str().into(),
+            c.pod.as_str().into(),
+            c.container.as_str().into(),
+            None,
+        ),
+        IntentTarget::Image(i) => (
+            String::new(),
+            String::new(),
+            String::new(),
+            Some(v1::RegistryImage {
+                registry: i.registry().into(),
+                repository: i.repository().into(),
+                digest: i.digest().as_str().into(),
+            }),
+        ),
+    };
     v1::ScanIntent {
         id: intent.id.to_string(),
         target: Some(v1::ScanTarget {
             cluster: intent.cluster.as_str().into(),
-            namespace: intent.target.namespace.as_str().into(),
-            pod: intent.target.pod.as_str().into(),
-            container: intent.target.container.as_str().into(),
+            namespace,
+            pod,
+            container,
+            registry_image,
             image: Some(v1::ImageRef {
                 reference: intent.image.reference.clone(),
                 digest: intent
@@ -229,10 +249,14 @@ fn trigger_to_wire(trigger: &Trigger) -> v1::trigger::Source {
     }
 }
 
-type TargetParts = (Option<ClusterName>, Option<ContainerRef>, Option<ImageSpec>);
+type TargetParts = (Option<ClusterName>, Option<IntentTarget>, Option<ImageSpec>);
 
 fn target_from_wire(t: &v1::ScanTarget, v: &mut Violations) -> TargetParts {
     let cluster = v.check("target.cluster", ClusterName::new(&t.cluster));
+    if let Some(image) = &t.registry_image {
+        let (target, spec) = image_target_from_wire(t, image, v);
+        return (cluster, target, spec);
+    }
     let namespace = v.check("target.namespace", NamespaceName::new(&t.namespace));
     let pod = v.check("target.pod", PodName::new(&t.pod));
     let container = v.check("target.container", ContainerName::new(&t.container));
@@ -250,14 +274,71 @@ fn target_from_wire(t: &v1::ScanTarget, v: &mut Violations) -> TargetParts {
             }),
     };
     let target = match (namespace, pod, container) {
-        (Some(namespace), Some(pod), Some(container)) => Some(ContainerRef {
-            namespace,
-            pod,
-            container,
-        }),
+        (Some(namespace), Some(pod), Some(container)) => {
+            Some(IntentTarget::Container(ContainerRef {
+                namespace,
+                pod,
+                container,
+            }))
+        }
         _ => None,
     };
     (cluster, target, image)
+}
+
+/// An image target: the registry image's parts by the reference grammar,
+/// no container names beside it, and an image spec that agrees with it
+/// (filled from it when the producer left it empty).
+fn image_target_from_wire(
+    t: &v1::ScanTarget,
+    image: &v1::RegistryImage,
+    v: &mut Violations,
+) -> (Option<IntentTarget>, Option<ImageSpec>) {
+    for (field, value) in [
+        ("target.namespace", &t.namespace),
+        ("target.pod", &t.pod),
+        ("target.container", &t.container),
+    ] {
+        if !value.is_empty() {
+            v.add(
+                field,
+                "must be empty for an image scan (target.registry_image is set)",
+            );
+        }
+    }
+    let target = match ImageTarget::new(&image.registry, &image.repository, &image.digest) {
+        Ok(target) => target,
+        Err(e) => {
+            let field = match e {
+                ImageTargetError::Registry(_) => "target.registry_image.registry",
+                ImageTargetError::Repository(_) => "target.registry_image.repository",
+                _ => "target.registry_image.digest",
+            };
+            v.add(field, e.to_string());
+            return (None, None);
+        }
+    };
+    let spec = t.image.clone().unwrap_or_default();
+    if !spec.digest.is_empty() && spec.digest != target.digest().as_str() {
+        v.add(
+            "target.image.digest",
+            format!(
+                "is {:?} but target.registry_image.digest is {:?}",
+                spec.digest,
+                target.digest().as_str()
+            ),
+        );
+        return (None, None);
+    }
+    let spec = ImageSpec {
+        reference: if spec.reference.is_empty() {
+            target.reference()
+        } else {
+            spec.reference
+        },
+        digest: Some(target.digest().clone()),
+    };
+    (Some(IntentTarget::Image(target)), Some(spec))
 }
 
 fn profile_from_wire(p: &v1::ProfileRef, v: &mut Violations) -> Option<ProfileRef> {
@@ -391,7 +472,9 @@ mod tests {
         Intent {
             id: ScanId::parse("01JDQ3W7T8ZK5V9X2M4N6P8R0S").unwrap(),
             cluster: ClusterName::new("kubesim").unwrap(),
-            target: ContainerRef::parse_uri("k8s://apps/web-0/app").unwrap(),
+            target: ContainerRef::parse_uri("k8s://apps/web-0/app")
+                .unwrap()
+                .into(),
             image: ImageSpec {
                 reference: "shop/web:1".into(),
                 digest: Some(ImageDigest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap()),
@@ -457,6 +540,72 @@ mod tests {
                 "requested_at"
             ]
         );
+    }
+
+    fn image_sample() -> Intent {
+        let target = ImageTarget::parse_uri(&format!(
+            "oci://registry.local:5000/shop/web@sha256:{}",
+            "cd".repeat(32)
+        ))
+        .unwrap();
+        Intent {
+            image: ImageSpec {
+                reference: target.reference(),
+                digest: Some(target.digest().clone()),
+            },
+            target: IntentTarget::Image(target),
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn an_image_intent_survives_the_wire_and_says_so() {
+        let intent = image_sample();
+        let wire = to_wire(&intent);
+        let t = wire.target.as_ref().unwrap();
+        assert!(t.namespace.is_empty() && t.pod.is_empty() && t.container.is_empty());
+        assert_eq!(t.registry_image.as_ref().unwrap().repository, "shop/web");
+        assert_eq!(decode(&encode(&intent)).unwrap(), intent);
+        let mut bare = wire.clone();
+        bare.target.as_mut().unwrap().image = None;
+        assert_eq!(
+            from_wire(&bare).unwrap().image,
+            intent.image,
+            "an image spec left out is the image itself"
+        );
+    }
+
+    #[test]
+    fn an_image_intent_with_container_names_or_bad_parts_is_refused_by_field() {
+        let mut wire = to_wire(&image_sample());
+        let t = wire.target.as_mut().unwrap();
+        t.pod = "web-0".into();
+        t.image.as_mut().unwrap().digest = format!("sha256:{}", "ef".repeat(32));
+        let fields: Vec<String> = from_wire(&wire)
+            .unwrap_err()
+            .violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["target.pod", "target.image.digest"]);
+        let mut wire = to_wire(&image_sample());
+        wire.target
+            .as_mut()
+            .unwrap()
+            .registry_image
+            .as_mut()
+            .unwrap()
+            .repository = "../x".into();
+        let err = from_wire(&wire).unwrap_err();
+        assert_eq!(err.violations[0].field, "target.registry_image.repository");
+    }
+
+    #[test]
+    fn a_container_intent_from_before_image_targets_still_decodes() {
+        let mut wire = to_wire(&sample());
+        wire.target.as_mut().unwrap().registry_image = None;
+        let old = wire.encode_to_vec();
+        assert_eq!(decode(&old).unwrap(), sample());
     }
 
     #[test]

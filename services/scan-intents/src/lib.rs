@@ -9,6 +9,7 @@
 //!   proto field paths for `INVALID_ARGUMENT` ([`InvalidArgument`]);
 //! - [`target`], [`k8s_names`], [`label_selector`]: `k8s://ns/pod/container`
 //!   URIs, Kubernetes name rules, label selector parsing and matching;
+//! - [`image_target`]: `oci://registry/repository@sha256:…` image targets;
 //! - [`scan_id`]: ULID scan ids from an injected clock and randomness;
 //! - [`priority`]: trigger to queue class (API and push high, schedule low);
 //! - [`subject`]: NATS subject layout and token safety;
@@ -29,6 +30,7 @@
 pub mod cron;
 pub mod dedupe;
 pub mod image_digest;
+pub mod image_target;
 pub mod input_policy;
 pub mod intent;
 pub mod intent_wire;
@@ -46,8 +48,9 @@ pub mod target;
 pub use cron::CronExpr;
 pub use dedupe::{DedupeKey, Occasion};
 pub use image_digest::{ImageDigest, ImageIdentity};
+pub use image_target::{ImageTarget, ImageTargetError};
 pub use input_policy::LockedInputs;
-pub use intent::{Approach, ImageSpec, Intent, ThresholdName, ThresholdRef, Trigger};
+pub use intent::{Approach, ImageSpec, Intent, IntentTarget, ThresholdName, ThresholdRef, Trigger};
 pub use k8s_names::{ClusterName, ContainerName, NamespaceName, PodName};
 pub use label_selector::{LabelSelector, Requirement, SelectorLimits};
 pub use priority::{Priority, TriggerKind};
@@ -57,6 +60,8 @@ pub use scan_id::{RandomSource, ScanId, SplitMix64};
 pub use schedule::{
     Cadence, Clock, Fire, JitterSeed, ManualClock, Schedule, Scheduler, SystemClock,
 };
-pub use subject::{SubjectTail, SubjectToken, intent_subject, result_place, result_subject};
+pub use subject::{
+    ResultPlace, SubjectTail, SubjectToken, intent_subject, result_place, result_subject,
+};
 pub use submission::{FieldViolation, IntakeLimits, InvalidArgument, Submission, validate_batch};
 pub use target::{ContainerRef, Target};

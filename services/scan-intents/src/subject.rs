@@ -119,32 +119,84 @@ pub fn intent_subject(
     )
 }
 
+/// The place token of image scans' intent subjects, where a container
+/// scan has its namespace: `_` can begin no namespace name, so the two
+/// never collide.
+pub const IMAGE_PLACE_TOKEN: &str = "_image";
+
+/// The subject one image-scan intent is published on:
+/// `scan.intents.<class>.<cluster>._image.<tail>`.
+pub fn image_intent_subject(
+    priority: Priority,
+    cluster: &ClusterName,
+    tail: SubjectTail<'_>,
+) -> String {
+    let tail = match tail {
+        SubjectTail::DedupeKey(k) => k.to_string(),
+        SubjectTail::ScanId(id) => id.to_string(),
+    };
+    format!(
+        "{INTENT_SUBJECT_ROOT}.{}.{}.{IMAGE_PLACE_TOKEN}.{tail}",
+        priority.token(),
+        SubjectToken::escape(cluster.as_str()),
+    )
+}
+
 /// The root every result subject starts with.
 pub const RESULT_SUBJECT_ROOT: &str = "scan.results";
 
-/// The subject a result about a container in `cluster`/`namespace` is
-/// published on: `scan.results.<cluster>.<namespace>`, so a subscriber can
+/// What a result subject says a result is about, below its cluster: the
+/// namespace of a scanned container, or the cluster's image scans (by
+/// digest, no namespace). The signed statement must say the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultPlace {
+    /// A container running in this namespace.
+    Namespace(NamespaceName),
+    /// An image scanned by digest: token [`IMAGE_PLACE_TOKEN`], which no
+    /// namespace name can be.
+    Image,
+}
+
+impl fmt::Display for ResultPlace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Namespace(ns) => f.write_str(ns.as_str()),
+            Self::Image => f.write_str(IMAGE_PLACE_TOKEN),
+        }
+    }
+}
+
+/// The subject a result about `place` in `cluster` is published on:
+/// `scan.results.<cluster>.<namespace>` for a container,
+/// `scan.results.<cluster>._image` for an image, so a subscriber can
 /// filter by place. The collector checks that the signed statement names
 /// the same place ([`result_place`]); a subject is only trustworthy because
 /// of that check.
-pub fn result_subject(cluster: &ClusterName, namespace: &NamespaceName) -> String {
+pub fn result_subject(cluster: &ClusterName, place: &ResultPlace) -> String {
+    let place = match place {
+        ResultPlace::Namespace(ns) => SubjectToken::escape(ns.as_str()).to_string(),
+        ResultPlace::Image => IMAGE_PLACE_TOKEN.to_owned(),
+    };
     format!(
-        "{RESULT_SUBJECT_ROOT}.{}.{}",
+        "{RESULT_SUBJECT_ROOT}.{}.{place}",
         SubjectToken::escape(cluster.as_str()),
-        SubjectToken::escape(namespace.as_str()),
     )
 }
 
 /// The place a result subject names, or `None` when `subject` is not one
 /// [`result_subject`] could have produced.
-pub fn result_place(subject: &str) -> Option<(ClusterName, NamespaceName)> {
+pub fn result_place(subject: &str) -> Option<(ClusterName, ResultPlace)> {
     let rest = subject
         .strip_prefix(RESULT_SUBJECT_ROOT)?
         .strip_prefix('.')?;
-    let (cluster, namespace) = rest.split_once('.')?;
+    let (cluster, place) = rest.split_once('.')?;
     let cluster = ClusterName::new(cluster).ok()?;
-    let namespace = NamespaceName::new(namespace).ok()?;
-    (result_subject(&cluster, &namespace) == subject).then_some((cluster, namespace))
+    let place = if place == IMAGE_PLACE_TOKEN {
+        ResultPlace::Image
+    } else {
+        ResultPlace::Namespace(NamespaceName::new(place).ok()?)
+    };
+    (result_subject(&cluster, &place) == subject).then_some((cluster, place))
 }
 
 /// The consumer filter for one priority class.
@@ -165,10 +217,16 @@ mod tests {
     fn result_subjects_round_trip_and_nothing_else_parses() {
         let cluster = ClusterName::new("prod-eu").unwrap();
         let ns = NamespaceName::new("kube-system").unwrap();
-        let subject = result_subject(&cluster, &ns);
+        let place = ResultPlace::Namespace(ns);
+        let subject = result_subject(&cluster, &place);
         assert_eq!(subject, "scan.results.prod-eu.kube-system");
-        assert_eq!(result_place(&subject), Some((cluster, ns)));
+        assert_eq!(result_place(&subject), Some((cluster.clone(), place)));
+        let images = result_subject(&cluster, &ResultPlace::Image);
+        assert_eq!(images, "scan.results.prod-eu._image");
+        assert_eq!(result_place(&images), Some((cluster, ResultPlace::Image)));
         for bad in [
+            "scan.results.prod-eu._image.x",
+            "scan.results.prod-eu._Image",
             "scan.results.prod-eu",
             "scan.results.prod-eu.apps.extra",
             "scan.results.Prod.apps",

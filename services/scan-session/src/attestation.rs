@@ -15,7 +15,7 @@ use scanfleet_scan_engine::threshold::{Threshold, counts_from_hdf, evaluate};
 use scanfleet_trust::ScanStatement;
 use scanfleet_trust::statement::{
     ComplianceSummary, HDF_MEDIA_TYPE, InputSource, InputUsed, InputValueUsed, ProfileRef,
-    ReportRef, ScanOutcome, ScanResultPredicate, ScanTargetRef, ScannerRef, Subject,
+    ReportRef, ScanOutcome, ScanResultPredicate, ScanTargetRef, ScannerRef, Subject, TargetKind,
     ThresholdVerdict,
 };
 use sha2::{Digest, Sha256};
@@ -222,6 +222,7 @@ pub fn failed_statement(
 
 fn target_ref(who: &Attribution, image: &str, image_digest: &str) -> ScanTargetRef {
     ScanTargetRef {
+        kind: TargetKind::Container,
         cluster: who.cluster.clone(),
         namespace: who.namespace.clone(),
         pod: who.pod.clone(),
@@ -229,6 +230,14 @@ fn target_ref(who: &Attribution, image: &str, image_digest: &str) -> ScanTargetR
         image: image.to_owned(),
         image_digest: image_digest.to_owned(),
     }
+}
+
+/// Marks a statement built for an unpacked image as an image scan: its
+/// subject is already the image digest; the predicate then says so, so no
+/// reader mistakes it for a container's result.
+pub fn as_image_scan(mut statement: ScanStatement) -> ScanStatement {
+    statement.predicate.target.kind = TargetKind::Image;
+    statement
 }
 
 fn scanner_ref(who: &Attribution) -> ScannerRef {

@@ -216,10 +216,33 @@ pub enum ScanOutcome {
     Failed,
 }
 
-/// The scanned container's coordinates.
+/// What was scanned: a running container, or an image by digest before
+/// (or without) any container running it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// A running container (statements from before `kind` existed).
+    #[default]
+    Container,
+    /// An image pulled by digest and scanned unpacked; namespace, pod and
+    /// container are empty.
+    Image,
+}
+
+impl TargetKind {
+    fn is_container(&self) -> bool {
+        *self == TargetKind::Container
+    }
+}
+
+/// The scanned container's (or image's) coordinates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanTargetRef {
+    /// Container or image; omitted for containers, so statements signed
+    /// before image scans existed read back unchanged.
+    #[serde(default, skip_serializing_if = "TargetKind::is_container")]
+    pub kind: TargetKind,
     /// The cluster's configured name.
     pub cluster: String,
     /// Kubernetes namespace.
@@ -346,6 +369,7 @@ pub(crate) mod fixtures {
         ScanResultPredicate {
             scan_id: "01JDQ2Z8Y6W5M3N4P7R9S0T1V2".into(),
             target: ScanTargetRef {
+                kind: TargetKind::Container,
                 cluster: "kubesim".into(),
                 namespace: "shop".into(),
                 pod: "web-0".into(),

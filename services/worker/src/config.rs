@@ -20,6 +20,9 @@ use scanfleet_scan_session::{ApproachPolicy, SessionConfig};
 use scanfleet_trust::{AgeRecipient, SigningKey};
 use serde::Deserialize;
 
+use crate::image_config::{FileImages, ImageArgs};
+use crate::image_scanner::ImageScanSettings;
+
 /// Command-line and environment options.
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -81,6 +84,9 @@ pub struct Args {
     /// TLS of the health and metrics listener.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// How images are pulled for image scans.
+    #[command(flatten)]
+    pub images: ImageArgs,
 }
 
 /// The YAML file, as written.
@@ -119,6 +125,8 @@ pub struct FileConfig {
     kube: FileKube,
     #[serde(default)]
     approaches: FileApproaches,
+    #[serde(default)]
+    images: FileImages,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +190,8 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// Scan-session settings.
     pub session: SessionConfig,
+    /// Registries and unpack limits of image scans.
+    pub images: ImageScanSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -399,6 +409,7 @@ impl Config {
             },
             &mut errors,
         );
+        let images = args.images.settle(file.images, &mut errors);
         let (signing_key, cluster) = match (errors.is_empty(), signing_key, cluster) {
             (true, Some(k), Some(c)) => (k, c),
             _ => return Err(errors),
@@ -432,6 +443,7 @@ impl Config {
             idle_poll: Duration::from_millis(file.idle_poll_ms.unwrap_or(5_000)),
             throttle,
             session: session(file.approaches, debug_image),
+            images,
         })
     }
 }

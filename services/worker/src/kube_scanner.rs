@@ -1,5 +1,7 @@
 //! The worker's [`Scanner`]: a scan intent becomes a secure scan session on
-//! the cluster, and its report becomes the statement the loop signs.
+//! the cluster, and its report becomes the statement the loop signs. An
+//! image intent goes to the [`ImageScanner`] after the same checks
+//! (cluster, locked inputs, pinned profile, threshold).
 //!
 //! Profiles come from the worker's profile catalog and are pinned: an intent
 //! that asks for a version or content digest the worker does not hold fails
@@ -15,7 +17,9 @@ use scanfleet_scan_engine::adapters::profile_catalog::{Edition, ProfileCatalog};
 use scanfleet_scan_engine::hdf::to_hdf;
 use scanfleet_scan_engine::profile::Profile;
 use scanfleet_scan_engine::threshold::parse_threshold;
-use scanfleet_scan_intents::{ClusterName, Intent, LockedInputs, ProfilePin, ThresholdRef};
+use scanfleet_scan_intents::{
+    ClusterName, ContainerRef, Intent, IntentTarget, LockedInputs, ProfilePin, ThresholdRef,
+};
 use scanfleet_scan_session::attestation::{
     Attribution, NamedThreshold, completed_statement, failed_statement, inputs_used,
 };
@@ -25,6 +29,7 @@ use scanfleet_scan_session::{
 use scanfleet_trust::statement::ProfileRef;
 use sha2::Digest as _;
 
+use crate::image_scanner::ImageScanner;
 use crate::scanner::{ScanFailure, ScanOutput, Scanner};
 
 /// Scans intents for one cluster.
@@ -46,6 +51,8 @@ pub struct KubeScanner {
     pub worker_id: String,
     /// Deadline for intents without one.
     pub default_timeout: Duration,
+    /// Scans image intents.
+    pub images: ImageScanner,
 }
 
 fn permanent(reason: String) -> ScanFailure {
@@ -55,12 +62,12 @@ fn permanent(reason: String) -> ScanFailure {
     }
 }
 
-/// What one intent resolves to before anything touches the cluster
-/// (besides the profile itself, which the session takes).
-struct Prepared {
-    profile_ref: ProfileRef,
-    threshold: Option<NamedThreshold>,
-    who: Attribution,
+/// What one intent resolves to before anything touches the cluster or a
+/// registry (besides the profile itself, which the scan takes).
+pub(crate) struct Prepared {
+    pub(crate) profile_ref: ProfileRef,
+    pub(crate) threshold: Option<NamedThreshold>,
+    pub(crate) who: Attribution,
 }
 
 impl KubeScanner {
@@ -84,6 +91,7 @@ impl KubeScanner {
             locked_inputs: LockedInputs::None,
             worker_id,
             default_timeout,
+            images: ImageScanner::new(Default::default()),
         }
     }
 
@@ -126,7 +134,13 @@ impl KubeScanner {
         }))
     }
 
-    fn prepare(&self, intent: &Intent) -> Result<(Profile, Prepared), ScanFailure> {
+    /// Checks and loads what `intent` asks for; `container` is `None` for
+    /// an image scan, whose statement names no namespace, pod or container.
+    fn prepare(
+        &self,
+        intent: &Intent,
+        container: Option<&ContainerRef>,
+    ) -> Result<(Profile, Prepared), ScanFailure> {
         if intent.cluster != self.cluster {
             return Err(permanent(format!(
                 "intent is for cluster {:?}; this worker serves {:?}",
@@ -148,9 +162,13 @@ impl KubeScanner {
         let who = Attribution {
             scan_id: intent.id.to_string(),
             cluster: self.cluster.to_string(),
-            namespace: intent.target.namespace.to_string(),
-            pod: intent.target.pod.to_string(),
-            container: intent.target.container.to_string(),
+            namespace: container
+                .map(|c| c.namespace.to_string())
+                .unwrap_or_default(),
+            pod: container.map(|c| c.pod.to_string()).unwrap_or_default(),
+            container: container
+                .map(|c| c.container.to_string())
+                .unwrap_or_default(),
             scanner_id: self.worker_id.clone(),
             requested_by: intent.principal().map(str::to_owned),
             inputs: inputs_used(&profile, &intent.inputs),
@@ -251,13 +269,24 @@ fn failure(
 impl Scanner for KubeScanner {
     async fn scan(&self, intent: &Intent) -> Result<ScanOutput, ScanFailure> {
         let started = SystemTime::now();
-        let (profile, prepared) = self.prepare(intent)?;
+        let target = match &intent.target {
+            IntentTarget::Container(c) => c,
+            IntentTarget::Image(image) => {
+                let (profile, prepared) = self.prepare(intent, None)?;
+                let deadline = self.time_left(intent);
+                return self
+                    .images
+                    .scan(image, profile, &prepared, deadline, started)
+                    .await;
+            }
+        };
+        let (profile, prepared) = self.prepare(intent, Some(target))?;
         let requested = intent.approach;
         let request = ScanRequest {
             scan_id: intent.id.to_string(),
-            namespace: intent.target.namespace.to_string(),
-            pod: intent.target.pod.to_string(),
-            container: intent.target.container.to_string(),
+            namespace: target.namespace.to_string(),
+            pod: target.pod.to_string(),
+            container: target.container.to_string(),
             approach: requested,
             profile: Arc::new(profile),
             deadline: self.time_left(intent),

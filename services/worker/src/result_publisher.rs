@@ -14,9 +14,10 @@
 use prost::Message;
 use scanfleet_bus::{OutgoingResult, PayloadEncoding, ResultStream};
 use scanfleet_contracts::v1::{ResultEvent, result_event};
-use scanfleet_scan_intents::{ClusterName, NamespaceName};
+use scanfleet_scan_intents::{ClusterName, NamespaceName, ResultPlace};
 use scanfleet_trust::{
     AgeRecipient, Envelope, IN_TOTO_PAYLOAD_TYPE, ScanStatement, SigningKey, encryption,
+    statement::TargetKind,
 };
 use sha2::{Digest, Sha256};
 
@@ -85,7 +86,7 @@ pub struct ResultPublisher {
     max_payload: usize,
 }
 
-fn place(statement: &ScanStatement) -> Result<(ClusterName, NamespaceName), PublishError> {
+fn place(statement: &ScanStatement) -> Result<(ClusterName, ResultPlace), PublishError> {
     let t = &statement.predicate.target;
     let bad = |what, value: &str, e: scanfleet_scan_intents::k8s_names::NameError| {
         PublishError::BadSubjectToken {
@@ -96,7 +97,12 @@ fn place(statement: &ScanStatement) -> Result<(ClusterName, NamespaceName), Publ
     };
     Ok((
         ClusterName::new(&t.cluster).map_err(|e| bad("cluster", &t.cluster, e))?,
-        NamespaceName::new(&t.namespace).map_err(|e| bad("namespace", &t.namespace, e))?,
+        match t.kind {
+            TargetKind::Container => ResultPlace::Namespace(
+                NamespaceName::new(&t.namespace).map_err(|e| bad("namespace", &t.namespace, e))?,
+            ),
+            TargetKind::Image => ResultPlace::Image,
+        },
     ))
 }
 
@@ -155,7 +161,7 @@ impl ResultPublisher {
         report: Option<&[u8]>,
         traceparent: Option<&str>,
     ) -> Result<PublishedResult, PublishError> {
-        let (cluster, namespace) = place(statement)?;
+        let (cluster, place) = place(statement)?;
         if let (Some(body), Some(bound)) = (report, &statement.predicate.report) {
             let found = hex::encode(Sha256::digest(body));
             if found != bound.sha256 {
@@ -171,7 +177,7 @@ impl ResultPublisher {
             .publish(OutgoingResult {
                 scan_id: &statement.predicate.scan_id,
                 cluster: &cluster,
-                namespace: &namespace,
+                place: &place,
                 encoding: self.encoding(),
                 parent_traceparent: traceparent,
                 payload: payload.into(),

@@ -23,9 +23,11 @@ use scanfleet_scan_session::sweep_expired;
 use tokio::sync::watch;
 
 use crate::config::{Args, Config};
+use crate::image_scanner::ImageScanner;
 use crate::intent_loop::{IntentLoop, LoopConfig};
 use crate::kube_scanner::KubeScanner;
 use crate::metrics::{LONGEST_DEADLINE, WorkerMetrics};
+use crate::registry_logins::RegistryLogins;
 use crate::result_publisher::ResultPublisher;
 
 /// The bound address, once the worker serves.
@@ -132,6 +134,14 @@ fn intent_loop(
         config.default_timeout,
     );
     scanner.locked_inputs = config.locked_inputs.clone();
+    let mut images = config.images.clone();
+    if let Some(secret) = images.pull_secret.clone() {
+        images.logins = RegistryLogins::Secret {
+            access: admin.clone(),
+            secret,
+        };
+    }
+    scanner.images = ImageScanner::new(images);
     let scanner = Arc::new(scanner);
     let publisher = Arc::new(ResultPublisher::new(
         client,

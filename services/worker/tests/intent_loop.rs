@@ -48,7 +48,10 @@ fn id(tag: &str) -> String {
 }
 
 fn statement(intent: &Intent, failed: bool, report: Option<&[u8]>) -> ScanStatement {
-    let t = &intent.target;
+    let t = intent
+        .target
+        .container()
+        .expect("these tests queue container scans");
     let mut sample = SampleStatement::new(&intent.id.to_string())
         .target(
             intent.cluster.as_str(),
@@ -68,7 +71,12 @@ fn statement(intent: &Intent, failed: bool, report: Option<&[u8]>) -> ScanStatem
 
 impl Scanner for DoubleScanner {
     async fn scan(&self, intent: &Intent) -> Result<ScanOutput, ScanFailure> {
-        let pod = intent.target.pod.to_string();
+        let pod = intent
+            .target
+            .container()
+            .expect("these tests queue container scans")
+            .pod
+            .to_string();
         let attempt = {
             let mut calls = self.calls.lock().unwrap();
             let n = calls.entry(intent.id.to_string()).or_default();
@@ -173,7 +181,9 @@ impl Bench {
         let intent = Intent {
             id: ScanId::parse(id).unwrap(),
             cluster: ClusterName::new("kubesim").unwrap(),
-            target: ContainerRef::parse_uri(&format!("k8s://shop/{pod}/app")).unwrap(),
+            target: ContainerRef::parse_uri(&format!("k8s://shop/{pod}/app"))
+                .unwrap()
+                .into(),
             image: ImageSpec::default(),
             profile: ProfileRef {
                 name: ProfileName::new("container-baseline").unwrap(),

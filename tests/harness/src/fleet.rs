@@ -9,7 +9,7 @@ use async_nats::jetstream;
 use prost::Message;
 use scanfleet_bus::{Headers, ResultStream};
 use scanfleet_contracts::v1::{ResultEvent, result_event};
-use scanfleet_scan_intents::{ClusterName, NamespaceName};
+use scanfleet_scan_intents::{ClusterName, NamespaceName, ResultPlace};
 use scanfleet_trust::statement::{
     ComplianceSummary, HDF_MEDIA_TYPE, ProfileRef, ReportRef, ScanOutcome, ScanTargetRef,
     ScannerRef, ThresholdVerdict,
@@ -63,6 +63,7 @@ impl SampleStatement {
             predicate: ScanResultPredicate {
                 scan_id: scan_id.into(),
                 target: ScanTargetRef {
+                    kind: Default::default(),
                     cluster: "kubesim".into(),
                     namespace: "shop".into(),
                     pod: format!("pod-{scan_id}"),
@@ -227,7 +228,7 @@ pub async fn publish(
     ResultStream::new(js.clone())
         .publish_raw(
             &ClusterName::new("kubesim").unwrap(),
-            &NamespaceName::new(namespace).expect("a namespace name"),
+            &ResultPlace::Namespace(NamespaceName::new(namespace).expect("a namespace name")),
             msg_id,
             Headers::received(Some(&headers)),
             payload.into(),

@@ -21,6 +21,8 @@ pub mod https;
 pub mod nats;
 pub mod pki;
 pub mod postgres;
+pub mod registry;
+pub mod registry_token;
 pub mod rootfs;
 pub mod secure_bus;
 pub mod slow_clients;

@@ -204,7 +204,7 @@ mod tests {
     fn problems_are_all_reported() {
         let e = Fixture::parse(
             "f.yaml",
-            "pods:\n- {kind: Pod, metadata: {name: a}, spec: {containers: [{name: c, image: nope}]}}\nobjects:\n- {kind: Secret}\n",
+            "pods:\n- {kind: Pod, metadata: {name: a}, spec: {containers: [{name: c, image: nope}]}}\nobjects:\n- {kind: ConfigMap}\n",
         )
         .expect_err("invalid");
         assert_eq!(e.problems.len(), 2, "{e}");

@@ -79,6 +79,18 @@ pub const TYPES: &[ResourceType] = &[
         short_names: &["sa"],
         create_only: false,
     },
+    // Stored as given (data stays base64, as upstream returns it): enough
+    // for a pull secret read by its owner's identity.
+    ResourceType {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+        create_only: false,
+    },
     ResourceType {
         group: RBAC_GROUP,
         version: "v1",

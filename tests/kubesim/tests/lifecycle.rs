@@ -255,7 +255,7 @@ async fn audit_log_records_each_request_and_faults_fire() {
 fn bad_fixture_fails_with_every_problem_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = dir.path().join("fixture.yaml");
-    std::fs::write(&f, "pods:\n- {kind: Pod, metadata: {name: a}, spec: {containers: [{name: c, image: ghost:1}]}}\nobjects:\n- {kind: Secret}\n").expect("write");
+    std::fs::write(&f, "pods:\n- {kind: Pod, metadata: {name: a}, spec: {containers: [{name: c, image: ghost:1}]}}\nobjects:\n- {kind: ConfigMap}\n").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_kubesim"))
         .arg("--fixture")
         .arg(&f)
@@ -270,7 +270,7 @@ fn bad_fixture_fails_with_every_problem_named() {
         "{err}"
     );
     assert!(
-        err.contains("objects[0]: unsupported kind \"Secret\""),
+        err.contains("objects[0]: unsupported kind \"ConfigMap\""),
         "{err}"
     );
     assert!(!Path::new(&dir.path().join("kc")).exists());

@@ -300,7 +300,7 @@ async fn scan(p: Prepared, approach: Option<Approach>, out: Option<&Path>) -> Re
             summary.error
         );
     }
-    write_outputs(&p, out, &text, &statement)?;
+    write_outputs(p.key.as_ref(), out, &text, &statement)?;
     Ok(verdict_exit(verdict))
 }
 
@@ -404,8 +404,8 @@ fn attest(
 }
 
 /// Writes the HDF (to `out` or stdout) and, with a key, the envelope.
-fn write_outputs(
-    p: &Prepared,
+pub(super) fn write_outputs(
+    key: Option<&(SigningKey, PathBuf)>,
     out: Option<&Path>,
     text: &str,
     statement: &ScanStatement,
@@ -414,7 +414,7 @@ fn write_outputs(
     if let Some(path) = out {
         eprintln!("wrote HDF to {}", path.display());
     }
-    if let Some((key, envelope_out)) = &p.key {
+    if let Some((key, envelope_out)) = key {
         let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &statement.to_payload(), key);
         files::write_output(Some(envelope_out), (envelope.to_json() + "\n").as_bytes())?;
         eprintln!(
@@ -427,7 +427,7 @@ fn write_outputs(
 }
 
 /// 1 when the threshold failed (every failure printed), else 0.
-fn verdict_exit(verdict: Option<ThresholdVerdict>) -> ExitCode {
+pub(super) fn verdict_exit(verdict: Option<ThresholdVerdict>) -> ExitCode {
     match verdict {
         Some(v) if !v.passed => {
             for f in &v.failures {

@@ -16,6 +16,7 @@ mod bus;
 mod cluster_scan;
 mod envelope;
 mod examples;
+mod image_scan;
 mod keys;
 mod profile_check;
 mod results;
@@ -80,7 +81,7 @@ enum Command {
     /// given threshold fails, 2 when the input is unusable or the scan
     /// could not run.
     #[command(after_help = examples::SCAN)]
-    Scan(scan::Args),
+    Scan(Box<scan::Args>),
     /// Check a profile (YAML or InSpec) without a target.
     #[command(subcommand)]
     Profile(profile_check::ProfileCommand),
@@ -160,7 +161,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Envelope(cmd) => envelope::run(cmd),
-        Command::Scan(args) => scan::run(args),
+        Command::Scan(args) => scan::run(*args),
         Command::Profile(cmd) => profile_check::run(cmd),
         Command::Threshold(args) => threshold::run(args),
         Command::Submit(args) => submit::run(args),

@@ -2,7 +2,8 @@
 //! unpacked image) with the local-root target and writes HDF.
 //! `scanfleet scan k8s://NS/POD/CONTAINER --kubeconfig FILE --profile PATH`
 //! scans a running container through a secure scan session instead (see
-//! [`super::cluster_scan`]).
+//! [`super::cluster_scan`]); `scanfleet scan oci://REGISTRY/REPO@DIGEST` or
+//! `--image-archive FILE` an image by digest (see [`super::image_scan`]).
 //!
 //! Exit status: 0 scanned (and the threshold, if given, passed), 1 the
 //! threshold failed, 2 invalid input or the scan could not run.
@@ -23,11 +24,15 @@ use super::threshold::{INVALID_INPUT, gate, load_threshold};
 /// Arguments of `scanfleet scan`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A running container to scan: k8s://NAMESPACE/POD/CONTAINER.
-    #[arg(value_name = "k8s://NS/POD/CONTAINER", conflicts_with = "root")]
+    /// A running container to scan, k8s://NAMESPACE/POD/CONTAINER, or an
+    /// image by digest, oci://REGISTRY/REPOSITORY@sha256:DIGEST.
+    #[arg(
+        value_name = "k8s://NS/POD/CONTAINER | oci://REGISTRY/REPO@DIGEST",
+        conflicts_with = "root"
+    )]
     pub target: Option<String>,
     /// Root of the directory tree to scan.
-    #[arg(long, required_unless_present = "target")]
+    #[arg(long, required_unless_present_any = ["target", "image_archive"], conflicts_with = "image_archive")]
     pub root: Option<PathBuf>,
     /// Profile directory (inspec.yml + controls/*.yml).
     #[arg(long)]
@@ -53,6 +58,8 @@ pub struct Args {
     pub max_walk_entries: usize,
     #[command(flatten)]
     pub cluster: super::cluster_scan::ClusterArgs,
+    #[command(flatten)]
+    pub image: super::image_scan::ImageArgs,
 }
 
 /// The profile as applied to this scan: `--container` declares the target.
@@ -82,15 +89,34 @@ pub(crate) fn parse_inputs(raw: &[String]) -> anyhow::Result<BTreeMap<String, St
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = match (&args.target, &args.root) {
-        (Some(target), _) => return super::cluster_scan::run(target, &args),
+        (Some(target), _) if target.starts_with("oci://") => {
+            return super::image_scan::run(Some(target), &args);
+        }
+        (None, None) if args.image.image_archive.is_some() => {
+            return super::image_scan::run(None, &args);
+        }
+        (Some(target), _) => {
+            if let Some(flag) = args.image.given_flag() {
+                eprintln!("error: {flag} applies only to an image scan, not a k8s:// target");
+                return Ok(ExitCode::from(INVALID_INPUT));
+            }
+            return super::cluster_scan::run(target, &args);
+        }
         (None, Some(root)) => root.clone(),
         (None, None) => {
-            eprintln!("error: give --root DIR or a k8s://NS/POD/CONTAINER target");
+            eprintln!(
+                "error: give --root DIR, a k8s://NS/POD/CONTAINER or oci://REGISTRY/REPO@DIGEST \
+                 target, or --image-archive FILE"
+            );
             return Ok(ExitCode::from(INVALID_INPUT));
         }
     };
     if let Some(flag) = args.cluster.given_flag() {
         eprintln!("error: {flag} applies only to a k8s:// target, not --root");
+        return Ok(ExitCode::from(INVALID_INPUT));
+    }
+    if let Some(flag) = args.image.given_flag() {
+        eprintln!("error: {flag} applies only to an image scan, not --root");
         return Ok(ExitCode::from(INVALID_INPUT));
     }
     let overrides = match parse_inputs(&args.inputs) {

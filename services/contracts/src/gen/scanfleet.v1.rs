@@ -27,7 +27,8 @@ pub mod result_event {
         ReportObject(::prost::alloc::string::String),
     }
 }
-/// One request to scan one container with one profile. Intents are immutable
+/// One request to scan one container (or one image by digest) with one
+/// profile. Intents are immutable
 /// once published; retries redeliver the same intent, so `id` is the
 /// idempotency key all the way to the stored result.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -62,10 +63,15 @@ pub struct ScanIntent {
         ::prost::alloc::string::String,
     >,
 }
-/// The container to scan.
+/// The container to scan, or the image: an intent with `registry_image` set
+/// scans that image pulled from its registry, and leaves namespace, pod and
+/// container empty. (Added after v1 shipped: a worker that predates it
+/// refuses such an intent for its empty names instead of scanning something
+/// else.)
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ScanTarget {
-    /// The cluster name from the fleet configuration (not a URL).
+    /// The cluster name from the fleet configuration (not a URL); for an image
+    /// scan, the cluster whose workers take it.
     #[prost(string, tag = "1")]
     pub cluster: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
@@ -76,6 +82,21 @@ pub struct ScanTarget {
     pub container: ::prost::alloc::string::String,
     #[prost(message, optional, tag = "5")]
     pub image: ::core::option::Option<ImageRef>,
+    #[prost(message, optional, tag = "6")]
+    pub registry_image: ::core::option::Option<RegistryImage>,
+}
+/// An image in a registry, by digest: oci://REGISTRY/REPOSITORY@DIGEST.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RegistryImage {
+    /// Registry host with its port when it has one, e.g. "registry.local:5000".
+    #[prost(string, tag = "1")]
+    pub registry: ::prost::alloc::string::String,
+    /// Repository path, e.g. "shop/web".
+    #[prost(string, tag = "2")]
+    pub repository: ::prost::alloc::string::String,
+    /// "sha256:\<64 hex>" of the manifest or index.
+    #[prost(string, tag = "3")]
+    pub digest: ::prost::alloc::string::String,
 }
 /// The image a container runs.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -135,6 +135,10 @@ pub struct FileEndpoint {
     /// `Authorization`. Not used by GHCR.
     #[serde(default)]
     pub header: Option<String>,
+    /// A push for a digest no pod runs: `watch` (default) for its first
+    /// pod, `image` to scan the image itself now, or `both`.
+    #[serde(default)]
+    pub unmatched: crate::push_matching::UnmatchedPush,
 }
 
 /// A profile reference in the file.

@@ -140,6 +140,7 @@ pub(super) fn webhooks(w: &FileWebhooks, errors: &mut Vec<String>) -> Option<Web
                 WebhookRoute {
                     endpoint,
                     max_body_bytes: w.max_body_bytes,
+                    unmatched: e.unmatched,
                 },
             );
         }

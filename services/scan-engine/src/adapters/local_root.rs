@@ -4,6 +4,10 @@
 //! Paths resolve *inside* the root the way they would in a chroot: absolute
 //! symlinks point back into the root, never at the scanning host. That keeps
 //! the semantics identical to the shell target run through `chroot`.
+//!
+//! A tree unpacked from an image may come with [`RecordedMetadata`]: the
+//! ownership and mode bits the image claims, which the files on disk do not
+//! carry (see that module). Stats and walks then report the recorded values.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -11,6 +15,9 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use super::recorded_metadata::{RecordedEntry, RecordedMetadata};
 
 use crate::facts::{
     CommandFact, ContentFact, FactPlan, FactRequest, FactValue, Facts, FileStat, GatherLimits,
@@ -27,6 +34,7 @@ const MAX_HOPS: usize = 40;
 pub struct LocalRoot {
     root: PathBuf,
     limits: GatherLimits,
+    recorded: Option<Arc<RecordedMetadata>>,
 }
 
 impl LocalRoot {
@@ -42,7 +50,42 @@ impl LocalRoot {
                 root.display()
             )));
         }
-        Ok(Self { root, limits })
+        Ok(Self {
+            root,
+            limits,
+            recorded: None,
+        })
+    }
+
+    /// The same target, reporting `recorded` mode, uid and gid for every
+    /// path that has a record (an unpacked image's claimed metadata).
+    pub fn with_recorded_metadata(mut self, recorded: Arc<RecordedMetadata>) -> Self {
+        self.recorded = Some(recorded);
+        self
+    }
+
+    /// What the tree claims for the entry at host path `host`, when a record
+    /// exists: looked up by its absolute path inside the root.
+    fn recorded(&self, host: &Path) -> Option<RecordedEntry> {
+        let recorded = self.recorded.as_ref()?;
+        let rel = host.strip_prefix(&self.root).ok()?;
+        let mut key = Vec::with_capacity(rel.as_os_str().len() + 1);
+        for c in rel.components() {
+            key.push(b'/');
+            key.extend_from_slice(c.as_os_str().as_bytes());
+        }
+        if key.is_empty() {
+            key.push(b'/');
+        }
+        recorded.get(&key).copied()
+    }
+
+    /// (mode, uid, gid) of `host`: the record when there is one, else `m`.
+    fn claimed(&self, host: &Path, m: &std::fs::Metadata) -> (u32, u32, u32) {
+        match self.recorded(host) {
+            Some(r) => (r.mode, r.uid, r.gid),
+            None => (m.mode(), m.uid(), m.gid()),
+        }
     }
 
     /// Resolves `path` inside the root. `Ok(None)` when it does not exist.
@@ -107,18 +150,21 @@ impl LocalRoot {
             Err(e) => return StatFact::Error(e.to_string()),
         };
         match self.lstat(&p) {
-            Ok(m) => StatFact::Present(FileStat {
-                mode: m.mode(),
-                uid: m.uid(),
-                gid: m.gid(),
-                size: m.size(),
-                link_target: if m.file_type().is_symlink() {
-                    std::fs::read_link(&p)
-                        .ok()
-                        .map(|t| t.as_os_str().as_bytes().to_vec())
-                } else {
-                    None
-                },
+            Ok(m) => StatFact::Present({
+                let (mode, uid, gid) = self.claimed(&p, &m);
+                FileStat {
+                    mode,
+                    uid,
+                    gid,
+                    size: m.size(),
+                    link_target: if m.file_type().is_symlink() {
+                        std::fs::read_link(&p)
+                            .ok()
+                            .map(|t| t.as_os_str().as_bytes().to_vec())
+                    } else {
+                        None
+                    },
+                }
             }),
             Err(e) if e.kind() == ErrorKind::NotFound => StatFact::Missing,
             Err(e) => StatFact::Error(e.to_string()),
@@ -211,11 +257,12 @@ impl LocalRoot {
                 truncated = true;
                 break;
             }
+            let (mode, uid, gid) = self.claimed(&host, &m);
             entries.push(WalkEntry {
                 path: name.clone(),
-                mode: m.mode(),
-                uid: m.uid(),
-                gid: m.gid(),
+                mode,
+                uid,
+                gid,
             });
             if !m.is_dir() || m.dev() != dev {
                 continue;
@@ -332,5 +379,57 @@ impl Target for LocalRoot {
 
     fn target_id(&self) -> String {
         format!("local-root:{}", self.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{FactPlan, FactRequest, FactValue, StatFact, WalkFact};
+
+    #[test]
+    fn recorded_metadata_wins_over_the_files_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/su"), b"x").unwrap();
+        std::fs::write(dir.path().join("bin/plain"), b"y").unwrap();
+        let mut recorded = RecordedMetadata::new();
+        let su = RecordedEntry {
+            mode: 0o104_755,
+            uid: 0,
+            gid: 4242,
+        };
+        recorded.insert(b"/bin/su", su);
+        let target = LocalRoot::new(dir.path(), GatherLimits::default())
+            .unwrap()
+            .with_recorded_metadata(Arc::new(recorded));
+        let plan = FactPlan {
+            requests: [
+                FactRequest::Stat("/bin/su".into()),
+                FactRequest::Walk("/bin".into()),
+            ]
+            .into(),
+        };
+        let facts = target.gather(&plan).unwrap();
+        let Some(FactValue::Stat(StatFact::Present(stat))) =
+            facts.values.get(&FactRequest::Stat("/bin/su".into()))
+        else {
+            panic!("no stat: {facts:?}");
+        };
+        assert_eq!((stat.mode, stat.uid, stat.gid), (su.mode, su.uid, su.gid));
+        let Some(FactValue::Walk(WalkFact::Entries { entries, .. })) =
+            facts.values.get(&FactRequest::Walk("/bin".into()))
+        else {
+            panic!("no walk: {facts:?}");
+        };
+        let su_entry = entries.iter().find(|e| e.path == b"/bin/su").unwrap();
+        assert_eq!((su_entry.mode, su_entry.gid), (su.mode, 4242));
+        let plain = entries.iter().find(|e| e.path == b"/bin/plain").unwrap();
+        let on_disk = std::fs::symlink_metadata(dir.path().join("bin/plain")).unwrap();
+        assert_eq!(
+            (plain.mode, plain.uid),
+            (on_disk.mode(), on_disk.uid()),
+            "a path without a record reports what lstat says"
+        );
     }
 }

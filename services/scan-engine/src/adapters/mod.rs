@@ -6,3 +6,4 @@ pub mod local_root;
 pub mod process_executor;
 pub mod profile_catalog;
 pub mod profile_dir;
+pub mod recorded_metadata;

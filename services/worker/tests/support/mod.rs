@@ -81,11 +81,24 @@ pub fn topology() -> TopologyConfig {
 
 impl Fleet {
     pub async fn start() -> Self {
-        Self::start_on(SecureBus::start_with(topology()).await).await
+        Self::start_with(|_| Vec::new()).await
     }
 
     /// The fleet on a bus the test set up (e.g. a three-node cluster).
     pub async fn start_on(nats: SecureBus) -> Self {
+        Self::start_on_with(nats, |_| Vec::new()).await
+    }
+
+    /// [`Fleet::start`] with intake given the extra flags `intake_flags`
+    /// returns for the fleet's directory (e.g. a config file written there).
+    pub async fn start_with(intake_flags: impl FnOnce(&std::path::Path) -> Vec<String>) -> Self {
+        Self::start_on_with(SecureBus::start_with(topology()).await, intake_flags).await
+    }
+
+    async fn start_on_with(
+        nats: SecureBus,
+        intake_flags: impl FnOnce(&std::path::Path) -> Vec<String>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let js = nats.js(BusIdentity::Admin).await;
 
@@ -131,6 +144,7 @@ impl Fleet {
                         .map(String::from)
                         .to_vec(),
                     creds.service_flags(),
+                    intake_flags(dir.path()),
                 ]
                 .concat(),
             ),

@@ -1,0 +1,291 @@
+//! A pushed image scanned end to end, every part real: a Distribution
+//! registry (TLS, htpasswd) notifies intake's webhook route over HTTPS;
+//! intake queues an image scan for the pushed digest (no pod runs it;
+//! the route's policy is `image`) on the secured bus; a worker process
+//! claims it, pulls the image by digest with the login from its
+//! `dockerconfigjson` file, unpacks it, scans the root and publishes a
+//! signed statement whose subject is the image digest; the collector
+//! verifies and stores it.
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use scanfleet_contracts::v1::{GetResultRequest, ScanOutcome, ScanResult};
+use scanfleet_test_harness::registry::{Notifications, TestRegistry, build_layout};
+use scanfleet_test_harness::write_private;
+use scanfleet_trust::statement::TargetKind;
+use scanfleet_trust::{Envelope, IN_TOTO_PAYLOAD_TYPE, ScanStatement, SigningKey, TrustedKeys};
+use support::Fleet;
+
+const SECRET: &str = "registry-notify-77c3";
+const USER: &str = "ci";
+const PASSWORD: &str = "pull-pw-3f9a";
+
+/// Intake's webhook route for Distribution: shared-secret header, image
+/// scans for digests no pod runs.
+fn intake_flags(dir: &std::path::Path) -> Vec<String> {
+    let secret = dir.join("dist.secret");
+    write_private(&secret, format!("{SECRET}\n").as_bytes());
+    let config = dir.join("intake.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "webhooks:\n  profile: {{name: container-baseline, version: 1.0.0}}\n  endpoints:\n    distribution: {{secret_file: {secret:?}, header: X-Registry-Secret, unmatched: image}}\n"
+        ),
+    )
+    .unwrap();
+    // Pushes are matched against running pods first: intake lists them
+    // with the fleet's admin kubeconfig (written before intake starts).
+    let kubeconfig = dir.join("worker.kubeconfig");
+    vec![
+        "--http-listen".into(),
+        "127.0.0.1:0".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+    ]
+}
+
+/// A `dockerconfigjson` document with one login for `registry`.
+fn docker_config(registry: &str, user: &str, password: &str) -> String {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!(r#"{{"auths": {{"{registry}": {{"auth": "{auth}"}}}}}}"#)
+}
+
+/// The statement as signed, verified again here with the worker's key.
+fn verified_statement(fleet: &Fleet, r: &ScanResult) -> ScanStatement {
+    let pem = std::fs::read_to_string(&fleet.key_path).unwrap();
+    let mut trusted = TrustedKeys::new();
+    trusted.insert(
+        SigningKey::from_pkcs8_pem(&pem)
+            .unwrap()
+            .public_key()
+            .clone(),
+    );
+    let envelope = Envelope::from_json(&r.envelope).unwrap();
+    trusted
+        .verify(&envelope, Some(IN_TOTO_PAYLOAD_TYPE))
+        .expect("the stored envelope verifies with the worker's key");
+    ScanStatement::from_payload(&envelope.payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pushed_image_is_scanned_by_digest_and_its_signed_result_stored() {
+    let fleet = Fleet::start_with(intake_flags).await;
+    let http = fleet.intake.http.expect("intake serves webhooks");
+    let registry = TestRegistry::start(
+        USER,
+        PASSWORD,
+        Some(Notifications {
+            url: format!("https://{http}/v1/webhooks/distribution"),
+            header: ("X-Registry-Secret".into(), SECRET.into()),
+            ca_file: Some(fleet.creds.pki.ca_file()),
+        }),
+    );
+    let auth_file = fleet.dir.path().join("registry-auth.json");
+    write_private(
+        &auth_file,
+        docker_config(&format!("https://{}", registry.host()), USER, PASSWORD).as_bytes(),
+    );
+    let ca = registry.pki.ca.display().to_string();
+    let auth = auth_file.display().to_string();
+    let worker = fleet.worker_with(
+        "w1",
+        2,
+        &["--registry-ca", &ca, "--registry-auth-file", &auth],
+    );
+
+    // An image with a second uid-0 account, which container-baseline's
+    // cb-accounts-01 fails, and a world-writable file.
+    let layout = fleet.dir.path().join("layout");
+    build_layout(
+        &layout,
+        "v1",
+        &[
+            (
+                "etc/passwd",
+                b"root:x:0:0:root:/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\n",
+                0o644,
+            ),
+            ("etc/group", b"root:x:0:\n", 0o644),
+            ("srv/drop.txt", b"anyone\n", 0o666),
+        ],
+    );
+    let digest = registry.push(&layout, "v1", "shop/web");
+
+    let results = fleet
+        .wait_results(1, Duration::from_secs(90), &[&worker])
+        .await;
+    assert_eq!(results.len(), 1, "one result: {results:?}");
+    let r = &results[0];
+    assert_eq!(r.outcome(), ScanOutcome::Completed, "{}", r.failure);
+    let target = r.target.as_ref().unwrap();
+    assert_eq!(target.image.as_ref().unwrap().digest, digest);
+    assert!(target.namespace.is_empty() && target.pod.is_empty());
+    assert!(r.summary.as_ref().unwrap().failed >= 1, "{:?}", r.summary);
+
+    let statement = verified_statement(&fleet, r);
+    assert_eq!(
+        statement.subject[0].digest["sha256"],
+        digest.strip_prefix("sha256:").unwrap(),
+        "the statement is about the pushed digest"
+    );
+    assert_eq!(
+        statement.subject[0].name,
+        format!("{}/shop/web", registry.host())
+    );
+    assert_eq!(statement.predicate.target.kind, TargetKind::Image);
+    assert_eq!(statement.predicate.scan_id, r.scan_id);
+
+    // The stored report is the one the statement binds, and it says why.
+    let report = fleet
+        .creds
+        .results(fleet.collector.listening.grpc)
+        .await
+        .get_report(GetResultRequest {
+            scan_id: r.scan_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.sha256, r.report_sha256);
+    let hdf: serde_json::Value = serde_json::from_slice(&report.body).unwrap();
+    let control = hdf["profiles"][0]["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cb-accounts-01")
+        .expect("cb-accounts-01 in the report");
+    let results = control["results"].as_array().unwrap();
+    assert!(
+        results.iter().any(|x| x["status"] == "failed"
+            && x["message"].as_str().unwrap_or_default().contains("toor")),
+        "cb-accounts-01 fails naming toor: {control}"
+    );
+    assert_eq!(
+        worker
+            .metric("scanfleet_worker_results_total{status=\"completed\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(fleet.messages("SCAN_RESULTS").await, 1);
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret `apps/registry-pull` with one
+/// login for `registry`, replacing any earlier one.
+async fn put_pull_secret(fleet: &Fleet, registry: &str, password: &str) {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let api = kube::Api::<Secret>::namespaced(fleet.admin.client.clone(), "apps");
+    let _ = api
+        .delete("registry-pull", &kube::api::DeleteParams::default())
+        .await;
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("registry-pull".into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some(
+            [(
+                ".dockerconfigjson".to_owned(),
+                ByteString(docker_config(registry, USER, password).into_bytes()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    api.create(&kube::api::PostParams::default(), &secret)
+        .await
+        .expect("create the pull secret");
+}
+
+/// Logins from a Kubernetes pull Secret, read at each scan: a wrong
+/// password fails the scan once, permanently, with a signed failed result
+/// naming the registry and the step (no retry, no redelivery); after the
+/// Secret is fixed, the next pushed image is scanned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pull_secret_is_read_per_scan_and_a_wrong_login_fails_once() {
+    let fleet = Fleet::start_with(intake_flags).await;
+    let http = fleet.intake.http.expect("intake serves webhooks");
+    let registry = TestRegistry::start(
+        USER,
+        PASSWORD,
+        Some(Notifications {
+            url: format!("https://{http}/v1/webhooks/distribution"),
+            header: ("X-Registry-Secret".into(), SECRET.into()),
+            ca_file: Some(fleet.creds.pki.ca_file()),
+        }),
+    );
+    put_pull_secret(&fleet, &registry.host(), "not-the-password").await;
+    let ca = registry.pki.ca.display().to_string();
+    let worker = fleet.worker_with(
+        "w1",
+        2,
+        &[
+            "--registry-ca",
+            &ca,
+            "--registry-pull-secret",
+            "apps/registry-pull",
+        ],
+    );
+
+    let first = fleet.dir.path().join("first");
+    build_layout(&first, "v1", &[("etc/app.conf", b"x=1\n", 0o644)]);
+    let refused = registry.push(&first, "v1", "shop/web");
+    let results = fleet
+        .wait_results(1, Duration::from_secs(90), &[&worker])
+        .await;
+    let r = &results[0];
+    assert_eq!(r.outcome(), ScanOutcome::Failed);
+    let host = registry.host();
+    assert!(
+        r.failure.contains(&format!(
+            "registry {host} refused the credentials for user \"{USER}\""
+        )),
+        "{}",
+        r.failure
+    );
+    assert!(
+        r.failure.contains("while "),
+        "names the step: {}",
+        r.failure
+    );
+    assert!(!r.failure.contains("not-the-password"), "{}", r.failure);
+    let statement = verified_statement(&fleet, r);
+    assert_eq!(statement.predicate.target.kind, TargetKind::Image);
+    assert_eq!(
+        statement.subject[0].digest["sha256"],
+        refused.strip_prefix("sha256:").unwrap()
+    );
+    support::eventually(
+        "the refused intent is dead-lettered",
+        Duration::from_secs(20),
+        || async { fleet.messages("SCAN_DLQ").await == 1 },
+    )
+    .await;
+    for (series, want) in [
+        ("scanfleet_worker_results_total{status=\"failed\"}", 1.0),
+        ("scanfleet_worker_results_total{status=\"retried\"}", 0.0),
+        ("scanfleet_worker_redeliveries_total", 0.0),
+    ] {
+        assert_eq!(worker.metric(series).await, want, "{series}");
+    }
+
+    // The Secret is fixed; the worker reads it again for the next scan.
+    put_pull_secret(&fleet, &host, PASSWORD).await;
+    let second = fleet.dir.path().join("second");
+    build_layout(&second, "v1", &[("etc/app.conf", b"x=2\n", 0o644)]);
+    let digest = registry.push(&second, "v1", "shop/api");
+    let results = fleet
+        .wait_results(2, Duration::from_secs(90), &[&worker])
+        .await;
+    let r = results
+        .iter()
+        .find(|r| r.target.as_ref().unwrap().image.as_ref().unwrap().digest == digest)
+        .expect("a result for the second image");
+    assert_eq!(r.outcome(), ScanOutcome::Completed, "{}", r.failure);
+}

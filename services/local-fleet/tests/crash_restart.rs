@@ -38,7 +38,15 @@ fn run_printed_submit(fleet: &Fleet) -> String {
         "the printed command `{line}` failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    printed.split_whitespace().next().unwrap().to_owned()
+    // The table: a heading, then one row per queued container.
+    let mut lines = printed.lines();
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("SCAN ID")),
+        "{printed}"
+    );
+    let id = lines.next().and_then(|l| l.split_whitespace().next());
+    id.unwrap_or_else(|| panic!("no scan in {printed}"))
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

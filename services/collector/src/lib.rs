@@ -245,16 +245,18 @@ impl EmbeddedCollector {
         let mut task = tokio::spawn(run_with_ready(config, rx, move |l| {
             let _ = ready_tx.send(l);
         }));
+        let why = |result: Result<Result<()>, tokio::task::JoinError>| match result {
+            Err(e) => anyhow::anyhow!("collector panicked: {e}"),
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => anyhow::anyhow!("collector exited before serving"),
+        };
         tokio::select! {
             listening = ready_rx => match listening {
                 Ok(listening) => Ok(Self { listening, stop, task }),
-                Err(_) => Err(anyhow::anyhow!("collector stopped before serving")),
+                // The task ended before it was ready: say why it did.
+                Err(_) => Err(why(task.await)),
             },
-            result = &mut task => Err(match result {
-                Err(e) => anyhow::anyhow!("collector panicked: {e}"),
-                Ok(Err(e)) => e,
-                Ok(Ok(())) => anyhow::anyhow!("collector exited before serving"),
-            }),
+            result = &mut task => Err(why(result)),
         }
     }
 

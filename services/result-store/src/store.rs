@@ -248,6 +248,9 @@ macro_rules! bind_result {
     }};
 }
 
+/// SQLite connections: one writer at a time anyway; a few readers beside.
+const SQLITE_CONNECTIONS: u32 = 4;
+
 impl ResultStore {
     /// Connects and migrates. `sqlite://PATH` (created if missing, WAL
     /// journal) or `postgres://…`.
@@ -263,14 +266,8 @@ impl ResultStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
-            // Every connection opened at start and kept: opening one later
-            // needs file descriptors, which a flood of half-open clients
-            // may have taken (collector/tests/slow_clients.rs saw "unable
-            // to open database file" under load), and a store that cannot
-            // open its own file must not be what a flood achieves.
             let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .min_connections(4)
+                .max_connections(SQLITE_CONNECTIONS)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(options)
@@ -280,6 +277,18 @@ impl ResultStore {
                 .run(&pool)
                 .await
                 .map_err(|e| StoreError::Migration(e.to_string()))?;
+            // Every connection opened now, after the migrations (one at a
+            // time: switching a new file to WAL wants it alone), and kept:
+            // opening one later needs file descriptors, which a flood of
+            // half-open clients may have taken (collector/tests/
+            // slow_clients.rs saw "unable to open database file"), and a
+            // store that cannot open its own file must not be what a flood
+            // achieves.
+            let mut opened = Vec::with_capacity(SQLITE_CONNECTIONS as usize);
+            for _ in 0..SQLITE_CONNECTIONS {
+                opened.push(pool.acquire().await.map_err(StoreError::from_sqlx)?);
+            }
+            drop(opened);
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()

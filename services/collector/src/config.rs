@@ -135,6 +135,8 @@ struct FileConfig {
     rate_limit_burst: Option<u32>,
     #[serde(default)]
     client_certificate_users: std::collections::BTreeMap<String, FileMappedUser>,
+    #[serde(default)]
+    authenticating_proxies: Vec<String>,
 }
 
 /// The validated configuration.
@@ -314,6 +316,7 @@ impl Config {
                 rate_limit: file.rate_limit,
                 rate_limit_burst: file.rate_limit_burst,
                 client_certificate_users: file.client_certificate_users,
+                authenticating_proxies: file.authenticating_proxies,
             },
             &mut errors,
         );

@@ -340,3 +340,89 @@ async fn client_certificates_are_verified_and_mapped_subjects_are_readers() {
         "no certificate, no token"
     );
 }
+
+#[tokio::test]
+async fn an_authenticating_proxy_names_the_end_user_and_nobody_else_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("collector.yml");
+    std::fs::write(
+        &config,
+        "authenticating_proxies:\n  - \"CN=oidc-proxy, O=example\"\n",
+    )
+    .unwrap();
+    let bench = Bench::start(&["--config".into(), config.display().to_string()]).await;
+    bench.store("01APPS1", "apps").await;
+    Callers::new(&bench.sim)
+        .await
+        .grant_cluster(
+            "auditors-read-results",
+            serde_json::json!([{"apiGroups": ["scanfleet.dev"], "resources": ["results"], "verbs": ["get", "list"]}]),
+            serde_json::json!({"kind": "Group", "name": "auditors", "apiGroup": "rbac.authorization.k8s.io"}),
+        )
+        .await;
+    let http = bench.collector.http;
+    let proxy = bench
+        .creds
+        .tls()
+        .with_identity(bench.creds.pki.ca.client("oidc-proxy", "example"));
+    let as_user = |user: &str, groups: &[&str]| {
+        let mut headers = vec![("X-Remote-User".to_owned(), user.as_bytes().to_vec())];
+        headers.extend(
+            groups
+                .iter()
+                .map(|g| ("X-Remote-Group".to_owned(), g.as_bytes().to_vec())),
+        );
+        headers
+    };
+    let get = |tls, path: &'static str, token: Option<String>, headers: Vec<(String, Vec<u8>)>| async move {
+        https_request(http, &tls, "GET", path, token.as_deref(), &headers, b"")
+            .await
+            .unwrap()
+    };
+    // The end user's groups decide, through SubjectAccessReview.
+    let jane = get(
+        proxy.clone(),
+        "/v1/results",
+        None,
+        as_user("jane", &["auditors"]),
+    )
+    .await;
+    assert_eq!(jane.status, 200, "{}", jane.text());
+    assert_eq!(jane.json()["results"].as_array().unwrap().len(), 1);
+    let page = get(proxy.clone(), "/ui", None, as_user("jane", &["auditors"])).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("Signed in as <strong>jane</strong>"));
+    let bob = get(proxy.clone(), "/v1/results", None, as_user("bob", &[])).await;
+    assert_eq!(bob.status, 403, "bob has no grant: {}", bob.text());
+    assert!(
+        bob.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("User \"bob\""),
+        "{}",
+        bob.text()
+    );
+    // The proxy without a header is nobody; nobody else may name a user.
+    let bare = get(proxy.clone(), "/v1/results", None, vec![]).await;
+    assert_eq!(bare.status, 401, "{}", bare.text());
+    let reader = bench.reader().await;
+    let forged = get(
+        bench.creds.tls(),
+        "/v1/results",
+        Some(reader),
+        as_user("jane", &["auditors"]),
+    )
+    .await;
+    assert_eq!(forged.status, 401, "{}", forged.text());
+    assert!(
+        forged.text().contains("authenticating_proxies"),
+        "{}",
+        forged.text()
+    );
+    let other = bench
+        .creds
+        .tls()
+        .with_identity(bench.creds.pki.ca.client("intruder", "example"));
+    let forged = get(other, "/ui", None, as_user("jane", &["auditors"])).await;
+    assert_eq!(forged.status, 401, "{}", forged.text());
+}

@@ -4,6 +4,10 @@
 //! The credentials come only from the connection (a verified client
 //! certificate) and the `Authorization` header; nothing a caller writes
 //! about itself (such as the old `x-scanfleet-principal` header) counts.
+//! The one exception is kube-apiserver's request-header scheme: an
+//! authenticating proxy, itself proven by its client certificate, names
+//! the end user in `X-Remote-User` / `X-Remote-Group`. The headers are read
+//! here; whether this caller may send them is the gatekeeper's decision.
 
 use std::net::IpAddr;
 
@@ -24,6 +28,79 @@ pub enum Proof {
         /// Its subject.
         subject: String,
     },
+    /// An authenticating proxy's verified client certificate, and the end
+    /// user it named in `X-Remote-User`.
+    AuthenticatingProxy {
+        /// The proxy certificate's subject.
+        subject: String,
+    },
+}
+
+/// The header an authenticating proxy names the end user in
+/// (kube-apiserver's default `--requestheader-username-headers`).
+pub const REMOTE_USER_HEADER: &str = "x-remote-user";
+/// The header, repeated, naming the end user's groups
+/// (`--requestheader-group-headers`).
+pub const REMOTE_GROUP_HEADER: &str = "x-remote-group";
+/// Longest user or group name accepted from a proxy.
+pub const MAX_REMOTE_NAME_BYTES: usize = 256;
+/// Most groups accepted from a proxy.
+pub const MAX_REMOTE_GROUPS: usize = 64;
+
+/// The end user an authenticating proxy says it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedUser {
+    /// `X-Remote-User`.
+    pub name: String,
+    /// Every `X-Remote-Group` value, as sent.
+    pub groups: Vec<String>,
+}
+
+/// Reads one proxy-named user or group: printable, bounded, not blank.
+fn remote_name(header: &str, value: &http::HeaderValue) -> Result<String, String> {
+    if value.len() > MAX_REMOTE_NAME_BYTES {
+        return Err(format!(
+            "{header} header is longer than {MAX_REMOTE_NAME_BYTES} bytes"
+        ));
+    }
+    let text = std::str::from_utf8(value.as_bytes())
+        .map_err(|_| format!("{header} header is not UTF-8"))?
+        .trim();
+    if text.is_empty() || text.chars().any(char::is_control) {
+        return Err(format!(
+            "{header} header is empty or has control characters"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Reads `X-Remote-User` and `X-Remote-Group`: `Ok(None)` when neither
+/// was sent, an error naming the header when either is unusable.
+fn forwarded(headers: &http::HeaderMap) -> Result<Option<ForwardedUser>, String> {
+    let users: Vec<_> = headers.get_all(REMOTE_USER_HEADER).iter().collect();
+    let groups: Vec<_> = headers.get_all(REMOTE_GROUP_HEADER).iter().collect();
+    if users.is_empty() && groups.is_empty() {
+        return Ok(None);
+    }
+    let [user] = users.as_slice() else {
+        return Err(format!(
+            "{REMOTE_USER_HEADER}: expected exactly one, got {}",
+            users.len()
+        ));
+    };
+    if groups.len() > MAX_REMOTE_GROUPS {
+        return Err(format!(
+            "{REMOTE_GROUP_HEADER}: at most {MAX_REMOTE_GROUPS} groups, got {}",
+            groups.len()
+        ));
+    }
+    Ok(Some(ForwardedUser {
+        name: remote_name(REMOTE_USER_HEADER, user)?,
+        groups: groups
+            .iter()
+            .map(|g| remote_name(REMOTE_GROUP_HEADER, g))
+            .collect::<Result<_, _>>()?,
+    }))
 }
 
 /// An authenticated caller: the identity the cluster's RBAC knows.
@@ -76,6 +153,9 @@ pub struct Credentials {
     pub malformed: Option<String>,
     /// The verified client certificate's subject (mTLS).
     pub client_subject: Option<String>,
+    /// The end user named by `X-Remote-User`, or why those headers were
+    /// unusable; believed only from a configured authenticating proxy.
+    pub forwarded: Option<Result<ForwardedUser, String>>,
     /// The peer address, for limits on failed attempts.
     pub peer: Option<IpAddr>,
 }
@@ -121,6 +201,7 @@ impl Credentials {
         Self {
             bearer,
             malformed,
+            forwarded: forwarded(headers).transpose(),
             client_subject: connection
                 .and_then(|c| c.tls.client_certificate())
                 .map(|c| c.subject.clone()),
@@ -168,6 +249,35 @@ mod tests {
         let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1));
         assert!(bearer(Some(&header(&long))).1.unwrap().contains("longer"));
         assert_eq!(bearer(None).0.map(|t| t.expose().to_owned()), None);
+    }
+
+    #[test]
+    fn forwarded_users_are_read_and_bad_headers_named() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(forwarded(&h), Ok(None));
+        h.append(REMOTE_GROUP_HEADER, header("auditors"));
+        assert!(forwarded(&h).unwrap_err().contains("exactly one, got 0"));
+        h.append(REMOTE_USER_HEADER, header("jane@example.com"));
+        h.append(REMOTE_GROUP_HEADER, header("oncall"));
+        assert_eq!(
+            forwarded(&h),
+            Ok(Some(ForwardedUser {
+                name: "jane@example.com".into(),
+                groups: vec!["auditors".into(), "oncall".into()],
+            }))
+        );
+        h.append(REMOTE_USER_HEADER, header("mallory"));
+        assert!(forwarded(&h).unwrap_err().contains("exactly one, got 2"));
+        let mut h = http::HeaderMap::new();
+        h.insert(REMOTE_USER_HEADER, header(&"a".repeat(300)));
+        assert!(forwarded(&h).unwrap_err().contains("longer than 256"));
+        h.insert(REMOTE_USER_HEADER, header(" "));
+        assert!(forwarded(&h).unwrap_err().contains("empty"));
+        h.insert(REMOTE_USER_HEADER, header("jane"));
+        for _ in 0..=MAX_REMOTE_GROUPS {
+            h.append(REMOTE_GROUP_HEADER, header("g"));
+        }
+        assert!(forwarded(&h).unwrap_err().contains("at most 64 groups"));
     }
 
     #[test]

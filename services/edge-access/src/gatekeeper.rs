@@ -1,9 +1,13 @@
 //! The edge's one entry point: who is calling ([`Gatekeeper::admit`]),
 //! and may they ([`Gatekeeper::authorize`], [`Gatekeeper::scope`]).
 //!
-//! Authentication, in kube-apiserver's order: a verified client
-//! certificate whose subject the configuration maps to a user; else a
-//! bearer token, which the cluster reviews for the configured audience.
+//! Authentication, in kube-apiserver's order: an authenticating proxy's
+//! verified certificate with the end user in `X-Remote-User`; else a
+//! verified client certificate whose subject the configuration maps to a
+//! user; else a bearer token, which the cluster reviews for the configured
+//! audience. Unlike kube-apiserver, which ignores `X-Remote-User` from
+//! anyone else, such a request is refused: a proxy whose certificate was
+//! left out of the configuration would otherwise act as itself, silently.
 //! Authorization is a SubjectAccessReview on `scanfleet.dev`. Both answers
 //! are cached briefly ([`DecisionCache`]); every caller has a rate limit,
 //! and so does every peer address whose token is not in the cache yet.
@@ -14,7 +18,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::access_error::AccessError;
-use crate::caller::{Caller, Credentials, Proof};
+use crate::caller::{Caller, Credentials, Proof, REMOTE_GROUP_HEADER, REMOTE_USER_HEADER};
 use crate::caller_limits::CallerLimits;
 use crate::decision_cache::DecisionCache;
 use crate::reviews::{Access, Resource, Reviewer, TokenVerdict, Verb};
@@ -46,6 +50,7 @@ pub struct Gatekeeper {
     reviewer: Arc<dyn Reviewer>,
     audience: String,
     certificate_users: BTreeMap<String, MappedUser>,
+    proxy_subjects: BTreeSet<String>,
     tokens: DecisionCache<[u8; 32], Result<Caller, String>>,
     decisions: DecisionCache<DecisionKey, bool>,
     limits: CallerLimits,
@@ -66,6 +71,7 @@ impl Gatekeeper {
             reviewer,
             audience: settings.audience.clone(),
             certificate_users: settings.certificate_users.clone(),
+            proxy_subjects: settings.proxy_subjects.clone(),
             tokens: DecisionCache::new(settings.cache_ttl, settings.cache_size),
             decisions: DecisionCache::new(settings.cache_ttl, settings.cache_size),
             limits: CallerLimits::new(settings.rate_limit),
@@ -96,7 +102,50 @@ impl Gatekeeper {
         self.admit(&Credentials::from_grpc(request)).await
     }
 
+    /// The end user an authenticating proxy names, when this request
+    /// names one; a refusal when anyone else names one.
+    fn proxied(&self, credentials: &Credentials) -> Option<Result<Caller, AccessError>> {
+        let forwarded = credentials.forwarded.as_ref()?;
+        let proxy = credentials
+            .client_subject
+            .as_ref()
+            .filter(|s| self.proxy_subjects.contains(*s));
+        let Some(proxy) = proxy else {
+            let who = credentials
+                .client_subject
+                .as_ref()
+                .map_or("no client certificate".to_owned(), |s| {
+                    format!("client certificate {s:?}")
+                });
+            return Some(Err(AccessError::Unauthenticated(format!(
+                "{REMOTE_USER_HEADER}/{REMOTE_GROUP_HEADER} are accepted only from an \
+                 authenticating proxy (authenticating_proxies); this request came with {who}"
+            ))));
+        };
+        Some(match forwarded {
+            Err(problem) => Err(AccessError::Unauthenticated(format!(
+                "authenticating proxy {proxy:?}: {problem}"
+            ))),
+            Ok(user) => {
+                let mut groups = user.groups.clone();
+                groups.push("system:authenticated".into());
+                Ok(Caller {
+                    name: user.name.clone(),
+                    uid: String::new(),
+                    groups,
+                    extra: BTreeMap::new(),
+                    proof: Proof::AuthenticatingProxy {
+                        subject: proxy.clone(),
+                    },
+                })
+            }
+        })
+    }
+
     async fn authenticate(&self, credentials: &Credentials) -> Result<Caller, AccessError> {
+        if let Some(proxied) = self.proxied(credentials) {
+            return proxied;
+        }
         if let Some(subject) = &credentials.client_subject {
             if let Some(user) = self.certificate_users.get(subject) {
                 let mut groups = user.groups.clone();
@@ -348,5 +397,70 @@ mod tests {
             .authorize(&caller, Access::new(Verb::Get, Resource::Results, "apps"))
             .await;
         assert_eq!(reviewer.accesses.load(Ordering::SeqCst), 1, "cached");
+    }
+
+    fn proxied_as(subject: Option<&str>, user: &str) -> Credentials {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(REMOTE_USER_HEADER, user.parse().unwrap());
+        headers.append(REMOTE_GROUP_HEADER, "auditors".parse().unwrap());
+        let mut credentials = Credentials::from_parts(&headers, None);
+        credentials.client_subject = subject.map(str::to_owned);
+        credentials
+    }
+
+    #[tokio::test]
+    async fn only_a_configured_proxy_may_name_the_end_user() {
+        let reviewer = Arc::new(Counting::default());
+        let mut settings = AccessSettings::default();
+        settings.proxy_subjects.insert("CN=proxy".into());
+        settings.certificate_users.insert(
+            "CN=ci".into(),
+            crate::settings::MappedUser {
+                name: "ci".into(),
+                groups: vec![],
+            },
+        );
+        let gate = Gatekeeper::new(reviewer.clone(), &settings);
+        let caller = gate
+            .admit(&proxied_as(Some("CN=proxy"), "jane"))
+            .await
+            .unwrap();
+        assert_eq!(caller.name, "jane");
+        assert_eq!(caller.groups, ["auditors", "system:authenticated"]);
+        assert_eq!(
+            caller.proof,
+            Proof::AuthenticatingProxy {
+                subject: "CN=proxy".into()
+            }
+        );
+        for (subject, needle) in [
+            (Some("CN=ci"), "client certificate \"CN=ci\""),
+            (None, "no client certificate"),
+        ] {
+            let Err(AccessError::Unauthenticated(why)) =
+                gate.admit(&proxied_as(subject, "jane")).await
+            else {
+                panic!("{subject:?} may not name a user");
+            };
+            assert!(why.contains(needle), "{why}");
+            assert!(why.contains("authenticating_proxies"), "{why}");
+        }
+        let mut headers = http::HeaderMap::new();
+        headers.insert(REMOTE_USER_HEADER, http::HeaderValue::from_static(" "));
+        let mut bad = Credentials::from_parts(&headers, None);
+        bad.client_subject = Some("CN=proxy".into());
+        assert!(matches!(
+            gate.admit(&bad).await,
+            Err(AccessError::Unauthenticated(why)) if why.contains("authenticating proxy \"CN=proxy\"")
+        ));
+        let no_header = Credentials {
+            client_subject: Some("CN=proxy".into()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(gate.admit(&no_header).await, Err(AccessError::Unauthenticated(why)) if why.contains("not mapped")),
+            "without X-Remote-User the proxy is nobody"
+        );
+        assert_eq!(reviewer.tokens.load(Ordering::SeqCst), 0);
     }
 }

@@ -10,9 +10,14 @@
 //!   "CN=release-pipeline, O=example":
 //!     user: ci:release-pipeline
 //!     groups: [ci]
+//! # the subjects of authenticating proxies (e.g. an OIDC proxy in front of
+//! # the dashboard) whose X-Remote-User / X-Remote-Group headers name the
+//! # end user, as kube-apiserver's --requestheader-allowed-names does
+//! authenticating_proxies:
+//!   - "CN=oauth2-proxy, O=example"
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,6 +88,9 @@ pub struct AccessFile {
     /// Verified client-certificate subject → user.
     #[serde(default)]
     pub client_certificate_users: BTreeMap<String, FileMappedUser>,
+    /// Verified client-certificate subjects of authenticating proxies.
+    #[serde(default)]
+    pub authenticating_proxies: Vec<String>,
 }
 
 /// A user a client certificate stands for.
@@ -109,6 +117,8 @@ pub struct AccessSettings {
     pub rate_limit: RateLimit,
     /// Client-certificate subjects to users.
     pub certificate_users: BTreeMap<String, MappedUser>,
+    /// Client-certificate subjects whose `X-Remote-User` is believed.
+    pub proxy_subjects: BTreeSet<String>,
 }
 
 impl Default for AccessSettings {
@@ -120,6 +130,7 @@ impl Default for AccessSettings {
             cache_size: 10_000,
             rate_limit: RateLimit::default(),
             certificate_users: BTreeMap::new(),
+            proxy_subjects: BTreeSet::new(),
         }
     }
 }
@@ -188,6 +199,22 @@ impl AccessArgs {
                 },
             );
         }
+        let mut proxy_subjects = BTreeSet::new();
+        for (i, subject) in file.authenticating_proxies.into_iter().enumerate() {
+            if subject.trim().is_empty() {
+                errors.push(format!("authenticating_proxies[{i}]: must not be empty"));
+            } else if certificate_users.contains_key(&subject) {
+                // One certificate, one meaning: a proxy that is also a
+                // mapped user would act as itself whenever it forgot the
+                // header, with whatever that user may do.
+                errors.push(format!(
+                    "authenticating_proxies[{i}] {subject:?}: also in client_certificate_users; \
+                     a proxy's certificate must not be a user"
+                ));
+            } else {
+                proxy_subjects.insert(subject);
+            }
+        }
         let kubeconfig = self.access_kubeconfig.or(file.access_kubeconfig);
         if let Some(path) = &kubeconfig
             && !path.is_file()
@@ -204,6 +231,7 @@ impl AccessArgs {
             cache_size: size,
             rate_limit,
             certificate_users,
+            proxy_subjects,
         }
     }
 }
@@ -230,6 +258,7 @@ mod tests {
                 },
             )]
             .into(),
+            authenticating_proxies: vec![" ".into(), "CN=x".into()],
             ..Default::default()
         };
         let mut errors = Vec::new();
@@ -245,8 +274,35 @@ mod tests {
             "access_cache_size 0",
             "rate_limit: must be at least 1",
             "client_certificate_users.\"CN=x\"",
+            "authenticating_proxies[0]: must not be empty",
         ] {
             assert!(all.contains(needle), "{needle} missing from\n{all}");
         }
+    }
+
+    #[test]
+    fn a_proxy_certificate_is_not_also_a_user() {
+        let file = AccessFile {
+            client_certificate_users: [(
+                "CN=proxy".to_owned(),
+                FileMappedUser {
+                    user: "proxy".into(),
+                    groups: vec![],
+                },
+            )]
+            .into(),
+            authenticating_proxies: vec!["CN=proxy".into(), "CN=oidc".into()],
+            ..Default::default()
+        };
+        let mut errors = Vec::new();
+        let s = AccessArgs::default().settle(file, &mut errors);
+        assert_eq!(
+            errors,
+            [
+                "authenticating_proxies[0] \"CN=proxy\": also in client_certificate_users; a \
+              proxy's certificate must not be a user"
+            ]
+        );
+        assert_eq!(s.proxy_subjects, ["CN=oidc".to_owned()].into());
     }
 }

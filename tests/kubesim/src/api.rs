@@ -385,7 +385,7 @@ fn after_delete(state: &State, t: &ResourceType, obj: &Value) {
         state.pod_deleted(obj);
     }
     if t.kind == "Namespace" {
-        for ((g, n, item), _) in state.store.all() {
+        for (g, n, item) in state.store.keys_in(&name) {
             if n == name
                 && let Some(dt) = crate::resources::TYPES.iter().find(|x| gr(x) == g)
             {
@@ -403,22 +403,8 @@ pub fn collect_garbage(state: &State, uid: &str) {
     if uid.is_empty() {
         return;
     }
-    let all = state.store.all();
-    let live: std::collections::BTreeSet<String> = all
-        .iter()
-        .filter_map(|(_, v)| v["metadata"]["uid"].as_str().map(str::to_string))
-        .collect();
-    for ((g, ns, name), v) in all {
-        let owners: Vec<String> = v["metadata"]["ownerReferences"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|o| o["uid"].as_str().map(str::to_string))
-            .collect();
-        if owners.iter().any(|o| o == uid)
-            && !owners.iter().any(|o| live.contains(o))
-            && let Some(dt) = crate::resources::TYPES.iter().find(|x| gr(x) == g)
-        {
+    for (g, ns, name) in state.store.orphans_of(uid) {
+        if let Some(dt) = crate::resources::TYPES.iter().find(|x| gr(x) == g) {
             let _ = delete(state, dt, &ns, &name);
         }
     }

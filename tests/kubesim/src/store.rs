@@ -52,6 +52,16 @@ pub struct Store {
     events: broadcast::Sender<Event>,
 }
 
+/// The uids in an object's ownerReferences.
+fn owner_uids(v: &Value) -> Vec<&str> {
+    v["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["uid"].as_str())
+        .collect()
+}
+
 fn set_rv(obj: &mut Value, rv: u64) {
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.insert("resourceVersion".into(), Value::String(rv.to_string()));
@@ -223,12 +233,43 @@ impl Store {
         Some(Ok(obj))
     }
 
-    /// Every object in the store (for garbage collection and namespaces).
-    pub fn all(&self) -> Vec<(Key, Value)> {
-        self.lock()
+    /// The objects that garbage collection deletes when the object with
+    /// `uid` is gone: those whose ownerReferences name it and no other
+    /// owner still stored (upstream's background cascading deletion).
+    ///
+    /// Read in place under the lock: every API delete asks this, and
+    /// cloning the whole store for it made each scan's clean-up cost grow
+    /// with the cluster (a third of kubesim's time at 486 pods).
+    pub fn orphans_of(&self, uid: &str) -> Vec<Key> {
+        let inner = self.lock();
+        let candidates: Vec<(&Key, Vec<&str>)> = inner
             .objects
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k, owner_uids(v)))
+            .filter(|(_, o)| o.contains(&uid))
+            .collect();
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let live: std::collections::BTreeSet<&str> = inner
+            .objects
+            .values()
+            .filter_map(|v| v["metadata"]["uid"].as_str())
+            .collect();
+        candidates
+            .into_iter()
+            .filter(|(_, o)| !o.iter().any(|o| live.contains(o)))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The keys of one namespace's objects, of every resource.
+    pub fn keys_in(&self, namespace: &str) -> Vec<Key> {
+        self.lock()
+            .objects
+            .keys()
+            .filter(|(_, n, _)| n == namespace)
+            .cloned()
             .collect()
     }
 

@@ -108,6 +108,7 @@ impl FromRequestParts<DashboardState> for Viewer {
         if credentials.bearer.is_none()
             && credentials.client_subject.is_none()
             && credentials.malformed.is_none()
+            && credentials.forwarded.is_none()
         {
             return Err(Redirect::to("/ui/login").into_response());
         }

@@ -74,6 +74,9 @@ pub struct FileConfig {
     /// Verified client-certificate subject → user (file only).
     #[serde(default)]
     pub client_certificate_users: BTreeMap<String, FileMappedUser>,
+    /// Authenticating proxies' certificate subjects (file only).
+    #[serde(default)]
+    pub authenticating_proxies: Vec<String>,
     /// Registry webhooks.
     #[serde(default)]
     pub webhooks: Option<FileWebhooks>,
@@ -205,6 +208,7 @@ impl FileConfig {
             rate_limit: self.rate_limit,
             rate_limit_burst: self.rate_limit_burst,
             client_certificate_users: self.client_certificate_users.clone(),
+            authenticating_proxies: self.authenticating_proxies.clone(),
         }
     }
 

@@ -10,14 +10,14 @@
 use std::collections::BTreeMap;
 
 use scanfleet_scan_engine::hdf::control_status;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Longest message kept per side of a drifted control.
 pub const MAX_DRIFT_MESSAGE: usize = 500;
 
 /// One control whose status differs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ControlDrift {
     /// The control id.
     pub id: String,
@@ -30,7 +30,7 @@ pub struct ControlDrift {
 }
 
 /// One side of a drifted control.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftSide {
     /// HDF status key (`passed`, `failed`, `skipped`, `no_impact`,
     /// `error`), or `absent` when this side has no such control.

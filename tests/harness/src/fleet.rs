@@ -237,6 +237,29 @@ pub async fn publish(
         .unwrap();
 }
 
+/// [`publish`] on the image-scan result subject of `kubesim`
+/// (`scan.results.kubesim._image`).
+///
+/// # Panics
+/// When the stream does not ack.
+pub async fn publish_image(
+    js: &jetstream::Context,
+    msg_id: &str,
+    headers: HeaderMap,
+    payload: Vec<u8>,
+) {
+    ResultStream::new(js.clone())
+        .publish_raw(
+            &ClusterName::new("kubesim").unwrap(),
+            &ResultPlace::Image,
+            msg_id,
+            Headers::received(Some(&headers)),
+            payload.into(),
+        )
+        .await
+        .unwrap();
+}
+
 /// Writes `key`'s public PEM into `dir`.
 pub fn write_public_key(dir: &Path, key: &SigningKey) -> PathBuf {
     let path = dir.join(format!("{}.pub.pem", &key.key_id().as_str()[..8]));

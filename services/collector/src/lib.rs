@@ -21,7 +21,7 @@
 
 pub mod config;
 pub mod dashboard;
-pub mod drift;
+pub use scanfleet_scan_engine::drift;
 pub mod drift_recording;
 pub mod finding_metrics;
 pub mod http_api;

@@ -485,6 +485,19 @@ async fn a_container_that_changed_itself_drifts_from_its_image_scan() {
         ids(&steady).is_subset(&ids(&drifting)),
         "{steady:?} / {drifting:?}"
     );
+    // The worker scanned the image itself, so each container scan's
+    // signed statement carries the same drift the collector recorded.
+    for (scan_id, report) in [(&steady_scan, &steady), (&drifting_scan, &drifting)] {
+        let r = results.iter().find(|r| &r.scan_id == scan_id).unwrap();
+        let signed = verified_statement(&fleet, r).predicate.drift;
+        let signed = signed.expect("the statement carries drift");
+        assert_eq!(signed.image_scan_id, image_scan.scan_id);
+        assert_eq!(signed.controls, ids(report).into_iter().collect::<Vec<_>>());
+    }
+    assert_eq!(
+        statement.predicate.drift, None,
+        "an image scan claims no drift"
+    );
     for control in &drifting.controls {
         let (image, container) = (
             control.image.as_ref().unwrap(),

@@ -98,6 +98,7 @@ impl SampleStatement {
                     id: "test-worker".into(),
                     version: "0".into(),
                 },
+                drift: None,
             },
             digest_hex,
         }

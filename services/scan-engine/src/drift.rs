@@ -3,13 +3,14 @@
 //!
 //! A container that changed its own filesystem after start (a
 //! world-writable file written at runtime, an account added) shows exactly
-//! those controls here. No IO: the collector hands in both verified HDF
-//! reports; statuses follow the HDF rule `scanfleet_scan_engine::hdf`
-//! owns, so drift and every summary agree on what "failed" means.
+//! those controls here. No IO: the collector (for its drift reports) and
+//! the worker (for the summary in a container scan's statement) hand in
+//! both HDF reports; statuses follow the HDF rule [`crate::hdf`] owns, so
+//! drift and every summary agree on what "failed" means.
 
 use std::collections::BTreeMap;
 
-use scanfleet_scan_engine::hdf::control_status;
+use crate::hdf::control_status;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -185,7 +185,12 @@ async fn drift_is_recorded_in_either_order_and_read_like_the_scan() {
         "another profile version is never compared"
     );
 
-    // Both sides and messages, over gRPC and HTTP, for a reader in apps.
+    read_by_a_reader_in_apps_and_over_http(&bench).await;
+}
+
+/// Both sides and messages, over gRPC for a reader in apps (refused in
+/// shop) and over HTTP; the counters on `/metrics`.
+async fn read_by_a_reader_in_apps_and_over_http(bench: &Bench) {
     let token = Callers::new(&bench.sim)
         .await
         .caller("apps", "reader", &["get"], "results", &["apps"])

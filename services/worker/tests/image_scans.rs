@@ -461,8 +461,21 @@ async fn a_container_that_changed_itself_drifts_from_its_image_scan() {
         );
     }
 
-    let steady = drifted(&fleet, &steady_scan).await;
-    let drifting = drifted(&fleet, &drifting_scan).await;
+    let scans = [steady_scan.as_str(), drifting_scan.as_str()];
+    drift_reports_name_exactly_the_changes(&fleet, image_scan, &results, scans).await;
+}
+
+/// The collector's drift reports of the steady and the drifting scan, and
+/// the summaries their signed statements carry.
+async fn drift_reports_name_exactly_the_changes(
+    fleet: &Fleet,
+    image_scan: &ScanResult,
+    results: &[ScanResult],
+    [steady_scan, drifting_scan]: [&str; 2],
+) {
+    let statement = verified_statement(fleet, image_scan);
+    let steady = drifted(fleet, steady_scan).await;
+    let drifting = drifted(fleet, drifting_scan).await;
     for d in [&steady, &drifting] {
         assert_eq!(d.image_scan_id, image_scan.scan_id);
         assert_eq!(
@@ -487,9 +500,9 @@ async fn a_container_that_changed_itself_drifts_from_its_image_scan() {
     );
     // The worker scanned the image itself, so each container scan's
     // signed statement carries the same drift the collector recorded.
-    for (scan_id, report) in [(&steady_scan, &steady), (&drifting_scan, &drifting)] {
-        let r = results.iter().find(|r| &r.scan_id == scan_id).unwrap();
-        let signed = verified_statement(&fleet, r).predicate.drift;
+    for (scan_id, report) in [(steady_scan, &steady), (drifting_scan, &drifting)] {
+        let r = results.iter().find(|r| r.scan_id == scan_id).unwrap();
+        let signed = verified_statement(fleet, r).predicate.drift;
         let signed = signed.expect("the statement carries drift");
         assert_eq!(signed.image_scan_id, image_scan.scan_id);
         assert_eq!(signed.controls, ids(report).into_iter().collect::<Vec<_>>());

@@ -495,4 +495,34 @@ mod tests {
         assert_eq!(resolve(root, "/bin/nope"), None);
         assert!(inside(root, "/../etc").is_none());
     }
+
+    #[test]
+    fn a_root_dir_image_reports_the_digest_it_is_given() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join("proc")).expect("mkdir");
+        let spec = |digest: Option<&str>, root: bool| -> ImageSpec {
+            serde_json::from_value(serde_json::json!({
+                "name": "registry.test/web:v1",
+                "rootDir": root.then(|| d.path()),
+                "digest": digest,
+            }))
+            .expect("spec")
+        };
+        let pushed = format!("sha256:{}", "AB".repeat(32));
+        let image = build(&spec(Some(&pushed), true), &d.path().join("x"), &[]).expect("build");
+        assert_eq!(image.digest, pushed.to_ascii_lowercase());
+        assert_eq!(
+            image.image_id(),
+            format!("registry.test/web@sha256:{}", "ab".repeat(32))
+        );
+        let bad = build(&spec(Some("sha256:abc"), true), &d.path().join("y"), &[]);
+        assert!(bad.unwrap_err().to_string().contains("64 hex digits"));
+        let no_root = build(&spec(Some(&pushed), false), &d.path().join("z"), &[]);
+        assert!(
+            no_root
+                .unwrap_err()
+                .to_string()
+                .contains("only for rootDir images")
+        );
+    }
 }

@@ -11,7 +11,9 @@ use scanfleet_bus::BusIdentity;
 use scanfleet_collector::config::Config;
 use scanfleet_test_harness::callers::access_cluster;
 use scanfleet_test_harness::credentials::TestCredentials;
-use scanfleet_test_harness::fleet::{inline_event, publish, result, write_public_key};
+use scanfleet_test_harness::fleet::{
+    Published, SampleStatement, inline_event, publish, publish_image, result, write_public_key,
+};
 use scanfleet_test_harness::secure_bus::SecureBus;
 use scanfleet_trust::SigningKey;
 use support::*;
@@ -106,6 +108,55 @@ impl Fleet {
             all.push(p);
         }
         all
+    }
+
+    /// Publishes a signed result of one digest with an HDF report whose
+    /// controls have these (id, status, message); an image scan when
+    /// `namespace` is empty.
+    async fn publish_hdf(&self, id: &str, namespace: &str, controls: &[(&str, &str, &str)]) {
+        let controls: Vec<_> = controls
+            .iter()
+            .map(|(c, status, message)| {
+                serde_json::json!({"id": c, "title": format!("title {c}"), "impact": 0.5,
+                    "results": [{"status": status, "code_desc": c, "message": message}]})
+            })
+            .collect();
+        let report = serde_json::json!({"profiles": [{"name": "container-baseline",
+            "version": "1.0.0", "controls": controls}]})
+        .to_string()
+        .into_bytes();
+        let image = namespace.is_empty();
+        let pod = if image {
+            String::new()
+        } else {
+            format!("pod-{id}")
+        };
+        let statement = SampleStatement::new(id)
+            .target("kubesim", namespace, &pod, if image { "" } else { "app" })
+            .digest_hex(&"7a".repeat(32))
+            .report(&report)
+            .with(|p| {
+                if image {
+                    p.target.kind = scanfleet_trust::statement::TargetKind::Image;
+                }
+            })
+            .build();
+        let envelope = scanfleet_trust::Envelope::sign(
+            scanfleet_trust::IN_TOTO_PAYLOAD_TYPE,
+            &statement.to_payload(),
+            &self.key,
+        )
+        .to_json();
+        let event = inline_event(&Published {
+            scan_id: id.into(),
+            report,
+            envelope,
+        });
+        if image {
+            publish_image(&self.js, id, HeaderMap::new(), event).await;
+        } else {
+            publish(&self.js, namespace, id, HeaderMap::new(), event).await;
+        }
     }
 
     async fn shutdown(self) {
@@ -294,4 +345,63 @@ fn an_unreachable_collector_is_a_clear_error_with_exit_status_3() {
         3,
         "connecting to the collector: cannot reach http://127.0.0.1:1",
     );
+}
+
+/// `results drift`: a table of drifted controls (summary on stderr), the
+/// whole report with `-o json|yaml`, and exit 2 naming why when there is
+/// no report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_shown_as_a_table_json_and_yaml() {
+    let fleet = fleet().await;
+    fleet
+        .publish_hdf("01IMG", "", &[("a", "passed", ""), ("b", "passed", "")])
+        .await;
+    fleet
+        .publish_hdf(
+            "01CTR",
+            "shop",
+            &[
+                ("a", "passed", ""),
+                ("b", "failed", "/srv/x is world-writable"),
+            ],
+        )
+        .await;
+    let out = fleet
+        .cli_async(
+            ["watch", "01IMG", "01CTR", "--timeout", "30"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .await;
+    assert_success(&out);
+
+    let out = fleet.cli(&["results", "drift", "01CTR"]);
+    assert_success(&out);
+    let table = text(&out.stdout);
+    assert!(table.starts_with("CONTROL"), "{table}");
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(table.contains("/srv/x is world-writable"), "{table}");
+    assert!(
+        text(&out.stderr).contains(
+            "scan 01CTR against image scan 01IMG (container-baseline@1.0.0): 1 drifted control(s)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = fleet.cli(&["results", "drift", "01CTR", "-o", "json"]);
+    assert_success(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["imageScanId"], "01IMG");
+    assert_eq!(json["controls"][0]["id"], "b");
+    assert_eq!(json["controls"][0]["image"]["status"], "passed");
+    assert_eq!(json["controls"][0]["container"]["status"], "failed");
+    let out = fleet.cli(&["results", "drift", "01CTR", "-o", "yaml"]);
+    assert_success(&out);
+    let yaml: serde_json::Value = yaml_serde::from_slice(&out.stdout).unwrap();
+    assert_eq!(yaml, json);
+
+    let out = fleet.cli(&["results", "drift", "01IMG"]);
+    assert_fails_with(&out, 2, "scan 01IMG is an image scan");
+    fleet.shutdown().await;
 }

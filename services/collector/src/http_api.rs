@@ -46,6 +46,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/results/{scan_id}", get(one))
         .route("/v1/results/{scan_id}/envelope", get(envelope))
         .route("/v1/results/{scan_id}/report", get(report))
+        .route("/v1/results/{scan_id}/drift", get(drift))
         .with_state(state)
 }
 
@@ -203,4 +204,22 @@ async fn report(
 ) -> Result<Response, ReadError> {
     let report = state.reader.report(&caller, &scan_id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], report.body).into_response())
+}
+
+/// A container scan's drift report: `{containerScanId, imageScanId,
+/// profile, computedAtMs, controls: [{id, title, image: {status,
+/// message}, container: {…}}]}`.
+async fn drift(
+    State(state): State<HttpState>,
+    Admitted(caller): Admitted,
+    Path(scan_id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ReadError> {
+    let d = state.reader.drift(&caller, &scan_id).await?;
+    Ok(axum::Json(json!({
+        "containerScanId": d.record.container_scan_id,
+        "imageScanId": d.record.image_scan_id,
+        "profile": { "name": d.record.profile_name, "version": d.record.profile_version },
+        "computedAtMs": d.record.computed_at_ms,
+        "controls": d.controls,
+    })))
 }

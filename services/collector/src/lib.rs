@@ -16,11 +16,13 @@
 //! store), [`result_access`] (who may read what), [`results_api`] (gRPC)
 //! with [`result_wire`] (its conversions), [`http_api`], the browser
 //! [`dashboard`] at `/ui`, [`metrics`],
-//! [`config`].
+//! [`config`]; [`drift`] compares an image's and a container's reports
+//! and [`drift_recording`] keeps the outcome as results are stored.
 
 pub mod config;
 pub mod dashboard;
-pub mod drift;
+pub use scanfleet_scan_engine::drift;
+pub mod drift_recording;
 pub mod finding_metrics;
 pub mod http_api;
 pub mod ingest;
@@ -197,6 +199,10 @@ pub async fn run_with_ready(
         js: js.clone(),
         store: store.clone(),
         ingestor,
+        drift: drift_recording::DriftRecorder {
+            store: store.clone(),
+            at_rest: at_rest.clone(),
+        },
         at_rest,
         metrics: metrics.clone(),
         persisted: persisted.clone(),

@@ -21,6 +21,11 @@ pub struct Metrics {
     pub duplicates: CounterCell,
     /// Delivery attempts refused because the database was unavailable.
     pub store_unavailable: CounterCell,
+    /// Drift reports recorded (a container scan compared with the image
+    /// scan of its digest and profile version).
+    pub drift_reports: CounterCell,
+    /// Controls found drifted, summed over the drift reports recorded.
+    pub drifted_controls: CounterCell,
     /// Connections on the gRPC and HTTP listeners.
     pub connections: ConnectionMetrics,
     /// Posture per workload, from the latest completed scans.
@@ -71,6 +76,16 @@ impl Metrics {
             "store_unavailable",
             "Deliveries left unacknowledged because the database was unavailable.",
         );
+        let drift_reports = counter(
+            &mut r,
+            "drift_reports",
+            "Drift reports recorded: a container scan compared with the image scan of its digest and profile version.",
+        );
+        let drifted_controls = counter(
+            &mut r,
+            "drifted_controls",
+            "Controls whose status differed from the image scan, summed over the drift reports recorded.",
+        );
         let quarantined = Family::<Reason, Counter>::default();
         for reason in quarantine_reasons() {
             quarantined.get_or_create_owned(&Reason {
@@ -88,6 +103,8 @@ impl Metrics {
             stored,
             duplicates,
             store_unavailable,
+            drift_reports,
+            drifted_controls,
             connections,
             findings,
             quarantined,

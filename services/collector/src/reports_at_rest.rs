@@ -70,6 +70,34 @@ impl ReportsAtRest {
         })
     }
 
+    /// `bytes` derived from reports (a drift report quotes their
+    /// messages) in the form to store: encrypted exactly when reports are.
+    ///
+    /// # Errors
+    /// [`SealError::Seal`].
+    pub fn seal_bytes(&self, bytes: Vec<u8>) -> Result<(Vec<u8>, BodyEncoding), SealError> {
+        let Some(recipients) = &self.recipients else {
+            return Ok((bytes, BodyEncoding::Plain));
+        };
+        let body = encryption::encrypt(&bytes, recipients, false)
+            .map_err(|e| SealError::Seal(e.to_string()))?;
+        Ok((body, BodyEncoding::Age))
+    }
+
+    /// The plaintext of bytes [`ReportsAtRest::seal_bytes`] stored.
+    ///
+    /// # Errors
+    /// [`SealError::Open`].
+    pub fn open_bytes(&self, body: Vec<u8>, encoding: BodyEncoding) -> Result<Vec<u8>, SealError> {
+        match encoding {
+            BodyEncoding::Plain => Ok(body),
+            BodyEncoding::Age => self
+                .ingestor
+                .decrypt(&body)
+                .map_err(|e| SealError::Open(e.to_string())),
+        }
+    }
+
     /// The plaintext report, checked against its signed digest.
     ///
     /// # Errors
@@ -130,6 +158,13 @@ mod tests {
                 .any(|w| w == b"secret-finding")
         );
         assert_eq!(at_rest.open(sealed).unwrap(), plain);
+        let (body, encoding) = at_rest.seal_bytes(b"secret-finding".to_vec()).unwrap();
+        assert_eq!(encoding, BodyEncoding::Age);
+        assert!(!body.windows(6).any(|w| w == b"secret"));
+        assert_eq!(
+            at_rest.open_bytes(body, encoding).unwrap(),
+            b"secret-finding"
+        );
     }
 
     #[test]

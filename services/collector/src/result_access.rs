@@ -8,7 +8,9 @@
 //! when there are none; a watch hands out only results the caller may
 //! watch, checked (through the short-lived decision cache) as each one
 //! arrives, so a revoked permission also ends an open stream's deliveries.
-//! Reports are decrypted ([`ReportsAtRest`]) only after that check.
+//! Reports are decrypted ([`ReportsAtRest`]) only after that check. A
+//! container scan's drift report is readable by whoever may `get` that
+//! scan, as its report is.
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use http::StatusCode;
 use scanfleet_edge_access::{Access, AccessError, Caller, Gatekeeper, Resource, Scope, Verb};
 use scanfleet_result_store::{Report, ResultFilter, ResultStore, StoreError, StoredResult};
 
+use crate::drift_recording::{self, DriftReadError, DriftReport};
 use crate::reports_at_rest::{ReportsAtRest, SealError};
 
 /// Most namespaces a listing is authorized over one by one; beyond it, a
@@ -41,6 +44,9 @@ pub enum ReadError {
     /// The stored report cannot be handed out.
     #[error(transparent)]
     Report(#[from] SealError),
+    /// The stored drift report cannot be handed out.
+    #[error(transparent)]
+    Drift(#[from] DriftReadError),
 }
 
 impl ReadError {
@@ -52,6 +58,7 @@ impl ReadError {
             ReadError::Invalid(m) => tonic::Status::invalid_argument(m.clone()),
             ReadError::Store(e) => crate::result_wire::status(e),
             ReadError::Report(e) => tonic::Status::internal(e.to_string()),
+            ReadError::Drift(e) => tonic::Status::internal(e.to_string()),
         }
     }
 }
@@ -72,7 +79,9 @@ impl IntoResponse for ReadError {
                 StatusCode::BAD_REQUEST
             }
             ReadError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            ReadError::Store(_) | ReadError::Report(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ReadError::Store(_) | ReadError::Report(_) | ReadError::Drift(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         (
             code,
@@ -131,6 +140,30 @@ impl ResultReader {
             )));
         };
         Ok(self.at_rest.open(report)?)
+    }
+
+    /// A container scan's drift report, opened, for a caller who may `get`
+    /// the container scan (its namespace decides, as for its report).
+    ///
+    /// # Errors
+    /// As [`ResultReader::one`], and not found when the scan is an image
+    /// scan or no drift report is recorded for it.
+    pub async fn drift(&self, caller: &Caller, scan_id: &str) -> Result<DriftReport, ReadError> {
+        let row = self.one(caller, scan_id, Verb::Get).await?;
+        if row.is_image_scan() {
+            return Err(ReadError::NotFound(format!(
+                "scan {scan_id} is an image scan; drift is reported on the scans of containers \
+                 running its digest"
+            )));
+        }
+        let Some(record) = self.store.drift(scan_id).await? else {
+            return Err(ReadError::NotFound(format!(
+                "no drift report for scan {scan_id}: no completed image scan of {} with {}@{} \
+                 is stored",
+                row.image_digest, row.profile_name, row.profile_version
+            )));
+        };
+        Ok(drift_recording::open(&self.at_rest, record)?)
     }
 
     /// Narrows `filter` to what `caller` may `verb` (see the module doc).

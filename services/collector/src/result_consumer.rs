@@ -18,6 +18,7 @@ use scanfleet_result_store::{ResultStore, StoreError, StoredResult, Upsert};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
+use crate::drift_recording::DriftRecorder;
 use crate::ingest::{Ingestor, Rejection, ReportSource};
 use crate::metrics::Metrics;
 use crate::reports_at_rest::ReportsAtRest;
@@ -51,6 +52,8 @@ pub struct ResultConsumer {
     pub ingestor: Arc<Ingestor>,
     /// How reports are kept (encrypted with `require_encryption`).
     pub at_rest: ReportsAtRest,
+    /// Drift reports, recorded once a result is stored.
+    pub drift: DriftRecorder,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Newly stored results, for `Watch`.
@@ -294,25 +297,47 @@ impl ResultConsumer {
                 Vec::new().into_iter()
             }
         };
-        prepared
-            .into_iter()
-            .map(|p| match p {
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            let outcome = match p {
                 Err(outcome) => outcome,
                 Ok((row, _)) => match stored.next() {
                     Some(Upsert::Inserted) => {
                         self.metrics.stored.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(scan_id = %row.scan_id, signer = %row.signer_key_id, "result stored");
                         self.metrics.findings.observe(&row);
+                        let outcome = self.record_drift(&row, Outcome::Stored).await;
                         let _ = self.persisted.send(row);
-                        Outcome::Stored
+                        outcome
                     }
                     Some(Upsert::AlreadyStored) => {
                         self.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-                        Outcome::Duplicate
+                        self.record_drift(&row, Outcome::Duplicate).await
                     }
                     None => Outcome::RetryLater,
                 },
-            })
-            .collect()
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    /// Records the drift reports a stored result completes; `done` unless
+    /// the database failed, when the event is left for redelivery (which
+    /// records them then: the result itself is already stored).
+    async fn record_drift(&self, row: &StoredResult, done: Outcome) -> Outcome {
+        match self.drift.after_stored(row).await {
+            Ok(recorded) => {
+                for r in &recorded {
+                    self.metrics.drift_reports.add(1);
+                    self.metrics.drifted_controls.add(r.drifted as u64);
+                }
+                done
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, scan_id = %row.scan_id, "drift not recorded; retrying later");
+                Outcome::RetryLater
+            }
+        }
     }
 }

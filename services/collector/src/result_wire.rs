@@ -204,3 +204,28 @@ pub fn matches(filter: &ResultFilter, r: &StoredResult) -> bool {
         && filter.since_ms.is_none_or(|s| r.finished_at_ms >= s)
         && filter.until_ms.is_none_or(|u| r.finished_at_ms < u)
 }
+
+/// The wire form of an opened drift report.
+pub fn drift_to_wire(d: &crate::drift_recording::DriftReport) -> v1::DriftReport {
+    let side = |s: &crate::drift::DriftSide| v1::DriftSide {
+        status: s.status.clone(),
+        message: s.message.clone(),
+    };
+    v1::DriftReport {
+        container_scan_id: d.record.container_scan_id.clone(),
+        image_scan_id: d.record.image_scan_id.clone(),
+        profile_name: d.record.profile_name.clone(),
+        profile_version: d.record.profile_version.clone(),
+        computed_at: Some(timestamp(d.record.computed_at_ms)),
+        controls: d
+            .controls
+            .iter()
+            .map(|c| v1::ControlDrift {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                image: Some(side(&c.image)),
+                container: Some(side(&c.container)),
+            })
+            .collect(),
+    }
+}

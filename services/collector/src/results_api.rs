@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use tonic::{Request, Response, Status};
 
 use crate::result_access::{ReadError, ResultReader};
-use crate::result_wire::{filter_from_wire, matches, status, to_wire};
+use crate::result_wire::{drift_to_wire, filter_from_wire, matches, status, to_wire};
 
 /// The `Results` service.
 pub struct ResultsService {
@@ -135,6 +135,16 @@ impl Results for ResultsService {
             sha256: report.sha256,
             body: report.body,
         }))
+    }
+
+    async fn get_drift(
+        &self,
+        request: Request<GetResultRequest>,
+    ) -> Result<Response<v1::DriftReport>, Status> {
+        let caller = self.admit(&request).await?;
+        let scan_id = request.into_inner().scan_id;
+        let drift = self.reader.drift(&caller, &scan_id).await?;
+        Ok(Response::new(drift_to_wire(&drift)))
     }
 
     type WatchStream = WatchStream;

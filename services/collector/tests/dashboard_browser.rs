@@ -75,6 +75,30 @@ fn signed(
     }
 }
 
+/// An image scan (no namespace, pod or container) of the digest the
+/// container scan `of` ran, whose report has `controls`.
+fn signed_image(
+    key: &SigningKey,
+    id: &str,
+    of: &str,
+    controls: &[(&str, &str, f64, &str)],
+) -> Published {
+    let report = hdf(controls);
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(of.as_bytes()));
+    let statement = SampleStatement::new(id)
+        .target("kubesim", "", "", "")
+        .digest_hex(&digest)
+        .report(&report)
+        .with(|p| p.target.kind = scanfleet_trust::statement::TargetKind::Image)
+        .build();
+    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &statement.to_payload(), key).to_json();
+    Published {
+        scan_id: id.into(),
+        report,
+        envelope,
+    }
+}
+
 const SCANS: [(&str, &str, &str); 3] = [
     ("01WEB", "apps", "web"),
     ("01DBS", "apps", "db"),
@@ -210,7 +234,24 @@ async fn the_dashboard_in_a_real_browser() {
     );
     check_page(&browser, "overview-critical", &axe).await;
 
+    // An image scan of web's digest where C-2 still passed: web drifted.
+    let image = signed_image(
+        &key,
+        "01IMGWEB",
+        "01WEB",
+        &[
+            ("C-1", "Root login is off", 0.5, "passed"),
+            ("C-2", "no world-writable files", 0.7, "passed"),
+        ],
+    );
+    publish_image(&js, "01IMGWEB", HeaderMap::new(), inline_event(&image)).await;
+    eventually("the image scan stored", || async {
+        collector.get("/v1/results/01WEB/drift").await.status == 200
+    })
+    .await;
     browser.go(&format!("{base}/ui/scans/01WEB")).await;
+    let drift = table_text(&browser, "#drift-table").await;
+    assert!(drift.contains("C-2") && !drift.contains("C-1"), "{drift}");
     let controls = table_text(&browser, "#control-table").await;
     assert!(
         controls.contains("C-1") && controls.contains("C-2"),

@@ -5,7 +5,8 @@
 //! SQLite files nor PostgreSQL's data directory (tables and WAL) hold a
 //! byte of the report in the clear. The control: the same store, written
 //! by a collector without the setting, does show its report's bytes, so
-//! the search would have found them.
+//! the search would have found them. A drift report quoting the sealed
+//! report is kept sealed as well.
 
 mod support;
 
@@ -121,6 +122,7 @@ async fn exercise(store_url: &str, files: &Path) {
         .unwrap()
         .into_inner();
     assert_eq!(over_grpc.body, sealed.report);
+    a_drift_report_is_sealed_like_its_reports(&js, &key, &identity, &collector, &secret).await;
     assert!(collector.stop().success());
     assert_eq!(
         files_containing(files, secret.as_bytes()),
@@ -150,6 +152,46 @@ async fn exercise(store_url: &str, files: &Path) {
         "the search finds a report stored in the clear"
     );
     assert!(files_containing(files, secret.as_bytes()).is_empty());
+}
+
+/// An image scan of 01SEALED's digest where its control passed: the drift
+/// report quotes the sealed finding, so it is kept sealed too (the file
+/// search after this covers it), and an authorized reader gets it back.
+async fn a_drift_report_is_sealed_like_its_reports(
+    js: &async_nats::jetstream::Context,
+    key: &SigningKey,
+    identity: &AgeIdentities,
+    collector: &CollectorProcess,
+    secret: &str,
+) {
+    let report = serde_json::json!({"profiles": [{"controls": [{"id": "C-1",
+        "results": [{"status": "passed", "code_desc": "fine"}]}]}]})
+    .to_string()
+    .into_bytes();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"01SEALED"));
+    let statement = SampleStatement::new("01SEALIMG")
+        .target("kubesim", "", "", "")
+        .digest_hex(&digest)
+        .report(&report)
+        .with(|p| p.target.kind = scanfleet_trust::statement::TargetKind::Image)
+        .build();
+    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &statement.to_payload(), key).to_json();
+    let event = inline_event(&Published {
+        scan_id: "01SEALIMG".into(),
+        report,
+        envelope,
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert("Scanfleet-Encoding", "age");
+    let event = encrypt_to(&event, &identity.recipients());
+    publish_image(js, "01SEALIMG", headers, event).await;
+    eventually("the drift recorded", || async {
+        collector.get("/v1/results/01SEALED/drift").await.status == 200
+    })
+    .await;
+    let drift = collector.get("/v1/results/01SEALED/drift").await.json();
+    assert_eq!(drift["imageScanId"], "01SEALIMG");
+    assert_eq!(drift["controls"][0]["container"]["message"], secret);
 }
 
 // Multi-threaded: stopping the collector blocks this thread in `wait`

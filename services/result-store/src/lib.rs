@@ -11,12 +11,14 @@
 //! consume the bus or verify signatures; the collector wires those together.
 
 pub mod control_outcomes;
+pub mod drift_reports;
 pub mod posture;
 pub mod query;
 pub mod record;
 pub mod store;
 
 pub use control_outcomes::ControlOutcome;
+pub use drift_reports::{DriftRecord, MAX_DRIFT_PARTNERS};
 pub use posture::{ControlFailure, NamespacePosture, PostureFilter, TrendPoint, WorkloadPage};
 pub use query::{PageToken, ResultFilter};
 pub use record::{BodyEncoding, Counts, Report, StoredResult};

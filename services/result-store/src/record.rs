@@ -153,6 +153,12 @@ fn millis(field: &str, text: &str) -> Result<i64, StoreError> {
 }
 
 impl StoredResult {
+    /// Whether this is an image scan (`target.kind: image`): those carry no
+    /// namespace, and every container scan has one.
+    pub fn is_image_scan(&self) -> bool {
+        self.namespace.is_empty()
+    }
+
     /// Builds the row for an envelope that [`scanfleet_trust::TrustedKeys`]
     /// verified, checking that a supplied report is the one the statement
     /// binds.

@@ -514,6 +514,11 @@ impl ResultStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_sqlx)?;
+            query("DELETE FROM drift_reports WHERE container_scan_id IN (SELECT scan_id FROM scan_results WHERE finished_at_ms < $1) OR image_scan_id IN (SELECT scan_id FROM scan_results WHERE finished_at_ms < $1)")
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
             query("DELETE FROM workload_latest WHERE finished_at_ms < $1")
                 .bind(cutoff_ms)
                 .execute(&mut *tx)

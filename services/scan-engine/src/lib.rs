@@ -19,6 +19,7 @@
 
 pub mod adapters;
 pub mod checks;
+pub mod drift;
 pub mod facts;
 pub mod hdf;
 pub mod inspec;

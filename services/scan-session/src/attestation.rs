@@ -14,9 +14,9 @@ use scanfleet_scan_engine::profile::{InputValue, Profile};
 use scanfleet_scan_engine::threshold::{Threshold, counts_from_hdf, evaluate};
 use scanfleet_trust::ScanStatement;
 use scanfleet_trust::statement::{
-    ComplianceSummary, HDF_MEDIA_TYPE, InputSource, InputUsed, InputValueUsed, ProfileRef,
-    ReportRef, ScanOutcome, ScanResultPredicate, ScanTargetRef, ScannerRef, Subject, TargetKind,
-    ThresholdVerdict,
+    ComplianceSummary, DriftSummary, HDF_MEDIA_TYPE, InputSource, InputUsed, InputValueUsed,
+    ProfileRef, ReportRef, ScanOutcome, ScanResultPredicate, ScanTargetRef, ScannerRef, Subject,
+    TargetKind, ThresholdVerdict,
 };
 use sha2::{Digest, Sha256};
 
@@ -181,6 +181,7 @@ pub fn completed_statement(
         started_at: rfc3339(started),
         finished_at: rfc3339(SystemTime::now()),
         scanner: scanner_ref(who),
+        drift: None,
     };
     let subject = Subject::image(image_name(image), image_digest)
         .map_err(|e| AttestationError::Subject(e.to_string()))?;
@@ -216,6 +217,7 @@ pub fn failed_statement(
             started_at: rfc3339(started),
             finished_at: rfc3339(SystemTime::now()),
             scanner: scanner_ref(who),
+            drift: None,
         },
     ))
 }
@@ -237,6 +239,13 @@ fn target_ref(who: &Attribution, image: &str, image_digest: &str) -> ScanTargetR
 /// reader mistakes it for a container's result.
 pub fn as_image_scan(mut statement: ScanStatement) -> ScanStatement {
     statement.predicate.target.kind = TargetKind::Image;
+    statement
+}
+
+/// Adds a container scan's drift against an image scan the signer knew
+/// (see `DriftSummary`); the report binding is unchanged.
+pub fn with_drift(mut statement: ScanStatement, drift: DriftSummary) -> ScanStatement {
+    statement.predicate.drift = Some(drift);
     statement
 }
 

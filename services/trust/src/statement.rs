@@ -204,6 +204,23 @@ pub struct ScanResultPredicate {
     pub finished_at: String,
     /// What produced the result.
     pub scanner: ScannerRef,
+    /// What changed in the container since its image was scanned: set on a
+    /// container scan only when the signing worker itself knew an image
+    /// scan of the same digest and profile version at signing time; absent
+    /// otherwise (never a claim of "no drift" it cannot know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSummary>,
+}
+
+/// A container scan's drift against an image scan, as signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftSummary {
+    /// The image scan compared with.
+    pub image_scan_id: String,
+    /// The ids of the controls whose status differs, in id order (empty:
+    /// nothing drifted).
+    pub controls: Vec<String>,
 }
 
 /// Whether a scan ran to the end (its controls may still have failed).
@@ -412,6 +429,7 @@ pub(crate) mod fixtures {
                 id: "worker-1".into(),
                 version: "0.1.0".into(),
             },
+            drift: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use scanfleet_scan_intents::{
     ClusterName, ContainerRef, Intent, IntentTarget, LockedInputs, ProfilePin, ThresholdRef,
 };
 use scanfleet_scan_session::attestation::{
-    Attribution, NamedThreshold, completed_statement, failed_statement, inputs_used,
+    Attribution, NamedThreshold, completed_statement, failed_statement, inputs_used, with_drift,
 };
 use scanfleet_scan_session::{
     Approach, ScanRequest, SessionConfig, SessionFailure, SessionOutcome, run_scan_detailed,
@@ -30,6 +30,7 @@ use scanfleet_trust::statement::ProfileRef;
 use sha2::Digest as _;
 
 use crate::image_scanner::ImageScanner;
+use crate::recent_image_scans::RecentImageScans;
 use crate::scanner::{ScanFailure, ScanOutput, Scanner};
 
 /// Scans intents for one cluster.
@@ -53,6 +54,9 @@ pub struct KubeScanner {
     pub default_timeout: Duration,
     /// Scans image intents.
     pub images: ImageScanner,
+    /// This process's recent image scans, for drift in container scans'
+    /// statements.
+    pub recent_images: RecentImageScans,
 }
 
 fn permanent(reason: String) -> ScanFailure {
@@ -92,6 +96,7 @@ impl KubeScanner {
             worker_id,
             default_timeout,
             images: ImageScanner::new(Default::default()),
+            recent_images: RecentImageScans::default(),
         }
     }
 
@@ -274,10 +279,15 @@ impl Scanner for KubeScanner {
             IntentTarget::Image(image) => {
                 let (profile, prepared) = self.prepare(intent, None)?;
                 let deadline = self.time_left(intent);
-                return self
+                let scanned = self
                     .images
                     .scan(image, profile, &prepared, deadline, started)
                     .await;
+                if let Ok(output) = &scanned {
+                    self.recent_images
+                        .remember(&output.statement, output.report.as_deref());
+                }
+                return scanned;
             }
         };
         let (profile, prepared) = self.prepare(intent, Some(target))?;
@@ -292,7 +302,15 @@ impl Scanner for KubeScanner {
             deadline: self.time_left(intent),
         };
         match run_scan_detailed(&self.admin, &self.session, request).await {
-            Ok(outcome) => completed(&prepared, &outcome, started),
+            Ok(outcome) => completed(&prepared, &outcome, started).map(|mut output| {
+                let drift = self
+                    .recent_images
+                    .drift_for(&output.statement, output.report.as_deref());
+                if let Some(drift) = drift {
+                    output.statement = with_drift(output.statement, drift);
+                }
+                output
+            }),
             Err(f) => Err(failure(prepared, intent, requested, f, started)),
         }
     }

@@ -16,6 +16,7 @@ pub mod image_scanner;
 pub mod intent_loop;
 pub mod kube_scanner;
 pub mod metrics;
+pub mod recent_image_scans;
 pub mod registry_logins;
 pub mod result_publisher;
 pub mod scanner;

@@ -98,6 +98,7 @@ impl SampleStatement {
                     id: "test-worker".into(),
                     version: "0".into(),
                 },
+                drift: None,
             },
             digest_hex,
         }
@@ -229,6 +230,29 @@ pub async fn publish(
         .publish_raw(
             &ClusterName::new("kubesim").unwrap(),
             &ResultPlace::Namespace(NamespaceName::new(namespace).expect("a namespace name")),
+            msg_id,
+            Headers::received(Some(&headers)),
+            payload.into(),
+        )
+        .await
+        .unwrap();
+}
+
+/// [`publish`] on the image-scan result subject of `kubesim`
+/// (`scan.results.kubesim._image`).
+///
+/// # Panics
+/// When the stream does not ack.
+pub async fn publish_image(
+    js: &jetstream::Context,
+    msg_id: &str,
+    headers: HeaderMap,
+    payload: Vec<u8>,
+) {
+    ResultStream::new(js.clone())
+        .publish_raw(
+            &ClusterName::new("kubesim").unwrap(),
+            &ResultPlace::Image,
             msg_id,
             Headers::received(Some(&headers)),
             payload.into(),

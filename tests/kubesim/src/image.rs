@@ -138,6 +138,12 @@ pub struct ImageSpec {
     /// trees built by other fixtures, e.g. the scan engine's ground truth.
     #[serde(default)]
     pub root_dir: Option<PathBuf>,
+    /// The digest to report for a `rootDir` image (`sha256:` and 64 hex
+    /// digits) instead of the recipe's hash: lets a pod run "the image a
+    /// registry holds", its root being that image unpacked, so scans of the
+    /// pod and of the pushed digest name the same image.
+    #[serde(default)]
+    pub digest: Option<String>,
 }
 
 /// A built image.
@@ -293,13 +299,30 @@ pub fn build(spec: &ImageSpec, dir: &Path, applets: &[String]) -> Result<Image, 
                 root.display()
             )));
         }
-        let mut hasher = Sha256::new();
-        hasher.update(serde_json::to_vec(spec).unwrap_or_default());
+        let digest = match &spec.digest {
+            Some(d) => {
+                let hex = d.strip_prefix("sha256:").unwrap_or_default();
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(recipe(format!(
+                        "digest {d:?} is not sha256: and 64 hex digits"
+                    )));
+                }
+                d.to_ascii_lowercase()
+            }
+            None => {
+                let mut hasher = Sha256::new();
+                hasher.update(serde_json::to_vec(spec).unwrap_or_default());
+                format!("sha256:{}", hex::encode(hasher.finalize()))
+            }
+        };
         return Ok(Image {
             spec: spec.clone(),
             root: root.clone(),
-            digest: format!("sha256:{}", hex::encode(hasher.finalize())),
+            digest,
         });
+    }
+    if spec.digest.is_some() {
+        return Err(recipe("digest is only for rootDir images".into()));
     }
     std::fs::create_dir_all(dir).map_err(io(name, dir))?;
     for d in [
@@ -471,5 +494,35 @@ mod tests {
         assert_eq!(resolve(root, "/bin/ash"), Some(root.join("bin/busybox")));
         assert_eq!(resolve(root, "/bin/nope"), None);
         assert!(inside(root, "/../etc").is_none());
+    }
+
+    #[test]
+    fn a_root_dir_image_reports_the_digest_it_is_given() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join("proc")).expect("mkdir");
+        let spec = |digest: Option<&str>, root: bool| -> ImageSpec {
+            serde_json::from_value(serde_json::json!({
+                "name": "registry.test/web:v1",
+                "rootDir": root.then(|| d.path()),
+                "digest": digest,
+            }))
+            .expect("spec")
+        };
+        let pushed = format!("sha256:{}", "AB".repeat(32));
+        let image = build(&spec(Some(&pushed), true), &d.path().join("x"), &[]).expect("build");
+        assert_eq!(image.digest, pushed.to_ascii_lowercase());
+        assert_eq!(
+            image.image_id(),
+            format!("registry.test/web@sha256:{}", "ab".repeat(32))
+        );
+        let bad = build(&spec(Some("sha256:abc"), true), &d.path().join("y"), &[]);
+        assert!(bad.unwrap_err().to_string().contains("64 hex digits"));
+        let no_root = build(&spec(Some(&pushed), false), &d.path().join("z"), &[]);
+        assert!(
+            no_root
+                .unwrap_err()
+                .to_string()
+                .contains("only for rootDir images")
+        );
     }
 }

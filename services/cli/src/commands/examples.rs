@@ -45,6 +45,10 @@ pub const RESULTS_SHOW: &str = "Examples:
 /// `scanfleet results export`.
 pub const RESULTS_EXPORT: &str = "Examples:
   scanfleet results export 01JD6V8Q4K7E2S9N3B5X0C1M2P --hdf scan.hdf.json --envelope scan.dsse.json --key keys/signing.pub.pem";
+/// `scanfleet results drift`.
+pub const RESULTS_DRIFT: &str = "Examples:
+  scanfleet results drift 01JD6V8Q4K7E2S9N3B5X0C1M2P
+  scanfleet results drift 01JD6V8Q4K7E2S9N3B5X0C1M2P -o yaml";
 /// `scanfleet watch`.
 pub const WATCH: &str = "Examples:
   scanfleet watch 01JD6V8Q4K7E2S9N3B5X0C1M2P 01JD6V8Q4K7E2S9N3B5X0C1M2Q --timeout 300

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use scanfleet_contracts::v1::{
-    GetResultRequest, ListResultsRequest, ResultFilter, ScanOutcome, ScanResult,
-    WatchResultsRequest, results_client::ResultsClient,
+    DriftReport, DriftSide, GetResultRequest, ListResultsRequest, ResultFilter, ScanOutcome,
+    ScanResult, WatchResultsRequest, results_client::ResultsClient,
 };
 use scanfleet_edge_access::Authenticated;
 use scanfleet_scan_intents::{ClusterName, NamespaceName, PodName};
@@ -21,7 +21,8 @@ use super::{EXIT_OK, exit_rejected, keys};
 use crate::files;
 use crate::fleet_connection::{ConnectionArgs, refusal};
 use crate::output::{
-    Column, OutputArgs, field_text, print_record, print_records, rfc3339, spinner, stream_line,
+    Column, OutputArgs, OutputFormat, field_text, print_record, print_records, rfc3339, spinner,
+    stream_line,
 };
 
 /// Where the collector's gRPC API is, and who the CLI is to it.
@@ -49,6 +50,11 @@ pub enum ResultsCommand {
     /// digest it signs before anything is written (exit 1 when either
     /// check fails).
     Export(ExportArgs),
+    #[command(after_help = super::examples::RESULTS_DRIFT)]
+    /// Show a container scan's drift: the controls whose status differs
+    /// from the image scan of the same digest and profile version (not
+    /// found until such an image scan is stored).
+    Drift(DriftArgs),
 }
 
 /// `scanfleet results list`.
@@ -84,6 +90,17 @@ pub struct ShowArgs {
     #[command(flatten)]
     collector: CollectorArgs,
     /// The scan id.
+    scan_id: String,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// `scanfleet results drift`.
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    collector: CollectorArgs,
+    /// The container scan's id.
     scan_id: String,
     #[command(flatten)]
     output: OutputArgs,
@@ -148,6 +165,7 @@ pub fn run(cmd: ResultsCommand) -> Result<ExitCode> {
             ResultsCommand::List(args) => list(args).await,
             ResultsCommand::Show(args) => show(args).await,
             ResultsCommand::Export(args) => export(args).await,
+            ResultsCommand::Drift(args) => drift(args).await,
         }
     })
 }
@@ -210,6 +228,67 @@ async fn show(args: ShowArgs) -> Result<ExitCode> {
     print_record(args.output.output, &json(&result))?;
     Ok(EXIT_OK)
 }
+
+/// `-o json|yaml` print the whole report; the table has one row per
+/// drifted control, after a summary line on stderr (so stdout is only the
+/// table).
+async fn drift(args: DriftArgs) -> Result<ExitCode> {
+    let mut client = connect(&args.collector).await?;
+    let report = client
+        .get_drift(GetResultRequest {
+            scan_id: args.scan_id,
+        })
+        .await
+        .map_err(grpc)?
+        .into_inner();
+    let record = drift_json(&report);
+    match args.output.output {
+        OutputFormat::Table => {
+            eprintln!(
+                "scan {} against image scan {} ({}@{}): {} drifted control(s)",
+                report.container_scan_id,
+                report.image_scan_id,
+                report.profile_name,
+                report.profile_version,
+                report.controls.len()
+            );
+            let controls = record["controls"].as_array().cloned().unwrap_or_default();
+            print_records(OutputFormat::Table, &DRIFT_COLUMNS, &controls)?;
+        }
+        format => print_record(format, &record)?,
+    }
+    Ok(EXIT_OK)
+}
+
+/// A drift report as `-o json|yaml` prints it.
+fn drift_json(d: &DriftReport) -> serde_json::Value {
+    let side = |s: &Option<DriftSide>| {
+        let s = s.clone().unwrap_or_default();
+        serde_json::json!({"status": s.status, "message": s.message})
+    };
+    serde_json::json!({
+        "containerScanId": d.container_scan_id,
+        "imageScanId": d.image_scan_id,
+        "profile": {"name": d.profile_name, "version": d.profile_version},
+        "computedAt": d.computed_at.map(|ts| rfc3339(ts.seconds, ts.nanos)),
+        "controls": d.controls.iter().map(|c| serde_json::json!({
+            "id": c.id,
+            "title": c.title,
+            "image": side(&c.image),
+            "container": side(&c.container),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The drift table: one row per control.
+const DRIFT_COLUMNS: [Column; 4] = [
+    Column::field("CONTROL", "id"),
+    Column::derived("IMAGE", |c| field_text(c["image"].get("status"))),
+    Column::derived("CONTAINER", |c| field_text(c["container"].get("status"))),
+    Column::derived("CONTAINER MESSAGE", |c| {
+        field_text(c["container"].get("message"))
+    }),
+];
 
 async fn export(args: ExportArgs) -> Result<ExitCode> {
     if args.hdf.is_none() && args.envelope.is_none() {

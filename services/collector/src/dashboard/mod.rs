@@ -14,6 +14,7 @@
 
 pub mod charts;
 pub mod control_page;
+pub mod drift_view;
 pub mod hdf_view;
 pub mod layout;
 pub mod overview;

@@ -1,5 +1,6 @@
 //! One scan (`/ui/scans/{id}`): where and what was scanned, the signature
-//! that verified, the threshold verdict, and every control with its
+//! that verified, the threshold verdict, drift against the image scan
+//! when one exists, and every control with its
 //! checks, filtered by status and severity (GET parameters); plus the
 //! exact HDF report and DSSE envelope as downloads for Heimdall, the SAF
 //! CLI or an independent `scanfleet envelope verify`.
@@ -11,6 +12,7 @@ use maud::html;
 use scanfleet_edge_access::Verb;
 use serde::Deserialize;
 
+use super::drift_view;
 use super::hdf_view::{self, SEVERITIES, STATUSES, status_label};
 use super::layout::{error_page, frame, respond, timestamp};
 use super::overview::{urlencode, verdict};
@@ -58,6 +60,11 @@ pub async fn page(
         Err(crate::result_access::ReadError::NotFound(_)) => Vec::new(),
         Err(e) => return refusal(&e),
     };
+    let drift = match state.reader.drift(&caller, &scan_id).await {
+        Ok(d) => Some(d),
+        Err(crate::result_access::ReadError::NotFound(_)) => None,
+        Err(e) => return refusal(&e),
+    };
     let shown: Vec<_> = controls
         .iter()
         .filter(|c| status.is_none_or(|s| c.status == s))
@@ -79,6 +86,7 @@ pub async fn page(
                 a href={"/ui/scans/" (id) "/envelope.json"} download { "DSSE envelope" }
             }
         }
+        (drift_view::section(&r, drift.as_ref()))
         h2 id="controls" { "Controls (" (shown.len()) " of " (controls.len()) ")" }
         form class="filters" method="get" action={"/ui/scans/" (id)} {
             label for="status" { "Status"

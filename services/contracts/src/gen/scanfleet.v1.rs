@@ -255,6 +255,50 @@ impl Priority {
         }
     }
 }
+/// What changed in a running container since its image was scanned.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DriftReport {
+    /// The container scan this is about (the request's scan id).
+    #[prost(string, tag = "1")]
+    pub container_scan_id: ::prost::alloc::string::String,
+    /// The image scan it was compared with.
+    #[prost(string, tag = "2")]
+    pub image_scan_id: ::prost::alloc::string::String,
+    /// Name and version both scans evaluated.
+    #[prost(string, tag = "3")]
+    pub profile_name: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub profile_version: ::prost::alloc::string::String,
+    /// When the collector compared the two reports.
+    #[prost(message, optional, tag = "5")]
+    pub computed_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// In control id order; empty when nothing drifted.
+    #[prost(message, repeated, tag = "6")]
+    pub controls: ::prost::alloc::vec::Vec<ControlDrift>,
+}
+/// One control whose status differs between the image and the container.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ControlDrift {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub title: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "3")]
+    pub image: ::core::option::Option<DriftSide>,
+    #[prost(message, optional, tag = "4")]
+    pub container: ::core::option::Option<DriftSide>,
+}
+/// One side of a drifted control.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DriftSide {
+    /// HDF status: passed, failed, skipped, no_impact, error; or absent when
+    /// that side's report has no such control.
+    #[prost(string, tag = "1")]
+    pub status: ::prost::alloc::string::String,
+    /// The failing (or first) results' messages, bounded.
+    #[prost(string, tag = "2")]
+    pub message: ::prost::alloc::string::String,
+}
 /// A stored report. Clients should check `sha256` against the statement in
 /// the verified envelope before trusting the body.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -644,6 +688,31 @@ pub mod results_client {
                 .insert(GrpcMethod::new("scanfleet.v1.Results", "GetReport"));
             self.inner.unary(req, path, codec).await
         }
+        /// A container scan's drift: the controls whose status differs from the
+        /// newest image scan of the same digest with the same profile version.
+        /// NOT_FOUND until such an image scan is stored (and for image scans).
+        /// Readable by whoever may get the container scan.
+        pub async fn get_drift(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetResultRequest>,
+        ) -> std::result::Result<tonic::Response<super::DriftReport>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/scanfleet.v1.Results/GetDrift",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("scanfleet.v1.Results", "GetDrift"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -687,6 +756,14 @@ pub mod results_server {
             &self,
             request: tonic::Request<super::GetResultRequest>,
         ) -> std::result::Result<tonic::Response<super::Report>, tonic::Status>;
+        /// A container scan's drift: the controls whose status differs from the
+        /// newest image scan of the same digest with the same profile version.
+        /// NOT_FOUND until such an image scan is stored (and for image scans).
+        /// Readable by whoever may get the container scan.
+        async fn get_drift(
+            &self,
+            request: tonic::Request<super::GetResultRequest>,
+        ) -> std::result::Result<tonic::Response<super::DriftReport>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct ResultsServer<T> {
@@ -926,6 +1003,49 @@ pub mod results_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetReportSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/scanfleet.v1.Results/GetDrift" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetDriftSvc<T: Results>(pub Arc<T>);
+                    impl<T: Results> tonic::server::UnaryService<super::GetResultRequest>
+                    for GetDriftSvc<T> {
+                        type Response = super::DriftReport;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetResultRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Results>::get_drift(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetDriftSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -92,22 +92,43 @@ impl Fleet {
     /// [`Fleet::start`] with intake given the extra flags `intake_flags`
     /// returns for the fleet's directory (e.g. a config file written there).
     pub async fn start_with(intake_flags: impl FnOnce(&std::path::Path) -> Vec<String>) -> Self {
-        Self::start_on_with(SecureBus::start_with(topology()).await, intake_flags).await
+        Self::start_with_images(intake_flags, Vec::new()).await
+    }
+
+    /// [`Fleet::start_with`] with kubesim serving `images` besides the
+    /// demo fixture's (for pods a test creates later).
+    pub async fn start_with_images(
+        intake_flags: impl FnOnce(&std::path::Path) -> Vec<String>,
+        images: Vec<kubesim::image::ImageSpec>,
+    ) -> Self {
+        let mut config = kubesim::Config::demo().unwrap();
+        config.fixture.images.extend(images);
+        Self::start_on_with_cluster(
+            SecureBus::start_with(topology()).await,
+            intake_flags,
+            config,
+        )
+        .await
     }
 
     async fn start_on_with(
         nats: SecureBus,
         intake_flags: impl FnOnce(&std::path::Path) -> Vec<String>,
     ) -> Self {
+        Self::start_on_with_cluster(nats, intake_flags, kubesim::Config::demo().unwrap()).await
+    }
+
+    async fn start_on_with_cluster(
+        nats: SecureBus,
+        intake_flags: impl FnOnce(&std::path::Path) -> Vec<String>,
+        cluster: kubesim::Config,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let js = nats.js(BusIdentity::Admin).await;
 
-        let sim = kubesim::Kubesim::start_settled(
-            kubesim::Config::demo().unwrap(),
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("kubesim starts with every pod running (tests run as root)");
+        let sim = kubesim::Kubesim::start_settled(cluster, Duration::from_secs(30))
+            .await
+            .expect("kubesim starts with every pod running (tests run as root)");
         let admin = ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
             .await
             .unwrap();

@@ -3,21 +3,22 @@
 //!
 //! A container that changed its own filesystem after start (a
 //! world-writable file written at runtime, an account added) shows exactly
-//! those controls here. No IO: the collector hands in both verified HDF
-//! reports; statuses follow the HDF rule `scanfleet_scan_engine::hdf`
-//! owns, so drift and every summary agree on what "failed" means.
+//! those controls here. No IO: the collector (for its drift reports) and
+//! the worker (for the summary in a container scan's statement) hand in
+//! both HDF reports; statuses follow the HDF rule [`crate::hdf`] owns, so
+//! drift and every summary agree on what "failed" means.
 
 use std::collections::BTreeMap;
 
-use scanfleet_scan_engine::hdf::control_status;
-use serde::Serialize;
+use crate::hdf::control_status;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Longest message kept per side of a drifted control.
 pub const MAX_DRIFT_MESSAGE: usize = 500;
 
 /// One control whose status differs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ControlDrift {
     /// The control id.
     pub id: String,
@@ -30,7 +31,7 @@ pub struct ControlDrift {
 }
 
 /// One side of a drifted control.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftSide {
     /// HDF status key (`passed`, `failed`, `skipped`, `no_impact`,
     /// `error`), or `absent` when this side has no such control.

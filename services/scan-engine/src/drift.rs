@@ -7,6 +7,15 @@
 //! the worker (for the summary in a container scan's statement) hand in
 //! both HDF reports; statuses follow the HDF rule [`crate::hdf`] owns, so
 //! drift and every summary agree on what "failed" means.
+//!
+//! A control the image scan *skipped* is not drift, whatever the container
+//! says: an image has no running process and no environment, so runtime
+//! controls are skipped on every image scan, and listing them would make
+//! every container "drift" by the same controls and hide the real changes.
+//! The container's own result for such a control stays in its scan. The
+//! cost: a control skipped in the image by its own guard (`only_if` on a
+//! file the image lacks) that fails once the container adds the file is
+//! not reported as drift either; the container scan still fails it.
 
 use std::collections::BTreeMap;
 
@@ -157,7 +166,7 @@ pub fn control_drift(
             side(image.get(id).copied()),
             side(container.get(id).copied()),
         );
-        if i.status != c.status {
+        if i.status != c.status && i.status != "skipped" {
             let title = container
                 .get(id)
                 .or_else(|| image.get(id))
@@ -200,6 +209,7 @@ mod tests {
                 ("a", "passed", ""),
                 ("b", "passed", ""),
                 ("c", "failed", "x"),
+                ("runtime", "skipped", "no processes are visible"),
             ],
         );
         let container = hdf(
@@ -209,6 +219,7 @@ mod tests {
                 ("b", "failed", "/tmp/evil is world-writable"),
                 ("c", "failed", "x"),
                 ("d", "passed", ""),
+                ("runtime", "failed", "pid 1 runs as root"),
             ],
         );
         let drift = control_drift(&image, &container).unwrap();

@@ -25,16 +25,31 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The budget of one cluster: calls per second and burst, for the whole
-/// fleet of workers together.
+/// fleet of workers together, as the API server sees them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BudgetLimits {
     /// Sustained calls per second, fleet-wide.
     pub qps: f64,
     /// Calls the fleet may make at once after a quiet period.
     pub burst: u32,
+    /// How long after its lease a permit's call may still reach the server
+    /// (unspent permits' lease time plus delivery). The bucket holds back
+    /// `qps × in_flight` of the burst for it: permits leased over a span
+    /// `w` arrive over a span as short as `w − in_flight`, so without the
+    /// reserve the server could see up to `qps × in_flight` calls more than
+    /// `burst + qps · w` in a window.
+    pub in_flight: Duration,
 }
 
 impl BudgetLimits {
+    /// Permits the bucket holds when full: the burst less the in-flight
+    /// reserve, at least one.
+    pub fn capacity(self) -> f64 {
+        (f64::from(self.burst) - self.qps * self.in_flight.as_secs_f64())
+            .floor()
+            .max(1.0)
+    }
+
     /// The default lease size: an eighth of the burst, at least one, so a
     /// worker saves round trips without taking a large share of the burst.
     pub fn default_lease(self) -> u32 {
@@ -100,20 +115,19 @@ impl BucketState {
     /// A full bucket, as a cluster's first lease finds it.
     pub fn full(limits: BudgetLimits, now_ms: i64) -> Self {
         Self {
-            tokens: f64::from(limits.burst),
+            tokens: limits.capacity(),
             refilled_at_ms: now_ms,
             paused_until_ms: 0,
         }
     }
 
-    /// The state refilled up to `now_ms` (never beyond the burst, never
+    /// The state refilled up to `now_ms` (never beyond the capacity, never
     /// moving the instant backwards, no refill while paused).
     pub fn refilled(self, limits: BudgetLimits, now_ms: i64) -> Self {
         let from = self.refilled_at_ms.max(self.paused_until_ms);
         let elapsed_ms = now_ms.saturating_sub(from).max(0);
         // Stored tokens may exceed a burst lowered since they were written.
-        let tokens =
-            (self.tokens + limits.qps * elapsed_ms as f64 / 1000.0).min(f64::from(limits.burst));
+        let tokens = (self.tokens + limits.qps * elapsed_ms as f64 / 1000.0).min(limits.capacity());
         Self {
             tokens: tokens.max(0.0),
             refilled_at_ms: self.refilled_at_ms.max(now_ms),
@@ -124,7 +138,7 @@ impl BucketState {
     /// How much of the burst is spent now, 0 (full bucket) to 1 (empty).
     pub fn in_use(self, limits: BudgetLimits, now_ms: i64) -> f64 {
         let tokens = self.refilled(limits, now_ms).tokens;
-        (1.0 - tokens / f64::from(limits.burst)).clamp(0.0, 1.0)
+        (1.0 - tokens / limits.capacity()).clamp(0.0, 1.0)
     }
 
     /// Encodes the state for the store.
@@ -219,6 +233,7 @@ mod tests {
     const LIMITS: BudgetLimits = BudgetLimits {
         qps: 20.0,
         burst: 20,
+        in_flight: Duration::ZERO,
     };
 
     fn granted(l: Lease) -> (u32, BucketState) {
@@ -342,6 +357,28 @@ mod tests {
     }
 
     #[test]
+    fn the_in_flight_reserve_is_held_back_from_the_burst() {
+        let limits = BudgetLimits {
+            in_flight: Duration::from_millis(250),
+            ..LIMITS
+        };
+        assert_eq!(limits.capacity(), 15.0);
+        assert_eq!(BucketState::full(limits, 0).tokens, 15.0);
+        let empty = BucketState {
+            tokens: 0.0,
+            refilled_at_ms: 0,
+            paused_until_ms: 0,
+        };
+        assert_eq!(empty.refilled(limits, 60_000).tokens, 15.0);
+        let tiny = BudgetLimits {
+            qps: 100.0,
+            burst: 2,
+            in_flight: Duration::from_secs(1),
+        };
+        assert_eq!(tiny.capacity(), 1.0, "never below one permit");
+    }
+
+    #[test]
     fn states_round_trip_and_bad_ones_are_named() {
         let s = BucketState {
             tokens: 3.25,
@@ -357,13 +394,24 @@ mod tests {
             BucketState::decode(&[b' '; 2048]),
             Err(BudgetStateError::TooLarge(2048))
         );
-        let lowered = BudgetLimits { qps: 1.0, burst: 2 };
+        let lowered = BudgetLimits {
+            qps: 1.0,
+            burst: 2,
+            in_flight: Duration::ZERO,
+        };
         assert_eq!(
             s.refilled(lowered, 7).tokens,
             2.0,
             "capped at a lowered burst"
         );
         assert_eq!(LIMITS.default_lease(), 2);
-        assert_eq!(BudgetLimits { qps: 1.0, burst: 3 }.default_lease(), 1);
+        assert_eq!(
+            BudgetLimits {
+                burst: 3,
+                ..lowered
+            }
+            .default_lease(),
+            1
+        );
     }
 }

@@ -269,6 +269,11 @@ fn recipients(path: Option<&std::path::Path>, errors: &mut Vec<String>) -> Vec<A
     recipients
 }
 
+/// How late after its permit a call may reach the API server (connection
+/// set-up, TLS, a loaded node), beyond the lease time; the fleet budget
+/// holds `qps ×` both back from its burst so the server never sees more.
+const DELIVERY_ALLOWANCE: Duration = Duration::from_millis(150);
+
 /// The fleet budget from `kube.qps`/`kube.burst`, and this process's
 /// smoother under it: the budget's QPS, with a burst of one lease, so one
 /// worker never spends the fleet's whole burst in an instant.
@@ -286,6 +291,7 @@ fn throttle(file: &FileKube, errors: &mut Vec<String>) -> (ThrottleConfig, Fleet
     let limits = BudgetLimits {
         qps: fleet.qps,
         burst: fleet.burst.max(1),
+        in_flight: Duration::ZERO,
     };
     let mut budget = FleetBudgetSettings::new(limits);
     if let Some(n) = file.lease_max {
@@ -305,6 +311,7 @@ fn throttle(file: &FileKube, errors: &mut Vec<String>) -> (ThrottleConfig, Fleet
         }
         budget.lease_ttl = Duration::from_millis(ms);
     }
+    budget.limits.in_flight = budget.lease_ttl + DELIVERY_ALLOWANCE;
     let local = ThrottleConfig {
         burst: budget.lease_max,
         ..fleet
@@ -540,6 +547,12 @@ mod fleet_budget_settings {
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(budget.lease_max, 2);
         assert_eq!((local.qps, local.burst), (20.0, 2));
+        assert_eq!(
+            budget.limits.in_flight,
+            Duration::from_millis(250),
+            "lease time 100 ms + delivery 150 ms held back: 15 of the burst of 20"
+        );
+        assert_eq!(budget.limits.capacity(), 15.0);
         let file: FileKube = from_json(r#"{"burst": 4, "lease_max": 9, "lease_ttl_ms": 1}"#);
         throttle(&file, &mut errors);
         let all = errors.join("\n");

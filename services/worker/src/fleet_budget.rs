@@ -38,7 +38,7 @@ pub struct FleetBudgetSettings {
 
 impl FleetBudgetSettings {
     /// The budget with the default lease: `max(1, burst / 8)` permits,
-    /// usable for 250 ms.
+    /// usable for 100 ms.
     pub fn new(limits: BudgetLimits) -> Self {
         Self {
             limits,
@@ -49,7 +49,7 @@ impl FleetBudgetSettings {
 }
 
 /// How long leased permits stay usable unless configured.
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_millis(250);
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_millis(100);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const LONGEST_BACKOFF: Duration = Duration::from_secs(2);
 /// Compare-and-set rounds before a lease backs off briefly.

@@ -52,6 +52,9 @@ impl FleetBudgetSettings {
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_millis(100);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const LONGEST_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest a lease may take before the bus counts as out of reach (a
+/// request to a vanished server otherwise waits for the client's timeout).
+const LEASE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Compare-and-set rounds before a lease backs off briefly.
 const CAS_ROUNDS: u32 = 16;
 
@@ -221,7 +224,14 @@ impl Inner {
                 .waiting
                 .load(Ordering::Relaxed)
                 .clamp(1, self.settings.lease_max);
-            match self.lease(wanted).await {
+            let lease = tokio::time::timeout(LEASE_TIMEOUT, self.lease(wanted))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BusError::Consume(format!(
+                        "no answer from the bus within {LEASE_TIMEOUT:?}"
+                    )))
+                });
+            match lease {
                 Ok(Step::Granted(n)) => {
                     self.reachable_again();
                     held.permits = n - 1;

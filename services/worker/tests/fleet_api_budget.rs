@@ -266,3 +266,69 @@ async fn a_429_seen_by_one_worker_pauses_the_whole_fleet() {
     drop(workers);
     fleet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bus_outage_pauses_api_calls_instead_of_escaping_the_budget() {
+    let mut fleet = Fleet::start().await;
+    let since = unix_ms();
+    let budget = "kube:\n  qps: 15\n  burst: 15\n";
+    let workers = [
+        fleet.worker_with_yaml("w1", 3, budget),
+        fleet.worker_with_yaml("w2", 3, budget),
+    ];
+    let mut ids = BTreeSet::new();
+    for i in 0..16 {
+        ids.insert(fleet.submit(TARGETS[i % TARGETS.len()]).await);
+    }
+    eventually("both workers scanning", Duration::from_secs(30), || async {
+        workers[0].metric("scanfleet_worker_scans_in_flight").await >= 1.0
+            && workers[1].metric("scanfleet_worker_scans_in_flight").await >= 1.0
+    })
+    .await;
+
+    fleet.nats.server().kill();
+    let down = unix_ms();
+    // The outage lasts until both workers have found the budget out of
+    // reach, and at least 2 s.
+    eventually(
+        "both workers to miss the budget",
+        Duration::from_secs(30),
+        || async {
+            budget_metric(&workers[0], "bus_errors_total").await >= 1.0
+                && budget_metric(&workers[1], "bus_errors_total").await >= 1.0
+                && unix_ms() >= down + 2000.0
+        },
+    )
+    .await;
+    let up = unix_ms();
+    fleet.nats.server().restart();
+
+    let results = fleet
+        .wait_results(
+            ids.len(),
+            Duration::from_secs(90),
+            &[&workers[0], &workers[1]],
+        )
+        .await;
+    let got: BTreeSet<String> = results.iter().map(|r| r.scan_id.clone()).collect();
+    assert_eq!(got, ids, "every scan completed after the outage");
+    let calls = worker_calls(&fleet.audit(), since);
+    // Leased permits lapse after 100 ms; calls already sent still arrive.
+    let during = calls
+        .iter()
+        .filter(|t| **t >= down + 500.0 && **t < up)
+        .count();
+    println!(
+        "NATS down {:.1} s: worker API calls after its first 0.5 s: {during}; busiest 1 s window \
+         overall {:?}",
+        (up - down) / 1000.0,
+        busiest_second(&calls).0
+    );
+    assert_eq!(
+        during, 0,
+        "workers called the API server with the budget out of reach"
+    );
+    assert!(busiest_second(&calls).0 <= 15 + 15);
+    drop(workers);
+    fleet.stop().await;
+}

@@ -348,8 +348,12 @@ where
                     }
                     _ => None,
                 };
+                // Capped like our own sleeps: a server's (or a proxy's) huge
+                // Retry-After must not park the whole fleet for hours.
                 if let (Some(wait), Some(fleet)) = (server_wait, &shared.fleet) {
-                    fleet.server_asked_to_wait(wait).await;
+                    fleet
+                        .server_asked_to_wait(wait.min(cfg.max_retry_after))
+                        .await;
                 }
                 let pause = match &outcome {
                     Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
@@ -472,6 +476,29 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(fleet.acquired.load(Ordering::SeqCst), 2, "one per attempt");
         assert_eq!(*fleet.pauses.lock().unwrap(), vec![Duration::from_secs(1)]);
+    }
+
+    #[tokio::test]
+    async fn a_huge_retry_after_pauses_the_fleet_no_longer_than_we_would_wait() {
+        let fleet = Arc::new(CountingFleet::default());
+        let throttle =
+            ApiThrottle::under_fleet_budget(ThrottleConfig::default(), Arc::new(fleet.clone()))
+                .unwrap();
+        let inner = tower::service_fn(|_req: Request<Body>| async {
+            Response::builder()
+                .status(429)
+                .header("retry-after", "3600")
+                .body(())
+                .map_err(|e| Box::new(e) as BoxError)
+        });
+        let mut svc = throttle.layer(inner);
+        let req = Request::get("/api/v1/pods").body(Body::empty()).unwrap();
+        let resp = svc.call(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "given up");
+        assert_eq!(
+            *fleet.pauses.lock().unwrap(),
+            vec![ThrottleConfig::default().max_retry_after]
+        );
     }
 
     #[test]

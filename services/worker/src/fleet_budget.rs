@@ -338,23 +338,25 @@ impl Inner {
                 let Some(state) =
                     fleet_budget::pause(current, self.settings.limits, now, retry_after)
                 else {
-                    return Ok::<_, BusError>(true);
+                    // Another worker already paused the fleet at least as long.
+                    return Ok::<_, BusError>(None);
                 };
                 let revision = entry.map(|e| e.revision);
                 let w = self
                     .book
                     .write(&self.cluster, state.encode(), revision)
                     .await?;
-                Ok(w == BudgetWrite::Stored)
+                Ok(Some(w == BudgetWrite::Stored))
             };
             match written.await {
-                Ok(true) => {
+                Ok(None) => return,
+                Ok(Some(true)) => {
                     self.counters.pauses.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(cluster = %self.cluster, retry_after_ms = retry_after.as_millis() as u64,
                         "the API server asked to slow down; the whole fleet waits");
                     return;
                 }
-                Ok(false) => self.counters.conflicts.fetch_add(1, Ordering::Relaxed),
+                Ok(Some(false)) => self.counters.conflicts.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {
                     self.counters.bus_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(cluster = %self.cluster, error = %e, "could not record the API server's Retry-After for the fleet");

@@ -90,10 +90,16 @@ async fn three_workers_share_one_budget_even_while_one_is_killed_and_restarted()
         ids.insert(fleet.submit(TARGETS[i % TARGETS.len()]).await);
     }
 
-    // Mid-run, SIGKILL a worker that is scanning and start it again.
-    eventually("w2 to be scanning", Duration::from_secs(30), || async {
-        w2.metric("scanfleet_worker_scans_in_flight").await >= 1.0
-    })
+    // Mid-run (a third of the scans done, the bucket drained), SIGKILL a
+    // worker that is scanning and start it again.
+    eventually(
+        "a third of the scans, w2 scanning",
+        Duration::from_secs(60),
+        || async {
+            fleet.results().await.len() >= SCANS / 3
+                && w2.metric("scanfleet_worker_scans_in_flight").await >= 1.0
+        },
+    )
     .await;
     w2.signal("KILL");
     let _ = w2.child.wait();

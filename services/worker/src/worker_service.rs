@@ -210,6 +210,15 @@ pub async fn run_with_ready(
     let status = ScanStatusBook::open(&js).await?;
     // Every call of this cluster takes a permit of the fleet's budget, then
     // passes this process's smoother.
+    let limits = config.budget.limits;
+    if f64::from(limits.burst) - limits.qps * limits.in_flight.as_secs_f64() < 1.0 {
+        tracing::warn!(
+            qps = limits.qps,
+            burst = limits.burst,
+            "kube.burst is too small to hold back qps x (lease time + delivery) for calls in flight; \
+             the API server may see a little more than burst + qps per second (raise kube.burst)"
+        );
+    }
     let budget = FleetBudget::new(
         ApiBudgetBook::open(&js).await?,
         config.cluster.as_str(),

@@ -160,10 +160,12 @@ impl TopologyConfig {
     ) -> Result<(), String> {
         match what {
             Required::KeyValue(_) => {
-                let config = if what == Required::KeyValue(crate::topology::STATUS_BUCKET) {
-                    self.status_bucket()
-                } else {
-                    self.idempotency_bucket()
+                let config = match what {
+                    Required::KeyValue(crate::topology::STATUS_BUCKET) => self.status_bucket(),
+                    Required::KeyValue(crate::topology::API_BUDGETS_BUCKET) => {
+                        self.api_budgets_bucket()
+                    }
+                    _ => self.idempotency_bucket(),
                 };
                 js.create_key_value(config)
                     .await
@@ -187,7 +189,8 @@ impl TopologyConfig {
     /// it and for comparing a live one against.
     fn stream_config(&self, what: Required) -> Result<stream::Config, String> {
         use crate::topology::{
-            DLQ_STREAM, IDEMPOTENCY_BUCKET, QUARANTINE_STREAM, REPORTS_BUCKET, STATUS_BUCKET,
+            API_BUDGETS_BUCKET, API_BUDGETS_MAX_AGE, DLQ_STREAM, IDEMPOTENCY_BUCKET,
+            QUARANTINE_STREAM, REPORTS_BUCKET, STATUS_BUCKET,
         };
         let bucket = |max_age: Duration, max_bytes: i64| stream::Config {
             name: what.stream(),
@@ -204,6 +207,7 @@ impl TopologyConfig {
             Required::Stream(ADVISORIES_STREAM) => self.advisories_stream(),
             Required::KeyValue(STATUS_BUCKET) => bucket(self.results_max_age, -1),
             Required::KeyValue(IDEMPOTENCY_BUCKET) => bucket(self.duplicate_window, -1),
+            Required::KeyValue(API_BUDGETS_BUCKET) => bucket(API_BUDGETS_MAX_AGE, -1),
             Required::ObjectStore(REPORTS_BUCKET) => {
                 bucket(self.results_max_age, self.reports_max_bytes)
             }

@@ -12,9 +12,9 @@
 //! could otherwise read the results the collector pulls).
 
 use crate::topology::{
-    ADVISORIES_STREAM, COLLECTOR_CONSUMER, DLQ_FORWARDER_CONSUMER, DLQ_STREAM, IDEMPOTENCY_BUCKET,
-    INTENTS_STREAM, PriorityClass, QUARANTINE_STREAM, REPORTS_BUCKET, RESULTS_STREAM,
-    STATUS_BUCKET,
+    ADVISORIES_STREAM, API_BUDGETS_BUCKET, COLLECTOR_CONSUMER, DLQ_FORWARDER_CONSUMER, DLQ_STREAM,
+    IDEMPOTENCY_BUCKET, INTENTS_STREAM, PriorityClass, QUARANTINE_STREAM, REPORTS_BUCKET,
+    RESULTS_STREAM, STATUS_BUCKET,
 };
 
 /// The shipped authorization block of the nats-server configuration: every
@@ -91,6 +91,7 @@ const WORKER_NEEDS: &[Required] = &[
     Required::Stream(RESULTS_STREAM),
     Required::Stream(DLQ_STREAM),
     Required::KeyValue(STATUS_BUCKET),
+    Required::KeyValue(API_BUDGETS_BUCKET),
     Required::ObjectStore(REPORTS_BUCKET),
 ];
 
@@ -113,6 +114,7 @@ const EVERYTHING: &[Required] = &[
     Required::Consumer(ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER),
     Required::KeyValue(STATUS_BUCKET),
     Required::KeyValue(IDEMPOTENCY_BUCKET),
+    Required::KeyValue(API_BUDGETS_BUCKET),
     Required::ObjectStore(REPORTS_BUCKET),
 ];
 

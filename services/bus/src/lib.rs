@@ -14,6 +14,7 @@
 //! [`IntentQueue`], [`ResultStream`], [`Headers`], [`forward_dead_letters`],
 //! [`dead_letter_and_terminate`].
 
+pub mod api_budgets;
 pub mod bootstrap;
 pub mod connection;
 pub mod dead_letters;
@@ -28,6 +29,7 @@ pub mod topology_args;
 pub mod topology_check;
 pub mod trace_headers;
 
+pub use api_budgets::{ApiBudgetBook, BudgetEntry, BudgetWrite};
 pub use bootstrap::{Provision, Provisioned};
 pub use connection::{NatsAuth, NatsSettings, connect};
 pub use dead_letters::{dead_letter_and_terminate, forward_dead_letters};

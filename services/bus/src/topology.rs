@@ -44,6 +44,12 @@ pub const REPORTS_BUCKET: &str = "SCAN_REPORTS";
 pub const STATUS_BUCKET: &str = "SCAN_STATUS";
 /// KV bucket mapping API idempotency keys to the scan ids they created.
 pub const IDEMPOTENCY_BUCKET: &str = "SCAN_IDEMPOTENCY";
+/// KV bucket of each cluster's fleet-wide Kubernetes API budget (one token
+/// bucket per cluster, keyed by cluster name; `api_budgets.rs`).
+pub const API_BUDGETS_BUCKET: &str = "API_BUDGETS";
+/// An idle cluster's budget entry is dropped after this long; a missing
+/// entry is a full bucket, which an idle day has refilled anyway.
+pub const API_BUDGETS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// The durable consumer that moves dead intents into [`DLQ_STREAM`].
 pub const DLQ_FORWARDER_CONSUMER: &str = "dlq-forwarder";
 
@@ -301,6 +307,11 @@ impl TopologyConfig {
     /// API idempotency keys, remembered as long as the duplicate window.
     pub fn idempotency_bucket(&self) -> jetstream::kv::Config {
         self.bucket(IDEMPOTENCY_BUCKET, self.duplicate_window)
+    }
+
+    /// The fleet-wide API budgets: tiny, rewritten at every lease, history 1.
+    pub fn api_budgets_bucket(&self) -> jetstream::kv::Config {
+        self.bucket(API_BUDGETS_BUCKET, API_BUDGETS_MAX_AGE)
     }
 
     fn bucket(&self, name: &str, max_age: Duration) -> jetstream::kv::Config {

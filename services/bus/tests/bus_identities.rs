@@ -75,6 +75,12 @@ const ROWS: &[Row] = &[
     row("read a scan status", P("$JS.API.DIRECT.GET.KV_SCAN_STATUS.$KV.SCAN_STATUS.probe", ""), [A, A, R]),
     row("write an idempotency key", P("$KV.SCAN_IDEMPOTENCY.probe", "x"), [A, R, R]),
     row("read an idempotency key", P("$JS.API.DIRECT.GET.KV_SCAN_IDEMPOTENCY.$KV.SCAN_IDEMPOTENCY.probe", ""), [A, R, R]),
+    row("write a cluster's API budget", P("$KV.API_BUDGETS.kubesim", "{}"), [R, A, R]),
+    row("read a cluster's API budget", P("$JS.API.DIRECT.GET.KV_API_BUDGETS.$KV.API_BUDGETS.kubesim", ""), [R, A, R]),
+    row("look up the API budget bucket", P("$JS.API.STREAM.INFO.KV_API_BUDGETS", ""), [R, A, R]),
+    row("write below a budget key", P("$KV.API_BUDGETS.kubesim.extra", "{}"), [R, R, R]),
+    row("purge the API budget bucket", P("$JS.API.STREAM.PURGE.KV_API_BUDGETS", ""), [R, R, R]),
+    row("delete the API budget bucket", P("$JS.API.STREAM.DELETE.KV_API_BUDGETS", ""), [R, R, R]),
     row("look up SCAN_INTENTS", P("$JS.API.STREAM.INFO.SCAN_INTENTS", ""), [A, A, R]),
     row("look up SCAN_RESULTS", P("$JS.API.STREAM.INFO.SCAN_RESULTS", ""), [R, A, A]),
     row("look up SCAN_QUARANTINE", P("$JS.API.STREAM.INFO.SCAN_QUARANTINE", ""), [R, R, A]),
@@ -302,6 +308,7 @@ async fn every_identity_is_refused_outside_its_part_and_none_can_erase_anything(
         ADVISORIES_STREAM,
         "KV_SCAN_STATUS",
         "KV_SCAN_IDEMPOTENCY",
+        "KV_API_BUDGETS",
         "OBJ_SCAN_REPORTS",
     ] {
         admin

@@ -7,6 +7,11 @@
 //! upgrades and watches all draw from the same governor bucket, and the
 //! token never passes through it (auth headers are added further in).
 //!
+//! Over the local bucket sits, in a worker, the cluster's fleet-wide budget
+//! ([`FleetPermits`]): every attempt takes a fleet permit first, so the local
+//! governor only smooths this process's share, and a 429 is reported to the
+//! fleet so every worker of the cluster waits out its `Retry-After`.
+//!
 //! Retries are bounded and only where they cannot double an effect: a 429 is
 //! retried for every method (the server did not act) after its
 //! `Retry-After`; 5xx answers, dropped connections and per-call timeouts are
@@ -26,6 +31,8 @@ use tower::{Layer, Service, ServiceExt};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+/// What [`FleetPermits`] returns: a boxed future owning what it needs.
+pub type FleetFuture = BoxFuture<()>;
 
 /// Limits for one cluster.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,8 +120,20 @@ struct Counters {
     gave_up: AtomicU64,
 }
 
+/// The budget the whole fleet shares for one cluster (the worker keeps it on
+/// the bus). The throttle asks it for one permit per attempt and tells it of
+/// every 429, so the server's `Retry-After` holds for every worker.
+pub trait FleetPermits: Send + Sync + 'static {
+    /// Waits until the fleet grants one permit (as long as it takes: an
+    /// unreachable budget pauses calls, it never lets them through).
+    fn acquire(&self) -> FleetFuture;
+    /// The API server answered 429 asking to wait `retry_after`.
+    fn server_asked_to_wait(&self, retry_after: Duration) -> FleetFuture;
+}
+
 struct Shared {
     limiter: DefaultDirectRateLimiter,
+    fleet: Option<Arc<dyn FleetPermits>>,
     config: ThrottleConfig,
     counters: Counters,
 }
@@ -139,6 +158,26 @@ impl ApiThrottle {
     /// # Errors
     /// [`ThrottleConfigError`] for a non-positive QPS or a zero burst.
     pub fn new(config: ThrottleConfig) -> Result<Self, ThrottleConfigError> {
+        Self::build(config, None)
+    }
+
+    /// A throttle under the fleet's budget: each attempt takes a permit of
+    /// `fleet` and then passes the local limiter (`config`), which smooths
+    /// this process's calls.
+    ///
+    /// # Errors
+    /// [`ThrottleConfigError`] for a non-positive QPS or a zero burst.
+    pub fn under_fleet_budget(
+        config: ThrottleConfig,
+        fleet: Arc<dyn FleetPermits>,
+    ) -> Result<Self, ThrottleConfigError> {
+        Self::build(config, Some(fleet))
+    }
+
+    fn build(
+        config: ThrottleConfig,
+        fleet: Option<Arc<dyn FleetPermits>>,
+    ) -> Result<Self, ThrottleConfigError> {
         config.validate()?;
         let period = Duration::from_secs_f64(1.0 / config.qps);
         let burst = NonZeroU32::new(config.burst).ok_or(ThrottleConfigError::Burst)?;
@@ -148,6 +187,7 @@ impl ApiThrottle {
         Ok(Self {
             shared: Arc::new(Shared {
                 limiter: RateLimiter::direct(quota),
+                fleet,
                 config,
                 counters: Counters::default(),
             }),
@@ -271,7 +311,12 @@ where
                     }
                 };
                 let started = Instant::now();
+                // Local smoothing first, then the fleet's permit, so a permit
+                // is spent as soon as it is granted.
                 shared.limiter.until_ready().await;
+                if let Some(fleet) = &shared.fleet {
+                    fleet.acquire().await;
+                }
                 counters
                     .waited_us
                     .fetch_add(micros(started.elapsed()), Ordering::Relaxed);
@@ -296,6 +341,20 @@ where
                     };
                 let can_retry = attempt < cfg.max_retries && spare.is_some();
                 attempt += 1;
+                // Every 429 slows the whole fleet, even one this call gives up on.
+                let server_wait = match &outcome {
+                    Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
+                        Some(retry_after(resp))
+                    }
+                    _ => None,
+                };
+                // Capped like our own sleeps: a server's (or a proxy's) huge
+                // Retry-After must not park the whole fleet for hours.
+                if let (Some(wait), Some(fleet)) = (server_wait, &shared.fleet) {
+                    fleet
+                        .server_asked_to_wait(wait.min(cfg.max_retry_after))
+                        .await;
+                }
                 let pause = match &outcome {
                     Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
                         counters.throttled.fetch_add(1, Ordering::Relaxed);
@@ -372,6 +431,74 @@ mod tests {
         assert!(idempotent(&Method::DELETE));
         assert!(!idempotent(&Method::POST));
         assert!(!idempotent(&Method::PATCH));
+    }
+
+    /// Records what the throttle asked of the fleet.
+    #[derive(Default)]
+    struct CountingFleet {
+        acquired: AtomicU64,
+        pauses: std::sync::Mutex<Vec<Duration>>,
+    }
+
+    impl FleetPermits for Arc<CountingFleet> {
+        fn acquire(&self) -> FleetFuture {
+            self.acquired.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {})
+        }
+        fn server_asked_to_wait(&self, retry_after: Duration) -> FleetFuture {
+            self.pauses.lock().unwrap().push(retry_after);
+            Box::pin(async {})
+        }
+    }
+
+    #[tokio::test]
+    async fn every_attempt_takes_a_fleet_permit_and_a_429_pauses_the_fleet() {
+        let fleet = Arc::new(CountingFleet::default());
+        let throttle =
+            ApiThrottle::under_fleet_budget(ThrottleConfig::default(), Arc::new(fleet.clone()))
+                .unwrap();
+        let answers = Arc::new(AtomicU64::new(0));
+        let seen = answers.clone();
+        let inner = tower::service_fn(move |_req: Request<Body>| {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let status = if n == 0 { 429 } else { 200 };
+                Response::builder()
+                    .status(status)
+                    .header("retry-after", "1")
+                    .body(())
+                    .map_err(|e| Box::new(e) as BoxError)
+            }
+        });
+        let mut svc = throttle.layer(inner);
+        let req = Request::get("/api/v1/pods").body(Body::empty()).unwrap();
+        let resp = svc.call(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(fleet.acquired.load(Ordering::SeqCst), 2, "one per attempt");
+        assert_eq!(*fleet.pauses.lock().unwrap(), vec![Duration::from_secs(1)]);
+    }
+
+    #[tokio::test]
+    async fn a_huge_retry_after_pauses_the_fleet_no_longer_than_we_would_wait() {
+        let fleet = Arc::new(CountingFleet::default());
+        let throttle =
+            ApiThrottle::under_fleet_budget(ThrottleConfig::default(), Arc::new(fleet.clone()))
+                .unwrap();
+        let inner = tower::service_fn(|_req: Request<Body>| async {
+            Response::builder()
+                .status(429)
+                .header("retry-after", "3600")
+                .body(())
+                .map_err(|e| Box::new(e) as BoxError)
+        });
+        let mut svc = throttle.layer(inner);
+        let req = Request::get("/api/v1/pods").body(Body::empty()).unwrap();
+        let resp = svc.call(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "given up");
+        assert_eq!(
+            *fleet.pauses.lock().unwrap(),
+            vec![ThrottleConfig::default().max_retry_after]
+        );
     }
 
     #[test]

@@ -30,10 +30,13 @@ pub mod api_throttle;
 mod client;
 mod cluster_access;
 mod error;
+pub mod fleet_budget;
 mod in_cluster;
 mod kubeconfig;
 
-pub use api_throttle::{ApiThrottle, ThrottleConfig, ThrottleConfigError, ThrottleStats};
+pub use api_throttle::{
+    ApiThrottle, FleetFuture, FleetPermits, ThrottleConfig, ThrottleConfigError, ThrottleStats,
+};
 pub use client::{client_from_kubeconfig, client_from_kubeconfig_file};
 pub use cluster_access::ClusterAccess;
 pub use error::KubeAccessError;

@@ -231,7 +231,9 @@ impl FleetPlan<'_> {
         }
     }
 
-    /// The workers' YAML settings (what has no flag).
+    /// The workers' YAML settings (what has no flag). `kube.qps`/`burst` are
+    /// the cluster's budget for the whole fleet, so every worker gets the
+    /// same numbers.
     pub fn worker_config(&self) -> String {
         format!(
             "kube:\n  qps: {}\n  burst: {}\nprogress_interval_ms: 5000\nidle_poll_ms: 1000\ndrain_grace_secs: {}\n",

@@ -41,10 +41,13 @@ pub struct Options {
     /// How long to wait for the sample scans' results, in seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
-    /// Each worker's Kubernetes API rate limit (calls per second).
+    /// The Kubernetes API budget of kubesim, the fleet's one cluster, in
+    /// calls per second: for all workers together, however many run (they
+    /// lease permits from it on the bus). kubesim's audit log,
+    /// DATA_DIR/kubesim-audit.jsonl, shows the rate the API server saw.
     #[arg(long, default_value_t = 20.0)]
     pub kube_qps: f64,
-    /// Each worker's Kubernetes API burst.
+    /// The fleet-wide Kubernetes API burst of kubesim (all workers together).
     #[arg(long, default_value_t = 40)]
     pub kube_burst: u32,
     /// How long a stopping worker may take to finish its running scans, in

@@ -15,6 +15,7 @@ fn dev_once_scans_every_sample_pod_and_stops_everything() {
     let out = dev()
         .args(["--once", "--workers", "2", "--data-dir"])
         .arg(dir.path())
+        .args(["--kube-qps", "10", "--kube-burst", "10"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -64,7 +65,52 @@ fn dev_once_scans_every_sample_pod_and_stops_everything() {
             .any(|c| c == "get pods/exec"),
         "the scans exec as their own identity: {ids:?}"
     );
+    // --kube-qps/--kube-burst are the budget of both workers together: no
+    // second of kubesim's audit log, from the first scan identity on (so
+    // without the set-up and intake's reads at submit), holds more of the
+    // workers' calls than budget + burst.
+    let (most, calls) = busiest_second_of_scanning(&audit_log(dir.path()));
+    println!(
+        "dev --workers 2 --kube-qps 10 --kube-burst 10: {calls} worker calls, busiest 1 s window {most}"
+    );
+    assert!(
+        most <= 10 + 10,
+        "{most} worker calls within 1 s; the fleet's budget is 10/s, burst 10"
+    );
     assert_nothing_left(dir.path());
+}
+
+/// The most calls by the workers' identity or per-scan identities within
+/// any 1 s, from the first per-scan ServiceAccount on; and how many calls.
+fn busiest_second_of_scanning(audit: &[serde_json::Value]) -> (usize, usize) {
+    let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();
+    let start = audit
+        .iter()
+        .position(|r| {
+            field(r, "resource") == "serviceaccounts"
+                && field(r, "verb") == "create"
+                && field(r, "namespace") == "apps"
+        })
+        .expect("a scan identity was created");
+    let mut times: Vec<f64> = audit[start..]
+        .iter()
+        .filter(|r| {
+            let user = field(r, "user");
+            user == "kubesim-admin"
+                || user.starts_with("system:serviceaccount:apps:scanfleet-scan-")
+        })
+        .filter_map(|r| r["receivedUnixMs"].as_f64())
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let mut most = 0;
+    let mut end = 0;
+    for (i, &t) in times.iter().enumerate() {
+        while end < times.len() && times[end] < t + 1000.0 {
+            end += 1;
+        }
+        most = most.max(end - i);
+    }
+    (most, times.len())
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! Precedence, as for every service: flag, then `SCANFLEET_*` variable,
 //! then the YAML file (every flag's setting under its snake_case name),
 //! then the built-in default. The file also holds what is awkward on a
-//! command line (per-cluster throttle, approach policy, timing).
+//! command line (the cluster's fleet-wide API budget, approach policy, timing).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use scanfleet_bus::{NatsArgs, NatsSettings, read_small_file};
 use scanfleet_kube_access::ThrottleConfig;
+use scanfleet_kube_access::fleet_budget::BudgetLimits;
 use scanfleet_process_lifecycle::{
     ListenerSecurity, LogFormat, ServingArgs, ServingFile, ServingLimits, TlsArgs, TlsFile, setting,
 };
@@ -20,6 +21,7 @@ use scanfleet_scan_session::{ApproachPolicy, SessionConfig};
 use scanfleet_trust::{AgeRecipient, SigningKey};
 use serde::Deserialize;
 
+use crate::fleet_budget::FleetBudgetSettings;
 use crate::image_config::{FileImages, ImageArgs};
 use crate::image_scanner::ImageScanSettings;
 
@@ -132,9 +134,14 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileKube {
+    /// The cluster's budget for the whole fleet, not each worker's.
     qps: Option<f64>,
     burst: Option<u32>,
     max_retries: Option<u32>,
+    /// Most permits one lease from the fleet budget takes.
+    lease_max: Option<u32>,
+    /// How long leased, unspent permits stay usable.
+    lease_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,8 +193,11 @@ pub struct Config {
     pub progress_interval: Duration,
     /// Idle pull wait.
     pub idle_poll: Duration,
-    /// Per-cluster API throttle.
+    /// This process's smoother (QPS of the fleet budget, burst of one
+    /// lease) and retry policy, under [`Config::budget`].
     pub throttle: ThrottleConfig,
+    /// The cluster's API budget for the whole fleet and how it is leased.
+    pub budget: FleetBudgetSettings,
     /// Scan-session settings.
     pub session: SessionConfig,
     /// Registries and unpack limits of image scans.
@@ -259,18 +269,54 @@ fn recipients(path: Option<&std::path::Path>, errors: &mut Vec<String>) -> Vec<A
     recipients
 }
 
-fn throttle(file: &FileKube, errors: &mut Vec<String>) -> ThrottleConfig {
+/// How late after its permit a call may reach the API server (connection
+/// set-up, TLS, a loaded node), beyond the lease time; the fleet budget
+/// holds `qps ×` both back from its burst so the server never sees more.
+const DELIVERY_ALLOWANCE: Duration = Duration::from_millis(150);
+
+/// The fleet budget from `kube.qps`/`kube.burst`, and this process's
+/// smoother under it: the budget's QPS, with a burst of one lease, so one
+/// worker never spends the fleet's whole burst in an instant.
+fn throttle(file: &FileKube, errors: &mut Vec<String>) -> (ThrottleConfig, FleetBudgetSettings) {
     let defaults = ThrottleConfig::default();
-    let throttle = ThrottleConfig {
+    let fleet = ThrottleConfig {
         qps: file.qps.unwrap_or(defaults.qps),
         burst: file.burst.unwrap_or(defaults.burst),
         max_retries: file.max_retries.unwrap_or(defaults.max_retries),
         ..defaults
     };
-    if let Err(e) = throttle.validate() {
+    if let Err(e) = fleet.validate() {
         errors.push(format!("kube: {e}"));
     }
-    throttle
+    let limits = BudgetLimits {
+        qps: fleet.qps,
+        burst: fleet.burst.max(1),
+        in_flight: Duration::ZERO,
+    };
+    let mut budget = FleetBudgetSettings::new(limits);
+    if let Some(n) = file.lease_max {
+        if n == 0 || n > limits.burst {
+            errors.push(format!(
+                "kube.lease_max: {n} must be between 1 and kube.burst ({})",
+                limits.burst
+            ));
+        }
+        budget.lease_max = n.clamp(1, limits.burst);
+    }
+    if let Some(ms) = file.lease_ttl_ms {
+        if !(10..=10_000).contains(&ms) {
+            errors.push(format!(
+                "kube.lease_ttl_ms: {ms} must be between 10 and 10000"
+            ));
+        }
+        budget.lease_ttl = Duration::from_millis(ms);
+    }
+    budget.limits.in_flight = budget.lease_ttl + DELIVERY_ALLOWANCE;
+    let local = ThrottleConfig {
+        burst: budget.lease_max,
+        ..fleet
+    };
+    (local, budget)
 }
 
 /// The debug approach's image: one that is configured must be a reference
@@ -385,7 +431,7 @@ impl Config {
             &mut errors,
         );
         let recipients = recipients(args.encrypt_to.or(file.encrypt_to).as_deref(), &mut errors);
-        let throttle = throttle(&file.kube, &mut errors);
+        let (throttle, budget) = throttle(&file.kube, &mut errors);
         let debug_image = debug_image(
             args.debug_image,
             file.approaches.debug_image.clone(),
@@ -442,6 +488,7 @@ impl Config {
             progress_interval: Duration::from_millis(file.progress_interval_ms.unwrap_or(20_000)),
             idle_poll: Duration::from_millis(file.idle_poll_ms.unwrap_or(5_000)),
             throttle,
+            budget,
             session: session(file.approaches, debug_image),
             images,
         })
@@ -489,6 +536,39 @@ mod tests {
 }
 
 #[cfg(test)]
+mod fleet_budget_settings {
+    use super::*;
+
+    #[test]
+    fn leases_default_to_an_eighth_of_the_burst_and_bad_ones_are_named() {
+        let mut errors = Vec::new();
+        let file: FileKube = from_json(r#"{"qps": 20, "burst": 20}"#);
+        let (local, budget) = throttle(&file, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(budget.lease_max, 2);
+        assert_eq!((local.qps, local.burst), (20.0, 2));
+        assert_eq!(
+            budget.limits.in_flight,
+            Duration::from_millis(250),
+            "lease time 100 ms + delivery 150 ms held back: 15 of the burst of 20"
+        );
+        assert_eq!(budget.limits.capacity(), 15.0);
+        let file: FileKube = from_json(r#"{"burst": 4, "lease_max": 9, "lease_ttl_ms": 1}"#);
+        throttle(&file, &mut errors);
+        let all = errors.join("\n");
+        assert!(
+            all.contains("kube.lease_max: 9 must be between 1 and kube.burst (4)"),
+            "{all}"
+        );
+        assert!(all.contains("kube.lease_ttl_ms: 1"), "{all}");
+    }
+
+    fn from_json(text: &str) -> FileKube {
+        serde_json::from_str(text).unwrap()
+    }
+}
+
+#[cfg(test)]
 mod precedence {
     use clap::Parser;
 
@@ -520,6 +600,16 @@ mod precedence {
         .unwrap();
         assert_eq!(config.cluster.as_str(), "from-flag", "the flag wins");
         assert_eq!(config.concurrency, 9, "the file wins over the default");
+        assert_eq!(
+            (config.budget.limits.qps, config.budget.limits.burst),
+            (20.0, 40),
+            "kube.qps/burst default to the fleet budget 20/40"
+        );
+        assert_eq!(
+            (config.throttle.qps, config.throttle.burst),
+            (20.0, 5),
+            "the local smoother: the budget's QPS, one lease's burst"
+        );
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.http_listen.port(), 9090, "the default");
     }

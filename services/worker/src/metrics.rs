@@ -13,7 +13,10 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use scanfleet_kube_access::ApiThrottle;
+
+use crate::fleet_budget::FleetBudget;
 use scanfleet_process_lifecycle::metrics::{
     CounterCell, DurationHistogram, GaugeCell, Registry, service_registry,
 };
@@ -130,6 +133,14 @@ impl WorkerMetrics {
         self
     }
 
+    /// Adds the cluster's fleet-wide API budget as this worker sees it,
+    /// labelled by cluster, read at each scrape.
+    pub fn with_fleet_budget(mut self, budget: FleetBudget) -> Self {
+        self.registry
+            .register_collector(Box::new(FleetBudgetCollector(budget)));
+        self
+    }
+
     /// The registry, for `/metrics`.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -194,6 +205,59 @@ impl Collector for ThrottleCollector {
             "Calls that failed after their last retry.",
             t.gave_up,
         )
+    }
+}
+
+/// The fleet budget's counters, per cluster.
+#[derive(Debug)]
+struct FleetBudgetCollector(FleetBudget);
+
+fn labelled<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    (name, help, kind): (&str, &str, MetricType),
+    cluster: &str,
+    metric: M,
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    let labels = [("cluster", cluster)];
+    metric.encode(family.encode_family(&labels)?)
+}
+
+impl Collector for FleetBudgetCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let s = self.0.stats();
+        let settings = self.0.settings();
+        let cluster = self.0.cluster();
+        let e = &mut encoder;
+        let c = MetricType::Counter;
+        let g = MetricType::Gauge;
+        #[rustfmt::skip]
+        let counters = [
+            ("kube_budget_permits_granted", "Permits of the cluster's fleet-wide API budget this worker's calls got.", s.granted),
+            ("kube_budget_leases", "Leases this worker wrote to the fleet budget (one compare-and-set write each).", s.leases),
+            ("kube_budget_conflicts", "Budget writes that lost the compare-and-set to another worker and re-read.", s.conflicts),
+            ("kube_budget_bus_errors", "Budget reads or writes that failed (NATS unreachable); calls waited.", s.bus_errors),
+            ("kube_budget_lapsed", "Leased permits that lapsed unspent.", s.lapsed),
+            ("kube_budget_pauses", "Fleet-wide pauses this worker wrote after a 429 with Retry-After.", s.pauses),
+        ];
+        for (name, help, value) in counters {
+            labelled(e, (name, help, c), cluster, ConstCounter::new(value))?;
+        }
+        #[rustfmt::skip]
+        let floats = [
+            ("kube_budget_wait_seconds", "Time calls waited for a fleet budget permit.", c, s.waited.as_secs_f64()),
+            ("kube_budget_in_use_ratio", "Share of the fleet's burst in use at this worker's last lease (1: empty bucket).", g, s.in_use),
+            ("kube_budget_qps", "The cluster's fleet-wide API budget, calls per second.", g, settings.limits.qps),
+            ("kube_budget_burst", "The cluster's fleet-wide API burst.", g, f64::from(settings.limits.burst)),
+        ];
+        for (name, help, kind, value) in floats {
+            if kind == MetricType::Counter {
+                labelled(e, (name, help, kind), cluster, ConstCounter::new(value))?;
+            } else {
+                labelled(e, (name, help, kind), cluster, ConstGauge::new(value))?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -16,13 +16,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use scanfleet_bus::{BusIdentity, ScanStatusBook};
+use scanfleet_bus::{ApiBudgetBook, BusIdentity, ScanStatusBook};
 use scanfleet_kube_access::{ApiThrottle, ClusterAccess};
 use scanfleet_process_lifecycle::{CriticalTasks, Listener, LogFormat, Service, serve_http};
 use scanfleet_scan_session::sweep_expired;
 use tokio::sync::watch;
 
 use crate::config::{Args, Config};
+use crate::fleet_budget::FleetBudget;
 use crate::image_scanner::ImageScanner;
 use crate::intent_loop::{IntentLoop, LoopConfig};
 use crate::kube_scanner::KubeScanner;
@@ -207,10 +208,31 @@ pub async fn run_with_ready(
     let js = async_nats::jetstream::new(client.clone());
     scanfleet_bus::check_topology(&js, BusIdentity::Worker).await?;
     let status = ScanStatusBook::open(&js).await?;
-    let throttle = ApiThrottle::new(config.throttle.clone())?;
+    // Every call of this cluster takes a permit of the fleet's budget, then
+    // passes this process's smoother.
+    let limits = config.budget.limits;
+    if f64::from(limits.burst) - limits.qps * limits.in_flight.as_secs_f64() < 1.0 {
+        tracing::warn!(
+            qps = limits.qps,
+            burst = limits.burst,
+            "kube.burst is too small to hold back qps x (lease time + delivery) for calls in flight; \
+             the API server may see a little more than burst + qps per second (raise kube.burst)"
+        );
+    }
+    let budget = FleetBudget::new(
+        ApiBudgetBook::open(&js).await?,
+        config.cluster.as_str(),
+        config.budget,
+    );
+    let throttle =
+        ApiThrottle::under_fleet_budget(config.throttle.clone(), Arc::new(budget.clone()))?;
     let admin = cluster_access(&config, &throttle).await?;
     let longest = config.default_timeout.max(LONGEST_DEADLINE);
-    let metrics = Arc::new(WorkerMetrics::with_longest_deadline(longest).with_throttle(throttle));
+    let metrics = Arc::new(
+        WorkerMetrics::with_longest_deadline(longest)
+            .with_throttle(throttle)
+            .with_fleet_budget(budget),
+    );
     let listener = Listener::bind(
         "http",
         config.http_listen,

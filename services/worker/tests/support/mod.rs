@@ -68,6 +68,8 @@ pub struct Fleet {
     pub key_path: PathBuf,
     pub worker_config: PathBuf,
     pub creds: TestCredentials,
+    /// kubesim's audit log: one JSON line per API request.
+    pub audit_log: PathBuf,
 }
 
 /// Short leases so crashes are redelivered in seconds, not minutes.
@@ -126,9 +128,16 @@ impl Fleet {
         let dir = tempfile::tempdir().unwrap();
         let js = nats.js(BusIdentity::Admin).await;
 
-        let sim = kubesim::Kubesim::start_settled(cluster, Duration::from_secs(30))
-            .await
-            .expect("kubesim starts with every pod running (tests run as root)");
+        let audit_log = dir.path().join("kubesim-audit.jsonl");
+        let sim = kubesim::Kubesim::start_settled(
+            kubesim::Config {
+                audit_log: Some(audit_log.clone()),
+                ..cluster
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("kubesim starts with every pod running (tests run as root)");
         let admin = ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
             .await
             .unwrap();
@@ -189,6 +198,7 @@ impl Fleet {
             key_path,
             worker_config,
             creds,
+            audit_log,
         }
     }
 
@@ -202,6 +212,23 @@ impl Fleet {
         let config = self.dir.path().join(format!("{name}.yml"));
         std::fs::write(&config, worker_yaml(sweep_secs)).unwrap();
         self.worker_configured(name, 1, &config, &[])
+    }
+
+    /// A worker whose YAML is the usual one plus `extra_yaml` (e.g. a
+    /// `kube:` section).
+    pub fn worker_with_yaml(&self, name: &str, concurrency: usize, extra_yaml: &str) -> Worker {
+        let config = self.dir.path().join(format!("{name}.yml"));
+        std::fs::write(&config, format!("{}{extra_yaml}", worker_yaml(3600))).unwrap();
+        self.worker_configured(name, concurrency, &config, &[])
+    }
+
+    /// Every request kubesim has audited so far.
+    pub fn audit(&self) -> Vec<kubesim::audit::AuditRecord> {
+        std::fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an audit line"))
+            .collect()
     }
 
     /// [`Fleet::worker`] with extra flags.

@@ -6,6 +6,11 @@
 //! with what differs from run to run replaced by fixed values, must equal
 //! the committed fixtures that `webhook_fixtures` asserts exactly.
 //!
+//! The hand-written Distribution fixtures (what a capture does not make:
+//! multi-arch indexes, mounts, artifacts, repeated ids, invalid values)
+//! are compared with the capture too: their events may use only the fields
+//! the real server sends, plus the two named in [`NOT_CAPTURED`].
+//!
 //! Rerun with `SCANFLEET_REGENERATE_FIXTURES=1` to write the fixtures anew
 //! (then review the diff: a change is a change in what Distribution sends).
 
@@ -40,6 +45,68 @@ const FIXTURES: [(&str, &str, Option<bool>); 4] = [
     ("distribution_real_pull.json", "pull", None),
     ("distribution_real_delete.json", "delete", None),
 ];
+
+/// Fields of hand-written events this capture cannot produce: Distribution
+/// sets them for a cross-repository blob mount and an OCI artifact push.
+const NOT_CAPTURED: [&str; 2] = ["target.fromRepository", "target.artifactType"];
+
+/// The dotted paths of every scalar in `v`.
+fn field_paths(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                field_paths(v, &p, out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_owned());
+        }
+    }
+}
+
+/// Every field of a hand-written Distribution fixture's events is one the
+/// real server sent (or is [`NOT_CAPTURED`]).
+fn hand_written_fields_are_real(captured: &[Delivery]) {
+    let mut real = std::collections::BTreeSet::new();
+    captured
+        .iter()
+        .flat_map(events)
+        .for_each(|e| field_paths(&e, "", &mut real));
+    real.extend(NOT_CAPTURED.map(str::to_owned));
+    let dir = fixture_path("");
+    let mut compared = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.starts_with("distribution_") || FIXTURES.iter().any(|f| f.0 == name) {
+            continue;
+        }
+        let body: Value = serde_json::from_slice(&std::fs::read(dir.join(&name)).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // distribution_events_not_array.json has no events to compare.
+        let Some(events) = body["events"].as_array() else {
+            continue;
+        };
+        for (i, e) in events.iter().enumerate() {
+            let mut fields = std::collections::BTreeSet::new();
+            field_paths(e, "", &mut fields);
+            let invented: Vec<_> = fields.difference(&real).collect();
+            assert!(
+                invented.is_empty(),
+                "{name} events[{i}]: fields the real registry does not send: {invented:?}"
+            );
+        }
+        compared += 1;
+    }
+    assert!(
+        compared >= 5,
+        "only {compared} hand-written fixtures compared"
+    );
+}
 
 fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -241,6 +308,7 @@ fn distribution_fixtures_are_what_the_real_registry_sends() {
         "one image push: the manifest; blob pushes, pulls and the delete are ignored"
     );
 
+    hand_written_fields_are_real(&deliveries);
     let bodies = fixture_bodies(&deliveries, &host, &roles(&layout, &manifest));
     let regenerate = std::env::var_os(REGENERATE).is_some();
     for (file, body) in bodies {

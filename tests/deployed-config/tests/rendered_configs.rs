@@ -44,6 +44,23 @@ fn assert_tls(service: &str, security: &ListenerSecurity) {
     );
 }
 
+/// The worker's configuration as its pod in `overlay` settles it.
+fn worker_config(
+    overlay: &RenderedOverlay,
+    operator: &OperatorObjects,
+) -> scanfleet_worker::config::Config {
+    let pod = PodView::lay_out(overlay, "scanfleet-worker", operator);
+    scanfleet_worker::config::Config::from_args(parse("scanfleet-worker", &pod)).unwrap_or_else(
+        |e| {
+            panic!(
+                "{}: worker refuses its config:\n{}",
+                overlay.name,
+                e.join("\n")
+            )
+        },
+    )
+}
+
 fn every_service_accepts(overlay: &RenderedOverlay, operator: &OperatorObjects) {
     let pod = PodView::lay_out(overlay, "scanfleet-intake", operator);
     let intake = scanfleet_intake::config::Config::from_args(parse("scanfleet-intake", &pod))
@@ -59,15 +76,7 @@ fn every_service_accepts(overlay: &RenderedOverlay, operator: &OperatorObjects) 
     assert!(intake.in_cluster && intake.nats.ca.is_some());
     assert_eq!(intake.grpc_listen.port(), 50051);
 
-    let pod = PodView::lay_out(overlay, "scanfleet-worker", operator);
-    let worker = scanfleet_worker::config::Config::from_args(parse("scanfleet-worker", &pod))
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: worker refuses its config:\n{}",
-                overlay.name,
-                e.join("\n")
-            )
-        });
+    let worker = worker_config(overlay, operator);
     assert_nkey("worker", &worker.nats.auth, operator);
     assert_eq!(
         worker.signing_key.key_id().to_string(),
@@ -124,10 +133,7 @@ fn the_registry_pull_secret_component_grants_the_secret_the_worker_reads() {
     let overlay = RenderedOverlay::render_with("production", &["registry-pull-secret"]);
     let operator = OperatorObjects::generate();
     every_service_accepts(&overlay, &operator);
-    let pod = PodView::lay_out(&overlay, "scanfleet-worker", &operator);
-    let worker = scanfleet_worker::config::Config::from_args(parse("scanfleet-worker", &pod))
-        .unwrap_or_else(|e| panic!("worker refuses its config:\n{}", e.join("\n")));
-    let secret = worker
+    let secret = worker_config(&overlay, &operator)
         .images
         .pull_secret
         .expect("the component sets --registry-pull-secret");
@@ -163,9 +169,7 @@ fn the_registry_pull_secret_component_grants_the_secret_the_worker_reads() {
 fn without_the_component_the_worker_reads_no_pull_secret() {
     for name in ["dev", "production"] {
         let overlay = RenderedOverlay::render(name);
-        let pod = PodView::lay_out(&overlay, "scanfleet-worker", &OperatorObjects::generate());
-        let worker = scanfleet_worker::config::Config::from_args(parse("scanfleet-worker", &pod))
-            .unwrap_or_else(|e| panic!("{name}: worker refuses its config:\n{}", e.join("\n")));
+        let worker = worker_config(&overlay, &OperatorObjects::generate());
         assert!(worker.images.pull_secret.is_none(), "{name}");
         assert!(
             overlay

@@ -36,6 +36,10 @@ pub struct Args {
     /// Pull-unpack-scan runs; each is printed.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Where images are unpacked (the worker's `--image-work-dir`; default
+    /// the temp dir). The filesystem matters: see docs/benchmarks.md.
+    #[arg(long)]
+    work_dir: Option<std::path::PathBuf>,
 }
 
 /// Fills `rootfs` with `files` files of pseudo-random bytes, `total` in
@@ -78,6 +82,24 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// This process's user and system CPU seconds so far (less sensitive to
+/// other load than wall time). Children (umoci, skopeo, the registry) are
+/// not counted.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which ends with the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let field = |n: usize| {
+        rest.split_whitespace()
+            .nth(n)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 (11 and 12 after the name), in
+    // clock ticks of 1/100 s on Linux.
+    (field(11) / 100.0, field(12) / 100.0)
+}
+
 /// Runs the benchmark.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
@@ -102,6 +124,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     println!("peak RSS before the runs: {:.1} MiB", peak_rss_mib());
+    let cpu = cpu_seconds();
     println!("run | pull | unpack | scan | total | entries | bytes | controls");
     for run in 1..=args.runs {
         let client = RegistryClient::new(
@@ -122,7 +145,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             &digest,
             &Platform::default(),
             UnpackLimits::default(),
-            Some(tmp.path()),
+            Some(args.work_dir.as_deref().unwrap_or(tmp.path())),
         ))?;
         let s = Instant::now();
         let target = LocalRoot::new(image.root(), GatherLimits::default())
@@ -141,5 +164,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     println!("peak RSS after the runs: {:.1} MiB", peak_rss_mib());
+    let (user, sys) = cpu_seconds();
+    println!(
+        "CPU of the runs: user {:.2}s + sys {:.2}s",
+        user - cpu.0,
+        sys - cpu.1
+    );
     Ok(())
 }

@@ -23,6 +23,8 @@ const GHCR_SECRET: &str = "It's a Secret to Everybody";
 // Digests the fixtures use (see services/registry-events/tests/fixtures).
 const D_INDEX: &str = "sha256:1bc04b5291c26a46d918139138b992d2de976d6851d0893b0476b85bfbdfc6e6";
 const D_WEB: &str = "sha256:4b5e57f6eb2f42b9039b3d1e13929295f231749c510cbe341cd68036d9af97e2";
+/// The manifest of the deliveries captured from a real Distribution registry.
+const D_CAPTURED: &str = "sha256:fe147c947ee7eb9ddc22b1367a06ae79dbdce08ec2d9113550c21bd68c7405ed";
 const D_API: &str = "sha256:14c2529eb4498c5d1ffd6915d05bf58a91bdda796af59f41d480d11c099d0479";
 const D_HARBOR1: &str = "sha256:21aa66f9707f1ac88e177e04940b5e8675c9f51fca05d84440820cf3d84df5ab";
 
@@ -178,6 +180,7 @@ async fn each_registry_fixture_yields_exactly_the_expected_intents() {
     assert_eq!(d("nonroot-worker/worker"), mis, "demo pods share the image");
     let swap: BTreeMap<&str, String> = [
         (D_WEB, hard.clone()),
+        (D_CAPTURED, hard.clone()),
         (D_API, dist.clone()),
         (D_HARBOR1, scanner.clone()),
         (D_INDEX, mis.clone()),

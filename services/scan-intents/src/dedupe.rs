@@ -79,6 +79,22 @@ fn feed(h: &mut Sha256, field: &str) {
     h.update(field.as_bytes());
 }
 
+/// The profile's name and pin, fed the same way into every key so a
+/// container scan and an image scan pin a profile alike.
+fn feed_profile(h: &mut Sha256, profile: &ProfileRef) {
+    feed(h, profile.name.as_str());
+    match &profile.pin {
+        ProfilePin::Version(v) => {
+            feed(h, "version");
+            feed(h, v);
+        }
+        ProfilePin::Digest(d) => {
+            feed(h, "digest");
+            feed(h, d.as_str());
+        }
+    }
+}
+
 impl DedupeKey {
     /// The key for scanning `container` in `cluster`, running `image`, with
     /// `profile`.
@@ -104,17 +120,7 @@ impl DedupeKey {
                 feed(&mut h, r);
             }
         }
-        feed(&mut h, profile.name.as_str());
-        match &profile.pin {
-            ProfilePin::Version(v) => {
-                feed(&mut h, "version");
-                feed(&mut h, v);
-            }
-            ProfilePin::Digest(d) => {
-                feed(&mut h, "digest");
-                feed(&mut h, d.as_str());
-            }
-        }
+        feed_profile(&mut h, profile);
         Self(h.finalize().into())
     }
 
@@ -126,17 +132,7 @@ impl DedupeKey {
         feed(&mut h, KEY_CONTEXT);
         feed(&mut h, "image");
         feed(&mut h, digest.as_str());
-        feed(&mut h, profile.name.as_str());
-        match &profile.pin {
-            ProfilePin::Version(v) => {
-                feed(&mut h, "version");
-                feed(&mut h, v);
-            }
-            ProfilePin::Digest(d) => {
-                feed(&mut h, "digest");
-                feed(&mut h, d.as_str());
-            }
-        }
+        feed_profile(&mut h, profile);
         Self(h.finalize().into())
     }
 

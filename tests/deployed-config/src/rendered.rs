@@ -18,9 +18,44 @@ impl RenderedOverlay {
     /// # Panics
     /// When kubectl is missing or fails, or prints something that is not YAML.
     pub fn render(name: &str) -> Self {
+        Self::render_with(name, &[])
+    }
+
+    /// Renders `deploy/overlays/NAME` with the optional components
+    /// `deploy/COMPONENT` enabled, as an operator does by listing them in
+    /// the overlay's `components:` (here in a scratch overlay on top of it).
+    ///
+    /// # Panics
+    /// As [`Self::render`].
+    pub fn render_with(name: &str, components: &[&str]) -> Self {
         let root = scanfleet_test_harness::repo_root();
         let kubectl = scanfleet_test_harness::installed_tool("venv/bin/kubectl");
-        let dir = root.join("deploy/overlays").join(name);
+        let overlay = root.join("deploy/overlays").join(name);
+        let scratch = tempfile::tempdir().expect("a temporary directory");
+        let dir = if components.is_empty() {
+            overlay
+        } else {
+            // kustomize refuses absolute paths: reach deploy/ from the
+            // scratch directory through the filesystem root.
+            let up = "../".repeat(scratch.path().components().count() - 1);
+            let deploy = root.join("deploy");
+            let deploy = format!(
+                "{up}{}",
+                deploy.display().to_string().trim_start_matches('/')
+            );
+            let components: Vec<String> =
+                components.iter().map(|c| format!("{deploy}/{c}")).collect();
+            std::fs::write(
+                scratch.path().join("kustomization.yaml"),
+                format!(
+                    "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+                     resources: [{deploy}/overlays/{name}]\ncomponents: [{}]\n",
+                    components.join(", ")
+                ),
+            )
+            .expect("writing the scratch overlay");
+            scratch.path().to_path_buf()
+        };
         let output = scanfleet_test_harness::run(Command::new(kubectl).arg("kustomize").arg(&dir));
         assert!(
             output.status.success(),

@@ -44,6 +44,23 @@ fn assert_tls(service: &str, security: &ListenerSecurity) {
     );
 }
 
+/// The worker's configuration as its pod in `overlay` settles it.
+fn worker_config(
+    overlay: &RenderedOverlay,
+    operator: &OperatorObjects,
+) -> scanfleet_worker::config::Config {
+    let pod = PodView::lay_out(overlay, "scanfleet-worker", operator);
+    scanfleet_worker::config::Config::from_args(parse("scanfleet-worker", &pod)).unwrap_or_else(
+        |e| {
+            panic!(
+                "{}: worker refuses its config:\n{}",
+                overlay.name,
+                e.join("\n")
+            )
+        },
+    )
+}
+
 fn every_service_accepts(overlay: &RenderedOverlay, operator: &OperatorObjects) {
     let pod = PodView::lay_out(overlay, "scanfleet-intake", operator);
     let intake = scanfleet_intake::config::Config::from_args(parse("scanfleet-intake", &pod))
@@ -59,15 +76,7 @@ fn every_service_accepts(overlay: &RenderedOverlay, operator: &OperatorObjects) 
     assert!(intake.in_cluster && intake.nats.ca.is_some());
     assert_eq!(intake.grpc_listen.port(), 50051);
 
-    let pod = PodView::lay_out(overlay, "scanfleet-worker", operator);
-    let worker = scanfleet_worker::config::Config::from_args(parse("scanfleet-worker", &pod))
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: worker refuses its config:\n{}",
-                overlay.name,
-                e.join("\n")
-            )
-        });
+    let worker = worker_config(overlay, operator);
     assert_nkey("worker", &worker.nats.auth, operator);
     assert_eq!(
         worker.signing_key.key_id().to_string(),
@@ -114,6 +123,61 @@ fn the_production_overlay_configures_every_service() {
         &RenderedOverlay::render("production"),
         &OperatorObjects::generate(),
     );
+}
+
+/// The optional `registry-pull-secret` component: the worker accepts the
+/// variable it sets, and reads exactly the one Secret that the component's
+/// Role lets it get, bound to the worker's own ServiceAccount.
+#[test]
+fn the_registry_pull_secret_component_grants_the_secret_the_worker_reads() {
+    let overlay = RenderedOverlay::render_with("production", &["registry-pull-secret"]);
+    let operator = OperatorObjects::generate();
+    every_service_accepts(&overlay, &operator);
+    let secret = worker_config(&overlay, &operator)
+        .images
+        .pull_secret
+        .expect("the component sets --registry-pull-secret");
+    let name = "scanfleet-worker-registry-pull";
+    let role = overlay.object("Role", name).expect("the component's Role");
+    assert_eq!(role["metadata"]["namespace"], secret.namespace.as_str());
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [secret.name],
+            "verbs": ["get"],
+        }]),
+        "get on exactly the worker's pull Secret, nothing else"
+    );
+    let binding = overlay.object("RoleBinding", name).expect("its binding");
+    assert_eq!(binding["metadata"]["namespace"], secret.namespace.as_str());
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["roleRef"]["name"], name);
+    let account = overlay
+        .object("Deployment", "scanfleet-worker")
+        .expect("the worker")["spec"]["template"]["spec"]["serviceAccountName"]
+        .clone();
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": account, "namespace": "scanfleet"}])
+    );
+}
+
+/// Without the component, the worker reads no Secret and holds no Role.
+#[test]
+fn without_the_component_the_worker_reads_no_pull_secret() {
+    for name in ["dev", "production"] {
+        let overlay = RenderedOverlay::render(name);
+        let worker = worker_config(&overlay, &OperatorObjects::generate());
+        assert!(worker.images.pull_secret.is_none(), "{name}");
+        assert!(
+            overlay
+                .object("Role", "scanfleet-worker-registry-pull")
+                .is_none(),
+            "{name}"
+        );
+    }
 }
 
 /// The check bites: a key a service does not know, in the rendered

@@ -26,6 +26,7 @@ pub mod registry_token;
 pub mod rootfs;
 pub mod secure_bus;
 pub mod slow_clients;
+pub mod webhook_sink;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

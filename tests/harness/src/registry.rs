@@ -233,6 +233,31 @@ impl TestRegistry {
     }
 }
 
+impl TestRegistry {
+    /// Reads `repo@digest`'s manifest and config back with `skopeo inspect`
+    /// (a client pulling it), returning what skopeo prints.
+    pub fn inspect(&self, repo: &str, digest: &str) -> String {
+        let out = self.skopeo("inspect", &format!("{repo}@{digest}"));
+        text(&out.stdout)
+    }
+
+    /// Deletes the manifest `repo@digest` with `skopeo delete`.
+    pub fn delete(&self, repo: &str, digest: &str) {
+        self.skopeo("delete", &format!("{repo}@{digest}"));
+    }
+
+    fn skopeo(&self, verb: &str, reference: &str) -> std::process::Output {
+        let out = run(Command::new(system_tool("skopeo"))
+            .args([verb, "--cert-dir"])
+            .arg(&self.pki.cert_dir)
+            .arg("--creds")
+            .arg(format!("{}:{}", self.user.0, self.user.1))
+            .arg(format!("docker://{}/{reference}", self.host())));
+        assert!(out.status.success(), "skopeo {verb}: {}", text(&out.stderr));
+        out
+    }
+}
+
 impl Drop for TestRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -18,10 +18,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use scanfleet_kube_access::ClusterAccess;
-use scanfleet_scan_engine::adapters::profile_dir::load_profile_dir;
 use scanfleet_scan_engine::facts::GatherLimits;
 use scanfleet_scan_engine::hdf::to_hdf;
-use scanfleet_scan_engine::threshold::Threshold;
 use scanfleet_scan_intents::{ClusterName, ContainerRef};
 use scanfleet_scan_session::attestation::{
     Attribution, NamedThreshold, completed_statement, inputs_used,
@@ -31,10 +29,9 @@ use scanfleet_scan_session::{
 };
 use scanfleet_trust::statement::ThresholdVerdict;
 use scanfleet_trust::{Envelope, IN_TOTO_PAYLOAD_TYPE, InputUsed, ScanStatement, SigningKey};
-use sha2::Digest as _;
 
-use super::scan::{Args, parse_inputs};
-use super::threshold::{INVALID_INPUT, load_threshold};
+use super::scan::{Args, read_scan_plan};
+use super::threshold::INVALID_INPUT;
 use crate::files;
 
 /// The whole-scan deadline when none is given: long enough for a large
@@ -105,8 +102,7 @@ struct Prepared {
     profile: Arc<scanfleet_scan_engine::profile::Profile>,
     /// Every input as evaluated, defaults and overrides marked.
     inputs: Vec<InputUsed>,
-    /// The threshold's name, its file's SHA-256 and the parsed gate.
-    threshold: Option<(String, String, Threshold)>,
+    threshold: Option<NamedThreshold>,
     key: Option<(SigningKey, PathBuf)>,
     deadline: Duration,
     config: SessionConfig,
@@ -135,45 +131,16 @@ fn prepare(raw_target: &str, args: &Args) -> Result<Prepared, ExitCode> {
         }
         d => Duration::from_secs(d.unwrap_or(DEFAULT_DEADLINE_SECONDS)),
     };
-    let overrides = parse_inputs(&args.inputs)
-        .map_err(|e| problems.push(e.to_string()))
-        .ok();
-    let profile = overrides.as_ref().and_then(|o| {
-        load_profile_dir(&args.profile, o)
-            .map(|p| super::scan::declared(p, args))
-            .map_err(|e| problems.push(format!("{}: {e}", args.profile.display())))
-            .ok()
-    });
-    let key = c.sign_key.as_ref().and_then(|path| {
-        super::keys::load_signing_key(path)
-            .map(|k| (k, c.envelope_out.clone().unwrap_or_default()))
-            .map_err(|e| problems.push(format!("{e:#}")))
-            .ok()
-    });
-    // load_threshold prints its own problems (every one of them).
-    let mut threshold_failed = false;
-    let threshold = args.threshold.as_ref().and_then(|path| {
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into(),
-        );
-        let sha256 = std::fs::read(path)
-            .map(|bytes| hex::encode(sha2::Sha256::digest(bytes)))
-            .unwrap_or_default();
-        load_threshold(path)
-            .map(|t| (name, sha256, t))
-            .map_err(|_| threshold_failed = true)
-            .ok()
-    });
+    let plan = read_scan_plan(args, &mut problems);
+    let key = signing_key(c, &mut problems);
     for p in &problems {
         eprintln!("error: {p}");
     }
-    let (Some(target), Some(kubeconfig), Some(cluster_name), Some(profile), false, true) = (
+    let (Some(target), Some(kubeconfig), Some(cluster_name), Some(plan), true) = (
         target,
         c.kubeconfig.clone(),
         cluster_name,
-        profile,
-        threshold_failed,
+        plan,
         problems.is_empty(),
     ) else {
         return Err(ExitCode::from(INVALID_INPUT));
@@ -181,13 +148,27 @@ fn prepare(raw_target: &str, args: &Args) -> Result<Prepared, ExitCode> {
     Ok(Prepared {
         target,
         kubeconfig,
-        inputs: inputs_used(&profile, &overrides.unwrap_or_default()),
-        profile: Arc::new(profile),
-        threshold,
+        inputs: inputs_used(&plan.profile, &plan.overrides),
+        profile: Arc::new(plan.profile),
+        threshold: plan.threshold,
         key,
         deadline,
         config: session_config(args),
         cluster_name,
+    })
+}
+
+/// `--sign-key` loaded, with where its envelope goes; a problem is pushed
+/// onto `problems`. Image scans sign the same way.
+pub(super) fn signing_key(
+    c: &ClusterArgs,
+    problems: &mut Vec<String>,
+) -> Option<(SigningKey, PathBuf)> {
+    c.sign_key.as_ref().and_then(|path| {
+        super::keys::load_signing_key(path)
+            .map(|k| (k, c.envelope_out.clone().unwrap_or_default()))
+            .map_err(|e| problems.push(format!("{e:#}")))
+            .ok()
     })
 }
 
@@ -382,14 +363,6 @@ fn attest(
         requested_by: None,
         inputs: p.inputs.clone(),
     };
-    let threshold = p
-        .threshold
-        .as_ref()
-        .map(|(name, sha256, threshold)| NamedThreshold {
-            name: name.clone(),
-            sha256: Some(sha256.clone()),
-            threshold: threshold.clone(),
-        });
     completed_statement(
         &who,
         &outcome.image,
@@ -397,7 +370,7 @@ fn attest(
         outcome.approach.as_str(),
         hdf,
         text.as_bytes(),
-        threshold.as_ref(),
+        p.threshold.as_ref(),
         started,
     )
     .map_err(|e| e.to_string())

@@ -21,19 +21,17 @@ use scanfleet_image_fetch::adapters::registry_client::{
 use scanfleet_image_fetch::layer_entry::UnpackLimits;
 use scanfleet_image_fetch::manifest::Platform;
 use scanfleet_scan_engine::adapters::local_root::LocalRoot;
-use scanfleet_scan_engine::adapters::profile_dir::load_profile_dir;
 use scanfleet_scan_engine::facts::GatherLimits;
 use scanfleet_scan_engine::hdf::to_hdf;
 use scanfleet_scan_intents::ImageTarget;
 use scanfleet_scan_session::attestation::{
     Attribution, NamedThreshold, as_image_scan, completed_statement, inputs_used,
 };
-use sha2::Digest as _;
 use zeroize::Zeroizing;
 
-use super::cluster_scan::{verdict_exit, write_outputs};
-use super::scan::{Args, declared, parse_inputs};
-use super::threshold::{INVALID_INPUT, load_threshold};
+use super::cluster_scan::{signing_key, verdict_exit, write_outputs};
+use super::scan::{Args, read_scan_plan};
+use super::threshold::INVALID_INPUT;
 use crate::files;
 
 /// Options that apply only to image scans.
@@ -163,49 +161,14 @@ fn prepare(raw_target: Option<&str>, args: &Args) -> Result<Prepared, ExitCode> 
             .map_err(|e| problems.push(format!("{e:#}")))
             .ok()
     });
-    let overrides = parse_inputs(&args.inputs)
-        .map_err(|e| problems.push(e.to_string()))
-        .ok();
-    let profile = overrides.as_ref().and_then(|o| {
-        load_profile_dir(&args.profile, o)
-            .map(|p| declared(p, args))
-            .map_err(|e| problems.push(format!("{}: {e}", args.profile.display())))
-            .ok()
-    });
-    let key = args.cluster.sign_key.as_ref().and_then(|path| {
-        super::keys::load_signing_key(path)
-            .map(|k| (k, args.cluster.envelope_out.clone().unwrap_or_default()))
-            .map_err(|e| problems.push(format!("{e:#}")))
-            .ok()
-    });
-    let mut threshold_failed = false;
-    let threshold = args.threshold.as_ref().and_then(|path| {
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into(),
-        );
-        let sha256 = std::fs::read(path)
-            .map(|b| hex::encode(sha2::Sha256::digest(b)))
-            .unwrap_or_default();
-        load_threshold(path)
-            .map(|threshold| NamedThreshold {
-                name,
-                sha256: Some(sha256),
-                threshold,
-            })
-            .map_err(|_| threshold_failed = true)
-            .ok()
-    });
+    let plan = read_scan_plan(args, &mut problems);
+    let key = signing_key(&args.cluster, &mut problems);
     for p in &problems {
         eprintln!("error: {p}");
     }
-    let (Some(source), Some(platform), Some(profile), false, true) = (
-        source,
-        platform,
-        profile,
-        threshold_failed,
-        problems.is_empty(),
-    ) else {
+    let (Some(source), Some(platform), Some(plan), true) =
+        (source, platform, plan, problems.is_empty())
+    else {
         return Err(ExitCode::from(INVALID_INPUT));
     };
     let credentials = match (&args.image.registry_user, password) {
@@ -219,10 +182,10 @@ fn prepare(raw_target: Option<&str>, args: &Args) -> Result<Prepared, ExitCode> 
         source,
         platform,
         credentials,
-        profile,
-        overrides: overrides.unwrap_or_default(),
+        profile: plan.profile,
+        overrides: plan.overrides,
         key,
-        threshold,
+        threshold: plan.threshold,
     })
 }
 

@@ -17,7 +17,10 @@ use scanfleet_scan_engine::adapters::local_root::LocalRoot;
 use scanfleet_scan_engine::adapters::profile_dir::load_profile_dir;
 use scanfleet_scan_engine::facts::GatherLimits;
 use scanfleet_scan_engine::hdf::to_hdf;
+use scanfleet_scan_engine::profile::Profile;
 use scanfleet_scan_engine::scan::scan;
+use scanfleet_scan_session::attestation::NamedThreshold;
+use sha2::Digest as _;
 
 use super::threshold::{INVALID_INPUT, gate, load_threshold};
 
@@ -63,14 +66,62 @@ pub struct Args {
 }
 
 /// The profile as applied to this scan: `--container` declares the target.
-pub(crate) fn declared(
-    mut profile: scanfleet_scan_engine::profile::Profile,
-    args: &Args,
-) -> scanfleet_scan_engine::profile::Profile {
+fn declared(mut profile: Profile, args: &Args) -> Profile {
     if args.container {
         profile.declared.container = Some(true);
     }
     profile
+}
+
+/// What every scan reads before it runs, whatever its target: the
+/// `--input` overrides, the profile as declared for this scan, and the
+/// threshold with the name and file digest a statement records.
+pub(crate) struct ScanPlan {
+    pub(crate) overrides: BTreeMap<String, String>,
+    pub(crate) profile: Profile,
+    pub(crate) threshold: Option<NamedThreshold>,
+}
+
+/// Reads the [`ScanPlan`] for `args`, trying every part so that all
+/// problems are reported together: each is pushed onto `problems`, except
+/// a threshold's, which `load_threshold` prints itself (every one of
+/// them). `None` when any part failed.
+pub(crate) fn read_scan_plan(args: &Args, problems: &mut Vec<String>) -> Option<ScanPlan> {
+    let overrides = parse_inputs(&args.inputs)
+        .map_err(|e| problems.push(e.to_string()))
+        .ok();
+    let profile = overrides.as_ref().and_then(|o| {
+        load_profile_dir(&args.profile, o)
+            .map(|p| declared(p, args))
+            .map_err(|e| problems.push(format!("{}: {e}", args.profile.display())))
+            .ok()
+    });
+    let mut threshold_failed = false;
+    let threshold = args.threshold.as_ref().and_then(|path| {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        let sha256 = std::fs::read(path)
+            .map(|bytes| hex::encode(sha2::Sha256::digest(bytes)))
+            .unwrap_or_default();
+        load_threshold(path)
+            .map(|threshold| NamedThreshold {
+                name,
+                sha256: Some(sha256),
+                threshold,
+            })
+            .map_err(|_| threshold_failed = true)
+            .ok()
+    });
+    match (overrides, profile, threshold_failed) {
+        (Some(overrides), Some(profile), false) => Some(ScanPlan {
+            overrides,
+            profile,
+            threshold,
+        }),
+        _ => None,
+    }
 }
 
 pub(crate) fn parse_inputs(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -119,27 +170,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("error: {flag} applies only to an image scan, not --root");
         return Ok(ExitCode::from(INVALID_INPUT));
     }
-    let overrides = match parse_inputs(&args.inputs) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(INVALID_INPUT));
-        }
-    };
-    // Parse everything before scanning, so bad input fails fast.
-    let threshold = match &args.threshold {
-        Some(path) => match load_threshold(path) {
-            Ok(t) => Some(t),
-            Err(code) => return Ok(code),
-        },
-        None => None,
-    };
-    let profile = match load_profile_dir(&args.profile, &overrides) {
-        Ok(p) => declared(p, &args),
-        Err(e) => {
-            eprintln!("error: {}: {e}", args.profile.display());
-            return Ok(ExitCode::from(INVALID_INPUT));
-        }
+    // Read everything before scanning, so bad input fails fast.
+    let mut problems = Vec::new();
+    let plan = read_scan_plan(&args, &mut problems);
+    for p in &problems {
+        eprintln!("error: {p}");
+    }
+    let Some(ScanPlan {
+        profile, threshold, ..
+    }) = plan
+    else {
+        return Ok(ExitCode::from(INVALID_INPUT));
     };
     let limits = GatherLimits {
         max_file_bytes: args.max_file_bytes,
@@ -168,7 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => println!("{text}"),
     }
     Ok(match threshold {
-        Some(t) => gate(&t, &hdf, "scan results"),
+        Some(t) => gate(&t.threshold, &hdf, "scan results"),
         None => ExitCode::SUCCESS,
     })
 }

@@ -4,7 +4,8 @@
 //! Every entry is planned by [`crate::layer_entry::plan`] first; this
 //! module only carries plans out, and resolves every parent directory with
 //! `lstat`, never through a symlink, so no entry can write outside the
-//! root whatever earlier entries created. Files are created with
+//! root whatever earlier entries created (a directory found real is not
+//! walked again until something is removed). Files are created with
 //! `O_EXCL | O_NOFOLLOW`; special bits and ownership go to the recorded
 //! metadata, never to the disk. Tar extension records (GNU long names, PAX)
 //! are read here with caps instead of by the tar crate, which would read
@@ -81,6 +82,11 @@ pub struct Unpacker {
     limits: UnpackLimits,
     budget: UnpackBudget,
     recorded: RecordedMetadata,
+    /// Parent directories already walked with `lstat` and found (or made)
+    /// real directories. Only this unpacker writes under the root, and
+    /// everything that could turn one into something else removes first,
+    /// which empties this; so a hit needs no second walk.
+    known_dirs: HashSet<Vec<Vec<u8>>>,
 }
 
 /// Extension records waiting for the entry they describe.
@@ -99,6 +105,7 @@ impl Unpacker {
             limits,
             budget: UnpackBudget::default(),
             recorded: RecordedMetadata::new(),
+            known_dirs: HashSet::new(),
         }
     }
 
@@ -191,7 +198,7 @@ impl Unpacker {
             EntryPlan::Root => Ok(()),
             EntryPlan::Whiteout(victim) => {
                 if let Some(dir) = self.existing_dir(victim.parent())? {
-                    remove_any(&dir.join(host_name(victim.components().last())))?;
+                    self.remove(&dir.join(host_name(victim.components().last())))?;
                 }
                 self.recorded.remove_tree(&victim.absolute());
                 Ok(())
@@ -206,7 +213,7 @@ impl Unpacker {
                     comps.push(child.file_name().as_bytes().to_vec());
                     let inner = inner(comps);
                     if !created.contains(&inner) {
-                        remove_any(&child.path())?;
+                        self.remove(&child.path())?;
                         self.recorded.remove_tree(&inner.absolute());
                     }
                 }
@@ -229,42 +236,47 @@ impl Unpacker {
     ) -> Result<(), Failure> {
         let dir = self.make_parents(path.parent())?;
         let host = dir.join(host_name(path.components().last()));
-        let existing = fs::symlink_metadata(&host).ok();
         let claimed = h.mode & 0o7777;
         let mut record = RecordedEntry {
             mode: claimed,
             uid: h.uid,
             gid: h.gid,
         };
-        match (node, existing) {
-            (Node::Dir, Some(m)) if m.is_dir() => {}
-            (_, Some(_)) => {
-                remove_any(&host)?;
-                self.recorded.remove_tree(&path.absolute());
+        // A regular file is created first and anything in its way removed
+        // only when the create says so: one syscall for the usual case.
+        if !matches!(node, Node::File(_)) {
+            match fs::symlink_metadata(&host) {
+                Ok(m) if m.is_dir() && matches!(node, Node::Dir) => {}
+                Ok(_) => self.replace(&host, path)?,
+                Err(_) => {}
             }
-            (_, None) => {}
         }
         match node {
             Node::Dir => {
                 if !host.is_dir() {
                     fs::create_dir(&host).map_err(Failure::Io)?;
                 }
+                fs::set_permissions(&host, fs::Permissions::from_mode(disk_mode(node, claimed)))
+                    .map_err(Failure::Io)?;
                 record.mode |= S_IFDIR;
             }
             Node::File(size) => {
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(nix::libc::O_NOFOLLOW)
-                    .open(&host)
-                    .map_err(Failure::Io)?;
+                let mut f = match new_file(&host) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        self.replace(&host, path)?;
+                        new_file(&host)
+                    }
+                    other => other,
+                }
+                .map_err(Failure::Io)?;
                 let copied = io::copy(data, &mut f).map_err(|e| Failure::Corrupt(e.to_string()))?;
                 if copied != *size {
                     return Err(Failure::Corrupt(format!(
                         "file data ends after {copied} of {size} bytes"
                     )));
                 }
+                f.set_permissions(fs::Permissions::from_mode(disk_mode(node, claimed)))
+                    .map_err(Failure::Io)?;
                 record.mode |= S_IFREG;
             }
             Node::Symlink(target) => {
@@ -285,32 +297,64 @@ impl Unpacker {
                     });
             }
         }
-        if !matches!(node, Node::Symlink(_) | Node::Hardlink(_)) {
-            fs::set_permissions(&host, fs::Permissions::from_mode(disk_mode(node, claimed)))
-                .map_err(Failure::Io)?;
-        }
         self.recorded.insert(&path.absolute(), record);
         Ok(())
+    }
+
+    /// Removes what is at `host` (the entry `path`) and forgets its
+    /// recorded metadata, so the entry can take its place.
+    fn replace(&mut self, host: &Path, path: &InnerPath) -> Result<(), Failure> {
+        self.remove(host)?;
+        self.recorded.remove_tree(&path.absolute());
+        Ok(())
+    }
+
+    /// Removes a file, symlink or whole directory without following
+    /// symlinks; the directories known so far are walked again after it.
+    fn remove(&mut self, host: &Path) -> Result<(), Failure> {
+        self.known_dirs.clear();
+        match fs::symlink_metadata(host) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(host).map_err(Failure::Io),
+            Ok(_) => fs::remove_file(host).map_err(Failure::Io),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Failure::Io(e)),
+        }
     }
 
     /// The host directory for `comps`, created (mode 0755, recorded as
     /// root's) where missing; never through a symlink.
     fn make_parents(&mut self, comps: &[Vec<u8>]) -> Result<PathBuf, Failure> {
+        self.walk(comps, Missing::Create)?
+            .ok_or_else(|| Failure::Conflict(format!("parent {:?} is missing", shown(comps))))
+    }
+
+    /// The host directory for `comps` if it exists; never through a symlink.
+    fn existing_dir(&mut self, comps: &[Vec<u8>]) -> Result<Option<PathBuf>, Failure> {
+        self.walk(comps, Missing::Absent)
+    }
+
+    /// Walks `comps` from the root with `lstat`: a symlink on the way is
+    /// refused; a missing directory is made or reported as `missing` says.
+    fn walk(&mut self, comps: &[Vec<u8>], missing: Missing) -> Result<Option<PathBuf>, Failure> {
         let mut host = self.root.clone();
+        if self.known_dirs.contains(comps) {
+            comps.iter().for_each(|c| host.push(host_name(Some(c))));
+            return Ok(Some(host));
+        }
         for (i, c) in comps.iter().enumerate() {
             host.push(host_name(Some(c)));
-            match fs::symlink_metadata(&host) {
-                Ok(m) if m.file_type().is_symlink() => {
+            match (fs::symlink_metadata(&host), missing) {
+                (Ok(m), _) if m.file_type().is_symlink() => {
                     return Err(Failure::ThroughSymlink(shown(&comps[..=i])));
                 }
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
+                (Ok(m), _) if m.is_dir() => {}
+                (Ok(_), Missing::Create) => {
                     return Err(Failure::Conflict(format!(
                         "parent {:?} is not a directory",
                         shown(&comps[..=i])
                     )));
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                (Err(e), Missing::Create) if e.kind() == io::ErrorKind::NotFound => {
                     fs::create_dir(&host).map_err(Failure::Io)?;
                     self.recorded.insert(
                         &inner(comps[..=i].to_vec()).absolute(),
@@ -321,30 +365,16 @@ impl Unpacker {
                         },
                     );
                 }
-                Err(e) => return Err(Failure::Io(e)),
+                (Err(e), Missing::Create) => return Err(Failure::Io(e)),
+                (_, Missing::Absent) => return Ok(None),
             }
         }
-        Ok(host)
-    }
-
-    /// The host directory for `comps` if it exists; never through a symlink.
-    fn existing_dir(&self, comps: &[Vec<u8>]) -> Result<Option<PathBuf>, Failure> {
-        let mut host = self.root.clone();
-        for (i, c) in comps.iter().enumerate() {
-            host.push(host_name(Some(c)));
-            match fs::symlink_metadata(&host) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(Failure::ThroughSymlink(shown(&comps[..=i])));
-                }
-                Ok(m) if m.is_dir() => {}
-                _ => return Ok(None),
-            }
-        }
+        self.known_dirs.insert(comps.to_vec());
         Ok(Some(host))
     }
 
     /// The host path of an already unpacked regular file.
-    fn existing_file(&self, target: &InnerPath) -> Result<PathBuf, Failure> {
+    fn existing_file(&mut self, target: &InnerPath) -> Result<PathBuf, Failure> {
         let missing = || {
             Failure::Conflict(format!(
                 "hard link target {target} is not a regular file unpacked before it"
@@ -357,6 +387,15 @@ impl Unpacker {
             _ => Err(missing()),
         }
     }
+}
+
+/// What a walk does at a missing directory.
+#[derive(Clone, Copy)]
+enum Missing {
+    /// Makes it (the parents of a new entry).
+    Create,
+    /// Stops: the path is absent (a whiteout's victim, a link's target).
+    Absent,
 }
 
 /// A failure before its entry's path is attached.
@@ -402,14 +441,15 @@ fn shown(comps: &[Vec<u8>]) -> String {
     s
 }
 
-/// Removes a file, symlink or whole directory without following symlinks.
-fn remove_any(host: &Path) -> Result<(), Failure> {
-    match fs::symlink_metadata(host) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(host).map_err(Failure::Io),
-        Ok(_) => fs::remove_file(host).map_err(Failure::Io),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Failure::Io(e)),
-    }
+/// Creates a regular file only if nothing is at `host`, never following a
+/// symlink there; private until its mode is set.
+fn new_file(host: &Path) -> io::Result<fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(host)
 }
 
 fn entry_path_raw<R: Read>(entry: &tar::Entry<'_, R>) -> Vec<u8> {

@@ -4,14 +4,15 @@
 use scanfleet_registry_events::{IgnoreReason, Limits, RegistryKind};
 
 use super::{
-    Case, D_AMD64, D_API, D_ARM64, D_INDEX, D_WEB, DIST_TOKEN, DOCKER_MANIFEST, Expect, Headers,
-    OCI_INDEX, OCI_MANIFEST, blob, case, dist, ev, not_push,
+    Case, D_AMD64, D_API, D_ARM64, D_CAPTURED, D_INDEX, D_WEB, DIST_TOKEN, DOCKER_MANIFEST, Expect,
+    Headers, OCI_INDEX, OCI_MANIFEST, blob, case, dist, ev, not_push,
 };
 
 /// Image pushes, single and multi-arch, normalised to one event per manifest.
 pub(crate) fn pushes() -> Vec<Case> {
     use RegistryKind::Distribution;
     vec![
+        // Captured from a real Distribution registry (real_distribution.rs).
         case(
             "distribution_single_push.json",
             Distribution,
@@ -19,10 +20,10 @@ pub(crate) fn pushes() -> Vec<Case> {
             Expect::Outcome(
                 vec![dist(
                     "shop/web",
-                    D_WEB,
+                    D_CAPTURED,
                     Some("1.4.2"),
-                    DOCKER_MANIFEST,
-                    "1c1a0d7e-6e1b-4a8e-8f5c-2d9a3c4b5e61",
+                    OCI_MANIFEST,
+                    "00000000-0000-4000-8000-000000000101",
                 )],
                 vec![],
             ),
@@ -74,6 +75,9 @@ pub(crate) fn pushes() -> Vec<Case> {
 pub(crate) fn ignored_entries() -> Vec<Case> {
     use RegistryKind::Distribution;
     vec![
+        // Captured: the layer and config uploads of a real push (Distribution
+        // names no media type for a blob), a real client's pull of the
+        // manifest and config, and a real delete of the manifest and its tag.
         case(
             "distribution_blob_only.json",
             Distribution,
@@ -81,11 +85,32 @@ pub(crate) fn ignored_entries() -> Vec<Case> {
             Expect::Outcome(
                 vec![],
                 vec![
-                    (
-                        "events[0]",
-                        blob("application/vnd.docker.image.rootfs.diff.tar.gzip"),
-                    ),
+                    ("events[0]", blob("application/octet-stream")),
                     ("events[1]", blob("application/octet-stream")),
+                ],
+            ),
+        ),
+        case(
+            "distribution_real_pull.json",
+            Distribution,
+            Headers::Auth(DIST_TOKEN),
+            Expect::Outcome(
+                vec![],
+                vec![
+                    ("events[0]", not_push("pull")),
+                    ("events[1]", not_push("pull")),
+                ],
+            ),
+        ),
+        case(
+            "distribution_real_delete.json",
+            Distribution,
+            Headers::Auth(DIST_TOKEN),
+            Expect::Outcome(
+                vec![],
+                vec![
+                    ("events[0]", not_push("delete")),
+                    ("events[1]", not_push("delete")),
                 ],
             ),
         ),

@@ -18,6 +18,10 @@ pub(crate) const D_AMD64: &str =
     "sha256:5861314d7fccb39c2192173240eab44fa35ca66426201ca2acd0630a6258dd51";
 pub(crate) const D_ARM64: &str =
     "sha256:f69162950f235e3cdbbad33f1f912d1a504be90d8a37d002c735d6f3e3882265";
+/// The captured manifest's stand-in digest: SHA-256 of "captured manifest"
+/// (real_distribution.rs).
+pub(crate) const D_CAPTURED: &str =
+    "sha256:fe147c947ee7eb9ddc22b1367a06ae79dbdce08ec2d9113550c21bd68c7405ed";
 pub(crate) const D_WEB: &str =
     "sha256:4b5e57f6eb2f42b9039b3d1e13929295f231749c510cbe341cd68036d9af97e2";
 pub(crate) const D_API: &str =

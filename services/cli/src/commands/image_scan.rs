@@ -318,9 +318,12 @@ async fn fetch(
                 },
             )
             .map_err(|e| e.to_string())?;
-            pull_image(&client, t.digest(), platform, limits, work)
-                .await
-                .map_err(|e| e.to_string())
+            // A spinner on a terminal while layers stream in (the plain
+            // line above is all a pipe or a CI log gets).
+            let progress = crate::output::spinner("pulling and unpacking layers");
+            let pulled = pull_image(&client, t.digest(), platform, limits, work).await;
+            progress.finish_and_clear();
+            pulled.map_err(|e| e.to_string())
         }
         Source::Archive(path) => {
             let archive = ImageArchive::open(path, work, &limits).map_err(|e| e.to_string())?;

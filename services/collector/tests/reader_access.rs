@@ -36,9 +36,12 @@ struct Bench {
 
 impl Bench {
     async fn start(extra: &[String]) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), extra).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, extra: &[String]) -> Self {
         let (sim, creds) = credentials().await;
         let nats = SecureBus::start().await;
-        let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::generate();
         let public = write_public_key(dir.path(), &key);
         let store = format!("sqlite://{}", dir.path().join("r.db").display());
@@ -73,6 +76,25 @@ impl Bench {
             self.collector.get(&path).await.status == 200
         })
         .await;
+    }
+
+    /// A collector reading `config_yaml`, one result stored in `apps`,
+    /// and `group` granted `get`/`list` on results cluster-wide.
+    async fn configured(config_yaml: &str, group: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("collector.yml");
+        std::fs::write(&config, config_yaml).unwrap();
+        let bench = Self::start_in(dir, &["--config".into(), config.display().to_string()]).await;
+        bench.store("01APPS1", "apps").await;
+        Callers::new(&bench.sim)
+            .await
+            .grant_cluster(
+                &format!("{group}-read-results"),
+                serde_json::json!([{"apiGroups": ["scanfleet.dev"], "resources": ["results"], "verbs": ["get", "list"]}]),
+                serde_json::json!({"kind": "Group", "name": group, "apiGroup": "rbac.authorization.k8s.io"}),
+            )
+            .await;
+        bench
     }
 
     async fn reader(&self) -> String {
@@ -293,23 +315,11 @@ async fn callers_without_valid_credentials_are_unauthenticated_and_probes_stay_o
 
 #[tokio::test]
 async fn client_certificates_are_verified_and_mapped_subjects_are_readers() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("collector.yml");
-    std::fs::write(
-        &config,
+    let bench = Bench::configured(
         "client_certificate_users:\n  \"CN=dashboard, O=example\":\n    user: dashboard\n    groups: [observers]\n",
+        "observers",
     )
-    .unwrap();
-    let bench = Bench::start(&["--config".into(), config.display().to_string()]).await;
-    bench.store("01APPS1", "apps").await;
-    Callers::new(&bench.sim)
-        .await
-        .grant_cluster(
-            "observers-read-results",
-            serde_json::json!([{"apiGroups": ["scanfleet.dev"], "resources": ["results"], "verbs": ["get", "list"]}]),
-            serde_json::json!({"kind": "Group", "name": "observers", "apiGroup": "rbac.authorization.k8s.io"}),
-        )
-        .await;
+    .await;
     let http = bench.collector.http;
     let mapped = bench
         .creds
@@ -343,23 +353,11 @@ async fn client_certificates_are_verified_and_mapped_subjects_are_readers() {
 
 #[tokio::test]
 async fn an_authenticating_proxy_names_the_end_user_and_nobody_else_may() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("collector.yml");
-    std::fs::write(
-        &config,
+    let bench = Bench::configured(
         "authenticating_proxies:\n  - \"CN=oidc-proxy, O=example\"\n",
+        "auditors",
     )
-    .unwrap();
-    let bench = Bench::start(&["--config".into(), config.display().to_string()]).await;
-    bench.store("01APPS1", "apps").await;
-    Callers::new(&bench.sim)
-        .await
-        .grant_cluster(
-            "auditors-read-results",
-            serde_json::json!([{"apiGroups": ["scanfleet.dev"], "resources": ["results"], "verbs": ["get", "list"]}]),
-            serde_json::json!({"kind": "Group", "name": "auditors", "apiGroup": "rbac.authorization.k8s.io"}),
-        )
-        .await;
+    .await;
     let http = bench.collector.http;
     let proxy = bench
         .creds

@@ -371,10 +371,10 @@ mod tests {
         assert_eq!(reviewer.tokens.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn a_mapped_certificate_is_used_before_any_token() {
+    /// A gatekeeper with `settings` plus certificate `CN=ci` mapped to
+    /// user `ci`, and the reviewer it asks.
+    fn mapping_ci(mut settings: AccessSettings) -> (Arc<Counting>, Gatekeeper) {
         let reviewer = Arc::new(Counting::default());
-        let mut settings = AccessSettings::default();
         settings.certificate_users.insert(
             "CN=ci".into(),
             crate::settings::MappedUser {
@@ -383,6 +383,12 @@ mod tests {
             },
         );
         let gate = Gatekeeper::new(reviewer.clone(), &settings);
+        (reviewer, gate)
+    }
+
+    #[tokio::test]
+    async fn a_mapped_certificate_is_used_before_any_token() {
+        let (reviewer, gate) = mapping_ci(AccessSettings::default());
         let mut credentials = with_token("whatever");
         credentials.client_subject = Some("CN=ci".into());
         let caller = gate.admit(&credentials).await.unwrap();
@@ -410,17 +416,9 @@ mod tests {
 
     #[tokio::test]
     async fn only_a_configured_proxy_may_name_the_end_user() {
-        let reviewer = Arc::new(Counting::default());
         let mut settings = AccessSettings::default();
         settings.proxy_subjects.insert("CN=proxy".into());
-        settings.certificate_users.insert(
-            "CN=ci".into(),
-            crate::settings::MappedUser {
-                name: "ci".into(),
-                groups: vec![],
-            },
-        );
-        let gate = Gatekeeper::new(reviewer.clone(), &settings);
+        let (reviewer, gate) = mapping_ci(settings);
         let caller = gate
             .admit(&proxied_as(Some("CN=proxy"), "jane"))
             .await

@@ -65,6 +65,21 @@ fn busiest_second(times: &[f64]) -> (usize, f64) {
     best
 }
 
+/// Submits 16 scans and waits until both workers have one in flight: the
+/// budget is then contended when the test's event happens.
+async fn submit_until_both_scan(fleet: &Fleet, workers: &[Worker; 2]) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for i in 0..16 {
+        ids.insert(fleet.submit(TARGETS[i % TARGETS.len()]).await);
+    }
+    eventually("both workers scanning", Duration::from_secs(30), || async {
+        workers[0].metric("scanfleet_worker_scans_in_flight").await >= 1.0
+            && workers[1].metric("scanfleet_worker_scans_in_flight").await >= 1.0
+    })
+    .await;
+    ids
+}
+
 async fn budget_metric(worker: &Worker, name: &str) -> f64 {
     worker
         .metric(&format!(
@@ -176,15 +191,7 @@ async fn a_429_seen_by_one_worker_pauses_the_whole_fleet() {
             retry_after_seconds: RETRY_AFTER_S,
         },
     }]);
-    let mut ids = BTreeSet::new();
-    for i in 0..16 {
-        ids.insert(fleet.submit(TARGETS[i % TARGETS.len()]).await);
-    }
-    eventually("both workers scanning", Duration::from_secs(30), || async {
-        workers[0].metric("scanfleet_worker_scans_in_flight").await >= 1.0
-            && workers[1].metric("scanfleet_worker_scans_in_flight").await >= 1.0
-    })
-    .await;
+    let mut ids = submit_until_both_scan(&fleet, &workers).await;
     let mut waited_before = Vec::new();
     for w in &workers {
         waited_before.push(budget_metric(w, "wait_seconds_total").await);
@@ -282,15 +289,7 @@ async fn a_bus_outage_pauses_api_calls_instead_of_escaping_the_budget() {
         fleet.worker_with_yaml("w1", 3, budget),
         fleet.worker_with_yaml("w2", 3, budget),
     ];
-    let mut ids = BTreeSet::new();
-    for i in 0..16 {
-        ids.insert(fleet.submit(TARGETS[i % TARGETS.len()]).await);
-    }
-    eventually("both workers scanning", Duration::from_secs(30), || async {
-        workers[0].metric("scanfleet_worker_scans_in_flight").await >= 1.0
-            && workers[1].metric("scanfleet_worker_scans_in_flight").await >= 1.0
-    })
-    .await;
+    let ids = submit_until_both_scan(&fleet, &workers).await;
 
     fleet.nats.server().kill();
     let down = unix_ms();

@@ -28,13 +28,17 @@ pub enum Provision {
         /// One line per differing setting.
         differences: Vec<String>,
     },
+    /// A consumer of an older topology that the current one cannot live
+    /// beside was deleted (its unacknowledged intents stay in the stream
+    /// and go to the per-cluster consumers).
+    Removed,
 }
 
 /// One line of the bootstrap's report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Provisioned {
-    /// The stream, consumer or bucket.
-    pub what: Required,
+    /// The stream, consumer or bucket, as `consumer SCAN_INTENTS/workers-high-east`.
+    pub what: String,
     /// Created, or left as it was.
     pub outcome: Provision,
 }
@@ -83,6 +87,15 @@ impl TopologyConfig {
                 self.max_deliver
             ));
         }
+        if self.clusters.is_empty() {
+            problems.push("--cluster: name at least one cluster the fleet scans".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for cluster in &self.clusters {
+            if !seen.insert(cluster.as_str()) {
+                problems.push(format!("--cluster {cluster}: named twice"));
+            }
+        }
         if self.duplicate_window > self.results_max_age {
             problems.push("--duplicate-window: longer than --results-max-age".into());
         }
@@ -114,9 +127,57 @@ impl TopologyConfig {
                     what: what.to_string(),
                     reason,
                 })?;
-            report.push(Provisioned { what, outcome });
+            report.push(Provisioned {
+                what: what.to_string(),
+                outcome,
+            });
+        }
+        // The legacy fleet-wide consumers overlap every cluster's filter.
+        for class in PriorityClass::ALL {
+            let name = class.legacy_consumer_name();
+            if let Some(outcome) = remove_consumer(js, INTENTS_STREAM, name).await? {
+                report.push(Provisioned {
+                    what: format!("consumer {INTENTS_STREAM}/{name}"),
+                    outcome,
+                });
+            }
+        }
+        for cluster in &self.clusters {
+            for class in PriorityClass::ALL {
+                let wanted = self.worker_consumer(class, cluster);
+                let name = class.consumer_name(cluster);
+                let what = format!("consumer {INTENTS_STREAM}/{name}");
+                let outcome = self
+                    .provision_consumer(js, INTENTS_STREAM, &name, wanted)
+                    .await
+                    .map_err(|reason| BusError::Topology {
+                        what: what.clone(),
+                        reason,
+                    })?;
+                report.push(Provisioned { what, outcome });
+            }
         }
         Ok(report)
+    }
+
+    async fn provision_consumer(
+        &self,
+        js: &jetstream::Context,
+        stream: &str,
+        name: &str,
+        wanted: consumer::pull::Config,
+    ) -> Result<Provision, String> {
+        match consumer_info(js, stream, name).await? {
+            Some(live) => Ok(exists(consumer_differences(&wanted, &live.config))),
+            None => {
+                let stream = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+                stream
+                    .create_consumer(wanted)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Provision::Created)
+            }
+        }
     }
 
     async fn provision(
@@ -127,17 +188,7 @@ impl TopologyConfig {
         match what {
             Required::Consumer(stream, name) => {
                 let wanted = self.consumer_config(stream, name)?;
-                match consumer_info(js, stream, name).await? {
-                    Some(live) => Ok(exists(consumer_differences(&wanted, &live.config))),
-                    None => {
-                        let stream = js.get_stream(stream).await.map_err(|e| e.to_string())?;
-                        stream
-                            .create_consumer(wanted)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        Ok(Provision::Created)
-                    }
-                }
+                self.provision_consumer(js, stream, name, wanted).await
             }
             _ => {
                 let wanted = self.stream_config(what)?;
@@ -217,12 +268,6 @@ impl TopologyConfig {
 
     fn consumer_config(&self, stream: &str, name: &str) -> Result<consumer::pull::Config, String> {
         Ok(match (stream, name) {
-            (INTENTS_STREAM, n) if n == PriorityClass::High.consumer_name() => {
-                self.worker_consumer(PriorityClass::High)
-            }
-            (INTENTS_STREAM, n) if n == PriorityClass::Low.consumer_name() => {
-                self.worker_consumer(PriorityClass::Low)
-            }
             (RESULTS_STREAM, COLLECTOR_CONSUMER) => self.collector_consumer(),
             (ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER) => self.dlq_forwarder_consumer(),
             _ => {
@@ -232,6 +277,34 @@ impl TopologyConfig {
             }
         })
     }
+}
+
+/// Deletes a consumer if it exists; `None` when there was none.
+async fn remove_consumer(
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+) -> Result<Option<Provision>, BusError> {
+    let failed = |reason: String| BusError::Topology {
+        what: format!("consumer {stream}/{name}"),
+        reason,
+    };
+    if consumer_info(js, stream, name)
+        .await
+        .map_err(failed)?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let stream = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    stream
+        .delete_consumer(name)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(Some(Provision::Removed))
 }
 
 fn exists(differences: Vec<String>) -> Provision {
@@ -256,7 +329,7 @@ pub(crate) async fn stream_info(
 
 /// A consumer's live configuration, `None` when it (or its stream) does not
 /// exist.
-pub(crate) async fn consumer_info(
+pub async fn consumer_info(
     js: &jetstream::Context,
     stream: &str,
     name: &str,

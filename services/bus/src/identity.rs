@@ -13,8 +13,8 @@
 
 use crate::topology::{
     ADVISORIES_STREAM, API_BUDGETS_BUCKET, COLLECTOR_CONSUMER, DLQ_FORWARDER_CONSUMER, DLQ_STREAM,
-    IDEMPOTENCY_BUCKET, INTENTS_STREAM, PriorityClass, QUARANTINE_STREAM, REPORTS_BUCKET,
-    RESULTS_STREAM, STATUS_BUCKET,
+    IDEMPOTENCY_BUCKET, INTENTS_STREAM, QUARANTINE_STREAM, REPORTS_BUCKET, RESULTS_STREAM,
+    STATUS_BUCKET,
 };
 
 /// The shipped authorization block of the nats-server configuration: every
@@ -84,10 +84,10 @@ const INTAKE_NEEDS: &[Required] = &[
     Required::KeyValue(IDEMPOTENCY_BUCKET),
 ];
 
+/// Besides these, a worker needs the intent consumers of each cluster it
+/// serves (`check_cluster_consumers`).
 const WORKER_NEEDS: &[Required] = &[
     Required::Stream(INTENTS_STREAM),
-    Required::Consumer(INTENTS_STREAM, PriorityClass::High.consumer_name()),
-    Required::Consumer(INTENTS_STREAM, PriorityClass::Low.consumer_name()),
     Required::Stream(RESULTS_STREAM),
     Required::Stream(DLQ_STREAM),
     Required::KeyValue(STATUS_BUCKET),
@@ -102,10 +102,9 @@ const COLLECTOR_NEEDS: &[Required] = &[
     Required::ObjectStore(REPORTS_BUCKET),
 ];
 
+/// Besides these, the intent consumers of every configured cluster.
 const EVERYTHING: &[Required] = &[
     Required::Stream(INTENTS_STREAM),
-    Required::Consumer(INTENTS_STREAM, PriorityClass::High.consumer_name()),
-    Required::Consumer(INTENTS_STREAM, PriorityClass::Low.consumer_name()),
     Required::Stream(RESULTS_STREAM),
     Required::Consumer(RESULTS_STREAM, COLLECTOR_CONSUMER),
     Required::Stream(DLQ_STREAM),

@@ -30,7 +30,7 @@ pub mod topology_check;
 pub mod trace_headers;
 
 pub use api_budgets::{ApiBudgetBook, BudgetEntry, BudgetWrite};
-pub use bootstrap::{Provision, Provisioned};
+pub use bootstrap::{Provision, Provisioned, consumer_info};
 pub use connection::{NatsAuth, NatsSettings, connect};
 pub use dead_letters::{dead_letter_and_terminate, forward_dead_letters};
 pub use headers::{HEADER_ENCODING, HEADER_SCAN_ID, HEADER_TRACEPARENT, Headers};
@@ -42,9 +42,9 @@ pub use result_stream::{
     ResultStreamError,
 };
 pub use scan_status::{ScanState, ScanStatusBook, ScanStatusRecord};
-pub use topology::{PriorityClass, TopologyConfig};
+pub use topology::{PriorityClass, TopologyConfig, default_cluster};
 pub use topology_args::TopologyArgs;
-pub use topology_check::check_topology;
+pub use topology_check::{check_cluster_consumers, check_topology};
 
 /// Failures of the bus adapter, by the operation that failed.
 #[derive(Debug, thiserror::Error)]

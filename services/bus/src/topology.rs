@@ -13,16 +13,21 @@
 //!   dedupe key (digest, container, profile version), so a flooding scheduler
 //!   can never queue the same scan twice while one is pending or running.
 //!   Interactive intents end in their own scan id, so they never coalesce.
-//! - Two durable pull consumers with disjoint filters give priority classes:
-//!   workers drain `high` before `low`.
+//! - Two durable pull consumers **per cluster** with disjoint filters
+//!   (`scan.intents.<class>.<cluster>.>`) give priority classes and
+//!   routing at once: workers drain `high` before `low`, and pull only from
+//!   the consumers of clusters they can reach. An intent for a cluster no
+//!   running worker serves is never delivered, so it waits (visible in
+//!   `GetScan`) instead of being claimed, failed and dead-lettered by a
+//!   worker that cannot reach its cluster.
 //! - Terminal advisories are captured in a stream, not a core subscription,
 //!   so a dead-letter forwarder that is down loses nothing.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use scanfleet_scan_intents::Priority;
-use scanfleet_scan_intents::subject::class_filter;
+use scanfleet_scan_intents::subject::{class_filter, cluster_filter};
+use scanfleet_scan_intents::{ClusterName, Priority};
 
 use crate::BusError;
 
@@ -98,17 +103,31 @@ impl PriorityClass {
         self.priority().token()
     }
 
-    /// The durable consumer that serves the class.
-    pub const fn consumer_name(self) -> &'static str {
+    /// The consumer name of the class before consumers were per cluster;
+    /// `bus init` removes such a consumer (its filter overlaps every
+    /// cluster's, which a WorkQueue stream refuses).
+    pub const fn legacy_consumer_name(self) -> &'static str {
         match self {
             PriorityClass::High => "workers-high",
             PriorityClass::Low => "workers-low",
         }
     }
 
-    /// The consumer filter, e.g. `scan.intents.high.>`.
+    /// The durable consumer that serves the class for one cluster, e.g.
+    /// `workers-high-east` (cluster names are RFC 1123 labels, which are
+    /// valid consumer names).
+    pub fn consumer_name(self, cluster: &ClusterName) -> String {
+        format!("{}-{}", self.legacy_consumer_name(), cluster.as_str())
+    }
+
+    /// The stream subjects of the class, e.g. `scan.intents.high.>`.
     pub fn filter_subject(self) -> String {
         class_filter(self.priority())
+    }
+
+    /// One cluster's consumer filter, e.g. `scan.intents.high.east.>`.
+    pub fn cluster_filter_subject(self, cluster: &ClusterName) -> String {
+        cluster_filter(self.priority(), cluster)
     }
 }
 
@@ -145,9 +164,17 @@ pub struct TopologyConfig {
     /// Redelivery delays after ack-wait timeouts (a crashed worker); the
     /// first entry also becomes the ack wait.
     pub backoff: Vec<Duration>,
-    /// Fleet-wide cap on unacknowledged intents per class (workers ×
-    /// concurrency): the bound that keeps a leak from flooding the cluster.
+    /// Fleet-wide cap on unacknowledged intents per class and cluster
+    /// (workers × concurrency): the bound that keeps a leak from flooding
+    /// the cluster.
     pub max_ack_pending: i64,
+    /// The clusters the fleet scans: each gets its own pair of consumers.
+    pub clusters: Vec<ClusterName>,
+}
+
+/// The cluster a fleet scans when none is named.
+pub fn default_cluster() -> ClusterName {
+    ClusterName::new("default").expect("\"default\" is an RFC 1123 label")
 }
 
 const GIB: i64 = 1024 * 1024 * 1024;
@@ -172,6 +199,7 @@ impl Default for TopologyConfig {
                 Duration::from_secs(600),
             ],
             max_ack_pending: 256,
+            clusters: vec![default_cluster()],
         }
     }
 }
@@ -257,11 +285,15 @@ impl TopologyConfig {
         }
     }
 
-    /// The durable pull consumer for one class.
-    pub fn worker_consumer(&self, class: PriorityClass) -> consumer::pull::Config {
+    /// The durable pull consumer for one class of one cluster.
+    pub fn worker_consumer(
+        &self,
+        class: PriorityClass,
+        cluster: &ClusterName,
+    ) -> consumer::pull::Config {
         consumer::pull::Config {
-            durable_name: Some(class.consumer_name().into()),
-            filter_subject: class.filter_subject(),
+            durable_name: Some(class.consumer_name(cluster)),
+            filter_subject: class.cluster_filter_subject(cluster),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: self
                 .backoff
@@ -363,10 +395,24 @@ mod tests {
         );
         assert_eq!(stream.discard, stream::DiscardPolicy::New);
         assert!(stream.discard_new_per_subject);
+        let east = ClusterName::new("east").unwrap();
+        let west = ClusterName::new("west").unwrap();
         for class in PriorityClass::ALL {
-            let consumer = config.worker_consumer(class);
-            assert!(stream.subjects.contains(&consumer.filter_subject));
+            let consumer = config.worker_consumer(class, &east);
+            assert_eq!(
+                consumer.filter_subject,
+                format!("scan.intents.{}.east.>", class.token())
+            );
+            assert_eq!(
+                consumer.durable_name.as_deref(),
+                Some(format!("workers-{}-east", class.token()).as_str())
+            );
+            assert_ne!(
+                consumer.filter_subject,
+                config.worker_consumer(class, &west).filter_subject
+            );
             assert_eq!(consumer.ack_wait, config.backoff[0]);
         }
+        assert_eq!(config.clusters, vec![default_cluster()]);
     }
 }

@@ -9,6 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use scanfleet_scan_intents::ClusterName;
+
 use crate::topology::TopologyConfig;
 
 /// A byte count written with a binary unit.
@@ -150,9 +152,14 @@ pub struct TopologyArgs {
     /// first is also the ack wait. At most --max-deliver steps.
     #[arg(long, default_value_t = Steps(defaults().backoff))]
     pub backoff: Steps,
-    /// Unacknowledged intents per class across the fleet (workers × concurrency).
+    /// Unacknowledged intents per class and cluster across the fleet
+    /// (workers × concurrency).
     #[arg(long, default_value_t = defaults().max_ack_pending)]
     pub max_ack_pending: i64,
+    /// A cluster the fleet scans (repeat for each): each gets its own
+    /// intent consumers, which its workers pull from [default: default]
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
 }
 
 impl TopologyArgs {
@@ -161,6 +168,19 @@ impl TopologyArgs {
     /// # Errors
     /// Every invalid flag, each named ([`TopologyConfig::validate`]).
     pub fn config(&self) -> Result<TopologyConfig, Vec<String>> {
+        let mut problems = Vec::new();
+        let clusters = if self.clusters.is_empty() {
+            defaults().clusters
+        } else {
+            self.clusters
+                .iter()
+                .filter_map(|name| {
+                    ClusterName::new(name)
+                        .map_err(|e| problems.push(format!("--cluster {name:?}: {e}")))
+                        .ok()
+                })
+                .collect()
+        };
         let config = TopologyConfig {
             replicas: self.replicas,
             intents_max_messages: self.intents_max_messages,
@@ -174,9 +194,16 @@ impl TopologyArgs {
             max_deliver: self.max_deliver,
             backoff: self.backoff.0.clone(),
             max_ack_pending: self.max_ack_pending,
+            clusters,
         };
-        config.validate()?;
-        Ok(config)
+        if let Err(more) = config.validate() {
+            problems.extend(more);
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -246,8 +273,26 @@ mod tests {
             .to_string();
         assert!(error.contains("not a duration"), "{error}");
 
-        let cli = Cli::try_parse_from(["bus", "--max-deliver", "2", "--replicas", "9"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "bus",
+            "--max-deliver",
+            "2",
+            "--replicas",
+            "9",
+            "--cluster",
+            "East_1",
+            "--cluster",
+            "west",
+            "--cluster",
+            "west",
+        ])
+        .unwrap();
         let problems = cli.topology.config().unwrap_err().join("\n");
+        assert!(problems.contains("--cluster \"East_1\""), "{problems}");
+        assert!(
+            problems.contains("--cluster west: named twice"),
+            "{problems}"
+        );
         assert!(problems.contains("--replicas: 9"), "{problems}");
         assert!(problems.contains("--backoff: 4 steps"), "{problems}");
     }

@@ -8,9 +8,12 @@
 
 use async_nats::jetstream;
 
+use scanfleet_scan_intents::ClusterName;
+
 use crate::BusError;
 use crate::bootstrap::{consumer_info, stream_info};
 use crate::identity::{BusIdentity, Required};
+use crate::topology::{INTENTS_STREAM, PriorityClass};
 
 /// Checks that everything `identity` requires exists. Needs only the
 /// `$JS.API.STREAM.INFO` / `$JS.API.CONSUMER.INFO` subjects of those.
@@ -47,6 +50,43 @@ pub async fn check_topology(
                 missing_streams.push(what.stream());
             }
             missing.push(what.to_string());
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(BusError::TopologyMissing { missing })
+    }
+}
+
+/// Checks that every cluster a worker serves has its intent consumers, so
+/// a worker configured for a cluster `bus init` was not told about refuses
+/// to start, naming the command that fixes it, instead of idling forever.
+///
+/// # Errors
+/// [`BusError::TopologyMissing`] listing every missing consumer, or
+/// [`BusError::Topology`] when one cannot be looked up.
+pub async fn check_cluster_consumers(
+    js: &jetstream::Context,
+    clusters: &[ClusterName],
+) -> Result<(), BusError> {
+    let mut missing = Vec::new();
+    for cluster in clusters {
+        for class in PriorityClass::ALL {
+            let name = class.consumer_name(cluster);
+            let what = format!("consumer {INTENTS_STREAM}/{name}");
+            let found = consumer_info(js, INTENTS_STREAM, &name)
+                .await
+                .map_err(|reason| BusError::Topology {
+                    what: what.clone(),
+                    reason,
+                })?;
+            if found.is_none() {
+                missing.push(format!(
+                    "{what} (cluster {cluster}: run `scanfleet bus init --cluster {cluster}` \
+                     with every cluster the fleet scans)"
+                ));
+            }
         }
     }
     if missing.is_empty() {

@@ -21,7 +21,7 @@ use scanfleet_bus::topology::{
     ADVISORIES_STREAM, COLLECTOR_CONSUMER, DLQ_FORWARDER_CONSUMER, DLQ_STREAM, INTENTS_STREAM,
     QUARANTINE_STREAM, RESULTS_STREAM,
 };
-use scanfleet_bus::{BusIdentity, PriorityClass};
+use scanfleet_bus::{BusIdentity, PriorityClass, default_cluster};
 use scanfleet_test_harness::secure_bus::SecureBus;
 use tokio::sync::mpsc;
 
@@ -84,10 +84,11 @@ const ROWS: &[Row] = &[
     row("look up SCAN_INTENTS", P("$JS.API.STREAM.INFO.SCAN_INTENTS", ""), [A, A, R]),
     row("look up SCAN_RESULTS", P("$JS.API.STREAM.INFO.SCAN_RESULTS", ""), [R, A, A]),
     row("look up SCAN_QUARANTINE", P("$JS.API.STREAM.INFO.SCAN_QUARANTINE", ""), [R, R, A]),
-    row("look up the worker consumer", P("$JS.API.CONSUMER.INFO.SCAN_INTENTS.workers-high", ""), [R, A, R]),
-    row("pull high intents", P("$JS.API.CONSUMER.MSG.NEXT.SCAN_INTENTS.workers-high", r#"{"batch":1,"no_wait":true}"#), [R, A, R]),
-    row("pull low intents", P("$JS.API.CONSUMER.MSG.NEXT.SCAN_INTENTS.workers-low", r#"{"batch":1,"no_wait":true}"#), [R, A, R]),
-    row("ack / nak / term / progress an intent", P("$JS.ACK.SCAN_INTENTS.workers-high.1.999999.1.0.0", "+ACK"), [R, A, R]),
+    row("look up a cluster's worker consumer", P("$JS.API.CONSUMER.INFO.SCAN_INTENTS.workers-high-kubesim", ""), [A, A, R]),
+    row("pull a cluster's high intents", P("$JS.API.CONSUMER.MSG.NEXT.SCAN_INTENTS.workers-high-kubesim", r#"{"batch":1,"no_wait":true}"#), [R, A, R]),
+    row("pull a cluster's low intents", P("$JS.API.CONSUMER.MSG.NEXT.SCAN_INTENTS.workers-low-kubesim", r#"{"batch":1,"no_wait":true}"#), [R, A, R]),
+    row("ack / nak / term / progress an intent", P("$JS.ACK.SCAN_INTENTS.workers-high-kubesim.1.999999.1.0.0", "+ACK"), [R, A, R]),
+    row("look up the collector's consumer", P("$JS.API.CONSUMER.INFO.SCAN_RESULTS.collector", ""), [R, R, A]),
     row("pull results", P("$JS.API.CONSUMER.MSG.NEXT.SCAN_RESULTS.collector", r#"{"batch":1,"no_wait":true}"#), [R, R, A]),
     row("ack a result", P("$JS.ACK.SCAN_RESULTS.collector.1.999999.1.0.0", "+ACK"), [R, R, A]),
     row("pull terminal advisories", P("$JS.API.CONSUMER.MSG.NEXT.SCAN_INTENT_ADVISORIES.dlq-forwarder", r#"{"batch":1,"no_wait":true}"#), [A, R, R]),
@@ -327,16 +328,22 @@ async fn every_identity_is_refused_outside_its_part_and_none_can_erase_anything(
         assert_eq!(first.payload, Bytes::from_static(b"evidence"));
     }
     for (stream, consumer) in [
-        (INTENTS_STREAM, PriorityClass::High.consumer_name()),
-        (INTENTS_STREAM, PriorityClass::Low.consumer_name()),
-        (RESULTS_STREAM, COLLECTOR_CONSUMER),
-        (ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER),
+        (
+            INTENTS_STREAM,
+            PriorityClass::High.consumer_name(&default_cluster()),
+        ),
+        (
+            INTENTS_STREAM,
+            PriorityClass::Low.consumer_name(&default_cluster()),
+        ),
+        (RESULTS_STREAM, COLLECTOR_CONSUMER.to_owned()),
+        (ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER.to_owned()),
     ] {
         admin
             .get_stream(stream)
             .await
             .unwrap()
-            .consumer_info(consumer)
+            .consumer_info(&consumer)
             .await
             .unwrap_or_else(|e| panic!("{stream}/{consumer}: {e}"));
     }

@@ -54,7 +54,7 @@ async fn next_intent(
         .get_stream(INTENTS_STREAM)
         .await
         .unwrap()
-        .get_consumer(class.consumer_name())
+        .get_consumer(&class.consumer_name(&kubesim()))
         .await
         .unwrap();
     let mut batch = consumer
@@ -65,6 +65,19 @@ async fn next_intent(
         .await
         .unwrap();
     batch.next().await.transpose().unwrap()
+}
+
+fn kubesim() -> scanfleet_scan_intents::ClusterName {
+    scanfleet_scan_intents::ClusterName::new("kubesim").unwrap()
+}
+
+/// The default topology, with the consumers of the cluster these tests'
+/// subjects name.
+fn kubesim_topology() -> TopologyConfig {
+    TopologyConfig {
+        clusters: vec![kubesim()],
+        ..TopologyConfig::default()
+    }
 }
 
 fn subject(class: PriorityClass, key: &str) -> String {
@@ -87,7 +100,7 @@ async fn enqueue(queue: &IntentQueue, subject: &str, id: &str) -> Result<Enqueue
 async fn ensure_is_idempotent_and_declares_the_documented_shape() {
     let server = NatsServer::start();
     let (_client, js) = connect(&server).await;
-    let config = TopologyConfig::default();
+    let config = kubesim_topology();
     config.ensure(&js).await.unwrap();
     config.ensure(&js).await.unwrap();
 
@@ -109,11 +122,14 @@ async fn ensure_is_idempotent_and_declares_the_documented_shape() {
     let mut stream = js.get_stream(INTENTS_STREAM).await.unwrap();
     for class in PriorityClass::ALL {
         let consumer = stream
-            .consumer_info(class.consumer_name())
+            .consumer_info(class.consumer_name(&kubesim()))
             .await
             .unwrap()
             .clone();
-        assert_eq!(consumer.config.filter_subject, class.filter_subject());
+        assert_eq!(
+            consumer.config.filter_subject,
+            class.cluster_filter_subject(&kubesim())
+        );
         assert_eq!(consumer.config.max_deliver, config.max_deliver);
     }
     let _ = stream.info().await.unwrap();
@@ -123,7 +139,7 @@ async fn ensure_is_idempotent_and_declares_the_documented_shape() {
         intents_max_messages: 7,
         max_deliver: 9,
         backoff: vec![Duration::from_secs(1)],
-        ..Default::default()
+        ..kubesim_topology()
     }
     .ensure(&js)
     .await
@@ -138,7 +154,7 @@ async fn ensure_is_idempotent_and_declares_the_documented_shape() {
         .clone();
     assert_eq!(info.config.max_messages, config.intents_max_messages);
     let consumer = stream
-        .consumer_info(PriorityClass::High.consumer_name())
+        .consumer_info(PriorityClass::High.consumer_name(&kubesim()))
         .await
         .unwrap()
         .clone();
@@ -151,7 +167,7 @@ async fn a_full_queue_refuses_new_intents_instead_of_dropping_old_ones() {
     let (_client, js) = connect(&server).await;
     let config = TopologyConfig {
         intents_max_messages: 3,
-        ..Default::default()
+        ..kubesim_topology()
     };
     config.ensure(&js).await.unwrap();
     let queue = IntentQueue::new(js.clone());
@@ -184,7 +200,7 @@ async fn a_full_queue_refuses_new_intents_instead_of_dropping_old_ones() {
 async fn the_same_dedupe_subject_coalesces_until_the_first_is_acked() {
     let server = NatsServer::start();
     let (_client, js) = connect(&server).await;
-    TopologyConfig::default().ensure(&js).await.unwrap();
+    kubesim_topology().ensure(&js).await.unwrap();
     let queue = IntentQueue::new(js.clone());
     let key = subject(PriorityClass::Low, "digest-abc.web.baseline-1_0_0");
 
@@ -221,7 +237,7 @@ async fn an_intent_that_exhausts_its_deliveries_moves_to_the_dlq() {
     let config = TopologyConfig {
         max_deliver: 2,
         backoff: vec![Duration::from_millis(200)],
-        ..Default::default()
+        ..kubesim_topology()
     };
     config.ensure(&js).await.unwrap();
     let book = ScanStatusBook::open(&js).await.unwrap();
@@ -295,7 +311,7 @@ async fn an_intent_that_exhausts_its_deliveries_moves_to_the_dlq() {
 async fn a_terminated_intent_is_dead_lettered_once_with_its_reason() {
     let server = NatsServer::start();
     let (client, js) = connect(&server).await;
-    TopologyConfig::default().ensure(&js).await.unwrap();
+    kubesim_topology().ensure(&js).await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let forwarder = tokio::spawn(forward_dead_letters(js.clone(), None, async move {
         let _ = stop_rx.await;
@@ -360,7 +376,7 @@ async fn a_terminated_intent_is_dead_lettered_once_with_its_reason() {
 async fn a_multi_line_reason_is_dead_lettered_not_a_panic() {
     let server = NatsServer::start();
     let (client, js) = connect(&server).await;
-    TopologyConfig::default().ensure(&js).await.unwrap();
+    kubesim_topology().ensure(&js).await.unwrap();
     let queue = IntentQueue::new(js.clone());
     enqueue(&queue, &subject(PriorityClass::High, "s1"), "hostile")
         .await
@@ -403,7 +419,7 @@ async fn queued_intents_survive_a_server_crash() {
     let mut server = NatsServer::start();
     {
         let (_client, js) = connect(&server).await;
-        TopologyConfig::default().ensure(&js).await.unwrap();
+        kubesim_topology().ensure(&js).await.unwrap();
         let queue = IntentQueue::new(js.clone());
         for i in 0..50 {
             enqueue(

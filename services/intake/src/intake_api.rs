@@ -26,13 +26,14 @@ use scanfleet_contracts::v1::{
 use scanfleet_edge_access::Gatekeeper;
 use scanfleet_scan_engine::adapters::profile_catalog::{CatalogError, Edition, ProfileCatalog};
 use scanfleet_scan_intents::{
-    ContainerRef, FieldViolation, ImageSpec, IntakeLimits, Intent, InvalidArgument, LockedInputs,
-    Occasion, ProfilePin, ScanId, Submission, Target, Trigger, submission::PinInput,
+    ClusterName, ContainerRef, FieldViolation, ImageSpec, IntakeLimits, Intent, InvalidArgument,
+    LockedInputs, Occasion, ProfilePin, ScanId, Submission, Target, Trigger, submission::PinInput,
     submission::TargetInput, submission::ValidSubmission, validate_batch,
 };
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
+use crate::cluster_queues::ClusterQueues;
 use crate::config::Config;
 use crate::queueing::{IntentQueueing, new_scan_id};
 use crate::submission_rights::{authorize_status, authorize_submissions};
@@ -44,7 +45,9 @@ pub struct IntakeService {
     idempotency: kv::Store,
     config: Config,
     limits: IntakeLimits,
-    directory: Option<crate::pod_directory::PodDirectory>,
+    /// A pod directory per cluster intake can reach (label selectors).
+    directories: BTreeMap<ClusterName, crate::pod_directory::PodDirectory>,
+    queues: ClusterQueues,
     catalog: Option<Arc<ProfileCatalog>>,
     gate: Arc<Gatekeeper>,
 }
@@ -57,7 +60,7 @@ impl IntakeService {
     pub async fn new(
         js: jetstream::Context,
         config: Config,
-        directory: Option<crate::pod_directory::PodDirectory>,
+        directories: BTreeMap<ClusterName, crate::pod_directory::PodDirectory>,
         gate: Arc<Gatekeeper>,
     ) -> Result<Self, scanfleet_bus::BusError> {
         let status = ScanStatusBook::open(&js).await?;
@@ -73,6 +76,7 @@ impl IntakeService {
             ..config.limits
         };
         Ok(Self {
+            queues: ClusterQueues::new(js.clone()),
             queueing: IntentQueueing::new(scanfleet_bus::IntentQueue::new(js), status.clone()),
             status,
             idempotency,
@@ -82,7 +86,7 @@ impl IntakeService {
                 .map(|root| Arc::new(ProfileCatalog::new(root))),
             limits,
             config,
-            directory,
+            directories,
             gate,
         })
     }
@@ -206,6 +210,40 @@ impl IntakeService {
         )))
     }
 
+    /// Refuses a cluster the registry does not know: no worker could ever
+    /// take its intents, so queueing them would only hide the mistake.
+    fn check_cluster(&self, valid: &ValidSubmission, prefix: &str) -> Result<(), Status> {
+        let Some(cluster) = &valid.cluster else {
+            return Ok(());
+        };
+        let known = self.config.known_clusters();
+        if known.contains(&cluster) {
+            return Ok(());
+        }
+        let names: Vec<&str> = known.iter().map(|c| c.as_str()).collect();
+        Err(invalid(vec![FieldViolation {
+            field: format!("{prefix}target.cluster"),
+            description: format!(
+                "unknown cluster {:?}; known clusters: {}",
+                cluster.as_str(),
+                names.join(", ")
+            ),
+        }]))
+    }
+
+    /// Why a queued scan has not started, when the reason is that no
+    /// running worker serves its cluster.
+    async fn waiting_reason(&self, intent: Option<&ScanIntent>) -> Option<String> {
+        let cluster = intent?.target.as_ref()?.cluster.as_str();
+        let cluster = ClusterName::new(cluster).ok()?;
+        match self.queues.state(&cluster).await {
+            Ok(state) if !state.served => Some(format!(
+                "waiting: no running worker serves cluster {cluster}; the scan starts when one does"
+            )),
+            _ => None,
+        }
+    }
+
     /// Checks the profile, edition and inputs against the catalog, when
     /// intake holds one.
     fn check_profile(&self, valid: &ValidSubmission, prefix: &str) -> Result<(), Status> {
@@ -230,17 +268,22 @@ impl IntakeService {
                 namespace,
                 selector,
                 container,
-            } => match &self.directory {
-                Some(directory) => Ok(directory
-                    .containers(namespace, selector, container.as_ref())
-                    .into_iter()
-                    .map(|c| c.target)
-                    .collect()),
-                None => Err(Status::failed_precondition(format!(
-                    "{field}: label-selector targets need the pod directory; start intake \
-                     with --kubeconfig or --in-cluster, or name the container with a k8s:// URI"
-                ))),
-            },
+            } => {
+                let cluster = valid.cluster.as_ref().unwrap_or(&self.config.cluster);
+                match self.directories.get(cluster) {
+                    Some(directory) => Ok(directory
+                        .containers(namespace, selector, container.as_ref())
+                        .into_iter()
+                        .map(|c| c.target)
+                        .collect()),
+                    None => Err(Status::failed_precondition(format!(
+                        "{field}: label-selector targets need a pod directory of cluster {cluster}; \
+                         give intake a way to reach it (--kubeconfig or --in-cluster for the \
+                         default cluster, kubeconfig or in_cluster in its clusters: entry), or \
+                         name the container with a k8s:// URI"
+                    ))),
+                }
+            }
         }
     }
 
@@ -398,6 +441,7 @@ impl Intake for IntakeService {
         let valid = to_submission(&request)
             .validate(&self.limits)
             .map_err(|e| invalid(e.violations))?;
+        self.check_cluster(&valid, "")?;
         authorize_submissions(&self.gate, &caller, &self.config.cluster, [&valid]).await?;
         self.check_locked_inputs(&valid, "")?;
         self.check_profile(&valid, "")?;
@@ -415,6 +459,9 @@ impl Intake for IntakeService {
         let submissions: Vec<Submission> = requests.iter().map(to_submission).collect();
         let valid =
             validate_batch(&submissions, &self.limits).map_err(|e| invalid(e.violations))?;
+        for (i, v) in valid.iter().enumerate() {
+            self.check_cluster(v, &format!("requests[{i}]."))?;
+        }
         authorize_submissions(&self.gate, &caller, &self.config.cluster, &valid).await?;
         for (i, v) in valid.iter().enumerate() {
             self.check_locked_inputs(v, &format!("requests[{i}]."))?;
@@ -456,6 +503,13 @@ impl Intake for IntakeService {
             .and_then(|i| i.target.as_ref())
             .map_or("", |t| t.namespace.as_str());
         authorize_status(&self.gate, &caller, namespace).await?;
+        let message = match record.state {
+            ScanState::Queued if record.message.is_empty() => self
+                .waiting_reason(intent.as_ref())
+                .await
+                .unwrap_or_default(),
+            _ => record.message,
+        };
         let state = match record.state {
             ScanState::Queued | ScanState::Retrying => v1::ScanState::Queued,
             ScanState::Running => v1::ScanState::Running,
@@ -471,7 +525,7 @@ impl Intake for IntakeService {
                 nanos: (record.updated_at_ms.rem_euclid(1000) * 1_000_000) as i32,
             }),
             result: None,
-            message: record.message,
+            message,
         }))
     }
 }

@@ -20,6 +20,7 @@
 //! [`intake_api::IntakeService`], [`push_matching::PushMatcher`],
 //! [`periodic_scans::PeriodicScans`].
 
+pub mod cluster_queues;
 pub mod config;
 pub mod container_intents;
 pub mod intake_api;
@@ -32,8 +33,10 @@ pub mod queueing;
 pub mod registry_webhooks;
 pub mod submission_rights;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use scanfleet_bus::{BusIdentity, IntentQueue, ScanStatusBook};
@@ -41,6 +44,7 @@ use scanfleet_contracts::v1::intake_server::IntakeServer;
 use scanfleet_process_lifecycle::{
     CriticalTasks, Listener, LogFormat, Service, TaskHandles, serve_grpc, serve_http,
 };
+use scanfleet_scan_intents::ClusterName;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Args, Config};
@@ -140,8 +144,24 @@ pub async fn run_supervised(
         scanfleet_edge_access::cluster_gatekeeper(&config.access, config.kubeconfig.as_deref())
             .await
             .context("the identity that reviews callers")?;
+    let mut directories = start_other_directories(&config, &shutdown, &mut tasks).await?;
+    if let Some(d) = directory {
+        directories.insert(config.cluster.clone(), d);
+    }
+    let queues = cluster_queues::ClusterQueues::new(js.clone());
+    let watched = config.known_clusters().into_iter().cloned().collect();
+    let run = queues.publish_metrics(
+        watched,
+        metrics.clone(),
+        Duration::from_secs(5),
+        shutdown.clone(),
+    );
+    tasks.spawn("cluster-queues", async move {
+        run.await;
+        Ok::<_, std::convert::Infallible>(())
+    });
     let service =
-        intake_api::IntakeService::new(js, config.clone(), directory, Arc::new(gate)).await?;
+        intake_api::IntakeService::new(js, config.clone(), directories, Arc::new(gate)).await?;
     let listener = Listener::bind(
         "grpc",
         config.grpc_listen,
@@ -199,6 +219,39 @@ async fn start_pod_directory(
         .map_err(|e| anyhow::anyhow!("pod directory: {e}"))?;
     tasks.spawn("pod-watch", async move { watch.await.context("pod watch") });
     Ok((Some(directory), started_rx))
+}
+
+/// A pod directory for each cluster of the registry intake can reach, so
+/// label selectors resolve in the cluster a submission names; each watch
+/// is a critical task.
+async fn start_other_directories(
+    config: &Config,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut CriticalTasks,
+) -> Result<BTreeMap<ClusterName, PodDirectory>> {
+    let mut directories = BTreeMap::new();
+    for cluster in &config.other_clusters {
+        let Some(reach) = &cluster.reach else {
+            continue;
+        };
+        let throttle = scanfleet_kube_access::ApiThrottle::new(Default::default())
+            .map_err(|e| anyhow::anyhow!("pod directory throttle: {e}"))?;
+        let name = cluster.name.clone();
+        let access = reach
+            .connect(throttle)
+            .await
+            .with_context(|| format!("pod directory of cluster {name}"))?;
+        let (directory, watch) = PodDirectory::start(access.client, shutdown.clone(), None)
+            .await
+            .map_err(|e| anyhow::anyhow!("pod directory of cluster {name}: {e}"))?;
+        tasks.spawn("pod-watch", async move {
+            watch
+                .await
+                .with_context(|| format!("pod watch of cluster {name}"))
+        });
+        directories.insert(cluster.name.clone(), directory);
+    }
+    Ok(directories)
 }
 
 /// Push matching, when webhooks are configured (a critical task).

@@ -7,6 +7,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use scanfleet_process_lifecycle::metrics::{CounterCell, GaugeCell, Registry, service_registry};
 use scanfleet_process_lifecycle::serving::ConnectionMetrics;
 
@@ -42,9 +43,21 @@ pub struct Metrics {
     pub schedule_intents_coalesced: CounterCell,
     /// Periodic intents refused by a full or unavailable queue.
     pub schedule_intents_refused: CounterCell,
+    /// Intents queued for each cluster while no worker pulls its
+    /// consumers (0 when one does), refreshed every few seconds.
+    pub cluster_intents_waiting: Family<ClusterLabel, Gauge>,
+    /// 1 while some worker pulls (or runs) a cluster's intents, else 0.
+    pub cluster_served: Family<ClusterLabel, Gauge>,
     /// Connections on the gRPC and HTTP listeners.
     pub connections: ConnectionMetrics,
     registry: Registry,
+}
+
+/// The `cluster` label of the per-cluster queue gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabel {
+    /// The cluster's name.
+    pub cluster: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -124,8 +137,22 @@ impl Default for Metrics {
             "Periodic intents not queued anew, by outcome: coalesced into a queued one, refused by a full or unavailable queue.",
             ["coalesced", "refused"].map(|outcome| Outcome { outcome }),
         );
+        let cluster_intents_waiting = Family::<ClusterLabel, Gauge>::default();
+        r.register(
+            "cluster_intents_waiting",
+            "Intents queued for a cluster no running worker pulls from (they wait; never dead-lettered for it).",
+            cluster_intents_waiting.clone(),
+        );
+        let cluster_served = Family::<ClusterLabel, Gauge>::default();
+        r.register(
+            "cluster_served",
+            "1 while some worker pulls or runs the cluster's intents, else 0.",
+            cluster_served.clone(),
+        );
         let connections = ConnectionMetrics::register(&mut r);
         Self {
+            cluster_intents_waiting,
+            cluster_served,
             webhook_accepted: accepted,
             webhook_refused: refused,
             webhook_backpressure: backpressure,

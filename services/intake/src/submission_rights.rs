@@ -6,8 +6,11 @@
 //!   selector's (it expands only within it). A batch is authorized whole,
 //!   before its first intent is queued.
 //! - Reading a scan's status needs `get` on `scans` in its namespace.
-//! - Intake speaks for its own cluster only: the cluster's RBAC cannot
-//!   vouch for another cluster's namespaces.
+//! - Callers are reviewed by intake's home cluster (the default one), whose
+//!   RBAC cannot vouch for another cluster's namespaces one by one: a
+//!   submission for another cluster of the registry needs `create` on
+//!   `scans` in **every** namespace of the home cluster (a cluster-wide
+//!   grant, which fleet operators hold and tenants do not).
 
 use std::collections::BTreeSet;
 
@@ -19,8 +22,8 @@ use tonic::Status;
 /// Authorizes `submissions` (already validated) for `caller`.
 ///
 /// # Errors
-/// `PERMISSION_DENIED` naming the namespaces (or the foreign cluster),
-/// `UNAVAILABLE` when the cluster cannot be asked.
+/// `PERMISSION_DENIED` naming the namespaces (all namespaces, for another
+/// cluster), `UNAVAILABLE` when the cluster cannot be asked.
 pub async fn authorize_submissions<'a>(
     gate: &Gatekeeper,
     caller: &Caller,
@@ -29,17 +32,12 @@ pub async fn authorize_submissions<'a>(
 ) -> Result<(), Status> {
     let mut namespaces = BTreeSet::new();
     for valid in submissions {
-        if let Some(other) = &valid.cluster
-            && other != cluster
-        {
-            return Err(Status::permission_denied(format!(
-                "this intake authorizes scans in cluster {:?} only, not {:?}: submit to \
-                 that cluster's intake",
-                cluster.as_str(),
-                other.as_str()
-            )));
+        if valid.cluster.as_ref().is_some_and(|other| other != cluster) {
+            // "" is every namespace: a cluster-wide grant.
+            namespaces.insert(String::new());
+        } else {
+            namespaces.insert(valid.target.namespace().as_str().to_owned());
         }
-        namespaces.insert(valid.target.namespace().as_str().to_owned());
     }
     let mut refused = Vec::new();
     for namespace in namespaces {

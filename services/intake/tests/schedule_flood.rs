@@ -126,7 +126,10 @@ impl Flood {
         js: &jetstream::Context,
         sim: &kubesim::Kubesim,
     ) -> Self {
-        TopologyConfig::default().ensure(js).await.unwrap();
+        scanfleet_test_harness::secure_bus::with_test_cluster(TopologyConfig::default())
+            .ensure(js)
+            .await
+            .unwrap();
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let kube = support::client(sim).await;
         let (directory, task) = PodDirectory::start(kube.clone(), shutdown, None)
@@ -220,7 +223,9 @@ async fn acked_scans_are_queued_again(js: &jetstream::Context, flood: &Flood) {
         .get_stream(INTENTS_STREAM)
         .await
         .unwrap()
-        .get_consumer::<jetstream::consumer::pull::Config>(PriorityClass::Low.consumer_name())
+        .get_consumer::<jetstream::consumer::pull::Config>(
+            &PriorityClass::Low.consumer_name(&ClusterName::new("kubesim").unwrap()),
+        )
         .await
         .unwrap();
     let mut batch = consumer.fetch().max_messages(10).messages().await.unwrap();

@@ -29,6 +29,7 @@
 pub mod api_throttle;
 mod client;
 mod cluster_access;
+pub mod cluster_reach;
 mod error;
 pub mod fleet_budget;
 mod in_cluster;
@@ -39,6 +40,7 @@ pub use api_throttle::{
 };
 pub use client::{client_from_kubeconfig, client_from_kubeconfig_file};
 pub use cluster_access::ClusterAccess;
+pub use cluster_reach::ClusterReach;
 pub use error::KubeAccessError;
 pub use in_cluster::SERVICE_ACCOUNT_DIR;
 pub use kubeconfig::{MAX_KUBECONFIG_BYTES, check_kubeconfig};

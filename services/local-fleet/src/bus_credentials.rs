@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use scanfleet_bus::identity::AUTHORIZATION_CONF;
 use scanfleet_bus::{BusIdentity, NatsAuth, NatsSettings, TopologyConfig, UserNkey};
+use scanfleet_scan_intents::ClusterName;
 
 /// The files of `DATA_DIR/bus/`.
 pub struct BusCredentials {
@@ -115,9 +116,12 @@ impl BusCredentials {
             connect_attempts: 10,
         };
         let client = scanfleet_bus::connect(&settings, BusIdentity::Admin).await?;
-        TopologyConfig::default()
-            .ensure(&async_nats::jetstream::new(client))
-            .await?;
+        TopologyConfig {
+            clusters: vec![ClusterName::new(crate::fleet_plan::CLUSTER)?],
+            ..TopologyConfig::default()
+        }
+        .ensure(&async_nats::jetstream::new(client))
+        .await?;
         Ok(())
     }
 

@@ -204,6 +204,18 @@ pub fn class_filter(priority: Priority) -> String {
     format!("{INTENT_SUBJECT_ROOT}.{}.>", priority.token())
 }
 
+/// The consumer filter for one priority class of one cluster: each
+/// cluster's intents get their own consumers, so a worker claims only the
+/// intents of clusters it can reach, and an intent for a cluster no running
+/// worker serves waits in the stream instead of failing elsewhere.
+pub fn cluster_filter(priority: Priority, cluster: &ClusterName) -> String {
+    format!(
+        "{INTENT_SUBJECT_ROOT}.{}.{}.>",
+        priority.token(),
+        SubjectToken::escape(cluster.as_str())
+    )
+}
+
 /// The `SCAN_INTENTS` stream's subjects.
 pub fn stream_subjects() -> Vec<String> {
     vec![class_filter(Priority::High), class_filter(Priority::Low)]

@@ -5,25 +5,26 @@
 //! then the YAML file (every flag's setting under its snake_case name),
 //! then the built-in default. The file also holds what is awkward on a
 //! command line (the cluster's fleet-wide API budget, approach policy, timing).
+//! The clusters it serves, one or a registry of several, are read in
+//! `served_clusters.rs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use scanfleet_bus::{NatsArgs, NatsSettings, read_small_file};
-use scanfleet_kube_access::ThrottleConfig;
-use scanfleet_kube_access::fleet_budget::BudgetLimits;
 use scanfleet_process_lifecycle::{
     ListenerSecurity, LogFormat, ServingArgs, ServingFile, ServingLimits, TlsArgs, TlsFile, setting,
 };
-use scanfleet_scan_intents::{ClusterName, ImageDigest, LockedInputs};
-use scanfleet_scan_session::{ApproachPolicy, SessionConfig};
+use scanfleet_scan_intents::LockedInputs;
 use scanfleet_trust::{AgeRecipient, SigningKey};
 use serde::Deserialize;
 
-use crate::fleet_budget::FleetBudgetSettings;
 use crate::image_config::{FileImages, ImageArgs};
 use crate::image_scanner::ImageScanSettings;
+use crate::served_clusters::{
+    FileApproaches, FileCluster, FileKube, ServedCluster, registry, single_cluster,
+};
 
 /// Command-line and environment options.
 #[derive(Debug, clap::Parser)]
@@ -97,8 +98,8 @@ pub struct Args {
 pub struct FileConfig {
     #[serde(default)]
     nats: scanfleet_bus::NatsFile,
-    cluster: Option<String>,
-    kubeconfig: Option<PathBuf>,
+    pub(crate) cluster: Option<String>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     signing_key: Option<PathBuf>,
     encrypt_to: Option<PathBuf>,
     profiles: Option<PathBuf>,
@@ -123,44 +124,20 @@ pub struct FileConfig {
     progress_interval_ms: Option<u64>,
     /// How long an idle pull waits for work.
     idle_poll_ms: Option<u64>,
-    #[serde(default)]
-    kube: FileKube,
-    #[serde(default)]
-    approaches: FileApproaches,
+    pub(crate) kube: Option<FileKube>,
+    pub(crate) approaches: Option<FileApproaches>,
+    /// The cluster registry, when this worker serves more than one cluster.
+    pub(crate) clusters: Option<Vec<FileCluster>>,
     #[serde(default)]
     images: FileImages,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileKube {
-    /// The cluster's budget for the whole fleet, not each worker's.
-    qps: Option<f64>,
-    burst: Option<u32>,
-    max_retries: Option<u32>,
-    /// Most permits one lease from the fleet budget takes.
-    lease_max: Option<u32>,
-    /// How long leased, unspent permits stay usable.
-    lease_ttl_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileApproaches {
-    allow_debug: Option<bool>,
-    debug_image: Option<String>,
-    sidecar_container: Option<String>,
-    debug_start_timeout_secs: Option<u64>,
 }
 
 /// The validated configuration.
 pub struct Config {
     /// How to reach NATS.
     pub nats: NatsSettings,
-    /// Cluster name.
-    pub cluster: ClusterName,
-    /// Kubeconfig (none: in-cluster).
-    pub kubeconfig: Option<PathBuf>,
+    /// The clusters this worker serves (at least one, names unique).
+    pub clusters: Vec<ServedCluster>,
     /// Signing key.
     pub signing_key: SigningKey,
     /// Encryption recipients.
@@ -193,13 +170,6 @@ pub struct Config {
     pub progress_interval: Duration,
     /// Idle pull wait.
     pub idle_poll: Duration,
-    /// This process's smoother (QPS of the fleet budget, burst of one
-    /// lease) and retry policy, under [`Config::budget`].
-    pub throttle: ThrottleConfig,
-    /// The cluster's API budget for the whole fleet and how it is leased.
-    pub budget: FleetBudgetSettings,
-    /// Scan-session settings.
-    pub session: SessionConfig,
     /// Registries and unpack limits of image scans.
     pub images: ImageScanSettings,
 }
@@ -207,7 +177,14 @@ pub struct Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("cluster", &self.cluster)
+            .field(
+                "clusters",
+                &self
+                    .clusters
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("worker_id", &self.worker_id)
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
@@ -269,90 +246,6 @@ fn recipients(path: Option<&std::path::Path>, errors: &mut Vec<String>) -> Vec<A
     recipients
 }
 
-/// How late after its permit a call may reach the API server (connection
-/// set-up, TLS, a loaded node), beyond the lease time; the fleet budget
-/// holds `qps ×` both back from its burst so the server never sees more.
-const DELIVERY_ALLOWANCE: Duration = Duration::from_millis(150);
-
-/// The fleet budget from `kube.qps`/`kube.burst`, and this process's
-/// smoother under it: the budget's QPS, with a burst of one lease, so one
-/// worker never spends the fleet's whole burst in an instant.
-fn throttle(file: &FileKube, errors: &mut Vec<String>) -> (ThrottleConfig, FleetBudgetSettings) {
-    let defaults = ThrottleConfig::default();
-    let fleet = ThrottleConfig {
-        qps: file.qps.unwrap_or(defaults.qps),
-        burst: file.burst.unwrap_or(defaults.burst),
-        max_retries: file.max_retries.unwrap_or(defaults.max_retries),
-        ..defaults
-    };
-    if let Err(e) = fleet.validate() {
-        errors.push(format!("kube: {e}"));
-    }
-    let limits = BudgetLimits {
-        qps: fleet.qps,
-        burst: fleet.burst.max(1),
-        in_flight: Duration::ZERO,
-    };
-    let mut budget = FleetBudgetSettings::new(limits);
-    if let Some(n) = file.lease_max {
-        if n == 0 || n > limits.burst {
-            errors.push(format!(
-                "kube.lease_max: {n} must be between 1 and kube.burst ({})",
-                limits.burst
-            ));
-        }
-        budget.lease_max = n.clamp(1, limits.burst);
-    }
-    if let Some(ms) = file.lease_ttl_ms {
-        if !(10..=10_000).contains(&ms) {
-            errors.push(format!(
-                "kube.lease_ttl_ms: {ms} must be between 10 and 10000"
-            ));
-        }
-        budget.lease_ttl = Duration::from_millis(ms);
-    }
-    budget.limits.in_flight = budget.lease_ttl + DELIVERY_ALLOWANCE;
-    let local = ThrottleConfig {
-        burst: budget.lease_max,
-        ..fleet
-    };
-    (local, budget)
-}
-
-/// The debug approach's image: one that is configured must be a reference
-/// by digest, never a tag, so the image that runs beside a target is
-/// exactly the one the fence admits. Unset, it is the session's default
-/// (kubesim's scanner, which tests run against).
-fn debug_image(flag: Option<String>, file: Option<String>, errors: &mut Vec<String>) -> String {
-    let Some(image) = flag.or(file) else {
-        return SessionConfig::default().debug_image;
-    };
-    if ImageDigest::from_image_id(&image).is_none() {
-        errors.push(format!(
-            "--debug-image {image:?}: name the image by digest \
-             (repo@sha256:<64 lowercase hex>), not by tag"
-        ));
-    }
-    image
-}
-
-fn session(file: FileApproaches, debug_image: String) -> SessionConfig {
-    let defaults = SessionConfig::default();
-    SessionConfig {
-        policy: ApproachPolicy {
-            allow_debug: file.allow_debug.unwrap_or(true),
-            sidecar_container: file
-                .sidecar_container
-                .unwrap_or(defaults.policy.sidecar_container),
-        },
-        debug_image,
-        debug_start_timeout: file
-            .debug_start_timeout_secs
-            .map_or(defaults.debug_start_timeout, Duration::from_secs),
-        ..defaults
-    }
-}
-
 /// Host name and process id: unique enough among one cluster's workers.
 fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -363,17 +256,11 @@ fn default_worker_id() -> String {
 
 /// Checks the settings that name directories.
 fn check_places(
-    kubeconfig: Option<&PathBuf>,
     profiles: &std::path::Path,
     thresholds: Option<&PathBuf>,
     concurrency: usize,
     errors: &mut Vec<String>,
 ) {
-    if let Some(k) = kubeconfig
-        && !k.is_file()
-    {
-        errors.push(format!("--kubeconfig: {} is not a file", k.display()));
-    }
     if !profiles.is_dir() {
         errors.push(format!(
             "--profiles: {} is not a directory",
@@ -395,18 +282,19 @@ impl Config {
     ///
     /// # Errors
     /// One line per problem.
-    pub fn from_args(args: Args) -> Result<Self, Vec<String>> {
+    pub fn from_args(mut args: Args) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
-        let file: FileConfig = match &args.config {
+        let mut file: FileConfig = match &args.config {
             None => FileConfig::default(),
             Some(path) => scanfleet_process_lifecycle::read_yaml_file(path, &mut errors),
         };
         let nats = args.nats.settle(&file.nats, &mut errors);
-        let cluster = setting(args.cluster, file.cluster, "default".into());
-        let cluster = ClusterName::new(&cluster)
-            .map_err(|e| errors.push(format!("--cluster {cluster:?}: {e}")))
-            .ok();
-        let kubeconfig = args.kubeconfig.or(file.kubeconfig);
+        let clusters = match file.clusters.take() {
+            Some(entries) => registry(&args, &file, entries, &mut errors),
+            None => single_cluster(&mut args, &mut file, &mut errors)
+                .into_iter()
+                .collect(),
+        };
         let profiles = setting(args.profiles, file.profiles, PathBuf::from("profiles"));
         let thresholds = args.thresholds.or(file.thresholds);
         let locked_inputs = LockedInputs::parse(&setting(
@@ -419,24 +307,12 @@ impl Config {
             LockedInputs::None
         });
         let concurrency = setting(args.concurrency, file.concurrency, 4);
-        check_places(
-            kubeconfig.as_ref(),
-            &profiles,
-            thresholds.as_ref(),
-            concurrency,
-            &mut errors,
-        );
+        check_places(&profiles, thresholds.as_ref(), concurrency, &mut errors);
         let signing_key = signing_key(
             args.signing_key.or(file.signing_key).as_deref(),
             &mut errors,
         );
         let recipients = recipients(args.encrypt_to.or(file.encrypt_to).as_deref(), &mut errors);
-        let (throttle, budget) = throttle(&file.kube, &mut errors);
-        let debug_image = debug_image(
-            args.debug_image,
-            file.approaches.debug_image.clone(),
-            &mut errors,
-        );
         let serving = args.serving.settle(
             ServingFile {
                 max_connections: file.max_connections,
@@ -456,14 +332,13 @@ impl Config {
             &mut errors,
         );
         let images = args.images.settle(file.images, &mut errors);
-        let (signing_key, cluster) = match (errors.is_empty(), signing_key, cluster) {
-            (true, Some(k), Some(c)) => (k, c),
+        let signing_key = match (errors.is_empty(), signing_key) {
+            (true, Some(k)) if !clusters.is_empty() => k,
             _ => return Err(errors),
         };
         Ok(Self {
             nats,
-            cluster,
-            kubeconfig,
+            clusters,
             signing_key,
             recipients,
             profiles,
@@ -487,9 +362,6 @@ impl Config {
             sweep_interval: Duration::from_secs(file.sweep_interval_secs.unwrap_or(300)),
             progress_interval: Duration::from_millis(file.progress_interval_ms.unwrap_or(20_000)),
             idle_poll: Duration::from_millis(file.idle_poll_ms.unwrap_or(5_000)),
-            throttle,
-            budget,
-            session: session(file.approaches, debug_image),
             images,
         })
     }
@@ -536,39 +408,6 @@ mod tests {
 }
 
 #[cfg(test)]
-mod fleet_budget_settings {
-    use super::*;
-
-    #[test]
-    fn leases_default_to_an_eighth_of_the_burst_and_bad_ones_are_named() {
-        let mut errors = Vec::new();
-        let file: FileKube = from_json(r#"{"qps": 20, "burst": 20}"#);
-        let (local, budget) = throttle(&file, &mut errors);
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(budget.lease_max, 2);
-        assert_eq!((local.qps, local.burst), (20.0, 2));
-        assert_eq!(
-            budget.limits.in_flight,
-            Duration::from_millis(250),
-            "lease time 100 ms + delivery 150 ms held back: 15 of the burst of 20"
-        );
-        assert_eq!(budget.limits.capacity(), 15.0);
-        let file: FileKube = from_json(r#"{"burst": 4, "lease_max": 9, "lease_ttl_ms": 1}"#);
-        throttle(&file, &mut errors);
-        let all = errors.join("\n");
-        assert!(
-            all.contains("kube.lease_max: 9 must be between 1 and kube.burst (4)"),
-            "{all}"
-        );
-        assert!(all.contains("kube.lease_ttl_ms: 1"), "{all}");
-    }
-
-    fn from_json(text: &str) -> FileKube {
-        serde_json::from_str(text).unwrap()
-    }
-}
-
-#[cfg(test)]
 mod precedence {
     use clap::Parser;
 
@@ -598,15 +437,18 @@ mod precedence {
         ]))
         .map_err(|e| e.join("; "))
         .unwrap();
-        assert_eq!(config.cluster.as_str(), "from-flag", "the flag wins");
+        let [cluster] = &config.clusters[..] else {
+            panic!("one cluster");
+        };
+        assert_eq!(cluster.name.as_str(), "from-flag", "the flag wins");
         assert_eq!(config.concurrency, 9, "the file wins over the default");
         assert_eq!(
-            (config.budget.limits.qps, config.budget.limits.burst),
+            (cluster.budget.limits.qps, cluster.budget.limits.burst),
             (20.0, 40),
             "kube.qps/burst default to the fleet budget 20/40"
         );
         assert_eq!(
-            (config.throttle.qps, config.throttle.burst),
+            (cluster.throttle.qps, cluster.throttle.burst),
             (20.0, 5),
             "the local smoother: the budget's QPS, one lease's burst"
         );

@@ -23,7 +23,7 @@ use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt;
 use scanfleet_bus::topology::{INTENTS_STREAM, PriorityClass};
 use scanfleet_bus::{ScanState, ScanStatusBook, dead_letter_and_terminate};
-use scanfleet_scan_intents::{Intent, intent_wire};
+use scanfleet_scan_intents::{ClusterName, Intent, intent_wire};
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
@@ -71,14 +71,26 @@ pub enum LoopError {
     Bus(String),
 }
 
-/// One worker's intent loop.
+/// One cluster's part of the loop: the scanner that reaches the cluster.
+/// Each lane pulls from its cluster's own consumers with its own
+/// `concurrency` slots, so a busy cluster never holds another's back and
+/// an idle lane always has a pull outstanding (which is how intake tells a
+/// served cluster from one no worker serves).
+pub struct Lane<S: Scanner> {
+    /// The cluster whose intents this lane claims.
+    pub cluster: ClusterName,
+    /// What scans them.
+    pub scanner: Arc<S>,
+}
+
+/// One worker's intent loop, over every cluster it serves.
 pub struct IntentLoop<S: Scanner> {
     /// Connection for raw acks (TERM with a reason).
     pub client: async_nats::Client,
     /// JetStream context.
     pub js: jetstream::Context,
-    /// What scans.
-    pub scanner: Arc<S>,
+    /// One lane per cluster served.
+    pub lanes: Vec<Lane<S>>,
     /// How results leave.
     pub publisher: Arc<ResultPublisher>,
     /// Counters.
@@ -86,7 +98,7 @@ pub struct IntentLoop<S: Scanner> {
     /// Where scan states are recorded for `GetScan`; optional so the loop
     /// also runs where no one asks.
     pub status: Option<ScanStatusBook>,
-    /// Tunables.
+    /// Tunables (`concurrency` is per lane).
     pub config: LoopConfig,
 }
 
@@ -113,94 +125,119 @@ impl<S: Scanner> TaskContext<S> {
     }
 }
 
+/// A lane's two consumers, high first.
+struct Consumers {
+    high: PullConsumer,
+    low: PullConsumer,
+}
+
 impl<S: Scanner> IntentLoop<S> {
-    /// Runs until `shutdown` flips to true, then drains.
+    /// Runs until `shutdown` flips to true, then drains every lane.
     ///
     /// # Errors
-    /// [`LoopError`] when the consumers cannot be reached.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), LoopError> {
+    /// [`LoopError`] when a lane's consumers cannot be reached.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), LoopError> {
         let stream = self
             .js
             .get_stream(INTENTS_STREAM)
             .await
             .map_err(|e| LoopError::Bus(e.to_string()))?;
-        let high: PullConsumer = stream
-            .get_consumer(PriorityClass::High.consumer_name())
-            .await
-            .map_err(|e| LoopError::Bus(e.to_string()))?;
-        let low: PullConsumer = stream
-            .get_consumer(PriorityClass::Low.consumer_name())
-            .await
-            .map_err(|e| LoopError::Bus(e.to_string()))?;
-        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        let ctx = Arc::new(TaskContext {
-            client: self.client,
-            js: self.js,
-            scanner: self.scanner,
-            publisher: self.publisher,
-            metrics: self.metrics,
-            status: self.status,
-            config: self.config,
-        });
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut lanes = Vec::new();
+        for lane in self.lanes {
+            let consumer = |class: PriorityClass| {
+                let name = class.consumer_name(&lane.cluster);
+                let stream = &stream;
+                async move {
+                    stream
+                        .get_consumer::<jetstream::consumer::pull::Config>(&name)
+                        .await
+                        .map_err(|e| LoopError::Bus(format!("{name}: {e}")))
+                }
+            };
+            let consumers = Consumers {
+                high: consumer(PriorityClass::High).await?,
+                low: consumer(PriorityClass::Low).await?,
+            };
+            let ctx = Arc::new(TaskContext {
+                client: self.client.clone(),
+                js: self.js.clone(),
+                scanner: lane.scanner,
+                publisher: self.publisher.clone(),
+                metrics: self.metrics.clone(),
+                status: self.status.clone(),
+                config: self.config.clone(),
+            });
+            lanes.push(run_lane(ctx, consumers, shutdown.clone()));
+        }
+        futures::future::join_all(lanes).await;
+        let _ = self.client.flush().await;
+        Ok(())
+    }
+}
 
-        'pull: loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let first = tokio::select! {
-                permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+/// One lane: claim what its free slots can run, high first; on shutdown,
+/// drain.
+async fn run_lane<S: Scanner>(
+    ctx: Arc<TaskContext<S>>,
+    Consumers { high, low }: Consumers,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(ctx.config.concurrency.max(1)));
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    'pull: loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+            _ = shutdown.changed() => break 'pull,
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        let mut messages = fetch_now(&high, permits.len()).await;
+        if messages.is_empty() {
+            messages = fetch_now(&low, permits.len()).await;
+        }
+        if messages.is_empty() {
+            // Block on the high class only; low work is picked up by the
+            // no-wait fetch on the next round, at most `idle_poll` later.
+            messages = tokio::select! {
+                m = fetch_wait(&high, permits.len(), ctx.config.idle_poll) => m,
                 _ = shutdown.changed() => break 'pull,
             };
-            let mut permits = vec![first];
-            while let Ok(p) = slots.clone().try_acquire_owned() {
-                permits.push(p);
-            }
-            let mut messages = fetch_now(&high, permits.len()).await;
-            if messages.is_empty() {
-                messages = fetch_now(&low, permits.len()).await;
-            }
-            if messages.is_empty() {
-                // Block on the high class only; low work is picked up by the
-                // no-wait fetch on the next round, at most `idle_poll` later.
-                messages = tokio::select! {
-                    m = fetch_wait(&high, permits.len(), ctx.config.idle_poll) => m,
-                    _ = shutdown.changed() => break 'pull,
-                };
-            }
-            while tasks.try_join_next().is_some() {}
-            for message in messages {
-                let Some(permit) = permits.pop() else {
-                    // Cannot happen: we never fetch more than we hold.
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
-                    continue;
-                };
-                let ctx = ctx.clone();
-                let cancel = cancel_rx.clone();
-                tasks.spawn(async move {
-                    handle(ctx, message, cancel).await;
-                    drop(permit);
-                });
-            }
         }
+        while tasks.try_join_next().is_some() {}
+        for message in messages {
+            let Some(permit) = permits.pop() else {
+                // Cannot happen: we never fetch more than we hold.
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+                continue;
+            };
+            let ctx = ctx.clone();
+            let cancel = cancel_rx.clone();
+            tasks.spawn(async move {
+                handle(ctx, message, cancel).await;
+                drop(permit);
+            });
+        }
+    }
 
-        // Drain: let running scans finish within the grace period, then make
-        // the rest give up and NAK.
-        let deadline = tokio::time::Instant::now() + ctx.config.drain_grace;
-        loop {
-            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => break,
-                Err(_) => {
-                    let _ = cancel_tx.send(true);
-                    while tasks.join_next().await.is_some() {}
-                    break;
-                }
+    // Drain: let running scans finish within the grace period, then make
+    // the rest give up and NAK.
+    let deadline = tokio::time::Instant::now() + ctx.config.drain_grace;
+    loop {
+        match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(_) => {
+                let _ = cancel_tx.send(true);
+                while tasks.join_next().await.is_some() {}
+                break;
             }
         }
-        let _ = ctx.client.flush().await;
-        Ok(())
     }
 }
 

@@ -21,9 +21,10 @@ pub mod recent_image_scans;
 pub mod registry_logins;
 pub mod result_publisher;
 pub mod scanner;
+pub mod served_clusters;
 pub mod worker_service;
 
-pub use intent_loop::{IntentLoop, LoopConfig, LoopError};
+pub use intent_loop::{IntentLoop, Lane, LoopConfig, LoopError};
 pub use metrics::WorkerMetrics;
 pub use scanner::{ScanFailure, ScanOutput, Scanner};
 

@@ -14,9 +14,10 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
-use scanfleet_kube_access::ApiThrottle;
+use scanfleet_kube_access::fleet_budget::BudgetLimits;
+use scanfleet_kube_access::{ApiThrottle, ThrottleStats};
 
-use crate::fleet_budget::FleetBudget;
+use crate::fleet_budget::{FleetBudget, FleetBudgetStats};
 use scanfleet_process_lifecycle::metrics::{
     CounterCell, DurationHistogram, GaugeCell, Registry, service_registry,
 };
@@ -127,17 +128,12 @@ impl WorkerMetrics {
 
     /// Adds the per-cluster Kubernetes API throttle's counters, read at
     /// each scrape.
-    pub fn with_throttle(mut self, throttle: ApiThrottle) -> Self {
+    pub fn with_clusters(mut self, clusters: Vec<(ApiThrottle, FleetBudget)>) -> Self {
+        let budgets: Vec<FleetBudget> = clusters.iter().map(|(_, b)| b.clone()).collect();
         self.registry
-            .register_collector(Box::new(ThrottleCollector(throttle)));
-        self
-    }
-
-    /// Adds the cluster's fleet-wide API budget as this worker sees it,
-    /// labelled by cluster, read at each scrape.
-    pub fn with_fleet_budget(mut self, budget: FleetBudget) -> Self {
+            .register_collector(Box::new(ThrottleCollector(clusters)));
         self.registry
-            .register_collector(Box::new(FleetBudgetCollector(budget)));
+            .register_collector(Box::new(FleetBudgetCollector(budgets)));
         self
     }
 
@@ -152,110 +148,105 @@ impl WorkerMetrics {
     }
 }
 
-/// The throttle's own counters, exposed as counters at scrape time.
+/// The throttles' own counters, one sample per cluster, read at scrape
+/// time.
 #[derive(Debug)]
-struct ThrottleCollector(ApiThrottle);
+struct ThrottleCollector(Vec<(ApiThrottle, FleetBudget)>);
 
-fn counter<N>(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: N) -> std::fmt::Result
-where
-    ConstCounter<N>: EncodeMetric,
-{
-    let metric = ConstCounter::new(value);
-    let descriptor = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    metric.encode(descriptor)
+/// One family with one sample per cluster: a family's descriptor may
+/// appear only once in the exposition, however many clusters are served.
+fn per_cluster<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    (name, help, kind): (&str, &str, MetricType),
+    samples: impl IntoIterator<Item = (String, M)>,
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (cluster, metric) in samples {
+        let labels = [("cluster", cluster.as_str())];
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 impl Collector for ThrottleCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let t = self.0.stats();
-        let e = &mut encoder;
-        counter(
-            e,
-            "kube_requests",
-            "Kubernetes API attempts (retries included).",
-            t.attempts,
-        )?;
-        counter(
-            e,
-            "kube_throttle_wait_seconds",
-            "Time calls waited for the per-cluster limiter.",
-            t.waited.as_secs_f64(),
-        )?;
-        counter(
-            e,
-            "kube_retry_sleep_seconds",
-            "Time spent in Retry-After and backoff sleeps.",
-            t.retry_sleep.as_secs_f64(),
-        )?;
-        counter(
-            e,
-            "kube_throttled",
-            "429 answers from the API server.",
-            t.throttled_by_server,
-        )?;
-        counter(
-            e,
-            "kube_retries",
-            "Retries after 5xx, dropped connections or timeouts.",
-            t.retried_errors,
-        )?;
-        counter(
-            e,
-            "kube_gave_up",
-            "Calls that failed after their last retry.",
-            t.gave_up,
-        )
+        let stats: Vec<_> = self
+            .0
+            .iter()
+            .map(|(t, b)| (b.cluster().to_owned(), t.stats()))
+            .collect();
+        #[rustfmt::skip]
+        let families: [(&str, &str, fn(&ThrottleStats) -> f64); 6] = [
+            ("kube_requests", "Kubernetes API attempts (retries included).", |t| t.attempts as f64),
+            ("kube_throttle_wait_seconds", "Time calls waited for the per-cluster limiter.", |t| t.waited.as_secs_f64()),
+            ("kube_retry_sleep_seconds", "Time spent in Retry-After and backoff sleeps.", |t| t.retry_sleep.as_secs_f64()),
+            ("kube_throttled", "429 answers from the API server.", |t| t.throttled_by_server as f64),
+            ("kube_retries", "Retries after 5xx, dropped connections or timeouts.", |t| t.retried_errors as f64),
+            ("kube_gave_up", "Calls that failed after their last retry.", |t| t.gave_up as f64),
+        ];
+        for (name, help, value) in families {
+            per_cluster(
+                &mut encoder,
+                (name, help, MetricType::Counter),
+                stats
+                    .iter()
+                    .map(|(cluster, t)| (cluster.clone(), ConstCounter::new(value(t)))),
+            )?;
+        }
+        Ok(())
     }
 }
 
-/// The fleet budget's counters, per cluster.
+/// The fleet budgets' counters, one sample per cluster.
 #[derive(Debug)]
-struct FleetBudgetCollector(FleetBudget);
-
-fn labelled<M: EncodeMetric>(
-    encoder: &mut DescriptorEncoder,
-    (name, help, kind): (&str, &str, MetricType),
-    cluster: &str,
-    metric: M,
-) -> std::fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-    let labels = [("cluster", cluster)];
-    metric.encode(family.encode_family(&labels)?)
-}
+struct FleetBudgetCollector(Vec<FleetBudget>);
 
 impl Collector for FleetBudgetCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let s = self.0.stats();
-        let settings = self.0.settings();
-        let cluster = self.0.cluster();
+        let budgets: Vec<_> = self
+            .0
+            .iter()
+            .map(|b| (b.cluster().to_owned(), b.stats(), b.settings().limits))
+            .collect();
         let e = &mut encoder;
         let c = MetricType::Counter;
-        let g = MetricType::Gauge;
         #[rustfmt::skip]
-        let counters = [
-            ("kube_budget_permits_granted", "Permits of the cluster's fleet-wide API budget this worker's calls got.", s.granted),
-            ("kube_budget_leases", "Leases this worker wrote to the fleet budget (one compare-and-set write each).", s.leases),
-            ("kube_budget_conflicts", "Budget writes that lost the compare-and-set to another worker and re-read.", s.conflicts),
-            ("kube_budget_bus_errors", "Budget reads or writes that failed (NATS unreachable); calls waited.", s.bus_errors),
-            ("kube_budget_lapsed", "Leased permits that lapsed unspent.", s.lapsed),
-            ("kube_budget_pauses", "Fleet-wide pauses this worker wrote after a 429 with Retry-After.", s.pauses),
+        let counters: [(&str, &str, fn(&FleetBudgetStats) -> u64); 6] = [
+            ("kube_budget_permits_granted", "Permits of the cluster's fleet-wide API budget this worker's calls got.", |s| s.granted),
+            ("kube_budget_leases", "Leases this worker wrote to the fleet budget (one compare-and-set write each).", |s| s.leases),
+            ("kube_budget_conflicts", "Budget writes that lost the compare-and-set to another worker and re-read.", |s| s.conflicts),
+            ("kube_budget_bus_errors", "Budget reads or writes that failed (NATS unreachable); calls waited.", |s| s.bus_errors),
+            ("kube_budget_lapsed", "Leased permits that lapsed unspent.", |s| s.lapsed),
+            ("kube_budget_pauses", "Fleet-wide pauses this worker wrote after a 429 with Retry-After.", |s| s.pauses),
         ];
         for (name, help, value) in counters {
-            labelled(e, (name, help, c), cluster, ConstCounter::new(value))?;
+            let samples = budgets
+                .iter()
+                .map(|(cluster, s, _)| (cluster.clone(), ConstCounter::new(value(s))));
+            per_cluster(e, (name, help, c), samples)?;
         }
+        per_cluster(
+            e,
+            (
+                "kube_budget_wait_seconds",
+                "Time calls waited for a fleet budget permit.",
+                c,
+            ),
+            budgets.iter().map(|(cluster, s, _)| {
+                (cluster.clone(), ConstCounter::new(s.waited.as_secs_f64()))
+            }),
+        )?;
         #[rustfmt::skip]
-        let floats = [
-            ("kube_budget_wait_seconds", "Time calls waited for a fleet budget permit.", c, s.waited.as_secs_f64()),
-            ("kube_budget_in_use_ratio", "Share of the fleet's burst in use at this worker's last lease (1: empty bucket).", g, s.in_use),
-            ("kube_budget_qps", "The cluster's fleet-wide API budget, calls per second.", g, settings.limits.qps),
-            ("kube_budget_burst", "The cluster's fleet-wide API burst.", g, f64::from(settings.limits.burst)),
+        let gauges: [(&str, &str, fn(&FleetBudgetStats, &BudgetLimits) -> f64); 3] = [
+            ("kube_budget_in_use_ratio", "Share of the fleet's burst in use at this worker's last lease (1: empty bucket).", |s, _| s.in_use),
+            ("kube_budget_qps", "The cluster's fleet-wide API budget, calls per second.", |_, l| l.qps),
+            ("kube_budget_burst", "The cluster's fleet-wide API burst.", |_, l| f64::from(l.burst)),
         ];
-        for (name, help, kind, value) in floats {
-            if kind == MetricType::Counter {
-                labelled(e, (name, help, kind), cluster, ConstCounter::new(value))?;
-            } else {
-                labelled(e, (name, help, kind), cluster, ConstGauge::new(value))?;
-            }
+        for (name, help, value) in gauges {
+            let samples = budgets
+                .iter()
+                .map(|(cluster, s, l)| (cluster.clone(), ConstGauge::new(value(s, l))));
+            per_cluster(e, (name, help, MetricType::Gauge), samples)?;
         }
         Ok(())
     }

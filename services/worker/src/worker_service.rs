@@ -19,17 +19,19 @@ use axum::routing::get;
 use scanfleet_bus::{ApiBudgetBook, BusIdentity, ScanStatusBook};
 use scanfleet_kube_access::{ApiThrottle, ClusterAccess};
 use scanfleet_process_lifecycle::{CriticalTasks, Listener, LogFormat, Service, serve_http};
+use scanfleet_scan_intents::ClusterName;
 use scanfleet_scan_session::sweep_expired;
 use tokio::sync::watch;
 
 use crate::config::{Args, Config};
 use crate::fleet_budget::FleetBudget;
 use crate::image_scanner::ImageScanner;
-use crate::intent_loop::{IntentLoop, LoopConfig};
+use crate::intent_loop::{IntentLoop, Lane, LoopConfig};
 use crate::kube_scanner::KubeScanner;
 use crate::metrics::{LONGEST_DEADLINE, WorkerMetrics};
 use crate::registry_logins::RegistryLogins;
 use crate::result_publisher::ResultPublisher;
+use crate::served_clusters::ServedCluster;
 
 /// The bound address, once the worker serves.
 #[derive(Clone, Copy, Debug)]
@@ -99,36 +101,49 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> 
     run_with_ready(config, shutdown, |_| {}).await
 }
 
-/// The worker's own identity in the cluster: the kubeconfig when given,
-/// else the in-cluster ServiceAccount; every call through `throttle`.
-async fn cluster_access(config: &Config, throttle: &ApiThrottle) -> Result<ClusterAccess> {
-    Ok(match &config.kubeconfig {
-        Some(path) => {
-            let text = scanfleet_bus::read_small_file(path, 1 << 20).map_err(anyhow::Error::msg)?;
-            ClusterAccess::from_kubeconfig_throttled(
-                &text,
-                &path.display().to_string(),
-                throttle.clone(),
-            )
-            .await?
-        }
-        None => ClusterAccess::in_cluster(throttle.clone()).await?,
+/// One served cluster, connected: every call of the worker's own identity
+/// there takes a permit of the cluster's fleet budget, then passes this
+/// process's smoother.
+struct ConnectedCluster {
+    served: ServedCluster,
+    budget: FleetBudget,
+    throttle: ApiThrottle,
+    admin: ClusterAccess,
+}
+
+async fn connect_cluster(served: ServedCluster, book: &ApiBudgetBook) -> Result<ConnectedCluster> {
+    let limits = served.budget.limits;
+    if f64::from(limits.burst) - limits.qps * limits.in_flight.as_secs_f64() < 1.0 {
+        tracing::warn!(
+            cluster = %served.name,
+            qps = limits.qps,
+            burst = limits.burst,
+            "kube.burst is too small to hold back qps x (lease time + delivery) for calls in flight; \
+             the API server may see a little more than burst + qps per second (raise kube.burst)"
+        );
+    }
+    let budget = FleetBudget::new(book.clone(), served.name.as_str(), served.budget);
+    let throttle =
+        ApiThrottle::under_fleet_budget(served.throttle.clone(), Arc::new(budget.clone()))?;
+    let admin = served
+        .reach
+        .connect(throttle.clone())
+        .await
+        .with_context(|| format!("cluster {}", served.name))?;
+    Ok(ConnectedCluster {
+        served,
+        budget,
+        throttle,
+        admin,
     })
 }
 
-/// The intent loop with its scanner and publisher.
-fn intent_loop(
-    config: Config,
-    client: &async_nats::Client,
-    js: &async_nats::jetstream::Context,
-    admin: &ClusterAccess,
-    status: ScanStatusBook,
-    metrics: Arc<WorkerMetrics>,
-) -> IntentLoop<KubeScanner> {
+/// The scanner of one cluster's lane.
+fn kube_scanner(config: &Config, cluster: &ConnectedCluster) -> Lane<KubeScanner> {
     let mut scanner = KubeScanner::new(
-        admin.clone(),
-        config.session.clone(),
-        config.cluster.clone(),
+        cluster.admin.clone(),
+        cluster.served.session.clone(),
+        cluster.served.name.clone(),
         config.profiles.clone(),
         config.thresholds.clone(),
         config.worker_id.clone(),
@@ -138,12 +153,26 @@ fn intent_loop(
     let mut images = config.images.clone();
     if let Some(secret) = images.pull_secret.clone() {
         images.logins = RegistryLogins::Secret {
-            access: admin.clone(),
+            access: cluster.admin.clone(),
             secret,
         };
     }
     scanner.images = ImageScanner::new(images);
-    let scanner = Arc::new(scanner);
+    Lane {
+        cluster: cluster.served.name.clone(),
+        scanner: Arc::new(scanner),
+    }
+}
+
+/// The intent loop with a lane per cluster and the publisher.
+fn intent_loop(
+    config: Config,
+    lanes: Vec<Lane<KubeScanner>>,
+    client: &async_nats::Client,
+    js: &async_nats::jetstream::Context,
+    status: ScanStatusBook,
+    metrics: Arc<WorkerMetrics>,
+) -> IntentLoop<KubeScanner> {
     let publisher = Arc::new(ResultPublisher::new(
         client,
         config.signing_key,
@@ -152,7 +181,7 @@ fn intent_loop(
     IntentLoop {
         client: client.clone(),
         js: js.clone(),
-        scanner,
+        lanes,
         publisher,
         metrics,
         status: Some(status),
@@ -169,6 +198,7 @@ fn intent_loop(
 /// Removes scan identities that crashed workers left behind, every
 /// `every`, until shutdown. Not critical: a failed pass retries.
 fn spawn_sweeper(
+    cluster: ClusterName,
     admin: ClusterAccess,
     every: Duration,
     metrics: Arc<WorkerMetrics>,
@@ -184,12 +214,12 @@ fn spawn_sweeper(
             match sweep_expired(&admin, jiff::Timestamp::now()).await {
                 Ok(n) => {
                     if n > 0 {
-                        tracing::info!(removed = n, "sweeper removed expired scan identities");
+                        tracing::info!(removed = n, %cluster, "sweeper removed expired scan identities");
                     }
                     metrics.identities_swept.add(n as u64);
                     metrics.sweeps.add(1);
                 }
-                Err(e) => tracing::warn!(error = %e, "sweeper pass failed; will retry"),
+                Err(e) => tracing::warn!(error = %e, %cluster, "sweeper pass failed; will retry"),
             }
         }
     })
@@ -207,31 +237,22 @@ pub async fn run_with_ready(
     let client = scanfleet_bus::connect(&config.nats, BusIdentity::Worker).await?;
     let js = async_nats::jetstream::new(client.clone());
     scanfleet_bus::check_topology(&js, BusIdentity::Worker).await?;
+    let names: Vec<ClusterName> = config.clusters.iter().map(|c| c.name.clone()).collect();
+    scanfleet_bus::check_cluster_consumers(&js, &names).await?;
     let status = ScanStatusBook::open(&js).await?;
-    // Every call of this cluster takes a permit of the fleet's budget, then
-    // passes this process's smoother.
-    let limits = config.budget.limits;
-    if f64::from(limits.burst) - limits.qps * limits.in_flight.as_secs_f64() < 1.0 {
-        tracing::warn!(
-            qps = limits.qps,
-            burst = limits.burst,
-            "kube.burst is too small to hold back qps x (lease time + delivery) for calls in flight; \
-             the API server may see a little more than burst + qps per second (raise kube.burst)"
-        );
+    let book = ApiBudgetBook::open(&js).await?;
+    let mut clusters = Vec::new();
+    for served in config.clusters.clone() {
+        clusters.push(connect_cluster(served, &book).await?);
     }
-    let budget = FleetBudget::new(
-        ApiBudgetBook::open(&js).await?,
-        config.cluster.as_str(),
-        config.budget,
-    );
-    let throttle =
-        ApiThrottle::under_fleet_budget(config.throttle.clone(), Arc::new(budget.clone()))?;
-    let admin = cluster_access(&config, &throttle).await?;
     let longest = config.default_timeout.max(LONGEST_DEADLINE);
     let metrics = Arc::new(
-        WorkerMetrics::with_longest_deadline(longest)
-            .with_throttle(throttle)
-            .with_fleet_budget(budget),
+        WorkerMetrics::with_longest_deadline(longest).with_clusters(
+            clusters
+                .iter()
+                .map(|c| (c.throttle.clone(), c.budget.clone()))
+                .collect(),
+        ),
     );
     let listener = Listener::bind(
         "http",
@@ -255,23 +276,41 @@ pub async fn run_with_ready(
             ready: is_ready.clone(),
             nats: client.clone(),
         });
-    tracing::info!(http = %listening.http, worker = %config.worker_id, cluster = %config.cluster, "worker serving");
+    let served = names
+        .iter()
+        .map(ClusterName::as_str)
+        .collect::<Vec<_>>()
+        .join(",");
+    tracing::info!(http = %listening.http, worker = %config.worker_id, clusters = %served, "worker serving");
     ready(listening);
 
     // The loop drains for up to drain_grace on shutdown; give it that.
     let mut tasks = CriticalTasks::new(shutdown.clone())
         .with_drain_grace(config.drain_grace + Duration::from_secs(5));
-    let sweep_interval = config.sweep_interval;
-    let sweeper_metrics = metrics.clone();
-    let intents = intent_loop(config, &client, &js, &admin, status, metrics);
+    // One sweeper per cluster, each with that cluster's identity.
+    let sweepers: Vec<_> = clusters
+        .iter()
+        .map(|c| {
+            spawn_sweeper(
+                c.served.name.clone(),
+                c.admin.clone(),
+                config.sweep_interval,
+                metrics.clone(),
+                shutdown.clone(),
+            )
+        })
+        .collect();
+    let lanes = clusters.iter().map(|c| kube_scanner(&config, c)).collect();
+    let intents = intent_loop(config, lanes, &client, &js, status, metrics);
     is_ready.store(true, Ordering::Relaxed);
     let rx = shutdown.clone();
     tasks.spawn("intent-loop", async move { intents.run(rx).await });
     tasks.spawn("http", serve_http(listener, router, shutdown.clone()));
-    let sweeper = spawn_sweeper(admin, sweep_interval, sweeper_metrics, shutdown.clone());
     let result = tasks.supervise().await;
     is_ready.store(false, Ordering::Relaxed);
-    sweeper.abort();
+    for sweeper in sweepers {
+        sweeper.abort();
+    }
     client.flush().await.ok();
     result
 }

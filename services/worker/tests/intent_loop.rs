@@ -26,7 +26,7 @@ use scanfleet_test_harness::fleet::{SampleStatement, eventually, write_public_ke
 use scanfleet_test_harness::nats::NatsServer;
 use scanfleet_trust::{ScanStatement, SigningKey};
 use scanfleet_worker::{
-    IntentLoop, LoopConfig, ResultPublisher, ScanFailure, ScanOutput, Scanner, WorkerMetrics,
+    IntentLoop, Lane, LoopConfig, ResultPublisher, ScanFailure, ScanOutput, Scanner, WorkerMetrics,
 };
 use sha2::{Digest, Sha256};
 
@@ -145,6 +145,7 @@ async fn bench() -> Bench {
     TopologyConfig {
         max_deliver: 3,
         backoff: vec![Duration::from_secs(1)],
+        clusters: vec![ClusterName::new("kubesim").unwrap()],
         ..Default::default()
     }
     .ensure(&js)
@@ -221,7 +222,10 @@ impl Bench {
         IntentLoop {
             client: self.client.clone(),
             js: self.js.clone(),
-            scanner,
+            lanes: vec![Lane {
+                cluster: ClusterName::new("kubesim").unwrap(),
+                scanner,
+            }],
             publisher: Arc::new(ResultPublisher::new(&self.client, key, vec![])),
             metrics,
             status: Some(self.status.clone()),

@@ -37,7 +37,8 @@ pub struct SecureBus {
 }
 
 impl SecureBus {
-    /// A secured server with the default topology (one replica).
+    /// A secured server with the default topology (one replica) and
+    /// consumers for [`TEST_CLUSTER`] too.
     ///
     /// # Panics
     /// When the server does not start or the bootstrap fails.
@@ -52,7 +53,7 @@ impl SecureBus {
     /// As [`SecureBus::start`].
     pub async fn start_with(topology: TopologyConfig) -> Self {
         let bus = Self::launch(false);
-        topology
+        with_test_cluster(topology)
             .ensure(&bus.admin().await)
             .await
             .expect("bootstrap the topology");
@@ -67,7 +68,7 @@ impl SecureBus {
     /// As [`SecureBus::start`].
     pub async fn requiring_client_certificates() -> Self {
         let bus = Self::launch(true);
-        TopologyConfig::default()
+        with_test_cluster(TopologyConfig::default())
             .ensure(&bus.admin().await)
             .await
             .expect("bootstrap the topology");
@@ -117,7 +118,7 @@ impl SecureBus {
             server.wait_healthy(std::time::Duration::from_secs(30));
         }
         let bus = secured.into_bus(servers);
-        topology
+        with_test_cluster(topology)
             .ensure(&bus.admin().await)
             .await
             .expect("bootstrap the topology on the cluster");
@@ -337,4 +338,17 @@ fn write_identity(dir: &Path, name: &str, id: &Identity) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}-key.pem"));
     crate::write_private(&key, id.key_pem.as_bytes());
     (cert, key)
+}
+
+/// The cluster name the tests' services use for kubesim.
+pub const TEST_CLUSTER: &str = "kubesim";
+
+/// `topology` with consumers for [`TEST_CLUSTER`] as well, since the
+/// tests' workers serve that cluster whatever else a test configures.
+pub fn with_test_cluster(mut topology: TopologyConfig) -> TopologyConfig {
+    let test = scanfleet_scan_intents::ClusterName::new(TEST_CLUSTER).expect("a valid name");
+    if !topology.clusters.contains(&test) {
+        topology.clusters.push(test);
+    }
+    topology
 }

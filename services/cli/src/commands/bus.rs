@@ -99,6 +99,10 @@ fn init(args: InitArgs) -> Result<ExitCode> {
                     differences.join("; ")
                 );
             }
+            Provision::Removed => println!(
+                "removed  {} (an older fleet-wide consumer; its intents stay queued for the per-cluster ones)",
+                line.what
+            ),
         }
     }
     Ok(EXIT_OK)

@@ -83,6 +83,30 @@ pub struct FileConfig {
     /// Periodic scans.
     #[serde(default)]
     pub scheduler: Option<FileScheduler>,
+    /// The other clusters the fleet scans (the cluster registry), beside
+    /// the default one of `--cluster`.
+    #[serde(default)]
+    pub clusters: Vec<FileCluster>,
+}
+
+/// One entry of the cluster registry. The same file the workers read may
+/// be mounted here: intake reads the name and how to reach the cluster,
+/// and ignores the workers' `kube` budget and `approaches` policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCluster {
+    /// The cluster's name, as submissions and intents carry it.
+    pub name: String,
+    /// A kubeconfig for its pod directory (label selectors).
+    pub kubeconfig: Option<PathBuf>,
+    /// Its pod directory runs as intake's own ServiceAccount.
+    pub in_cluster: Option<bool>,
+    /// The workers' API budget (not intake's).
+    #[serde(default)]
+    pub kube: Option<serde::de::IgnoredAny>,
+    /// The workers' approach policy (not intake's).
+    #[serde(default)]
+    pub approaches: Option<serde::de::IgnoredAny>,
 }
 
 /// `webhooks:` in the file.

@@ -18,12 +18,15 @@ use std::time::Duration;
 
 use scanfleet_bus::NatsSettings;
 use scanfleet_edge_access::AccessSettings;
+use scanfleet_kube_access::ClusterReach;
 use scanfleet_process_lifecycle::{
     ListenerSecurity, LogFormat, ServingLimits, read_yaml_file, setting,
 };
 use scanfleet_scan_intents::{ClusterName, IntakeLimits, LockedInputs};
 
-pub use file::{FileConfig, FileEndpoint, FileProfile, FileSchedule, FileScheduler, FileWebhooks};
+pub use file::{
+    FileCluster, FileConfig, FileEndpoint, FileProfile, FileSchedule, FileScheduler, FileWebhooks,
+};
 pub use flags::Args;
 pub use schedules::SchedulerConfig;
 pub use webhooks::WebhookConfig;
@@ -39,6 +42,9 @@ pub struct Config {
     pub kubeconfig: Option<PathBuf>,
     /// The pod directory runs as the pod's own ServiceAccount.
     pub in_cluster: bool,
+    /// The registry's other clusters: submissions may name them; the
+    /// ones intake can reach get their own pod directory.
+    pub other_clusters: Vec<KnownCluster>,
     /// gRPC address.
     pub grpc_listen: SocketAddr,
     /// Default scan timeout.
@@ -65,6 +71,64 @@ pub struct Config {
     pub profiles: Option<PathBuf>,
     /// Inputs no caller may override.
     pub locked_inputs: LockedInputs,
+}
+
+/// A cluster of the registry besides the default one.
+#[derive(Debug, Clone)]
+pub struct KnownCluster {
+    /// Its name.
+    pub name: ClusterName,
+    /// How intake reaches it for label selectors; `None`: by name only
+    /// (submissions name containers by `k8s://` URI).
+    pub reach: Option<ClusterReach>,
+}
+
+impl Config {
+    /// Every cluster submissions may name, the default one first.
+    pub fn known_clusters(&self) -> Vec<&ClusterName> {
+        std::iter::once(&self.cluster)
+            .chain(self.other_clusters.iter().map(|c| &c.name))
+            .collect()
+    }
+}
+
+/// The registry's entries, every problem named by entry.
+fn other_clusters(
+    entries: &[FileCluster],
+    default: Option<&ClusterName>,
+    errors: &mut Vec<String>,
+) -> Vec<KnownCluster> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut known = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let at = format!("clusters[{i}] ({})", entry.name);
+        let Ok(name) =
+            ClusterName::new(&entry.name).map_err(|e| errors.push(format!("{at}.name: {e}")))
+        else {
+            continue;
+        };
+        if default == Some(&name) {
+            errors.push(format!(
+                "{at}: is the default cluster (--cluster); reach it with --kubeconfig or --in-cluster"
+            ));
+            continue;
+        }
+        if !seen.insert(entry.name.clone()) {
+            errors.push(format!("{at}: named twice"));
+            continue;
+        }
+        let reach = match (&entry.kubeconfig, entry.in_cluster) {
+            (None, None) => None,
+            (kubeconfig, in_cluster) => {
+                match ClusterReach::from_entry(kubeconfig.clone(), in_cluster, &at, errors) {
+                    Some(reach) => Some(reach),
+                    None => continue,
+                }
+            }
+        };
+        known.push(KnownCluster { name, reach });
+    }
+    known
 }
 
 /// The process settings, settled by the precedence rule.
@@ -196,6 +260,7 @@ impl Config {
             .map(|s| schedules::schedules(s, &mut errors));
         let has_schedules = scheduler.as_ref().is_some_and(|s| !s.scans.is_empty());
         check_prerequisites(&file, &process, has_schedules, &mut errors);
+        let other_clusters = other_clusters(&file.clusters, process.cluster.as_ref(), &mut errors);
         let cluster = match (errors.is_empty(), process.cluster) {
             (true, Some(cluster)) => cluster,
             _ => return Err(errors),
@@ -205,6 +270,7 @@ impl Config {
             cluster,
             kubeconfig: process.kubeconfig,
             in_cluster: process.in_cluster,
+            other_clusters,
             grpc_listen: process.grpc_listen,
             default_timeout: Duration::from_secs(process.default_timeout_secs),
             max_timeout: Duration::from_secs(process.max_timeout_secs),

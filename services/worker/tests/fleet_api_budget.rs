@@ -220,7 +220,10 @@ async fn a_429_seen_by_one_worker_pauses_the_whole_fleet() {
     let mut saw_429 = Vec::new();
     let mut waited = Vec::new();
     for (w, before) in workers.iter().zip(&waited_before) {
-        saw_429.push(w.metric("scanfleet_worker_kube_throttled_total").await);
+        saw_429.push(
+            w.metric("scanfleet_worker_kube_throttled_total{cluster=\"kubesim\"}")
+                .await,
+        );
         waited.push(budget_metric(w, "wait_seconds_total").await - before);
     }
     let calls = worker_calls(&fleet.audit(), since);

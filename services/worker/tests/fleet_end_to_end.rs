@@ -67,7 +67,12 @@ async fn every_submitted_scan_is_persisted_exactly_once_and_verified() {
             .await,
         10.0
     );
-    assert!(worker.metric("scanfleet_worker_kube_requests_total").await >= 10.0 * 7.0);
+    assert!(
+        worker
+            .metric("scanfleet_worker_kube_requests_total{cluster=\"kubesim\"}")
+            .await
+            >= 10.0 * 7.0
+    );
 
     // The trace minted at intake travels with the scan: each result event
     // carries a traceparent whose trace id labels that scan's worker logs.

@@ -113,7 +113,9 @@ impl Fleet {
         .await
     }
 
-    async fn start_on_with(
+    /// The fleet on `nats`, intake given the extra flags `intake_flags`
+    /// returns (e.g. a config file with a cluster registry).
+    pub async fn start_on_with(
         nats: SecureBus,
         intake_flags: impl FnOnce(&std::path::Path) -> Vec<String>,
     ) -> Self {
@@ -236,6 +238,15 @@ impl Fleet {
         self.worker_configured(name, concurrency, &self.worker_config, extra)
     }
 
+    /// A worker serving the clusters of `registry_yaml` (a `clusters:`
+    /// list, each entry with its own kubeconfig and budget) instead of
+    /// this fleet's kubesim alone.
+    pub fn worker_serving(&self, name: &str, concurrency: usize, registry_yaml: &str) -> Worker {
+        let config = self.dir.path().join(format!("{name}.yml"));
+        std::fs::write(&config, format!("{}{registry_yaml}", worker_yaml(3600))).unwrap();
+        self.spawn_worker(name, concurrency, &config, &[], false)
+    }
+
     fn worker_configured(
         &self,
         name: &str,
@@ -243,12 +254,27 @@ impl Fleet {
         config: &std::path::Path,
         extra: &[&str],
     ) -> Worker {
+        self.spawn_worker(name, concurrency, config, extra, true)
+    }
+
+    fn spawn_worker(
+        &self,
+        name: &str,
+        concurrency: usize,
+        config: &std::path::Path,
+        extra: &[&str],
+        this_cluster: bool,
+    ) -> Worker {
         let log = self.dir.path().join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scanfleet-worker"))
-            .args(self.nats.args(BusIdentity::Worker))
-            .args(["--cluster", "kubesim"])
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_scanfleet-worker"));
+        command.args(self.nats.args(BusIdentity::Worker));
+        if this_cluster {
+            command
+                .args(["--cluster", "kubesim"])
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig);
+        }
+        let mut child = command
             .arg("--signing-key")
             .arg(&self.key_path)
             .arg("--profiles")

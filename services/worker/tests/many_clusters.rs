@@ -1,0 +1,324 @@
+//! Many clusters on one bus: two kubesims, one nats-server, intake and the
+//! collector, and six worker processes (two serve only `kubesim`, one only
+//! `west`, three both through a `clusters:` registry). Each cluster has its
+//! own fleet-wide API budget and its own intent consumers, so:
+//! - intake refuses a cluster it does not know, naming the known ones;
+//! - intents for a cluster no running worker serves wait (GetScan says so,
+//!   intake's metrics count them), are never dead-lettered, and complete
+//!   once a worker for that cluster starts;
+//! - 200 scans across both clusters are each persisted exactly once, none
+//!   dead-lettered, while two workers are SIGKILLed and restarted, and
+//!   neither cluster's audit log ever shows more than its own budget.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kubesim::audit::AuditRecord;
+use scanfleet_bus::TopologyConfig;
+use scanfleet_bus::topology::DLQ_STREAM;
+use scanfleet_contracts::v1::target_selector::Selector;
+use scanfleet_contracts::v1::{GetScanRequest, ScanOutcome, ScanState, TargetSelector};
+use scanfleet_scan_intents::ClusterName;
+use scanfleet_test_harness::https::https_get;
+use scanfleet_test_harness::write_private;
+use support::{Fleet, SecureBus, Worker, eventually, submit_request};
+
+/// Each cluster's budget for all workers together (calls per second, and
+/// the burst on top of it).
+const KUBESIM_QPS: usize = 40;
+const WEST_QPS: usize = 30;
+
+/// Exec scans: quick, one round trip each; both clusters run the demo pods.
+const TARGETS: [&str; 2] = [
+    "k8s://apps/web-misconfigured/web",
+    "k8s://apps/web-hardened/web",
+];
+
+fn unix_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// The most worker calls that arrived within any 1 s window of `audit`.
+fn busiest_second(audit: &[AuditRecord], since_ms: f64) -> usize {
+    let mut t: Vec<f64> = audit
+        .iter()
+        .filter(|r| {
+            r.received_unix_ms >= since_ms
+                && (r.user == "kubesim-admin" || r.user.starts_with("system:serviceaccount:apps:"))
+        })
+        .map(|r| r.received_unix_ms)
+        .collect();
+    t.sort_by(f64::total_cmp);
+    let mut most = 0;
+    let mut end = 0;
+    for (start, &at) in t.iter().enumerate() {
+        while end < t.len() && t[end] < at + 1000.0 {
+            end += 1;
+        }
+        most = most.max(end - start);
+    }
+    most
+}
+
+fn read_audit(path: &std::path::Path) -> Vec<AuditRecord> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an audit line"))
+        .collect()
+}
+
+/// A registry entry for a worker's YAML.
+fn entry(name: &str, kubeconfig: &std::path::Path, qps: usize) -> String {
+    format!(
+        "  - name: {name}\n    kubeconfig: {}\n    kube: {{qps: {qps}, burst: {qps}}}\n",
+        kubeconfig.display()
+    )
+}
+
+struct West {
+    sim: kubesim::Kubesim,
+    kubeconfig: std::path::PathBuf,
+    audit_log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn west() -> West {
+    let dir = tempfile::tempdir().unwrap();
+    let audit_log = dir.path().join("west-audit.jsonl");
+    let sim = kubesim::Kubesim::start_settled(
+        kubesim::Config {
+            audit_log: Some(audit_log.clone()),
+            ..kubesim::Config::demo().unwrap()
+        },
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the second kubesim starts");
+    let kubeconfig = dir.path().join("west.kubeconfig");
+    write_private(&kubeconfig, sim.admin_kubeconfig().as_bytes());
+    West {
+        sim,
+        kubeconfig,
+        audit_log,
+        _dir: dir,
+    }
+}
+
+async fn submit_to(fleet: &Fleet, cluster: &str, uri: &str) -> Result<String, tonic::Status> {
+    let mut request = submit_request(uri);
+    request.target = Some(TargetSelector {
+        cluster: cluster.into(),
+        selector: Some(Selector::Uri(uri.into())),
+    });
+    fleet.submit_request(tonic::Request::new(request)).await
+}
+
+async fn scan_status(fleet: &Fleet, scan_id: &str) -> (ScanState, String) {
+    let mut client = fleet.intake_as(fleet.creds.operator()).await;
+    let status = client
+        .get_scan(GetScanRequest {
+            scan_id: scan_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (status.state(), status.message)
+}
+
+async fn intake_metric(fleet: &Fleet, series: &str) -> Option<f64> {
+    let http = fleet.intake.http.expect("intake serves HTTP");
+    let r = https_get(http, &fleet.creds.tls(), "/metrics", None).await;
+    assert_eq!(r.status, 200);
+    r.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_clusters_one_bus_six_workers_each_cluster_within_its_own_budget() {
+    let west = west().await;
+    let nats = SecureBus::start_with(TopologyConfig {
+        clusters: vec![ClusterName::new("west").unwrap()],
+        ..support::topology()
+    })
+    .await;
+    let west_kubeconfig = west.kubeconfig.clone();
+    let fleet = Fleet::start_on_with(nats, move |dir| {
+        let config = dir.join("intake.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "clusters:\n  - name: west\n    kubeconfig: {}\n",
+                west_kubeconfig.display()
+            ),
+        )
+        .unwrap();
+        vec![
+            "--config".into(),
+            config.display().to_string(),
+            "--http-listen".into(),
+            "127.0.0.1:0".into(),
+            // 200 submissions in a row from one operator.
+            "--rate-limit".into(),
+            "1000".into(),
+            "--rate-limit-burst".into(),
+            "1000".into(),
+        ]
+    })
+    .await;
+
+    // A cluster intake does not know is refused, naming the known ones.
+    let refused = submit_to(&fleet, "north", TARGETS[0]).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("target.cluster: unknown cluster \"north\"; known clusters: kubesim, west"),
+        "{}",
+        refused.message()
+    );
+
+    // Only kubesim has workers: west's intents wait, and say so.
+    let kubesim_only = format!("kube:\n  qps: {KUBESIM_QPS}\n  burst: {KUBESIM_QPS}\n");
+    let mut e1 = fleet.worker_with_yaml("e1", 4, &kubesim_only);
+    let e2 = fleet.worker_with_yaml("e2", 4, &kubesim_only);
+    let mut waiting = BTreeSet::new();
+    for i in 0..10 {
+        waiting.insert(submit_to(&fleet, "west", TARGETS[i % 2]).await.unwrap());
+    }
+    let served_proof = fleet.submit(TARGETS[0]).await;
+    fleet
+        .wait_results(1, Duration::from_secs(60), &[&e1, &e2])
+        .await;
+    eventually(
+        "intake counts west's waiting intents",
+        Duration::from_secs(20),
+        || async {
+            intake_metric(
+                &fleet,
+                "scanfleet_intake_cluster_intents_waiting{cluster=\"west\"}",
+            )
+            .await
+                == Some(10.0)
+        },
+    )
+    .await;
+    assert_eq!(
+        intake_metric(
+            &fleet,
+            "scanfleet_intake_cluster_served{cluster=\"kubesim\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    for id in &waiting {
+        let (state, message) = scan_status(&fleet, id).await;
+        assert_eq!(state, ScanState::Queued, "{id}: {message}");
+        assert!(
+            message.contains("no running worker serves cluster west"),
+            "{id}: {message:?}"
+        );
+    }
+    let results = fleet.results().await;
+    assert_eq!(
+        results.iter().map(|r| &r.scan_id).collect::<Vec<_>>(),
+        vec![&served_proof],
+        "kubesim's workers took nothing of west's"
+    );
+    assert_eq!(fleet.messages(DLQ_STREAM).await, 0, "nothing dead-lettered");
+
+    // Workers for west start: one for west alone, three for both.
+    let since = unix_ms();
+    let both = format!(
+        "clusters:\n{}{}",
+        entry("kubesim", &fleet.kubeconfig, KUBESIM_QPS),
+        entry("west", &west.kubeconfig, WEST_QPS)
+    );
+    let west_only = format!("clusters:\n{}", entry("west", &west.kubeconfig, WEST_QPS));
+    let x1 = fleet.worker_serving("x1", 4, &west_only);
+    let mut b1 = fleet.worker_serving("b1", 4, &both);
+    let b2 = fleet.worker_serving("b2", 4, &both);
+    let b3 = fleet.worker_serving("b3", 4, &both);
+    fleet
+        .wait_results(11, Duration::from_secs(60), &[&x1, &b1, &b2, &b3])
+        .await;
+
+    // 200 scans across both clusters; a third of the way, SIGKILL a worker
+    // of each kind that is scanning, and start it again.
+    let mut by_cluster: BTreeMap<String, &str> = BTreeMap::new();
+    let mut ids = BTreeSet::new();
+    for i in 0..200 {
+        let cluster = if i % 2 == 0 { "kubesim" } else { "west" };
+        let id = submit_to(&fleet, cluster, TARGETS[(i / 2) % 2])
+            .await
+            .unwrap();
+        by_cluster.insert(id.clone(), cluster);
+        ids.insert(id);
+    }
+    eventually(
+        "a third done, b1 and e1 scanning",
+        Duration::from_secs(120),
+        || async {
+            fleet.results().await.len() >= 11 + 200 / 3
+                && b1.metric("scanfleet_worker_scans_in_flight").await >= 1.0
+                && e1.metric("scanfleet_worker_scans_in_flight").await >= 1.0
+        },
+    )
+    .await;
+    for w in [&mut b1, &mut e1] {
+        w.signal("KILL");
+        let _ = w.child.wait();
+    }
+    let b1 = fleet.worker_serving("b1", 4, &both);
+    let e1 = fleet.worker_with_yaml("e1", 4, &kubesim_only);
+    let workers: [&Worker; 6] = [&e1, &e2, &x1, &b1, &b2, &b3];
+    let results = fleet
+        .wait_results(211, Duration::from_secs(240), &workers)
+        .await;
+
+    let mut seen = BTreeMap::new();
+    for r in &results {
+        *seen.entry(r.scan_id.clone()).or_insert(0) += 1;
+        assert_eq!(r.outcome(), ScanOutcome::Completed, "{}", r.failure);
+    }
+    assert!(seen.values().all(|&n| n == 1), "each scan persisted once");
+    let all: BTreeSet<String> = ids
+        .iter()
+        .chain(&waiting)
+        .chain([&served_proof])
+        .cloned()
+        .collect();
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), all);
+    for r in results
+        .iter()
+        .filter(|r| by_cluster.contains_key(&r.scan_id))
+    {
+        let target = r.target.as_ref().unwrap();
+        assert_eq!(target.cluster, by_cluster[&r.scan_id], "{}", r.scan_id);
+    }
+    assert_eq!(fleet.messages(DLQ_STREAM).await, 0, "nothing dead-lettered");
+
+    let kubesim_most = busiest_second(&fleet.audit(), since);
+    let west_most = busiest_second(&read_audit(&west.audit_log), since);
+    println!(
+        "busiest 1 s of worker calls: kubesim {kubesim_most} (budget {KUBESIM_QPS} + burst \
+         {KUBESIM_QPS}), west {west_most} (budget {WEST_QPS} + burst {WEST_QPS})"
+    );
+    assert!(
+        kubesim_most <= 2 * KUBESIM_QPS,
+        "kubesim saw {kubesim_most} in 1 s"
+    );
+    assert!(west_most <= 2 * WEST_QPS, "west saw {west_most} in 1 s");
+    assert!(
+        west_most > 0 && kubesim_most > 0,
+        "both clusters were scanned"
+    );
+    drop(west.sim);
+}

@@ -96,6 +96,55 @@ async fn enqueue(queue: &IntentQueue, subject: &str, id: &str) -> Result<Enqueue
         .await
 }
 
+/// A bus set up before consumers were per cluster: `bus init` deletes the
+/// fleet-wide consumer (its filter overlaps every cluster's) and the intent
+/// it had not delivered goes to the cluster's own consumer.
+#[tokio::test]
+async fn bus_init_replaces_the_fleet_wide_consumers_and_keeps_their_intents() {
+    let server = NatsServer::start();
+    let (_client, js) = connect(&server).await;
+    let config = kubesim_topology();
+    let stream = js.create_stream(config.intents_stream()).await.unwrap();
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("workers-high".into()),
+            filter_subject: PriorityClass::High.filter_subject(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let queue = IntentQueue::new(js.clone());
+    enqueue(&queue, &subject(PriorityClass::High, "old"), "old")
+        .await
+        .unwrap();
+    let report = config.ensure(&js).await.unwrap();
+    let line = |what: &str| {
+        report
+            .iter()
+            .find(|p| p.what == what)
+            .map(|p| p.outcome.clone())
+    };
+    assert_eq!(
+        line("consumer SCAN_INTENTS/workers-high"),
+        Some(scanfleet_bus::Provision::Removed)
+    );
+    assert_eq!(
+        line("consumer SCAN_INTENTS/workers-high-kubesim"),
+        Some(scanfleet_bus::Provision::Created)
+    );
+    let intent = next_intent(&js, PriorityClass::High, Duration::from_secs(5))
+        .await
+        .expect("the queued intent reaches the cluster's consumer");
+    assert_eq!(intent.subject.as_str(), subject(PriorityClass::High, "old"));
+    let again = config.ensure(&js).await.unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|p| p.outcome != scanfleet_bus::Provision::Removed),
+        "a re-run removes nothing"
+    );
+}
+
 #[tokio::test]
 async fn ensure_is_idempotent_and_declares_the_documented_shape() {
     let server = NatsServer::start();

@@ -239,6 +239,30 @@ fn label(v: Verdict) -> &'static str {
     }
 }
 
+/// Every durable consumer is still there after the services' attempts.
+async fn every_consumer_survived(admin: &async_nats::jetstream::Context) {
+    for (stream, consumer) in [
+        (
+            INTENTS_STREAM,
+            PriorityClass::High.consumer_name(&default_cluster()),
+        ),
+        (
+            INTENTS_STREAM,
+            PriorityClass::Low.consumer_name(&default_cluster()),
+        ),
+        (RESULTS_STREAM, COLLECTOR_CONSUMER.to_owned()),
+        (ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER.to_owned()),
+    ] {
+        admin
+            .get_stream(stream)
+            .await
+            .unwrap()
+            .consumer_info(&consumer)
+            .await
+            .unwrap_or_else(|e| panic!("{stream}/{consumer}: {e}"));
+    }
+}
+
 #[tokio::test]
 async fn every_identity_is_refused_outside_its_part_and_none_can_erase_anything() {
     let bus = SecureBus::start().await;
@@ -327,26 +351,7 @@ async fn every_identity_is_refused_outside_its_part_and_none_can_erase_anything(
             .unwrap_or_else(|e| panic!("{stream} lost its evidence: {e}"));
         assert_eq!(first.payload, Bytes::from_static(b"evidence"));
     }
-    for (stream, consumer) in [
-        (
-            INTENTS_STREAM,
-            PriorityClass::High.consumer_name(&default_cluster()),
-        ),
-        (
-            INTENTS_STREAM,
-            PriorityClass::Low.consumer_name(&default_cluster()),
-        ),
-        (RESULTS_STREAM, COLLECTOR_CONSUMER.to_owned()),
-        (ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER.to_owned()),
-    ] {
-        admin
-            .get_stream(stream)
-            .await
-            .unwrap()
-            .consumer_info(&consumer)
-            .await
-            .unwrap_or_else(|e| panic!("{stream}/{consumer}: {e}"));
-    }
+    every_consumer_survived(&admin).await;
     assert!(
         admin.get_stream("PROBE").await.is_err(),
         "no stream created"

@@ -273,7 +273,7 @@ impl Bench {
             let worker = self.worker(&format!("w{delivery}"));
             eventually(&format!("delivery {delivery} to a worker"), || async {
                 let (delivered, pending_ack, _) =
-                    consumer_state(&self.js, INTENTS_STREAM, "workers-high").await;
+                    consumer_state(&self.js, INTENTS_STREAM, "workers-high-kubesim").await;
                 delivered == delivery && pending_ack == 1
             })
             .await;
@@ -304,7 +304,8 @@ impl Bench {
             0,
             "gone from the queue"
         );
-        let (delivered, _, _) = consumer_state(&self.js, INTENTS_STREAM, "workers-high").await;
+        let (delivered, _, _) =
+            consumer_state(&self.js, INTENTS_STREAM, "workers-high-kubesim").await;
         assert_eq!(delivered, MAX_DELIVER as u64, "never delivered again");
         let dead = self
             .js

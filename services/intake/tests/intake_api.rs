@@ -502,7 +502,10 @@ async fn intake_stops_when_a_critical_task_dies() {
     let intake = scanfleet_intake::EmbeddedIntake::start(config)
         .await
         .unwrap();
-    assert_eq!(intake.tasks.names(), ["dead-letters", "grpc", "http"]);
+    assert_eq!(
+        intake.tasks.names(),
+        ["cluster-queues", "dead-letters", "grpc", "http"]
+    );
     assert!(intake.tasks.abort("http"));
     let err = tokio::time::timeout(std::time::Duration::from_secs(30), intake.stopped())
         .await

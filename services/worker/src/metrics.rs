@@ -148,6 +148,15 @@ impl WorkerMetrics {
     }
 }
 
+/// A metric family read from per-cluster stats: name, help, and the value.
+type StatFamily<S, V> = (&'static str, &'static str, fn(&S) -> V);
+/// A gauge family read from a budget's stats and limits.
+type GaugeFamily = (
+    &'static str,
+    &'static str,
+    fn(&FleetBudgetStats, &BudgetLimits) -> f64,
+);
+
 /// The throttles' own counters, one sample per cluster, read at scrape
 /// time.
 #[derive(Debug)]
@@ -176,7 +185,7 @@ impl Collector for ThrottleCollector {
             .map(|(t, b)| (b.cluster().to_owned(), t.stats()))
             .collect();
         #[rustfmt::skip]
-        let families: [(&str, &str, fn(&ThrottleStats) -> f64); 6] = [
+        let families: [StatFamily<ThrottleStats, f64>; 6] = [
             ("kube_requests", "Kubernetes API attempts (retries included).", |t| t.attempts as f64),
             ("kube_throttle_wait_seconds", "Time calls waited for the per-cluster limiter.", |t| t.waited.as_secs_f64()),
             ("kube_retry_sleep_seconds", "Time spent in Retry-After and backoff sleeps.", |t| t.retry_sleep.as_secs_f64()),
@@ -211,7 +220,7 @@ impl Collector for FleetBudgetCollector {
         let e = &mut encoder;
         let c = MetricType::Counter;
         #[rustfmt::skip]
-        let counters: [(&str, &str, fn(&FleetBudgetStats) -> u64); 6] = [
+        let counters: [StatFamily<FleetBudgetStats, u64>; 6] = [
             ("kube_budget_permits_granted", "Permits of the cluster's fleet-wide API budget this worker's calls got.", |s| s.granted),
             ("kube_budget_leases", "Leases this worker wrote to the fleet budget (one compare-and-set write each).", |s| s.leases),
             ("kube_budget_conflicts", "Budget writes that lost the compare-and-set to another worker and re-read.", |s| s.conflicts),
@@ -237,7 +246,7 @@ impl Collector for FleetBudgetCollector {
             }),
         )?;
         #[rustfmt::skip]
-        let gauges: [(&str, &str, fn(&FleetBudgetStats, &BudgetLimits) -> f64); 3] = [
+        let gauges: [GaugeFamily; 3] = [
             ("kube_budget_in_use_ratio", "Share of the fleet's burst in use at this worker's last lease (1: empty bucket).", |s, _| s.in_use),
             ("kube_budget_qps", "The cluster's fleet-wide API budget, calls per second.", |_, l| l.qps),
             ("kube_budget_burst", "The cluster's fleet-wide API burst.", |_, l| f64::from(l.burst)),

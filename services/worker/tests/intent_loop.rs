@@ -443,7 +443,7 @@ async fn shutdown_finishes_in_flight_scans_and_returns_the_rest() {
         b.js.get_stream(INTENTS_STREAM)
             .await
             .unwrap()
-            .get_consumer("workers-high")
+            .get_consumer("workers-high-kubesim")
             .await
             .unwrap();
     let mut batch = consumer

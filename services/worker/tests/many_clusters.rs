@@ -141,16 +141,16 @@ async fn intake_metric(fleet: &Fleet, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_clusters_one_bus_six_workers_each_cluster_within_its_own_budget() {
-    let west = west().await;
+/// The fleet on a bus with consumers for `kubesim` and `west`, intake
+/// knowing both (west through its kubeconfig) and serving metrics.
+async fn fleet_knowing(west: &West) -> Fleet {
     let nats = SecureBus::start_with(TopologyConfig {
         clusters: vec![ClusterName::new("west").unwrap()],
         ..support::topology()
     })
     .await;
     let west_kubeconfig = west.kubeconfig.clone();
-    let fleet = Fleet::start_on_with(nats, move |dir| {
+    Fleet::start_on_with(nats, move |dir| {
         let config = dir.join("intake.yml");
         std::fs::write(
             &config,
@@ -160,19 +160,178 @@ async fn two_clusters_one_bus_six_workers_each_cluster_within_its_own_budget() {
             ),
         )
         .unwrap();
-        vec![
-            "--config".into(),
-            config.display().to_string(),
-            "--http-listen".into(),
-            "127.0.0.1:0".into(),
+        [
+            "--config",
+            &config.display().to_string(),
+            "--http-listen",
+            "127.0.0.1:0",
             // 200 submissions in a row from one operator.
-            "--rate-limit".into(),
-            "1000".into(),
-            "--rate-limit-burst".into(),
-            "1000".into(),
+            "--rate-limit",
+            "1000",
+            "--rate-limit-burst",
+            "1000",
         ]
+        .map(String::from)
+        .to_vec()
     })
+    .await
+}
+
+/// With workers for kubesim only, west's intents wait: GetScan and the
+/// metrics say so, kubesim's workers take none of them, none is
+/// dead-lettered. Returns west's scans and one kubesim scan.
+async fn west_waits(fleet: &Fleet, kubesim_workers: &[&Worker]) -> (BTreeSet<String>, String) {
+    let mut waiting = BTreeSet::new();
+    for i in 0..10 {
+        waiting.insert(submit_to(fleet, "west", TARGETS[i % 2]).await.unwrap());
+    }
+    let served_proof = fleet.submit(TARGETS[0]).await;
+    fleet
+        .wait_results(1, Duration::from_secs(60), kubesim_workers)
+        .await;
+    eventually(
+        "intake counts west's waiting intents",
+        Duration::from_secs(20),
+        || async {
+            intake_metric(
+                fleet,
+                "scanfleet_intake_cluster_intents_waiting{cluster=\"west\"}",
+            )
+            .await
+                == Some(10.0)
+        },
+    )
     .await;
+    assert_eq!(
+        intake_metric(
+            fleet,
+            "scanfleet_intake_cluster_served{cluster=\"kubesim\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    for id in &waiting {
+        let (state, message) = scan_status(fleet, id).await;
+        assert_eq!(state, ScanState::Queued, "{id}: {message}");
+        assert!(
+            message.contains("no running worker serves cluster west"),
+            "{id}: {message:?}"
+        );
+    }
+    let results = fleet.results().await;
+    assert_eq!(
+        results.iter().map(|r| &r.scan_id).collect::<Vec<_>>(),
+        vec![&served_proof],
+        "kubesim's workers took nothing of west's"
+    );
+    assert_eq!(fleet.messages(DLQ_STREAM).await, 0, "nothing dead-lettered");
+    (waiting, served_proof)
+}
+
+/// Submits 200 scans, alternating clusters; returns each scan's cluster.
+async fn flood(fleet: &Fleet) -> BTreeMap<String, &'static str> {
+    let mut by_cluster = BTreeMap::new();
+    for i in 0..200 {
+        let cluster = if i % 2 == 0 { "kubesim" } else { "west" };
+        let id = submit_to(fleet, cluster, TARGETS[(i / 2) % 2])
+            .await
+            .unwrap();
+        by_cluster.insert(id, cluster);
+    }
+    by_cluster
+}
+
+/// Waits until `worker` is scanning with at least `done` results stored,
+/// then SIGKILLs it.
+async fn kill_while_scanning(fleet: &Fleet, worker: &mut Worker, done: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let stored = fleet.results().await.len();
+        let in_flight = worker.metric("scanfleet_worker_scans_in_flight").await;
+        if stored >= done && in_flight >= 1.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no moment with {done} results stored and the worker scanning: {stored} stored, \
+             {in_flight} in flight; its log:\n{}",
+            worker
+                .logs()
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.signal("KILL");
+    let _ = worker.child.wait();
+}
+
+/// Every scan persisted exactly once, completed, in its own cluster.
+fn assert_exactly_once(
+    results: &[scanfleet_contracts::v1::ScanResult],
+    expected: &BTreeSet<String>,
+    by_cluster: &BTreeMap<String, &str>,
+) {
+    let mut seen = BTreeMap::new();
+    for r in results {
+        *seen.entry(r.scan_id.clone()).or_insert(0) += 1;
+        assert_eq!(r.outcome(), ScanOutcome::Completed, "{}", r.failure);
+        if let Some(cluster) = by_cluster.get(&r.scan_id) {
+            assert_eq!(
+                &r.target.as_ref().unwrap().cluster,
+                cluster,
+                "{}",
+                r.scan_id
+            );
+        }
+    }
+    assert!(seen.values().all(|&n| n == 1), "each scan persisted once");
+    assert_eq!(&seen.keys().cloned().collect::<BTreeSet<_>>(), expected);
+}
+
+/// A scan identity a crashed worker left in `sim`'s `apps`, already expired.
+async fn leave_expired_identity(sim: &kubesim::Kubesim, name: &str) {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use scanfleet_scan_session::scan_identity::EXPIRES_AT_ANNOTATION;
+    let admin =
+        scanfleet_kube_access::ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
+            .await
+            .unwrap();
+    let accounts = kube::Api::<ServiceAccount>::namespaced(admin.client, "apps");
+    let account: ServiceAccount = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/managed-by": "scanfleet"},
+            "annotations": {EXPIRES_AT_ANNOTATION: "2000-01-01T00:00:00Z"},
+        }
+    }))
+    .unwrap();
+    accounts
+        .create(&Default::default(), &account)
+        .await
+        .unwrap();
+}
+
+async fn identity_exists(sim: &kubesim::Kubesim, name: &str) -> bool {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let admin =
+        scanfleet_kube_access::ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
+            .await
+            .unwrap();
+    kube::Api::<ServiceAccount>::namespaced(admin.client, "apps")
+        .get_opt(name)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_clusters_one_bus_six_workers_each_cluster_within_its_own_budget() {
+    let west = west().await;
+    let fleet = fleet_knowing(&west).await;
 
     // A cluster intake does not know is refused, naming the known ones.
     let refused = submit_to(&fleet, "north", TARGETS[0]).await.unwrap_err();
@@ -189,52 +348,10 @@ async fn two_clusters_one_bus_six_workers_each_cluster_within_its_own_budget() {
     let kubesim_only = format!("kube:\n  qps: {KUBESIM_QPS}\n  burst: {KUBESIM_QPS}\n");
     let mut e1 = fleet.worker_with_yaml("e1", 4, &kubesim_only);
     let e2 = fleet.worker_with_yaml("e2", 4, &kubesim_only);
-    let mut waiting = BTreeSet::new();
-    for i in 0..10 {
-        waiting.insert(submit_to(&fleet, "west", TARGETS[i % 2]).await.unwrap());
-    }
-    let served_proof = fleet.submit(TARGETS[0]).await;
-    fleet
-        .wait_results(1, Duration::from_secs(60), &[&e1, &e2])
-        .await;
-    eventually(
-        "intake counts west's waiting intents",
-        Duration::from_secs(20),
-        || async {
-            intake_metric(
-                &fleet,
-                "scanfleet_intake_cluster_intents_waiting{cluster=\"west\"}",
-            )
-            .await
-                == Some(10.0)
-        },
-    )
-    .await;
-    assert_eq!(
-        intake_metric(
-            &fleet,
-            "scanfleet_intake_cluster_served{cluster=\"kubesim\"}"
-        )
-        .await,
-        Some(1.0)
-    );
-    for id in &waiting {
-        let (state, message) = scan_status(&fleet, id).await;
-        assert_eq!(state, ScanState::Queued, "{id}: {message}");
-        assert!(
-            message.contains("no running worker serves cluster west"),
-            "{id}: {message:?}"
-        );
-    }
-    let results = fleet.results().await;
-    assert_eq!(
-        results.iter().map(|r| &r.scan_id).collect::<Vec<_>>(),
-        vec![&served_proof],
-        "kubesim's workers took nothing of west's"
-    );
-    assert_eq!(fleet.messages(DLQ_STREAM).await, 0, "nothing dead-lettered");
+    let (waiting, served_proof) = west_waits(&fleet, &[&e1, &e2]).await;
 
-    // Workers for west start: one for west alone, three for both.
+    // Workers for west start: one for west alone, three for both; the
+    // waiting intents complete.
     let since = unix_ms();
     let both = format!(
         "clusters:\n{}{}",
@@ -242,67 +359,36 @@ async fn two_clusters_one_bus_six_workers_each_cluster_within_its_own_budget() {
         entry("west", &west.kubeconfig, WEST_QPS)
     );
     let west_only = format!("clusters:\n{}", entry("west", &west.kubeconfig, WEST_QPS));
-    let x1 = fleet.worker_serving("x1", 4, &west_only);
-    let mut b1 = fleet.worker_serving("b1", 4, &both);
-    let b2 = fleet.worker_serving("b2", 4, &both);
-    let b3 = fleet.worker_serving("b3", 4, &both);
+    let x1 = fleet.worker_serving("x1", 4, &west_only, 3600);
+    let mut b1 = fleet.worker_serving("b1", 4, &both, 3600);
+    let b2 = fleet.worker_serving("b2", 4, &both, 3600);
+    let b3 = fleet.worker_serving("b3", 4, &both, 3600);
     fleet
         .wait_results(11, Duration::from_secs(60), &[&x1, &b1, &b2, &b3])
         .await;
 
-    // 200 scans across both clusters; a third of the way, SIGKILL a worker
-    // of each kind that is scanning, and start it again.
-    let mut by_cluster: BTreeMap<String, &str> = BTreeMap::new();
-    let mut ids = BTreeSet::new();
-    for i in 0..200 {
-        let cluster = if i % 2 == 0 { "kubesim" } else { "west" };
-        let id = submit_to(&fleet, cluster, TARGETS[(i / 2) % 2])
-            .await
-            .unwrap();
-        by_cluster.insert(id.clone(), cluster);
-        ids.insert(id);
-    }
-    eventually(
-        "a third done, b1 and e1 scanning",
-        Duration::from_secs(120),
-        || async {
-            fleet.results().await.len() >= 11 + 200 / 3
-                && b1.metric("scanfleet_worker_scans_in_flight").await >= 1.0
-                && e1.metric("scanfleet_worker_scans_in_flight").await >= 1.0
-        },
-    )
-    .await;
-    for w in [&mut b1, &mut e1] {
-        w.signal("KILL");
-        let _ = w.child.wait();
-    }
-    let b1 = fleet.worker_serving("b1", 4, &both);
-    let e1 = fleet.worker_with_yaml("e1", 4, &kubesim_only);
+    // 200 scans across both clusters; mid-run, SIGKILL a worker of each
+    // kind while it scans, and start it again.
+    // The kills run while the scans are still being submitted: on a
+    // loaded machine submitting can be slower than scanning.
+    let kills = async {
+        kill_while_scanning(&fleet, &mut e1, 11 + 20).await;
+        let e1 = fleet.worker_with_yaml("e1", 4, &kubesim_only);
+        kill_while_scanning(&fleet, &mut b1, 11 + 40).await;
+        (e1, fleet.worker_serving("b1", 4, &both, 3600))
+    };
+    let (by_cluster, (e1, b1)) = tokio::join!(flood(&fleet), kills);
     let workers: [&Worker; 6] = [&e1, &e2, &x1, &b1, &b2, &b3];
     let results = fleet
         .wait_results(211, Duration::from_secs(240), &workers)
         .await;
-
-    let mut seen = BTreeMap::new();
-    for r in &results {
-        *seen.entry(r.scan_id.clone()).or_insert(0) += 1;
-        assert_eq!(r.outcome(), ScanOutcome::Completed, "{}", r.failure);
-    }
-    assert!(seen.values().all(|&n| n == 1), "each scan persisted once");
-    let all: BTreeSet<String> = ids
-        .iter()
+    let expected: BTreeSet<String> = by_cluster
+        .keys()
         .chain(&waiting)
         .chain([&served_proof])
         .cloned()
         .collect();
-    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), all);
-    for r in results
-        .iter()
-        .filter(|r| by_cluster.contains_key(&r.scan_id))
-    {
-        let target = r.target.as_ref().unwrap();
-        assert_eq!(target.cluster, by_cluster[&r.scan_id], "{}", r.scan_id);
-    }
+    assert_exactly_once(&results, &expected, &by_cluster);
     assert_eq!(fleet.messages(DLQ_STREAM).await, 0, "nothing dead-lettered");
 
     let kubesim_most = busiest_second(&fleet.audit(), since);
@@ -320,5 +406,15 @@ async fn two_clusters_one_bus_six_workers_each_cluster_within_its_own_budget() {
         west_most > 0 && kubesim_most > 0,
         "both clusters were scanned"
     );
-    drop(west.sim);
+
+    // The sweeper runs per cluster: a worker serving both removes the
+    // expired identities crashed workers left in each.
+    leave_expired_identity(&fleet.sim, "scanfleet-left-east").await;
+    leave_expired_identity(&west.sim, "scanfleet-left-west").await;
+    let _sweeper = fleet.worker_serving("s1", 1, &both, 1);
+    eventually("both clusters swept", Duration::from_secs(30), || async {
+        !identity_exists(&fleet.sim, "scanfleet-left-east").await
+            && !identity_exists(&west.sim, "scanfleet-left-west").await
+    })
+    .await;
 }

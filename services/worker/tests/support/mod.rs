@@ -241,9 +241,20 @@ impl Fleet {
     /// A worker serving the clusters of `registry_yaml` (a `clusters:`
     /// list, each entry with its own kubeconfig and budget) instead of
     /// this fleet's kubesim alone.
-    pub fn worker_serving(&self, name: &str, concurrency: usize, registry_yaml: &str) -> Worker {
+    /// Its sweepers run every `sweep_secs` seconds.
+    pub fn worker_serving(
+        &self,
+        name: &str,
+        concurrency: usize,
+        registry_yaml: &str,
+        sweep_secs: u64,
+    ) -> Worker {
         let config = self.dir.path().join(format!("{name}.yml"));
-        std::fs::write(&config, format!("{}{registry_yaml}", worker_yaml(3600))).unwrap();
+        std::fs::write(
+            &config,
+            format!("{}{registry_yaml}", worker_yaml(sweep_secs)),
+        )
+        .unwrap();
         self.spawn_worker(name, concurrency, &config, &[], false)
     }
 

@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use crate::drift_recording::{DriftRecorder, Recorded};
-use crate::ingest::{Ingestor, Rejection, ReportSource};
+use crate::ingest::{Ingestor, Opened, Rejection, ReportSource};
 use crate::metrics::Metrics;
 use crate::reports_at_rest::ReportsAtRest;
 
@@ -258,18 +258,27 @@ impl ResultConsumer {
         ) {
             return Err(Outcome::Quarantine(r));
         }
-        let report = match &opened.report {
-            ReportSource::Inline(body) => Some(body.clone()),
+        let Opened {
+            envelope,
+            verified,
+            statement,
+            report,
+        } = opened;
+        // Moved, not copied: a report is tens of kilobytes.
+        let report = match report {
+            ReportSource::Inline(body) => Some(body),
             ReportSource::Absent => None,
-            ReportSource::Object(name) => match self.report_object(results, name, encoding).await {
-                Ok(body) => Some(body),
-                Err(outcome) => return Err(outcome),
-            },
+            ReportSource::Object(name) => {
+                match self.report_object(results, &name, encoding).await {
+                    Ok(body) => Some(body),
+                    Err(outcome) => return Err(outcome),
+                }
+            }
         };
         let (row, report) = StoredResult::from_verified(
-            &opened.envelope,
-            &opened.verified,
-            &opened.statement,
+            &envelope,
+            &verified,
+            &statement,
             report.as_deref(),
             now_ms(),
         )

@@ -12,6 +12,7 @@
 //! outage here leaves the event unacknowledged, and its redelivery
 //! records the drift then.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -51,6 +52,26 @@ fn comparable(row: &StoredResult) -> bool {
     row.completed && row.report_sha256.is_some()
 }
 
+/// What pairs an image scan with container scans: digest, profile name
+/// and version.
+type PartnerKey = (String, String, String);
+
+fn partner_key(r: &StoredResult) -> PartnerKey {
+    (
+        r.image_digest.clone(),
+        r.profile_name.clone(),
+        r.profile_version.clone(),
+    )
+}
+
+/// A copy of `e` for another row it failed (an outage stays an outage).
+fn same_kind(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
 impl DriftRecorder {
     /// Records every drift report `row` completes (none for a failed scan
     /// or one without a report, or without a partner).
@@ -81,6 +102,61 @@ impl DriftRecorder {
             }
         }
         Ok(recorded)
+    }
+
+    /// [`DriftRecorder::after_stored`] for each row of a stored batch, in
+    /// order, with the image-scan partners of all its container results
+    /// found in one query instead of one per result.
+    ///
+    /// # Errors
+    /// Each row's own: a failed partner query fails every container result
+    /// that needed it (each is then redelivered and compared again).
+    pub async fn after_stored_batch(
+        &self,
+        rows: &[&StoredResult],
+    ) -> Vec<Result<Vec<Recorded>, StoreError>> {
+        let containers: Vec<&StoredResult> = rows
+            .iter()
+            .copied()
+            .filter(|r| comparable(r) && !r.is_image_scan())
+            .collect();
+        let partners = self.image_partners(&containers).await;
+        let mut done = Vec::with_capacity(rows.len());
+        for row in rows {
+            done.push(if !comparable(row) {
+                Ok(Vec::new())
+            } else if row.is_image_scan() {
+                self.after_stored(row).await
+            } else {
+                match &partners {
+                    Err(e) => Err(same_kind(e)),
+                    Ok(partners) => match partners.get(&partner_key(row)) {
+                        None => Ok(Vec::new()),
+                        Some(image) => self
+                            .record(image, row)
+                            .await
+                            .map(|r| r.into_iter().collect()),
+                    },
+                }
+            });
+        }
+        done
+    }
+
+    /// The newest image scan for each container result's digest and
+    /// profile, keyed by [`partner_key`].
+    async fn image_partners(
+        &self,
+        containers: &[&StoredResult],
+    ) -> Result<HashMap<PartnerKey, StoredResult>, StoreError> {
+        if containers.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut digests: Vec<&str> = containers.iter().map(|r| r.image_digest.as_str()).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        let found = self.store.latest_image_scans(&digests).await?;
+        Ok(found.into_iter().map(|i| (partner_key(&i), i)).collect())
     }
 
     /// Compares one pair and stores the outcome.

@@ -18,8 +18,8 @@ use scanfleet_result_store::{ResultStore, StoreError, StoredResult, Upsert};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
-use crate::drift_recording::DriftRecorder;
-use crate::ingest::{Ingestor, Rejection, ReportSource};
+use crate::drift_recording::{DriftRecorder, Recorded};
+use crate::ingest::{Ingestor, Opened, Rejection, ReportSource};
 use crate::metrics::Metrics;
 use crate::reports_at_rest::ReportsAtRest;
 
@@ -70,6 +70,24 @@ enum Outcome {
 /// A verified event ready to store, or how it ends without being stored.
 type Prepared = Result<(StoredResult, Option<scanfleet_result_store::Report>), Outcome>;
 
+/// A delivered batch, verified, in delivery order.
+struct VerifiedBatch {
+    delivered: Vec<jetstream::Message>,
+    prepared: Vec<Prepared>,
+    spans: Vec<tracing::Span>,
+}
+
+/// Waits for a batch's write; a write that panicked is logged (its events
+/// were not acknowledged, so they come back).
+async fn finish(writing: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(Err(e)) = match writing {
+        Some(w) => Some(w.await),
+        None => None,
+    } {
+        tracing::error!(error = %e, "storing a batch failed; its events will be redelivered");
+    }
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -78,7 +96,8 @@ fn now_ms() -> i64 {
 }
 
 impl ResultConsumer {
-    /// Consumes until `shutdown` resolves.
+    /// Consumes until `shutdown` resolves; the batch being written then is
+    /// finished (stored and acknowledged) first.
     ///
     /// # Errors
     /// [`ConsumeError`] when the consumer cannot be reached or its stream ends.
@@ -104,13 +123,19 @@ impl ResultConsumer {
             .await
             .map_err(|e| ConsumeError::Bus(e.to_string()))?;
         let mut batches = messages.ready_chunks(MAX_STORE_BATCH);
+        let this = Arc::new(self);
+        // The write (and acknowledgements) of the previous batch, running
+        // while this one is verified: verification is the runtime's work,
+        // the write mostly the database's, so the two overlap.
+        let mut writing: Option<tokio::task::JoinHandle<()>> = None;
         tokio::pin!(shutdown);
         loop {
             let next = tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                () = &mut shutdown => break,
                 next = batches.next() => next,
             };
             let Some(batch) = next else {
+                finish(writing).await;
                 return Err(ConsumeError::Bus("results stream ended".into()));
             };
             let mut delivered = Vec::with_capacity(batch.len());
@@ -120,13 +145,24 @@ impl ResultConsumer {
                     Ok(m) => delivered.push(m),
                 }
             }
-            self.settle_batch(delivered, &results).await;
+            let verified = this.verify_batch(delivered, &results).await;
+            // One write at a time, in delivery order.
+            finish(writing.take()).await;
+            let (this, results) = (this.clone(), results.clone());
+            writing = Some(tokio::spawn(async move {
+                this.settle_batch(verified, &results).await;
+            }));
         }
+        finish(writing).await;
+        Ok(())
     }
 
-    /// Verifies each delivered event, stores the verified ones in one
-    /// transaction, then acknowledges each as its outcome requires.
-    async fn settle_batch(&self, delivered: Vec<jetstream::Message>, results: &ResultStream) {
+    /// Verifies each delivered event of a batch (nothing is stored yet).
+    async fn verify_batch(
+        &self,
+        delivered: Vec<jetstream::Message>,
+        results: &ResultStream,
+    ) -> VerifiedBatch {
         let mut prepared = Vec::with_capacity(delivered.len());
         let mut spans = Vec::with_capacity(delivered.len());
         for message in &delivered {
@@ -145,15 +181,20 @@ impl ResultConsumer {
             );
             spans.push(span);
         }
-        let outcomes = self.store(prepared).await;
-        let settled =
-            delivered
-                .iter()
-                .zip(outcomes)
-                .zip(spans)
-                .map(|((message, outcome), span)| {
-                    self.settle(message, outcome, results).instrument(span)
-                });
+        VerifiedBatch {
+            delivered,
+            prepared,
+            spans,
+        }
+    }
+
+    /// Stores the verified events of a batch in one transaction, then
+    /// acknowledges each as its outcome requires.
+    async fn settle_batch(&self, batch: VerifiedBatch, results: &ResultStream) {
+        let outcomes = self.store(batch.prepared).await;
+        let settled = batch.delivered.iter().zip(outcomes).zip(batch.spans).map(
+            |((message, outcome), span)| self.settle(message, outcome, results).instrument(span),
+        );
         futures::future::join_all(settled).await;
     }
 
@@ -217,18 +258,27 @@ impl ResultConsumer {
         ) {
             return Err(Outcome::Quarantine(r));
         }
-        let report = match &opened.report {
-            ReportSource::Inline(body) => Some(body.clone()),
+        let Opened {
+            envelope,
+            verified,
+            statement,
+            report,
+        } = opened;
+        // Moved, not copied: a report is tens of kilobytes.
+        let report = match report {
+            ReportSource::Inline(body) => Some(body),
             ReportSource::Absent => None,
-            ReportSource::Object(name) => match self.report_object(results, name, encoding).await {
-                Ok(body) => Some(body),
-                Err(outcome) => return Err(outcome),
-            },
+            ReportSource::Object(name) => {
+                match self.report_object(results, &name, encoding).await {
+                    Ok(body) => Some(body),
+                    Err(outcome) => return Err(outcome),
+                }
+            }
         };
         let (row, report) = StoredResult::from_verified(
-            &opened.envelope,
-            &opened.verified,
-            &opened.statement,
+            &envelope,
+            &verified,
+            &statement,
             report.as_deref(),
             now_ms(),
         )
@@ -283,8 +333,8 @@ impl ResultConsumer {
             let span = tracing::info_span!("store_results", count = rows.len());
             self.store.upsert_batch(&rows).instrument(span).await
         };
-        let mut stored = match stored {
-            Ok(upserts) => upserts.into_iter(),
+        let stored = match stored {
+            Ok(upserts) => Some(upserts),
             Err(e) => {
                 if matches!(e, StoreError::Unavailable(_)) {
                     self.metrics
@@ -294,39 +344,54 @@ impl ResultConsumer {
                 } else {
                     tracing::error!(error = %e, count = rows.len(), "storing failed; retrying later");
                 }
-                Vec::new().into_iter()
+                None
             }
         };
-        let mut outcomes = Vec::with_capacity(prepared.len());
-        for p in prepared {
-            let outcome = match p {
-                Err(outcome) => outcome,
-                Ok((row, _)) => match stored.next() {
-                    Some(Upsert::Inserted) => {
-                        self.metrics.stored.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(scan_id = %row.scan_id, signer = %row.signer_key_id, "result stored");
-                        self.metrics.findings.observe(&row);
-                        let outcome = self.record_drift(&row, Outcome::Stored).await;
-                        let _ = self.persisted.send(row);
-                        outcome
-                    }
-                    Some(Upsert::AlreadyStored) => {
-                        self.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-                        self.record_drift(&row, Outcome::Duplicate).await
-                    }
-                    None => Outcome::RetryLater,
-                },
+        let matched = match_upserts(prepared, stored);
+        let kept: Vec<&StoredResult> = matched
+            .iter()
+            .filter_map(|m| m.as_ref().ok().map(|((row, _), _)| row))
+            .collect();
+        let mut drift = self.drift.after_stored_batch(&kept).await.into_iter();
+        let mut outcomes = Vec::with_capacity(matched.len());
+        for m in matched {
+            let ((row, _report), upsert) = match m {
+                Err(outcome) => {
+                    outcomes.push(outcome);
+                    continue;
+                }
+                Ok(stored) => stored,
             };
-            outcomes.push(outcome);
+            let drift = drift.next().unwrap_or(Ok(Vec::new()));
+            outcomes.push(match upsert {
+                Upsert::Inserted => {
+                    self.metrics.stored.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(scan_id = %row.scan_id, signer = %row.signer_key_id, "result stored");
+                    self.metrics.findings.observe(&row);
+                    let outcome = self.drift_outcome(&row, drift, Outcome::Stored);
+                    let _ = self.persisted.send(row);
+                    outcome
+                }
+                Upsert::AlreadyStored => {
+                    self.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                    self.drift_outcome(&row, drift, Outcome::Duplicate)
+                }
+            });
         }
         outcomes
     }
 
-    /// Records the drift reports a stored result completes; `done` unless
-    /// the database failed, when the event is left for redelivery (which
-    /// records them then: the result itself is already stored).
-    async fn record_drift(&self, row: &StoredResult, done: Outcome) -> Outcome {
-        match self.drift.after_stored(row).await {
+    /// `done` once the drift reports a stored result completes are
+    /// recorded; when the database failed, the event is left for
+    /// redelivery (which records them then: the result itself is already
+    /// stored).
+    fn drift_outcome(
+        &self,
+        row: &StoredResult,
+        recorded: Result<Vec<Recorded>, StoreError>,
+        done: Outcome,
+    ) -> Outcome {
+        match recorded {
             Ok(recorded) => {
                 for r in &recorded {
                     self.metrics.drift_reports.add(1);
@@ -339,5 +404,97 @@ impl ResultConsumer {
                 Outcome::RetryLater
             }
         }
+    }
+}
+
+/// Pairs each verified event with what the store did to it, in order; the
+/// others keep the outcome verification gave them. Without `stored` (the
+/// transaction failed) every verified event is left for redelivery: none
+/// of them is acknowledged.
+fn match_upserts<T>(
+    prepared: Vec<Result<T, Outcome>>,
+    stored: Option<Vec<Upsert>>,
+) -> Vec<Result<(T, Upsert), Outcome>> {
+    let mut stored = stored.map(Vec::into_iter);
+    prepared
+        .into_iter()
+        .map(|p| {
+            let row = p?;
+            match stored.as_mut().and_then(Iterator::next) {
+                Some(upsert) => Ok((row, upsert)),
+                None => Err(Outcome::RetryLater),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(m: &Result<(&str, Upsert), Outcome>) -> String {
+        match m {
+            Ok((row, upsert)) => format!("{row}:{upsert:?}"),
+            Err(Outcome::Quarantine(r)) => format!("quarantine:{}", r.label()),
+            Err(Outcome::RetryLater) => "retry".into(),
+            Err(Outcome::Stored) => "stored".into(),
+            Err(Outcome::Duplicate) => "duplicate".into(),
+        }
+    }
+
+    fn batch() -> Vec<Result<&'static str, Outcome>> {
+        vec![
+            Ok("a"),
+            Err(Outcome::Quarantine(Rejection::NotAnEvent("junk".into()))),
+            Ok("b"),
+            Ok("c"),
+        ]
+    }
+
+    /// One event of a batch fails verification: the others are stored
+    /// (each with its own upsert, in order) and that one is quarantined.
+    #[test]
+    fn a_rejected_event_is_quarantined_and_the_rest_of_its_batch_stored() {
+        let stored = Some(vec![
+            Upsert::Inserted,
+            Upsert::AlreadyStored,
+            Upsert::Inserted,
+        ]);
+        let got: Vec<String> = match_upserts(batch(), stored).iter().map(label).collect();
+        assert_eq!(
+            got,
+            [
+                "a:Inserted",
+                "quarantine:malformed_event",
+                "b:AlreadyStored",
+                "c:Inserted"
+            ]
+        );
+    }
+
+    /// The transaction failed: no verified event of the batch is
+    /// acknowledged (each waits for redelivery); the rejected one is still
+    /// quarantined, since storing has nothing to do with it.
+    #[test]
+    fn a_store_failure_acknowledges_nothing_of_the_batch() {
+        let got: Vec<String> = match_upserts(batch(), None).iter().map(label).collect();
+        assert_eq!(
+            got,
+            ["retry", "quarantine:malformed_event", "retry", "retry"]
+        );
+    }
+
+    /// Fewer upserts than verified events (never expected) leaves the
+    /// unmatched ones for redelivery rather than acknowledging them.
+    #[test]
+    fn an_event_without_an_upsert_is_not_acknowledged() {
+        let got: Vec<String> = match_upserts(batch(), Some(vec![Upsert::Inserted]))
+            .iter()
+            .map(label)
+            .collect();
+        assert_eq!(
+            got,
+            ["a:Inserted", "quarantine:malformed_event", "retry", "retry"]
+        );
     }
 }

@@ -60,6 +60,26 @@ WHERE image_digest = $1 AND profile_name = $2 AND profile_version = $3
   AND namespace = '' AND outcome = 'completed' AND report_sha256 IS NOT NULL
 ORDER BY finished_at_ms DESC, scan_id DESC LIMIT 1";
 
+/// For each digest of `$1…$n`, the newest completed image scan with a
+/// report of each profile name and version: the partners of a whole batch
+/// of container results in one query, not one per result.
+fn latest_image_scans_sql(digests: usize) -> String {
+    let list: Vec<String> = (1..=digests).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT * FROM (SELECT r.*, ROW_NUMBER() OVER (
+    PARTITION BY image_digest, profile_name, profile_version
+    ORDER BY finished_at_ms DESC, scan_id DESC) AS newest
+  FROM scan_results r
+  WHERE image_digest IN ({}) AND namespace = '' AND outcome = 'completed'
+    AND report_sha256 IS NOT NULL) ranked
+WHERE newest = 1",
+        list.join(", ")
+    )
+}
+
+/// Digests per partner query, well under either engine's parameter limit.
+const DIGESTS_PER_QUERY: usize = 500;
+
 /// Each workload's newest result, when it is a completed container scan
 /// with a report of one digest and profile version.
 const LATEST_CONTAINER_SCANS: &str = "SELECT r.* FROM workload_latest w
@@ -150,6 +170,37 @@ impl ResultStore {
                 .map_err(StoreError::from_sqlx)?;
             row.map(|r| map_row!(&r)).transpose().map_err(StoreError::from_sqlx)
         })
+    }
+
+    /// The newest completed image scan (with a report) of each digest,
+    /// profile name and version among `digests`: what
+    /// [`ResultStore::latest_image_scan`] finds for each, in one query per
+    /// [`DIGESTS_PER_QUERY`] digests. The caller picks the profile.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn latest_image_scans(
+        &self,
+        digests: &[&str],
+    ) -> Result<Vec<StoredResult>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in digests.chunks(DIGESTS_PER_QUERY) {
+            // Built from fixed fragments and `$n` placeholders only.
+            let sql = latest_image_scans_sql(chunk.len());
+            let rows: Vec<StoredResult> = with_pool!(self, pool => {
+                let mut q = query(sqlx::AssertSqlSafe(sql));
+                for digest in chunk {
+                    q = q.bind(*digest);
+                }
+                let rows = q.fetch_all(pool).await.map_err(StoreError::from_sqlx)?;
+                rows.iter()
+                    .map(|r| map_row!(r))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(StoreError::from_sqlx)?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     /// Each workload's newest result that is a completed container scan

@@ -15,6 +15,7 @@ pub mod drift_reports;
 pub mod posture;
 pub mod query;
 pub mod record;
+pub mod result_batches;
 pub mod store;
 
 pub use control_outcomes::ControlOutcome;

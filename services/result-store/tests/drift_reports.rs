@@ -88,6 +88,25 @@ async fn exercise(store: &ResultStore) {
             .unwrap()
             .is_none()
     );
+    // The batched lookup finds the same partner, one per profile version,
+    // and nothing for a digest without image scans.
+    let absent = format!("sha256:{}", "cd".repeat(32));
+    let mut partners: Vec<(String, String)> = store
+        .latest_image_scans(&[&digest, &absent])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.profile_version, r.scan_id))
+        .collect();
+    partners.sort();
+    assert_eq!(
+        partners,
+        [
+            ("1.0.0".to_owned(), "img-new".to_owned()),
+            ("1.1.0".to_owned(), "img-other-version".to_owned()),
+        ]
+    );
+    assert!(store.latest_image_scans(&[]).await.unwrap().is_empty());
     let containers = store
         .latest_container_scans(&digest, "container-baseline", "1.0.0")
         .await

@@ -48,9 +48,14 @@ pub struct Args {
     /// The `scanfleet-dev` binary (default: next to this one).
     #[arg(long)]
     scanfleet_dev: Option<PathBuf>,
-    /// Where each run's data directory is made (removed after the run).
+    /// Where each run's data directory is made (removed after the run
+    /// unless `--keep-data`).
     #[arg(long, default_value = "/tmp")]
     work_dir: PathBuf,
+    /// Keep each fleet's data directory (audit log, worker logs) for a
+    /// closer look, and print where it is.
+    #[arg(long)]
+    keep_data: bool,
     /// Longest wait for one fleet's results, in seconds.
     #[arg(long, default_value_t = 1200)]
     timeout_secs: u64,
@@ -215,6 +220,9 @@ fn fleet_run(args: &Args, dev: &Path, workers: u16) -> Result<FleetRun> {
         .context("scanfleet-dev never said intake was up")?;
     let audit = fleet_audit::read_audit(&data.path().join("kubesim-audit.jsonl"))?;
     let times = fleet_audit::arrivals(&audit, |r| fleet_audit::from_a_worker(r, since));
+    if args.keep_data {
+        println!("        (kept {})", data.keep().display());
+    }
     Ok(FleetRun {
         workers,
         scans,

@@ -5,8 +5,11 @@
 
 mod engine_scan;
 mod envelope_throughput;
+mod fleet_audit;
+mod fleet_bench;
 mod image_pull;
 mod inspec_scan;
+mod per_command_scan;
 mod result_pipeline;
 mod scan_sessions;
 
@@ -38,6 +41,10 @@ enum Bench {
     /// Pull, unpack and scan a generated ~100 MB, 20,000-file image from a
     /// real registry on loopback: wall time per phase and peak RSS.
     Image(image_pull::Args),
+    /// Run the real `scanfleet-dev` fleet over 1,000+ pods with 1, 2, 4 and
+    /// 8 workers under one API budget (rate from kubesim's audit log), then
+    /// the per-command exec pattern over the same pods and budget.
+    Fleet(fleet_bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +55,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Engine(args) => engine_scan::run(&args),
         Bench::Inspec(args) => inspec_scan::run(&args),
         Bench::Image(args) => image_pull::run(&args),
+        Bench::Fleet(args) => fleet_bench::run(&args),
     }
 }

@@ -78,7 +78,10 @@ pub struct ServedCluster {
 /// How late after its permit a call may reach the API server (connection
 /// set-up, TLS, a loaded node), beyond the lease time; the fleet budget
 /// holds `qps ×` both back from its burst so the server never sees more.
-const DELIVERY_ALLOWANCE: Duration = Duration::from_millis(150);
+/// 150 ms was measured too short: on a loaded 2-core host the 1,000-pod
+/// benchmark saw 22 calls land within 100 ms after a stall, one 1 s
+/// window at 122 for a limit of 120 (docs/benchmarks.md).
+const DELIVERY_ALLOWANCE: Duration = Duration::from_millis(300);
 
 /// The fleet budget from `kube.qps`/`kube.burst`, and this process's
 /// smoother under it: the budget's QPS, with a burst of one lease, so one
@@ -276,10 +279,10 @@ mod fleet_budget_settings {
         assert_eq!((local.qps, local.burst), (20.0, 2));
         assert_eq!(
             budget.limits.in_flight,
-            Duration::from_millis(250),
-            "lease time 100 ms + delivery 150 ms held back: 15 of the burst of 20"
+            Duration::from_millis(400),
+            "lease time 100 ms + delivery 300 ms held back: 12 of the burst of 20"
         );
-        assert_eq!(budget.limits.capacity(), 15.0);
+        assert_eq!(budget.limits.capacity(), 12.0);
         let file: FileKube = from_json(r#"{"burst": 4, "lease_max": 9, "lease_ttl_ms": 1}"#);
         throttle(&file, "kube", &mut errors);
         let all = errors.join("\n");

@@ -33,6 +33,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// descriptors: enough that the next accepts succeed without a pause each.
 const EVICT_ON_SHORTAGE: usize = 16;
 
+/// Every connection of every listener in this process, oldest first.
+/// File descriptors are the process's, not one listener's: when `accept`
+/// runs out of them, a flood of idle connections on one listener must be
+/// evicted before another listener's newest (a good client still in its
+/// TLS handshake counts as idle), or a flood on HTTP starves gRPC.
+static PROCESS_LIVE: Mutex<VecDeque<Weak<Activity>>> = Mutex::new(VecDeque::new());
+
 /// The listener can no longer accept: the service must stop (and be
 /// restarted) rather than run with a dead port.
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +234,7 @@ impl Listener {
                     // a scheduler tick; only when there are none does the
                     // pause grow.
                     let freed = (0..EVICT_ON_SHORTAGE)
-                        .take_while(|_| self.evict_oldest_idle())
+                        .take_while(|_| evict_oldest_idle(&PROCESS_LIVE))
                         .count();
                     if freed > 0 {
                         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -286,25 +293,39 @@ impl Listener {
             live.retain(|w| w.strong_count() > 0);
         }
         live.push_back(Arc::downgrade(activity));
+        drop(live);
+        let mut all = PROCESS_LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        // Amortised: prune ended connections when the list doubles.
+        if all.len() >= 1024 && all.len().is_power_of_two() {
+            all.retain(|w| w.strong_count() > 0);
+        }
+        all.push_back(Arc::downgrade(activity));
     }
 
-    /// Asks the oldest idle connection to close; false when none is idle.
+    /// Asks this listener's oldest idle connection to close (its slots are
+    /// full); false when none is idle.
     fn evict_oldest_idle(&self) -> bool {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        live.retain(|w| w.strong_count() > 0);
-        let victim = live
-            .iter()
-            .position(|w| w.upgrade().is_some_and(|a| a.is_idle()));
-        match victim
-            .and_then(|i| live.remove(i))
-            .and_then(|w| w.upgrade())
-        {
-            Some(activity) => {
-                activity.evict();
-                true
-            }
-            None => false,
+        evict_oldest_idle(&self.live)
+    }
+}
+
+/// Asks the oldest idle connection of `live` to close; false when none is
+/// idle.
+fn evict_oldest_idle(live: &Mutex<VecDeque<Weak<Activity>>>) -> bool {
+    let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+    live.retain(|w| w.strong_count() > 0);
+    let victim = live
+        .iter()
+        .position(|w| w.upgrade().is_some_and(|a| a.is_idle()));
+    match victim
+        .and_then(|i| live.remove(i))
+        .and_then(|w| w.upgrade())
+    {
+        Some(activity) => {
+            activity.evict();
+            true
         }
+        None => false,
     }
 }
 

@@ -50,30 +50,11 @@ pub fn from_a_worker(r: &AuditRecord, since_ms: f64) -> bool {
     r.user == ADMIN_USER && r.verb != "list" && r.verb != "watch"
 }
 
-/// Arrival instants (Unix ms) of the records `keep` selects, sorted.
-pub fn arrivals(audit: &[AuditRecord], keep: impl Fn(&AuditRecord) -> bool) -> Vec<f64> {
-    let mut t: Vec<f64> = audit
-        .iter()
-        .filter(|r| keep(r))
-        .map(|r| r.received_unix_ms)
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t
-}
+pub use kubesim::audit::arrivals;
 
-/// The most arrivals within any window `[t, t + 1000 ms)` over sorted
-/// `times`. Only windows that start at an arrival need checking: sliding a
-/// window's start forward to its first arrival loses none of its calls.
+/// The most worker calls in any 1 s (kubesim's one rule for it).
 pub fn busiest_second(times: &[f64]) -> usize {
-    let mut best = 0;
-    let mut end = 0;
-    for (start, &t) in times.iter().enumerate() {
-        while end < times.len() && times[end] < t + 1000.0 {
-            end += 1;
-        }
-        best = best.max(end - start);
-    }
-    best
+    kubesim::audit::busiest_second(times).0
 }
 
 /// One run's throughput against the API budget.
@@ -125,19 +106,6 @@ mod tests {
             latency_ms: 1.0,
             received_unix_ms: at,
         }
-    }
-
-    #[test]
-    fn busiest_second_counts_a_half_open_window() {
-        assert_eq!(busiest_second(&[]), 0);
-        assert_eq!(busiest_second(&[5.0]), 1);
-        // 0..1000 holds 0, 500 and 999; 1000 falls in the next window.
-        assert_eq!(busiest_second(&[0.0, 500.0, 999.0, 1000.0]), 3);
-        // The busiest window need not start at a whole second.
-        assert_eq!(
-            busiest_second(&[0.0, 1500.0, 1600.0, 2400.0, 2499.0, 2500.0]),
-            4
-        );
     }
 
     #[test]

@@ -102,15 +102,7 @@ fn busiest_second_of_scanning(audit: &[serde_json::Value]) -> (usize, usize) {
         .filter_map(|r| r["receivedUnixMs"].as_f64())
         .collect();
     times.sort_by(f64::total_cmp);
-    let mut most = 0;
-    let mut end = 0;
-    for (i, &t) in times.iter().enumerate() {
-        while end < times.len() && times[end] < t + 1000.0 {
-            end += 1;
-        }
-        most = most.max(end - i);
-    }
-    (most, times.len())
+    (kubesim::audit::busiest_second(&times).0, times.len())
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use kubesim::audit::AuditRecord;
+use kubesim::audit::{AuditRecord, arrivals, busiest_second};
 use kubesim::faults::{Fault, FaultRule};
 use scanfleet_contracts::v1::ScanOutcome;
 use support::{Fleet, Worker, eventually};
@@ -41,28 +41,7 @@ fn from_a_worker(r: &AuditRecord, since_ms: f64) -> bool {
 
 /// Arrival instants (Unix ms) of the workers' requests, sorted.
 fn worker_calls(audit: &[AuditRecord], since_ms: f64) -> Vec<f64> {
-    let mut t: Vec<f64> = audit
-        .iter()
-        .filter(|r| from_a_worker(r, since_ms))
-        .map(|r| r.received_unix_ms)
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t
-}
-
-/// The most requests that arrived within any 1 s window, and where it starts.
-fn busiest_second(times: &[f64]) -> (usize, f64) {
-    let mut best = (0, 0.0);
-    let mut end = 0;
-    for (start, &t) in times.iter().enumerate() {
-        while end < times.len() && times[end] < t + 1000.0 {
-            end += 1;
-        }
-        if end - start > best.0 {
-            best = (end - start, t);
-        }
-    }
-    best
+    arrivals(audit, |r| from_a_worker(r, since_ms))
 }
 
 /// Submits 16 scans and waits until both workers have one in flight: the

@@ -15,7 +15,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kubesim::audit::AuditRecord;
+use kubesim::audit::{AuditRecord, arrivals};
 use scanfleet_bus::TopologyConfig;
 use scanfleet_bus::topology::DLQ_STREAM;
 use scanfleet_contracts::v1::target_selector::Selector;
@@ -46,24 +46,11 @@ fn unix_ms() -> f64 {
 
 /// The most worker calls that arrived within any 1 s window of `audit`.
 fn busiest_second(audit: &[AuditRecord], since_ms: f64) -> usize {
-    let mut t: Vec<f64> = audit
-        .iter()
-        .filter(|r| {
-            r.received_unix_ms >= since_ms
-                && (r.user == "kubesim-admin" || r.user.starts_with("system:serviceaccount:apps:"))
-        })
-        .map(|r| r.received_unix_ms)
-        .collect();
-    t.sort_by(f64::total_cmp);
-    let mut most = 0;
-    let mut end = 0;
-    for (start, &at) in t.iter().enumerate() {
-        while end < t.len() && t[end] < at + 1000.0 {
-            end += 1;
-        }
-        most = most.max(end - start);
-    }
-    most
+    let times = arrivals(audit, |r| {
+        r.received_unix_ms >= since_ms
+            && (r.user == "kubesim-admin" || r.user.starts_with("system:serviceaccount:apps:"))
+    });
+    kubesim::audit::busiest_second(&times).0
 }
 
 fn read_audit(path: &std::path::Path) -> Vec<AuditRecord> {

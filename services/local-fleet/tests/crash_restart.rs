@@ -49,6 +49,19 @@ fn run_printed_submit(fleet: &Fleet) -> String {
         .to_owned()
 }
 
+/// The last lines of each child's log, to say where a lost scan stopped.
+fn log_tails(logs: &std::path::Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out.push_str(&format!("--- {}\n", entry.path().display()));
+        out.push_str(&lines[lines.len().saturating_sub(25)..].join("\n"));
+        out.push('\n');
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_children_are_restarted_and_no_submission_is_lost() {
     let dir = tempfile::tempdir().unwrap();
@@ -113,7 +126,11 @@ async fn killed_children_are_restarted_and_no_submission_is_lost() {
         stored.len(),
         missing.len()
     );
-    assert!(missing.is_empty(), "submissions lost: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "submissions lost: {missing:?}\n{}",
+        log_tails(&dir.path().join("logs"))
+    );
     assert_eq!(stored.len(), submitted.len());
 
     let status = fleet.stop(Signal::SIGINT, Duration::from_secs(120));

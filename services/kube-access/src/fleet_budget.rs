@@ -19,6 +19,13 @@
 //!   worker whose clock is ahead can credit at most its lead once.
 //! - **A 429 empties the bucket and pauses it** until the server's
 //!   `Retry-After`, for every worker: refill restarts from zero at the end.
+//! - **The strictest configured budget holds.** Workers are configured one
+//!   by one, so during a rolling update (or by mistake) two workers of a
+//!   cluster may name different budgets. The state records the limits
+//!   applied ([`AppliedLimits`]); a looser worker applies a stricter stored
+//!   qps or burst as long as a worker configured with it renewed it within
+//!   [`STRICTER_LIMIT_HOLDS`]. The fleet never runs above the budget of any
+//!   worker still running, and relaxes once the stricter ones are gone.
 
 use std::time::Duration;
 
@@ -68,6 +75,58 @@ pub struct BucketState {
     /// `Retry-After`; 0 when never paused.
     #[serde(default)]
     pub paused_until_ms: i64,
+    /// The limits the last lease applied; absent in states written before
+    /// they were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedLimits>,
+}
+
+/// How long a stricter qps or burst recorded by another worker holds
+/// without being renewed by a worker configured with it: longer than any
+/// gap between an active worker's leases, short enough that a budget raised
+/// by a rolling update takes effect soon after the last old worker stops.
+pub const STRICTER_LIMIT_HOLDS: Duration = Duration::from_secs(10);
+
+/// The qps and burst a lease applied, each with the instant (Unix ms) a
+/// worker configured with that value last applied it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppliedLimits {
+    /// Calls per second applied.
+    pub qps: f64,
+    /// When a worker configured with `qps` last applied it.
+    pub qps_at_ms: i64,
+    /// Burst applied.
+    pub burst: u32,
+    /// When a worker configured with `burst` last applied it.
+    pub burst_at_ms: i64,
+}
+
+/// One limit: a fresh stricter stored value wins (keeping its instant);
+/// otherwise this worker's own value, renewed now.
+fn stricter<T: PartialOrd + Copy>(own: T, stored: Option<(T, i64)>, now_ms: i64) -> (T, i64) {
+    let holds = i64::try_from(STRICTER_LIMIT_HOLDS.as_millis()).unwrap_or(i64::MAX);
+    match stored {
+        Some((value, at)) if value < own && now_ms.saturating_sub(at) <= holds => (value, at),
+        _ => (own, now_ms),
+    }
+}
+
+impl BudgetLimits {
+    /// The limits that apply now: this worker's own, tightened by any
+    /// stricter qps or burst another worker recorded recently (see
+    /// [`STRICTER_LIMIT_HOLDS`]), and the record to store with them.
+    pub fn applying(self, stored: Option<AppliedLimits>, now_ms: i64) -> (Self, AppliedLimits) {
+        let (qps, qps_at_ms) = stricter(self.qps, stored.map(|a| (a.qps, a.qps_at_ms)), now_ms);
+        let (burst, burst_at_ms) =
+            stricter(self.burst, stored.map(|a| (a.burst, a.burst_at_ms)), now_ms);
+        let applied = AppliedLimits {
+            qps,
+            qps_at_ms,
+            burst,
+            burst_at_ms,
+        };
+        (Self { qps, burst, ..self }, applied)
+    }
 }
 
 /// Why a lease got nothing.
@@ -88,6 +147,9 @@ pub enum Lease {
         permits: u32,
         /// The state to write.
         state: BucketState,
+        /// The limits the lease applied (stricter than this worker's own
+        /// when another worker's configuration is).
+        limits: BudgetLimits,
     },
     /// Nothing now; ask again after `retry_in`. Nothing needs writing.
     Wait {
@@ -118,6 +180,7 @@ impl BucketState {
             tokens: limits.capacity(),
             refilled_at_ms: now_ms,
             paused_until_ms: 0,
+            applied: None,
         }
     }
 
@@ -131,7 +194,7 @@ impl BucketState {
         Self {
             tokens: tokens.max(0.0),
             refilled_at_ms: self.refilled_at_ms.max(now_ms),
-            paused_until_ms: self.paused_until_ms,
+            ..self
         }
     }
 
@@ -159,18 +222,23 @@ impl BucketState {
         if !state.tokens.is_finite() {
             return Err(BudgetStateError::Malformed("tokens is not a number".into()));
         }
+        if let Some(a) = state.applied
+            && (!(a.qps.is_finite() && a.qps > 0.0) || a.burst == 0)
+        {
+            return Err(BudgetStateError::Malformed(format!(
+                "applied limits qps {} burst {} are not a budget",
+                a.qps, a.burst
+            )));
+        }
         Ok(state)
     }
 }
 
 /// Decides a lease of up to `wanted` permits from `current` (`None`: the
-/// cluster has no state yet, so its bucket is full).
-pub fn lease(
-    current: Option<BucketState>,
-    limits: BudgetLimits,
-    now_ms: i64,
-    wanted: u32,
-) -> Lease {
+/// cluster has no state yet, so its bucket is full), under this worker's
+/// `own` limits tightened as [`BudgetLimits::applying`] says.
+pub fn lease(current: Option<BucketState>, own: BudgetLimits, now_ms: i64, wanted: u32) -> Lease {
+    let (limits, applied) = own.applying(current.and_then(|s| s.applied), now_ms);
     let state = current
         .unwrap_or_else(|| BucketState::full(limits, now_ms))
         .refilled(limits, now_ms);
@@ -194,8 +262,10 @@ pub fn lease(
         permits,
         state: BucketState {
             tokens: state.tokens - f64::from(permits),
+            applied: Some(applied),
             ..state
         },
+        limits,
     }
 }
 
@@ -204,11 +274,12 @@ pub fn lease(
 /// stored state already pauses at least that long (nothing to write).
 pub fn pause(
     current: Option<BucketState>,
-    limits: BudgetLimits,
+    own: BudgetLimits,
     now_ms: i64,
     retry_after: Duration,
 ) -> Option<BucketState> {
     let until = now_ms.saturating_add(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX));
+    let (limits, applied) = own.applying(current.and_then(|s| s.applied), now_ms);
     let state = current
         .unwrap_or_else(|| BucketState::full(limits, now_ms))
         .refilled(limits, now_ms);
@@ -219,6 +290,7 @@ pub fn pause(
         tokens: 0.0,
         refilled_at_ms: state.refilled_at_ms,
         paused_until_ms: until,
+        applied: Some(applied),
     })
 }
 
@@ -238,7 +310,7 @@ mod tests {
 
     fn granted(l: Lease) -> (u32, BucketState) {
         match l {
-            Lease::Granted { permits, state } => (permits, state),
+            Lease::Granted { permits, state, .. } => (permits, state),
             other => panic!("expected a grant, got {other:?}"),
         }
     }
@@ -257,6 +329,7 @@ mod tests {
             tokens: 2.5,
             refilled_at_ms: 1_000,
             paused_until_ms: 0,
+            applied: None,
         };
         let (n, s) = granted(lease(Some(s), LIMITS, 1_000, 8));
         assert_eq!(n, 2);
@@ -277,6 +350,7 @@ mod tests {
             tokens: 0.0,
             refilled_at_ms: 0,
             paused_until_ms: 0,
+            applied: None,
         };
         assert_eq!(empty.refilled(LIMITS, 250).tokens, 5.0);
         assert_eq!(empty.refilled(LIMITS, 60_000).tokens, 20.0);
@@ -289,6 +363,7 @@ mod tests {
             tokens: 1.0,
             refilled_at_ms: 10_000,
             paused_until_ms: 0,
+            applied: None,
         };
         let r = s.refilled(LIMITS, 9_000);
         assert_eq!(r.tokens, 1.0);
@@ -306,7 +381,10 @@ mod tests {
         let mut step = 0i64;
         while now < 10_000 {
             let wanted = 1 + (step % 4) as u32;
-            if let Lease::Granted { permits, state: s } = lease(state, LIMITS, now, wanted) {
+            if let Lease::Granted {
+                permits, state: s, ..
+            } = lease(state, LIMITS, now, wanted)
+            {
                 grants.push((now, permits));
                 state = Some(s);
             }
@@ -368,6 +446,7 @@ mod tests {
             tokens: 0.0,
             refilled_at_ms: 0,
             paused_until_ms: 0,
+            applied: None,
         };
         assert_eq!(empty.refilled(limits, 60_000).tokens, 15.0);
         let tiny = BudgetLimits {
@@ -384,6 +463,7 @@ mod tests {
             tokens: 3.25,
             refilled_at_ms: 7,
             paused_until_ms: 9,
+            applied: None,
         };
         assert_eq!(BucketState::decode(&s.encode()).unwrap(), s);
         assert!(matches!(
@@ -413,5 +493,100 @@ mod tests {
             .default_lease(),
             1
         );
+    }
+
+    /// Workers configured differently (a rolling update): whatever the
+    /// order of their leases, the fleet never grants more than the stricter
+    /// budget allows; once only the looser one leases, its budget applies.
+    #[test]
+    fn the_stricter_of_two_configured_budgets_holds_while_its_worker_runs() {
+        let looser = BudgetLimits {
+            qps: 40.0,
+            burst: 40,
+            in_flight: Duration::ZERO,
+        };
+        let mut state = None;
+        let mut grants: Vec<(i64, u32)> = Vec::new();
+        let mut now = 0i64;
+        let mut step = 0i64;
+        while now < 10_000 {
+            // The looser worker leases three times as often as the strict one.
+            let own = if step % 4 == 0 { LIMITS } else { looser };
+            if let Lease::Granted {
+                permits, state: s, ..
+            } = lease(state, own, now, 1 + (step % 3) as u32)
+            {
+                grants.push((now, permits));
+                state = Some(s);
+            }
+            step += 1;
+            now += 1 + (step * 7) % 13;
+        }
+        for &(start, _) in &grants {
+            let in_window: u32 = grants
+                .iter()
+                .filter(|(t, _)| *t >= start && *t < start + 1_000)
+                .map(|(_, n)| n)
+                .sum();
+            assert!(
+                in_window <= 20 + 20,
+                "{in_window} permits in 1 s from {start}"
+            );
+        }
+        // The strict worker stops; its limits hold for STRICTER_LIMIT_HOLDS,
+        // then the looser worker's own apply.
+        let last = state.unwrap();
+        match lease(Some(last), looser, now + 5_000, 1) {
+            Lease::Granted { limits, .. } => assert_eq!((limits.qps, limits.burst), (20.0, 20)),
+            other => panic!("{other:?}"),
+        }
+        match lease(Some(last), looser, now + 10_001, 1) {
+            Lease::Granted { limits, state, .. } => {
+                assert_eq!((limits.qps, limits.burst), (40.0, 40));
+                assert_eq!(state.applied.unwrap().qps_at_ms, now + 10_001);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_limit_is_tightened_on_its_own() {
+        let high_qps_low_burst = BudgetLimits {
+            qps: 100.0,
+            burst: 5,
+            in_flight: Duration::ZERO,
+        };
+        let stored = AppliedLimits {
+            qps: 20.0,
+            qps_at_ms: 1_000,
+            burst: 20,
+            burst_at_ms: 1_000,
+        };
+        let (limits, applied) = high_qps_low_burst.applying(Some(stored), 2_000);
+        assert_eq!((limits.qps, limits.burst), (20.0, 5));
+        assert_eq!(
+            applied,
+            AppliedLimits {
+                qps: 20.0,
+                qps_at_ms: 1_000,
+                burst: 5,
+                burst_at_ms: 2_000,
+            }
+        );
+    }
+
+    #[test]
+    fn states_without_applied_limits_still_read_and_bad_limits_are_named() {
+        let old = BucketState::decode(br#"{"tokens":4.0,"refilled_at_ms":3}"#).unwrap();
+        assert_eq!(old.applied, None);
+        let (_, s) = granted(lease(Some(old), LIMITS, 3, 1));
+        assert_eq!(BucketState::decode(&s.encode()).unwrap(), s);
+        for bad in [
+            r#"{"tokens":1,"refilled_at_ms":0,"applied":{"qps":0,"qps_at_ms":0,"burst":3,"burst_at_ms":0}}"#,
+            r#"{"tokens":1,"refilled_at_ms":0,"applied":{"qps":2,"qps_at_ms":0,"burst":0,"burst_at_ms":0}}"#,
+        ] {
+            let err = BucketState::decode(bad.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("are not a budget"), "{err}");
+        }
     }
 }

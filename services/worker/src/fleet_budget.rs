@@ -77,6 +77,11 @@ pub struct FleetBudgetStats {
     pub pauses: u64,
     /// Share of the burst in use at the last lease, 0 to 1.
     pub in_use: f64,
+    /// The qps the last lease applied: the configured one, or a stricter
+    /// one another worker of the cluster is configured with.
+    pub applied_qps: f64,
+    /// The burst the last lease applied (likewise).
+    pub applied_burst: u32,
 }
 
 #[derive(Default)]
@@ -89,6 +94,8 @@ struct Counters {
     lapsed: AtomicU64,
     pauses: AtomicU64,
     in_use_bits: AtomicU64,
+    applied_qps_bits: AtomicU64,
+    applied_burst: AtomicU32,
 }
 
 struct Held {
@@ -105,6 +112,8 @@ struct Inner {
     /// Unix ms until which the server asked to wait (this process's view).
     paused_until_ms: AtomicI64,
     outage: AtomicBool,
+    /// Whether the last lease applied a stricter budget than configured.
+    tightened: AtomicBool,
     counters: Counters,
 }
 
@@ -170,7 +179,12 @@ impl FleetBudget {
                 waiting: AtomicU32::new(0),
                 paused_until_ms: AtomicI64::new(0),
                 outage: AtomicBool::new(false),
-                counters: Counters::default(),
+                tightened: AtomicBool::new(false),
+                counters: Counters {
+                    applied_qps_bits: AtomicU64::new(settings.limits.qps.to_bits()),
+                    applied_burst: AtomicU32::new(settings.limits.burst),
+                    ..Counters::default()
+                },
             }),
         }
     }
@@ -197,6 +211,8 @@ impl FleetBudget {
             lapsed: c.lapsed.load(Ordering::Relaxed),
             pauses: c.pauses.load(Ordering::Relaxed),
             in_use: f64::from_bits(c.in_use_bits.load(Ordering::Relaxed)),
+            applied_qps: f64::from_bits(c.applied_qps_bits.load(Ordering::Relaxed)),
+            applied_burst: c.applied_burst.load(Ordering::Relaxed),
         }
     }
 }
@@ -275,8 +291,30 @@ impl Inner {
                 tokens: 0.0,
                 refilled_at_ms: now,
                 paused_until_ms: 0,
+                applied: None,
             }
         })
+    }
+
+    /// Records the limits a lease applied, and says so when they change
+    /// between this worker's own and a stricter one of another worker.
+    fn note_applied(&self, applied: BudgetLimits) {
+        let own = self.settings.limits;
+        let c = &self.counters;
+        c.applied_qps_bits
+            .store(applied.qps.to_bits(), Ordering::Relaxed);
+        c.applied_burst.store(applied.burst, Ordering::Relaxed);
+        let tightened = applied.qps < own.qps || applied.burst < own.burst;
+        if self.tightened.swap(tightened, Ordering::Relaxed) != tightened {
+            if tightened {
+                tracing::warn!(cluster = %self.cluster, configured_qps = own.qps, configured_burst = own.burst,
+                    applied_qps = applied.qps, applied_burst = applied.burst,
+                    "another worker of this cluster is configured with a stricter API budget; the stricter one holds while that worker runs");
+            } else {
+                tracing::info!(cluster = %self.cluster, qps = own.qps, burst = own.burst,
+                    "this worker's configured API budget applies again");
+            }
+        }
     }
 
     fn note_in_use(&self, in_use: f64) {
@@ -302,7 +340,11 @@ impl Inner {
                     }
                     return Ok(Step::Wait(retry_in));
                 }
-                Lease::Granted { permits, state } => {
+                Lease::Granted {
+                    permits,
+                    state,
+                    limits: applied,
+                } => {
                     let revision = entry.map(|e| e.revision);
                     match self
                         .book
@@ -311,7 +353,8 @@ impl Inner {
                     {
                         BudgetWrite::Stored => {
                             self.counters.leases.fetch_add(1, Ordering::Relaxed);
-                            self.note_in_use(state.in_use(limits, now));
+                            self.note_in_use(state.in_use(applied, now));
+                            self.note_applied(applied);
                             return Ok(Step::Granted(permits));
                         }
                         BudgetWrite::Conflict => {

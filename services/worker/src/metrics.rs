@@ -246,10 +246,11 @@ impl Collector for FleetBudgetCollector {
             }),
         )?;
         #[rustfmt::skip]
-        let gauges: [GaugeFamily; 3] = [
+        let gauges: [GaugeFamily; 4] = [
             ("kube_budget_in_use_ratio", "Share of the fleet's burst in use at this worker's last lease (1: empty bucket).", |s, _| s.in_use),
-            ("kube_budget_qps", "The cluster's fleet-wide API budget, calls per second.", |_, l| l.qps),
-            ("kube_budget_burst", "The cluster's fleet-wide API burst.", |_, l| f64::from(l.burst)),
+            ("kube_budget_qps", "The cluster's fleet-wide API budget applied at this worker's last lease, calls per second (the configured one, or a stricter one another worker is configured with).", |s, _| s.applied_qps),
+            ("kube_budget_burst", "The cluster's fleet-wide API burst applied at this worker's last lease.", |s, _| f64::from(s.applied_burst)),
+            ("kube_budget_configured_qps", "This worker's configured fleet-wide API budget, calls per second.", |_, l| l.qps),
         ];
         for (name, help, value) in gauges {
             let samples = budgets

@@ -68,7 +68,7 @@ async fn budget_metric(worker: &Worker, name: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_workers_share_one_budget_even_while_one_is_killed_and_restarted() {
+async fn three_workers_share_one_budget_even_while_one_is_killed_and_restarted_looser() {
     const QPS: usize = 20;
     const BURST: usize = 20;
     const SCANS: usize = 36;
@@ -85,7 +85,9 @@ async fn three_workers_share_one_budget_even_while_one_is_killed_and_restarted()
     }
 
     // Mid-run (a third of the scans done, the bucket drained), SIGKILL a
-    // worker that is scanning and start it again.
+    // worker that is scanning and start it again, configured with a looser
+    // budget (a rolling update that has reached one worker): the stricter
+    // budget of the two still running holds.
     eventually(
         "a third of the scans, w2 scanning",
         Duration::from_secs(60),
@@ -98,7 +100,8 @@ async fn three_workers_share_one_budget_even_while_one_is_killed_and_restarted()
     w2.signal("KILL");
     let _ = w2.child.wait();
     let killed_at = Instant::now();
-    w2 = fleet.worker_with_yaml("w2", 4, &budget);
+    let looser = format!("kube:\n  qps: {}\n  burst: {}\n", 3 * QPS, 3 * BURST);
+    w2 = fleet.worker_with_yaml("w2", 4, &looser);
 
     let results = fleet
         .wait_results(SCANS, Duration::from_secs(120), &[&w1, &w2, &w3])
@@ -145,8 +148,17 @@ async fn three_workers_share_one_budget_even_while_one_is_killed_and_restarted()
     );
     for w in [&w1, &w2, &w3] {
         assert!(budget_metric(w, "permits_granted_total").await >= 1.0);
-        assert_eq!(budget_metric(w, "qps").await, QPS as f64);
+        assert_eq!(
+            budget_metric(w, "qps").await,
+            QPS as f64,
+            "the budget applied"
+        );
     }
+    assert_eq!(
+        budget_metric(&w2, "configured_qps").await,
+        (3 * QPS) as f64,
+        "w2 is configured looser, and applies the stricter budget of w1 and w3"
+    );
     drop((w1, w2, w3));
     fleet.stop().await;
 }

@@ -40,7 +40,8 @@ pub use gatekeeper::{Admitted, Gatekeeper, Scope};
 pub use reviews::{Access, KubeReviews, Resource, Reviewer, Verb};
 pub use settings::{AccessArgs, AccessFile, AccessSettings};
 
-/// A gatekeeper that asks the cluster with the service's own identity:
+/// A gatekeeper that asks the cluster with the service's own identity,
+/// every review through one throttle (default 20 calls/s, burst 40):
 /// `--access-kubeconfig`, else the service's other kubeconfig (`fallback`),
 /// else the pod's ServiceAccount. That identity needs the
 /// `system:auth-delegator` ClusterRole.
@@ -51,15 +52,15 @@ pub async fn cluster_gatekeeper(
     settings: &AccessSettings,
     fallback: Option<&Path>,
 ) -> anyhow::Result<Gatekeeper> {
-    let client = match settings.kubeconfig.as_deref().or(fallback) {
-        Some(path) => scanfleet_kube_access::client_from_kubeconfig_file(path).await?,
-        None => {
-            let throttle = scanfleet_kube_access::ApiThrottle::new(Default::default())?;
-            scanfleet_kube_access::ClusterAccess::in_cluster(throttle)
-                .await?
-                .client
-        }
+    let reach = match settings.kubeconfig.as_deref().or(fallback) {
+        Some(path) => scanfleet_kube_access::ClusterReach::Kubeconfig(path.to_owned()),
+        None => scanfleet_kube_access::ClusterReach::InCluster,
     };
+    // Reviews are driven by callers: however many arrive (each peer has its
+    // own limit, but peers are many), the API server sees at most this
+    // throttle's rate from the edge.
+    let throttle = scanfleet_kube_access::ApiThrottle::new(Default::default())?;
+    let client = reach.connect(throttle).await?.client;
     Ok(Gatekeeper::new(
         Arc::new(KubeReviews::new(client)),
         settings,

@@ -1,8 +1,9 @@
 //! The fleet benchmark's arithmetic over kubesim's audit log: which calls
 //! are the workers' own, the busiest 1 s of them, and how close a measured
-//! throughput comes to the bound the API budget sets. Pure functions, so
-//! the unit tests below pin the arithmetic the figures in
-//! docs/benchmarks.md rest on.
+//! throughput comes to the bound the API budget sets. The arithmetic is
+//! pure, so the unit tests below pin what the figures in
+//! docs/benchmarks.md rest on; the one IO here is reading the log and
+//! starting the audited kubesim the benchmarks share.
 
 use std::path::Path;
 
@@ -51,6 +52,22 @@ pub fn from_a_worker(r: &AuditRecord, since_ms: f64) -> bool {
 }
 
 pub use kubesim::audit::arrivals;
+
+/// Starts the demo kubesim (needs root) writing its audit log to
+/// `dir/audit.jsonl`, for a benchmark that reads the rate the API server
+/// saw; returns the running kubesim and the log's path.
+///
+/// # Errors
+/// When the demo fixture or kubesim cannot start.
+pub async fn start_audited_kubesim(dir: &Path) -> Result<(kubesim::Kubesim, std::path::PathBuf)> {
+    let audit_path = dir.join("audit.jsonl");
+    let mut config = kubesim::Config::demo()?;
+    config.audit_log = Some(audit_path.clone());
+    let sim = kubesim::Kubesim::start_settled(config, std::time::Duration::from_secs(60))
+        .await
+        .context("starting kubesim (needs root)")?;
+    Ok((sim, audit_path))
+}
 
 /// The most worker calls in any 1 s (kubesim's one rule for it).
 pub fn busiest_second(times: &[f64]) -> usize {

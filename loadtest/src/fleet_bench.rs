@@ -13,7 +13,6 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -309,12 +308,7 @@ async fn per_command_side(args: &Args) -> Result<PerCommandFigures> {
     let dir = tempfile::Builder::new()
         .prefix("fleet-bench-per-command-")
         .tempdir_in(&args.work_dir)?;
-    let audit_path = dir.path().join("audit.jsonl");
-    let mut config = kubesim::Config::demo()?;
-    config.audit_log = Some(audit_path.clone());
-    let sim = kubesim::Kubesim::start_settled(config, Duration::from_secs(60))
-        .await
-        .context("starting kubesim (needs root)")?;
+    let (sim, audit_path) = crate::fleet_audit::start_audited_kubesim(dir.path()).await?;
     let kubeconfig = dir.path().join("admin.kubeconfig");
     std::fs::write(&kubeconfig, sim.admin_kubeconfig())?;
     scanfleet_local_fleet::demo_workload::replicate_sample_pods(&kubeconfig, args.replicas)

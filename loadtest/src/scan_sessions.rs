@@ -56,12 +56,7 @@ pub fn run(args: &Args) -> Result<()> {
 
 async fn bench(args: &Args) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let audit_path = dir.path().join("audit.jsonl");
-    let mut config = kubesim::Config::demo()?;
-    config.audit_log = Some(audit_path.clone());
-    let sim = kubesim::Kubesim::start_settled(config, Duration::from_secs(60))
-        .await
-        .context("starting kubesim (needs root)")?;
+    let (sim, audit_path) = crate::fleet_audit::start_audited_kubesim(dir.path()).await?;
     let throttle = ApiThrottle::new(ThrottleConfig {
         qps: args.qps,
         burst: args.qps.ceil() as u32,

@@ -135,14 +135,18 @@ fn throttle(
 /// The debug approach's image: one that is configured must be a reference
 /// by digest, never a tag, so the image that runs beside a target is
 /// exactly the one the fence admits. Unset, it is the session's default
-/// (kubesim's scanner, which tests run against).
-fn debug_image(flag: Option<String>, file: Option<String>, errors: &mut Vec<String>) -> String {
-    let Some(image) = flag.or(file) else {
+/// (kubesim's scanner, which tests run against). `given` lists where it
+/// may be set, first wins; a problem names the setting it came from.
+fn debug_image(given: [(&str, Option<String>); 2], errors: &mut Vec<String>) -> String {
+    let Some((setting, image)) = given
+        .into_iter()
+        .find_map(|(setting, image)| Some((setting, image?)))
+    else {
         return SessionConfig::default().debug_image;
     };
     if ImageDigest::from_image_id(&image).is_none() {
         errors.push(format!(
-            "--debug-image {image:?}: name the image by digest \
+            "{setting} {image:?}: name the image by digest \
              (repo@sha256:<64 lowercase hex>), not by tag"
         ));
     }
@@ -188,8 +192,10 @@ pub(crate) fn single_cluster(
     let (throttle, budget) = throttle(&file.kube.take().unwrap_or_default(), "kube", errors);
     let approaches = file.approaches.take().unwrap_or_default();
     let image = debug_image(
-        args.debug_image.clone(),
-        approaches.debug_image.clone(),
+        [
+            ("--debug-image", args.debug_image.clone()),
+            ("approaches.debug_image", approaches.debug_image.clone()),
+        ],
         errors,
     );
     Some(ServedCluster {
@@ -244,12 +250,13 @@ pub(crate) fn registry(
         let reach = ClusterReach::from_entry(entry.kubeconfig, entry.in_cluster, &at, errors);
         let (throttle, budget) = throttle(&entry.kube, &format!("{at}.kube"), errors);
         let image = debug_image(
-            entry
-                .approaches
-                .debug_image
-                .clone()
-                .or(args.debug_image.clone()),
-            None,
+            [
+                (
+                    &format!("{at}.approaches.debug_image"),
+                    entry.approaches.debug_image.clone(),
+                ),
+                ("--debug-image", args.debug_image.clone()),
+            ],
             errors,
         );
         if let (Some(name), Some(reach)) = (name, reach) {
@@ -358,7 +365,7 @@ mod registry_entries {
     #[test]
     fn a_broken_registry_is_named_entry_by_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let yaml = "kube: {qps: 3}\nclusters:\n  - name: east\n  - name: East\n    in_cluster: true\n  - name: west\n    in_cluster: true\n    kube: {qps: 0}\n  - name: west\n    in_cluster: true\n";
+        let yaml = "kube: {qps: 3}\nclusters:\n  - name: east\n  - name: East\n    in_cluster: true\n  - name: west\n    in_cluster: true\n    kube: {qps: 0}\n  - name: west\n    in_cluster: true\n    approaches: {debug_image: \"scanner:latest\"}\n";
         let all = config(dir.path(), yaml, &["--cluster", "x"]).unwrap_err();
         for needle in [
             "--cluster: set per cluster in the clusters: registry",
@@ -367,6 +374,7 @@ mod registry_entries {
             "clusters[1] (East).name",
             "clusters[2] (west).kube:",
             "clusters[3] (west): named twice",
+            "clusters[3] (west).approaches.debug_image \"scanner:latest\": name the image by digest",
         ] {
             assert!(all.contains(needle), "{needle} missing from:\n{all}");
         }

@@ -279,16 +279,25 @@ fn assert_exactly_once(
     assert_eq!(&seen.keys().cloned().collect::<BTreeSet<_>>(), expected);
 }
 
-/// A scan identity a crashed worker left in `sim`'s `apps`, already expired.
-async fn leave_expired_identity(sim: &kubesim::Kubesim, name: &str) {
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use scanfleet_scan_session::scan_identity::EXPIRES_AT_ANNOTATION;
+/// `sim`'s ServiceAccounts in `apps`, as its admin sees them (built once
+/// per cluster, not per poll).
+async fn apps_accounts(
+    sim: &kubesim::Kubesim,
+) -> kube::Api<k8s_openapi::api::core::v1::ServiceAccount> {
     let admin =
         scanfleet_kube_access::ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
             .await
             .unwrap();
-    let accounts = kube::Api::<ServiceAccount>::namespaced(admin.client, "apps");
-    let account: ServiceAccount = serde_json::from_value(serde_json::json!({
+    kube::Api::namespaced(admin.client, "apps")
+}
+
+/// A scan identity a crashed worker left in `apps`, already expired.
+async fn leave_expired_identity(
+    accounts: &kube::Api<k8s_openapi::api::core::v1::ServiceAccount>,
+    name: &str,
+) {
+    use scanfleet_scan_session::scan_identity::EXPIRES_AT_ANNOTATION;
+    let account = serde_json::from_value(serde_json::json!({
         "metadata": {
             "name": name,
             "labels": {"app.kubernetes.io/managed-by": "scanfleet"},
@@ -302,17 +311,11 @@ async fn leave_expired_identity(sim: &kubesim::Kubesim, name: &str) {
         .unwrap();
 }
 
-async fn identity_exists(sim: &kubesim::Kubesim, name: &str) -> bool {
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    let admin =
-        scanfleet_kube_access::ClusterAccess::from_kubeconfig(&sim.admin_kubeconfig(), "admin")
-            .await
-            .unwrap();
-    kube::Api::<ServiceAccount>::namespaced(admin.client, "apps")
-        .get_opt(name)
-        .await
-        .unwrap()
-        .is_some()
+async fn identity_exists(
+    accounts: &kube::Api<k8s_openapi::api::core::v1::ServiceAccount>,
+    name: &str,
+) -> bool {
+    accounts.get_opt(name).await.unwrap().is_some()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -396,12 +399,16 @@ async fn two_clusters_one_bus_six_workers_each_cluster_within_its_own_budget() {
 
     // The sweeper runs per cluster: a worker serving both removes the
     // expired identities crashed workers left in each.
-    leave_expired_identity(&fleet.sim, "scanfleet-left-east").await;
-    leave_expired_identity(&west.sim, "scanfleet-left-west").await;
+    let (east_accounts, west_accounts) = (
+        apps_accounts(&fleet.sim).await,
+        apps_accounts(&west.sim).await,
+    );
+    leave_expired_identity(&east_accounts, "scanfleet-left-east").await;
+    leave_expired_identity(&west_accounts, "scanfleet-left-west").await;
     let _sweeper = fleet.worker_serving("s1", 1, &both, 1);
     eventually("both clusters swept", Duration::from_secs(30), || async {
-        !identity_exists(&fleet.sim, "scanfleet-left-east").await
-            && !identity_exists(&west.sim, "scanfleet-left-west").await
+        !identity_exists(&east_accounts, "scanfleet-left-east").await
+            && !identity_exists(&west_accounts, "scanfleet-left-west").await
     })
     .await;
 }

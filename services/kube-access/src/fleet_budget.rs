@@ -46,6 +46,22 @@ pub struct BudgetLimits {
     /// reserve the server could see up to `qps × in_flight` calls more than
     /// `burst + qps · w` in a window.
     pub in_flight: Duration,
+    /// Whether these limits are the cluster's configured budget.
+    pub standing: Standing,
+}
+
+/// Whether a participant's limits are the cluster's configured budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Standing {
+    /// Configured with the cluster's budget (a worker): its qps and burst
+    /// count in the strictest-holds rule.
+    #[default]
+    Configured,
+    /// Not configured with it (intake, whose own calls share the cluster's
+    /// budget without configuring it). Applies the limits the workers last
+    /// recorded, however long ago, and its own (a fallback) only while no
+    /// worker ever recorded any.
+    Following,
 }
 
 impl BudgetLimits {
@@ -112,10 +128,29 @@ fn stricter<T: PartialOrd + Copy>(own: T, stored: Option<(T, i64)>, now_ms: i64)
 }
 
 impl BudgetLimits {
-    /// The limits that apply now: this worker's own, tightened by any
-    /// stricter qps or burst another worker recorded recently (see
-    /// [`STRICTER_LIMIT_HOLDS`]), and the record to store with them.
-    pub fn applying(self, stored: Option<AppliedLimits>, now_ms: i64) -> (Self, AppliedLimits) {
+    /// The limits that apply now, and the record to store with them. A
+    /// configured participant applies its own, tightened by any stricter
+    /// qps or burst another recorded recently (see [`STRICTER_LIMIT_HOLDS`]),
+    /// and renews what it applies of its own; a following one applies the
+    /// record as it stands and leaves it unchanged.
+    pub fn applying(
+        self,
+        stored: Option<AppliedLimits>,
+        now_ms: i64,
+    ) -> (Self, Option<AppliedLimits>) {
+        if self.standing == Standing::Following {
+            return match stored {
+                Some(a) => (
+                    Self {
+                        qps: a.qps,
+                        burst: a.burst,
+                        ..self
+                    },
+                    Some(a),
+                ),
+                None => (self, None),
+            };
+        }
         let (qps, qps_at_ms) = stricter(self.qps, stored.map(|a| (a.qps, a.qps_at_ms)), now_ms);
         let (burst, burst_at_ms) =
             stricter(self.burst, stored.map(|a| (a.burst, a.burst_at_ms)), now_ms);
@@ -125,7 +160,7 @@ impl BudgetLimits {
             burst,
             burst_at_ms,
         };
-        (Self { qps, burst, ..self }, applied)
+        (Self { qps, burst, ..self }, Some(applied))
     }
 }
 
@@ -262,7 +297,7 @@ pub fn lease(current: Option<BucketState>, own: BudgetLimits, now_ms: i64, wante
         permits,
         state: BucketState {
             tokens: state.tokens - f64::from(permits),
-            applied: Some(applied),
+            applied,
             ..state
         },
         limits,
@@ -290,7 +325,7 @@ pub fn pause(
         tokens: 0.0,
         refilled_at_ms: state.refilled_at_ms,
         paused_until_ms: until,
-        applied: Some(applied),
+        applied,
     })
 }
 
@@ -306,6 +341,7 @@ mod tests {
         qps: 20.0,
         burst: 20,
         in_flight: Duration::ZERO,
+        standing: Standing::Configured,
     };
 
     fn granted(l: Lease) -> (u32, BucketState) {
@@ -453,6 +489,7 @@ mod tests {
             qps: 100.0,
             burst: 2,
             in_flight: Duration::from_secs(1),
+            ..LIMITS
         };
         assert_eq!(tiny.capacity(), 1.0, "never below one permit");
     }
@@ -477,7 +514,7 @@ mod tests {
         let lowered = BudgetLimits {
             qps: 1.0,
             burst: 2,
-            in_flight: Duration::ZERO,
+            ..LIMITS
         };
         assert_eq!(
             s.refilled(lowered, 7).tokens,
@@ -503,7 +540,7 @@ mod tests {
         let looser = BudgetLimits {
             qps: 40.0,
             burst: 40,
-            in_flight: Duration::ZERO,
+            ..LIMITS
         };
         let mut state = None;
         let mut grants: Vec<(i64, u32)> = Vec::new();
@@ -540,10 +577,34 @@ mod tests {
             Lease::Granted { limits, .. } => assert_eq!((limits.qps, limits.burst), (20.0, 20)),
             other => panic!("{other:?}"),
         }
-        match lease(Some(last), looser, now + 10_001, 1) {
+        let relaxed = match lease(Some(last), looser, now + 10_001, 1) {
             Lease::Granted { limits, state, .. } => {
                 assert_eq!((limits.qps, limits.burst), (40.0, 40));
                 assert_eq!(state.applied.unwrap().qps_at_ms, now + 10_001);
+                state
+            }
+            other => panic!("{other:?}"),
+        };
+        // A service that does not configure the budget (intake) applies
+        // what the workers last recorded, however long ago, and leaves the
+        // record as it is; with no record at all, its own fallback.
+        let intake = BudgetLimits {
+            qps: 1_000.0,
+            burst: 1_000,
+            standing: Standing::Following,
+            ..LIMITS
+        };
+        match lease(Some(relaxed), intake, now + 60_000, 1) {
+            Lease::Granted { limits, state, .. } => {
+                assert_eq!((limits.qps, limits.burst), (40.0, 40));
+                assert_eq!(state.applied, relaxed.applied);
+            }
+            other => panic!("{other:?}"),
+        }
+        match lease(None, intake, 0, 1) {
+            Lease::Granted { limits, state, .. } => {
+                assert_eq!((limits.qps, limits.burst), (1_000.0, 1_000));
+                assert_eq!(state.applied, None, "a fallback is never recorded");
             }
             other => panic!("{other:?}"),
         }
@@ -554,7 +615,7 @@ mod tests {
         let high_qps_low_burst = BudgetLimits {
             qps: 100.0,
             burst: 5,
-            in_flight: Duration::ZERO,
+            ..LIMITS
         };
         let stored = AppliedLimits {
             qps: 20.0,
@@ -565,7 +626,7 @@ mod tests {
         let (limits, applied) = high_qps_low_burst.applying(Some(stored), 2_000);
         assert_eq!((limits.qps, limits.burst), (20.0, 5));
         assert_eq!(
-            applied,
+            applied.unwrap(),
             AppliedLimits {
                 qps: 20.0,
                 qps_at_ms: 1_000,

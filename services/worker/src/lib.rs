@@ -11,7 +11,7 @@
 //! in the intent stream, so workers can be killed at any time.
 
 pub mod config;
-pub mod fleet_budget;
+
 pub mod image_config;
 pub mod image_scanner;
 pub mod intent_loop;

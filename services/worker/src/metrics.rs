@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use scanfleet_kube_access::fleet_budget::BudgetLimits;
 use scanfleet_kube_access::{ApiThrottle, ThrottleStats};
 
-use crate::fleet_budget::{FleetBudget, FleetBudgetStats};
+use scanfleet_fleet_budget::{FleetBudget, FleetBudgetStats};
 use scanfleet_process_lifecycle::metrics::{
     CounterCell, DurationHistogram, GaugeCell, Registry, service_registry,
 };

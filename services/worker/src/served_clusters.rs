@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use scanfleet_kube_access::fleet_budget::BudgetLimits;
+use scanfleet_kube_access::fleet_budget::{BudgetLimits, Standing};
 use scanfleet_kube_access::{ClusterReach, ThrottleConfig};
 use scanfleet_process_lifecycle::setting;
 use scanfleet_scan_intents::{ClusterName, ImageDigest};
@@ -21,7 +21,7 @@ use scanfleet_scan_session::{ApproachPolicy, SessionConfig};
 use serde::Deserialize;
 
 use crate::config::{Args, FileConfig};
-use crate::fleet_budget::FleetBudgetSettings;
+use scanfleet_fleet_budget::FleetBudgetSettings;
 
 /// One entry of the cluster registry.
 #[derive(Debug, Deserialize)]
@@ -75,14 +75,6 @@ pub struct ServedCluster {
     pub session: SessionConfig,
 }
 
-/// How late after its permit a call may reach the API server (connection
-/// set-up, TLS, a loaded node), beyond the lease time; the fleet budget
-/// holds `qps ×` both back from its burst so the server never sees more.
-/// 150 ms was measured too short: on a loaded 2-core host the 1,000-pod
-/// benchmark saw 22 calls land within 100 ms after a stall, one 1 s
-/// window at 122 for a limit of 120 (docs/benchmarks.md).
-const DELIVERY_ALLOWANCE: Duration = Duration::from_millis(300);
-
 /// The fleet budget from `kube.qps`/`kube.burst`, and this process's
 /// smoother under it: the budget's QPS, with a burst of one lease, so one
 /// worker never spends the fleet's whole burst in an instant.
@@ -105,6 +97,7 @@ fn throttle(
         qps: fleet.qps,
         burst: fleet.burst.max(1),
         in_flight: Duration::ZERO,
+        standing: Standing::Configured,
     };
     let mut budget = FleetBudgetSettings::new(limits);
     if let Some(n) = file.lease_max {
@@ -122,9 +115,8 @@ fn throttle(
                 "{at}.lease_ttl_ms: {ms} must be between 10 and 10000"
             ));
         }
-        budget.lease_ttl = Duration::from_millis(ms);
+        budget = budget.with_lease_ttl(Duration::from_millis(ms));
     }
-    budget.limits.in_flight = budget.lease_ttl + DELIVERY_ALLOWANCE;
     let local = ThrottleConfig {
         burst: budget.lease_max,
         ..fleet

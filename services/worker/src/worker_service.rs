@@ -24,7 +24,6 @@ use scanfleet_scan_session::sweep_expired;
 use tokio::sync::watch;
 
 use crate::config::{Args, Config};
-use crate::fleet_budget::FleetBudget;
 use crate::image_scanner::ImageScanner;
 use crate::intent_loop::{IntentLoop, Lane, LoopConfig};
 use crate::kube_scanner::KubeScanner;
@@ -32,6 +31,7 @@ use crate::metrics::{LONGEST_DEADLINE, WorkerMetrics};
 use crate::registry_logins::RegistryLogins;
 use crate::result_publisher::ResultPublisher;
 use crate::served_clusters::ServedCluster;
+use scanfleet_fleet_budget::FleetBudget;
 
 /// The bound address, once the worker serves.
 #[derive(Clone, Copy, Debug)]

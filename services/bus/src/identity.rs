@@ -82,6 +82,7 @@ const INTAKE_NEEDS: &[Required] = &[
     Required::Consumer(ADVISORIES_STREAM, DLQ_FORWARDER_CONSUMER),
     Required::KeyValue(STATUS_BUCKET),
     Required::KeyValue(IDEMPOTENCY_BUCKET),
+    Required::KeyValue(API_BUDGETS_BUCKET),
 ];
 
 /// Besides these, a worker needs the intent consumers of each cluster it

@@ -179,7 +179,9 @@ pub async fn run_with_ready(
         .requiring_encryption(config.require_encryption),
     );
     let at_rest = ReportsAtRest::new(ingestor.clone(), config.require_encryption);
-    let gate = scanfleet_edge_access::cluster_gatekeeper(&config.access, None)
+    // The collector is not tied to one cluster of the fleet, so its reader
+    // reviews have the edge's own throttle, not a cluster's fleet budget.
+    let gate = scanfleet_edge_access::cluster_gatekeeper(&config.access, None, None)
         .await
         .context("the identity that reviews readers")?;
     let reader = Arc::new(ResultReader {

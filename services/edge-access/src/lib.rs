@@ -41,7 +41,8 @@ pub use reviews::{Access, KubeReviews, Resource, Reviewer, Verb};
 pub use settings::{AccessArgs, AccessFile, AccessSettings};
 
 /// A gatekeeper that asks the cluster with the service's own identity,
-/// every review through one throttle (default 20 calls/s, burst 40):
+/// every review through one throttle (default 20 calls/s, burst 40) and,
+/// when given, the cluster's fleet-wide API budget (`fleet`):
 /// `--access-kubeconfig`, else the service's other kubeconfig (`fallback`),
 /// else the pod's ServiceAccount. That identity needs the
 /// `system:auth-delegator` ClusterRole.
@@ -51,6 +52,7 @@ pub use settings::{AccessArgs, AccessFile, AccessSettings};
 pub async fn cluster_gatekeeper(
     settings: &AccessSettings,
     fallback: Option<&Path>,
+    fleet: Option<Arc<dyn scanfleet_kube_access::FleetPermits>>,
 ) -> anyhow::Result<Gatekeeper> {
     let reach = match settings.kubeconfig.as_deref().or(fallback) {
         Some(path) => scanfleet_kube_access::ClusterReach::Kubeconfig(path.to_owned()),
@@ -58,8 +60,14 @@ pub async fn cluster_gatekeeper(
     };
     // Reviews are driven by callers: however many arrive (each peer has its
     // own limit, but peers are many), the API server sees at most this
-    // throttle's rate from the edge.
-    let throttle = scanfleet_kube_access::ApiThrottle::new(Default::default())?;
+    // throttle's rate from the edge, and under `fleet` the cluster's
+    // fleet-wide budget holds for them too.
+    let throttle = match fleet {
+        Some(fleet) => {
+            scanfleet_kube_access::ApiThrottle::under_fleet_budget(Default::default(), fleet)?
+        }
+        None => scanfleet_kube_access::ApiThrottle::new(Default::default())?,
+    };
     let client = reach.connect(throttle).await?.client;
     Ok(Gatekeeper::new(
         Arc::new(KubeReviews::new(client)),

@@ -20,6 +20,7 @@
 //! [`intake_api::IntakeService`], [`push_matching::PushMatcher`],
 //! [`periodic_scans::PeriodicScans`].
 
+mod cluster_budgets;
 pub mod cluster_queues;
 pub mod config;
 pub mod container_intents;
@@ -123,9 +124,11 @@ pub async fn run_supervised(
     let client = scanfleet_bus::connect(&config.nats, BusIdentity::Intake).await?;
     let js = async_nats::jetstream::new(client.clone());
     scanfleet_bus::check_topology(&js, BusIdentity::Intake).await?;
+    let budgets = cluster_budgets::ClusterBudgets::open(&js).await?;
     let metrics = Arc::new(Metrics::default());
     let mut tasks = CriticalTasks::new(shutdown.clone());
-    let (directory, started) = start_pod_directory(&config, &shutdown, &mut tasks).await?;
+    let (directory, started) =
+        start_pod_directory(&config, &budgets, &shutdown, &mut tasks).await?;
     let status = ScanStatusBook::open(&js).await?;
     let intents = ContainerIntents::new(
         IntentQueueing::new(IntentQueue::new(js.clone()), status.clone()),
@@ -140,11 +143,14 @@ pub async fn run_supervised(
     );
     let http = start_http(&config, matcher, &metrics, &shutdown, &mut tasks).await?;
     start_dead_letters(&js, status, &shutdown, &mut tasks);
-    let gate =
-        scanfleet_edge_access::cluster_gatekeeper(&config.access, config.kubeconfig.as_deref())
-            .await
-            .context("the identity that reviews callers")?;
-    let mut directories = start_other_directories(&config, &shutdown, &mut tasks).await?;
+    let gate = scanfleet_edge_access::cluster_gatekeeper(
+        &config.access,
+        config.kubeconfig.as_deref(),
+        Some(budgets.permits(config.cluster.as_str())),
+    )
+    .await
+    .context("the identity that reviews callers")?;
+    let mut directories = start_other_directories(&config, &budgets, &shutdown, &mut tasks).await?;
     if let Some(d) = directory {
         directories.insert(config.cluster.clone(), d);
     }
@@ -187,6 +193,7 @@ pub async fn run_supervised(
 /// watches.
 async fn start_pod_directory(
     config: &Config,
+    budgets: &cluster_budgets::ClusterBudgets,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut CriticalTasks,
 ) -> Result<(
@@ -203,17 +210,18 @@ async fn start_pod_directory(
         }
         None => (None, None),
     };
-    let kube = match &config.kubeconfig {
-        Some(path) => scanfleet_kube_access::client_from_kubeconfig_file(path).await?,
-        None => {
-            let throttle = scanfleet_kube_access::ApiThrottle::new(Default::default())
-                .map_err(|e| anyhow::anyhow!("pod directory throttle: {e}"))?;
-            scanfleet_kube_access::ClusterAccess::in_cluster(throttle)
-                .await
-                .context("pod directory (--in-cluster)")?
-                .client
-        }
+    let reach = match &config.kubeconfig {
+        Some(path) => scanfleet_kube_access::ClusterReach::Kubeconfig(path.clone()),
+        None => scanfleet_kube_access::ClusterReach::InCluster,
     };
+    let throttle = budgets
+        .throttle(config.cluster.as_str())
+        .map_err(|e| anyhow::anyhow!("pod directory throttle: {e}"))?;
+    let kube = reach
+        .connect(throttle)
+        .await
+        .context("pod directory of the home cluster")?
+        .client;
     let (directory, watch) = PodDirectory::start(kube, shutdown.clone(), started_tx)
         .await
         .map_err(|e| anyhow::anyhow!("pod directory: {e}"))?;
@@ -226,6 +234,7 @@ async fn start_pod_directory(
 /// is a critical task.
 async fn start_other_directories(
     config: &Config,
+    budgets: &cluster_budgets::ClusterBudgets,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut CriticalTasks,
 ) -> Result<BTreeMap<ClusterName, PodDirectory>> {
@@ -234,7 +243,8 @@ async fn start_other_directories(
         let Some(reach) = &cluster.reach else {
             continue;
         };
-        let throttle = scanfleet_kube_access::ApiThrottle::new(Default::default())
+        let throttle = budgets
+            .throttle(cluster.name.as_str())
             .map_err(|e| anyhow::anyhow!("pod directory throttle: {e}"))?;
         let name = cluster.name.clone();
         let access = reach

@@ -1,14 +1,17 @@
 //! The `scheduler:` section, validated: every schedule's namespace,
-//! selector, container, cadence and profile checked, names unique.
+//! selector, container, cadence, profile and clusters checked, names
+//! unique.
 
 use std::time::Duration;
 
 use scanfleet_scan_intents::schedule::Cadence;
 use scanfleet_scan_intents::{
-    ContainerName, CronExpr, JitterSeed, LabelSelector, NamespaceName, Schedule, SelectorLimits,
+    ClusterName, ContainerName, CronExpr, JitterSeed, LabelSelector, NamespaceName, Schedule,
+    SelectorLimits,
 };
 
-use super::file::FileScheduler;
+use super::file::{FileSchedule, FileScheduler};
+use super::unknown_cluster;
 use super::webhooks::profile;
 use crate::periodic_scans::PeriodicScan;
 
@@ -21,7 +24,20 @@ pub struct SchedulerConfig {
     pub scans: Vec<PeriodicScan>,
 }
 
-pub(super) fn schedules(s: &FileScheduler, errors: &mut Vec<String>) -> SchedulerConfig {
+/// The clusters a schedule may name.
+pub(super) struct ClusterChoice<'a> {
+    /// Every cluster of the registry, the default one first.
+    pub known: Vec<&'a ClusterName>,
+    /// Those intake watches pods in (the default one's identity is checked
+    /// with the other prerequisites).
+    pub watched: Vec<&'a ClusterName>,
+}
+
+pub(super) fn schedules(
+    s: &FileScheduler,
+    choice: &ClusterChoice<'_>,
+    errors: &mut Vec<String>,
+) -> SchedulerConfig {
     let mut scans = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     for (i, f) in s.schedules.iter().enumerate() {
@@ -58,11 +74,18 @@ pub(super) fn schedules(s: &FileScheduler, errors: &mut Vec<String>) -> Schedule
             }
         };
         let profile = profile(&f.profile, &format!("{at}.profile"), errors);
+        let clusters = clusters(f, &at, choice, errors);
         if errors.len() > before {
             continue;
         }
-        let (Some(namespace), Some(selector), Some(container), Some(cadence), Some(profile)) =
-            (namespace, selector, container, cadence, profile)
+        let (
+            Some(namespace),
+            Some(selector),
+            Some(container),
+            Some(cadence),
+            Some(profile),
+            Some(clusters),
+        ) = (namespace, selector, container, cadence, profile, clusters)
         else {
             continue;
         };
@@ -74,7 +97,11 @@ pub(super) fn schedules(s: &FileScheduler, errors: &mut Vec<String>) -> Schedule
             cadence,
             Duration::from_secs(f.jitter_secs),
         ) {
-            Ok(schedule) => scans.push(PeriodicScan { schedule, profile }),
+            Ok(schedule) => scans.push(PeriodicScan {
+                schedule,
+                profile,
+                clusters,
+            }),
             Err(e) => errors.push(format!("{at}: {e}")),
         }
     }
@@ -82,4 +109,43 @@ pub(super) fn schedules(s: &FileScheduler, errors: &mut Vec<String>) -> Schedule
         seed: JitterSeed(s.seed),
         scans,
     }
+}
+
+/// A schedule's `clusters:`: `Some(None)` when left out (every cluster
+/// intake reaches), `None` after reporting a problem. Each name must be a
+/// cluster of the registry that intake watches pods in: a schedule expands
+/// to running pods, so a name it could never expand in is a mistake to
+/// report now, not a schedule that silently never scans.
+fn clusters(
+    f: &FileSchedule,
+    at: &str,
+    choice: &ClusterChoice<'_>,
+    errors: &mut Vec<String>,
+) -> Option<Option<Vec<ClusterName>>> {
+    let Some(names) = &f.clusters else {
+        return Some(None);
+    };
+    let at = format!("{at} ({}).clusters", f.name);
+    if names.is_empty() {
+        errors.push(format!(
+            "{at}: empty; leave it out to scan in every cluster intake reaches"
+        ));
+        return None;
+    }
+    let before = errors.len();
+    let mut chosen: Vec<ClusterName> = Vec::new();
+    for name in names {
+        match choice.known.iter().find(|k| k.as_str() == name) {
+            None => errors.push(format!("{at}: {}", unknown_cluster(name, &choice.known))),
+            Some(k) if !choice.watched.contains(k) => errors.push(format!(
+                "{at}: cluster {name:?} is known by name only; schedules expand to running \
+                 pods, so give its clusters: entry a kubeconfig or in_cluster"
+            )),
+            Some(k) if chosen.contains(k) => {
+                errors.push(format!("{at}: cluster {name:?} is named twice"));
+            }
+            Some(k) => chosen.push((*k).clone()),
+        }
+    }
+    (errors.len() == before).then_some(Some(chosen))
 }

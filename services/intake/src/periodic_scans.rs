@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use scanfleet_bus::EnqueueError;
 use scanfleet_scan_intents::{
-    ClusterName, Clock, Fire, JitterSeed, ProfileRef, Schedule, Scheduler,
+    Clock, ClusterName, Fire, JitterSeed, ProfileRef, Schedule, Scheduler,
 };
 use tokio::sync::watch;
 

@@ -64,15 +64,14 @@ async fn the_loop_fires_on_its_cadence_coalesces_and_stops() {
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     TopologyConfig::default().ensure(&js).await.unwrap();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let (directory, _watch) =
-        PodDirectory::start(
-            config.cluster.clone(),
-            support::client(&sim).await,
-            shutdown.clone(),
-            None,
-        )
-            .await
-            .unwrap();
+    let (directory, _watch) = PodDirectory::start(
+        config.cluster.clone(),
+        support::client(&sim).await,
+        shutdown.clone(),
+        None,
+    )
+    .await
+    .unwrap();
     let metrics = Arc::new(Metrics::default());
     let periodic = PeriodicScans::new(
         config.scheduler.clone().unwrap().scans,

@@ -28,8 +28,8 @@ pub use file::{
     FileCluster, FileConfig, FileEndpoint, FileProfile, FileSchedule, FileScheduler, FileWebhooks,
 };
 pub use flags::Args;
-pub use schedules::SchedulerConfig;
 use schedules::ClusterChoice;
+pub use schedules::SchedulerConfig;
 pub use webhooks::WebhookConfig;
 
 /// The validated configuration.

@@ -244,7 +244,10 @@ pub async fn start_pod_directories(
         });
         directories.push(directory);
     }
-    Ok(PodDirectories::new(directories))
+    let directories = PodDirectories::new(directories);
+    let watched: Vec<&str> = directories.clusters().map(|c| c.as_str()).collect();
+    tracing::info!(clusters = ?watched, "pod caches ready; pushes and schedules match these clusters");
+    Ok(directories)
 }
 
 /// The client of the default cluster's pod cache.

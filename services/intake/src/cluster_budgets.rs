@@ -18,7 +18,7 @@ use scanfleet_kube_access::{ApiThrottle, FleetPermits, ThrottleConfig, ThrottleC
 
 /// One fleet budget per cluster intake calls, shared by all its calls
 /// there (one lease in flight per cluster).
-pub(crate) struct ClusterBudgets {
+pub struct ClusterBudgets {
     book: ApiBudgetBook,
     budgets: Mutex<BTreeMap<String, FleetBudget>>,
 }
@@ -28,7 +28,7 @@ impl ClusterBudgets {
     ///
     /// # Errors
     /// When the bucket does not exist or intake may not read it.
-    pub(crate) async fn open(js: &async_nats::jetstream::Context) -> Result<Self, BusError> {
+    pub async fn open(js: &async_nats::jetstream::Context) -> Result<Self, BusError> {
         Ok(Self {
             book: ApiBudgetBook::open(js).await?,
             budgets: Mutex::new(BTreeMap::new()),
@@ -36,7 +36,7 @@ impl ClusterBudgets {
     }
 
     /// The permits of `cluster`'s fleet budget.
-    pub(crate) fn permits(&self, cluster: &str) -> Arc<dyn FleetPermits> {
+    pub fn permits(&self, cluster: &str) -> Arc<dyn FleetPermits> {
         let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
         let budget = budgets.entry(cluster.to_owned()).or_insert_with(|| {
             let local = ThrottleConfig::default();
@@ -54,7 +54,7 @@ impl ClusterBudgets {
     ///
     /// # Errors
     /// Never for the default throttle; typed for the constructor's sake.
-    pub(crate) fn throttle(&self, cluster: &str) -> Result<ApiThrottle, ThrottleConfigError> {
+    pub fn throttle(&self, cluster: &str) -> Result<ApiThrottle, ThrottleConfigError> {
         ApiThrottle::under_fleet_budget(ThrottleConfig::default(), self.permits(cluster))
     }
 }

@@ -108,17 +108,19 @@ impl Tally {
 #[derive(Clone)]
 pub struct ContainerIntents {
     queueing: IntentQueueing,
-    cluster: ClusterName,
+    home: ClusterName,
     timeout: Duration,
 }
 
 impl ContainerIntents {
-    /// Intents for containers of `cluster`, with deadline `timeout` after
-    /// queueing.
-    pub fn new(queueing: IntentQueueing, cluster: ClusterName, timeout: Duration) -> Self {
+    /// Intents with deadline `timeout` after queueing. A container's
+    /// intent is for the cluster it runs in; an image scan by digest runs
+    /// in no cluster's pod, so it is queued for `home` (intake's default
+    /// cluster), whose workers pull the image themselves.
+    pub fn new(queueing: IntentQueueing, home: ClusterName, timeout: Duration) -> Self {
         Self {
             queueing,
-            cluster,
+            home,
             timeout,
         }
     }
@@ -133,7 +135,7 @@ impl ContainerIntents {
         let now = SystemTime::now();
         Intent {
             id: new_scan_id(),
-            cluster: self.cluster.clone(),
+            cluster: container.cluster.clone(),
             target: container.target.clone().into(),
             image: ImageSpec {
                 reference: container.image.clone(),
@@ -164,7 +166,9 @@ impl ContainerIntents {
     }
 
     /// Offers one intent to scan the pushed image itself, by digest (no
-    /// pod runs it yet). Its routing keys it by (digest, profile) alone.
+    /// pod runs it yet), for the home cluster's workers. Its routing keys
+    /// it by (digest, profile) alone, so it is one piece of work however
+    /// many clusters will run the image.
     ///
     /// # Errors
     /// The queue's refusal; a push whose names an image target refuses
@@ -181,7 +185,7 @@ impl ContainerIntents {
         let now = SystemTime::now();
         let intent = Intent {
             id: new_scan_id(),
-            cluster: self.cluster.clone(),
+            cluster: self.home.clone(),
             image: ImageSpec {
                 reference: target.reference(),
                 digest: Some(target.digest().clone()),

@@ -46,7 +46,7 @@ pub struct IntakeService {
     config: Config,
     limits: IntakeLimits,
     /// A pod directory per cluster intake can reach (label selectors).
-    directories: BTreeMap<ClusterName, crate::pod_directory::PodDirectory>,
+    directories: crate::pod_directory::PodDirectories,
     queues: ClusterQueues,
     catalog: Option<Arc<ProfileCatalog>>,
     gate: Arc<Gatekeeper>,
@@ -60,7 +60,7 @@ impl IntakeService {
     pub async fn new(
         js: jetstream::Context,
         config: Config,
-        directories: BTreeMap<ClusterName, crate::pod_directory::PodDirectory>,
+        directories: crate::pod_directory::PodDirectories,
         gate: Arc<Gatekeeper>,
     ) -> Result<Self, scanfleet_bus::BusError> {
         let status = ScanStatusBook::open(&js).await?;
@@ -220,14 +220,9 @@ impl IntakeService {
         if known.contains(&cluster) {
             return Ok(());
         }
-        let names: Vec<&str> = known.iter().map(|c| c.as_str()).collect();
         Err(invalid(vec![FieldViolation {
             field: format!("{prefix}target.cluster"),
-            description: format!(
-                "unknown cluster {:?}; known clusters: {}",
-                cluster.as_str(),
-                names.join(", ")
-            ),
+            description: crate::config::unknown_cluster(cluster.as_str(), &known),
         }]))
     }
 

@@ -7,20 +7,23 @@
 //!   high priority; a full queue answers `RESOURCE_EXHAUSTED`;
 //! - registry webhooks ([`registry_webhooks`], HTTP): Distribution, Harbor
 //!   and GHCR pushes parsed by `scanfleet-registry-events`, matched to the
-//!   containers running the pushed digest ([`push_matching`]), or watched
-//!   for the first pod that starts with it ([`push_watches`]); a full queue
-//!   answers 429 with `Retry-After`;
+//!   containers running the pushed digest in every cluster intake reaches
+//!   ([`push_matching`]), or watched for the first pod that starts with it
+//!   in any of them ([`push_watches`]); a full queue answers 429 with
+//!   `Retry-After`;
 //! - the scheduler ([`periodic_scans`]): configured schedules expanded to
-//!   running containers, low priority, at most one queued intent per
-//!   (container, image digest, profile version).
+//!   running containers of every cluster intake reaches (or those a
+//!   schedule names), low priority, at most one queued intent per
+//!   (cluster, container, image digest, profile version).
 //!
 //! What it is not: a scanner (workers scan) or a store of results. It holds
-//! no state beyond the pod cache and the push watches; the stream is the
-//! queue. Main types: [`config::Config`], [`EmbeddedIntake`],
+//! no state beyond the pod caches (one per reachable cluster,
+//! [`pod_directory::PodDirectories`]) and the push watches; the stream is
+//! the queue. Main types: [`config::Config`], [`EmbeddedIntake`],
 //! [`intake_api::IntakeService`], [`push_matching::PushMatcher`],
 //! [`periodic_scans::PeriodicScans`].
 
-mod cluster_budgets;
+pub mod cluster_budgets;
 pub mod cluster_queues;
 pub mod config;
 pub mod container_intents;
@@ -34,7 +37,6 @@ pub mod queueing;
 pub mod registry_webhooks;
 pub mod submission_rights;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,13 +47,13 @@ use scanfleet_contracts::v1::intake_server::IntakeServer;
 use scanfleet_process_lifecycle::{
     CriticalTasks, Listener, LogFormat, Service, TaskHandles, serve_grpc, serve_http,
 };
-use scanfleet_scan_intents::ClusterName;
 use tokio::sync::{mpsc, watch};
 
+use crate::cluster_budgets::ClusterBudgets;
 use crate::config::{Args, Config};
 use crate::container_intents::ContainerIntents;
 use crate::metrics::Metrics;
-use crate::pod_directory::{PodDirectory, RunningContainer};
+use crate::pod_directory::{PodDirectories, PodDirectory, RunningContainer};
 use crate::push_matching::PushMatcher;
 use crate::queueing::IntentQueueing;
 
@@ -127,8 +129,15 @@ pub async fn run_supervised(
     let budgets = cluster_budgets::ClusterBudgets::open(&js).await?;
     let metrics = Arc::new(Metrics::default());
     let mut tasks = CriticalTasks::new(shutdown.clone());
-    let (directory, started) =
-        start_pod_directory(&config, &budgets, &shutdown, &mut tasks).await?;
+    let (started_tx, started) = match &config.webhooks {
+        Some(_) => {
+            let (tx, rx) = mpsc::channel(1024);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let directories =
+        start_pod_directories(&config, &budgets, started_tx, &shutdown, &mut tasks).await?;
     let status = ScanStatusBook::open(&js).await?;
     let intents = ContainerIntents::new(
         IntentQueueing::new(IntentQueue::new(js.clone()), status.clone()),
@@ -136,10 +145,21 @@ pub async fn run_supervised(
         config.default_timeout,
     );
     let matcher = start_push_matching(
-        &config, &directory, started, &intents, &metrics, &shutdown, &mut tasks,
+        &config,
+        &directories,
+        started,
+        &intents,
+        &metrics,
+        &shutdown,
+        &mut tasks,
     );
     start_schedules(
-        &config, &directory, &intents, &metrics, &shutdown, &mut tasks,
+        &config,
+        &directories,
+        &intents,
+        &metrics,
+        &shutdown,
+        &mut tasks,
     );
     let http = start_http(&config, matcher, &metrics, &shutdown, &mut tasks).await?;
     start_dead_letters(&js, status, &shutdown, &mut tasks);
@@ -150,10 +170,6 @@ pub async fn run_supervised(
     )
     .await
     .context("the identity that reviews callers")?;
-    let mut directories = start_other_directories(&config, &budgets, &shutdown, &mut tasks).await?;
-    if let Some(d) = directory {
-        directories.insert(config.cluster.clone(), d);
-    }
     let queues = cluster_queues::ClusterQueues::new(js.clone());
     let watched = config.known_clusters().into_iter().cloned().collect();
     let run = queues.publish_metrics(
@@ -187,58 +203,30 @@ pub async fn run_supervised(
     result
 }
 
-/// The pod cache, when intake has an identity to watch pods with (a
-/// kubeconfig, or in a cluster its own ServiceAccount); its watch is a
-/// critical task. With webhooks, it also feeds starting pods to the push
-/// watches.
-async fn start_pod_directory(
+/// A pod cache for every cluster of the registry intake can reach: the
+/// default one when it has an identity to watch pods with (a kubeconfig,
+/// or in a cluster its own ServiceAccount), and each `clusters:` entry
+/// with a kubeconfig or `in_cluster`. Label selectors, pushes and
+/// schedules all resolve through this one set; each watch is a critical
+/// task. With `started`, every cache feeds the pods it sees start to the
+/// push watches on that one channel.
+///
+/// Public so a test can build the scheduler over the very caches intake
+/// would, then drive it on a manual clock.
+///
+/// # Errors
+/// The first cluster whose cache could not start, by name.
+pub async fn start_pod_directories(
     config: &Config,
-    budgets: &cluster_budgets::ClusterBudgets,
+    budgets: &ClusterBudgets,
+    started: Option<mpsc::Sender<Vec<RunningContainer>>>,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut CriticalTasks,
-) -> Result<(
-    Option<PodDirectory>,
-    Option<mpsc::Receiver<Vec<RunningContainer>>>,
-)> {
-    if config.kubeconfig.is_none() && !config.in_cluster {
-        return Ok((None, None));
+) -> Result<PodDirectories> {
+    let mut clients = Vec::new();
+    if config.kubeconfig.is_some() || config.in_cluster {
+        clients.push((config.cluster.clone(), home_client(config, budgets).await?));
     }
-    let (started_tx, started_rx) = match &config.webhooks {
-        Some(_) => {
-            let (tx, rx) = mpsc::channel(1024);
-            (Some(tx), Some(rx))
-        }
-        None => (None, None),
-    };
-    let reach = match &config.kubeconfig {
-        Some(path) => scanfleet_kube_access::ClusterReach::Kubeconfig(path.clone()),
-        None => scanfleet_kube_access::ClusterReach::InCluster,
-    };
-    let throttle = budgets
-        .throttle(config.cluster.as_str())
-        .map_err(|e| anyhow::anyhow!("pod directory throttle: {e}"))?;
-    let kube = reach
-        .connect(throttle)
-        .await
-        .context("pod directory of the home cluster")?
-        .client;
-    let (directory, watch) = PodDirectory::start(kube, shutdown.clone(), started_tx)
-        .await
-        .map_err(|e| anyhow::anyhow!("pod directory: {e}"))?;
-    tasks.spawn("pod-watch", async move { watch.await.context("pod watch") });
-    Ok((Some(directory), started_rx))
-}
-
-/// A pod directory for each cluster of the registry intake can reach, so
-/// label selectors resolve in the cluster a submission names; each watch
-/// is a critical task.
-async fn start_other_directories(
-    config: &Config,
-    budgets: &cluster_budgets::ClusterBudgets,
-    shutdown: &watch::Receiver<bool>,
-    tasks: &mut CriticalTasks,
-) -> Result<BTreeMap<ClusterName, PodDirectory>> {
-    let mut directories = BTreeMap::new();
     for cluster in &config.other_clusters {
         let Some(reach) = &cluster.reach else {
             continue;
@@ -246,39 +234,65 @@ async fn start_other_directories(
         let throttle = budgets
             .throttle(cluster.name.as_str())
             .map_err(|e| anyhow::anyhow!("pod directory throttle: {e}"))?;
-        let name = cluster.name.clone();
         let access = reach
             .connect(throttle)
             .await
-            .with_context(|| format!("pod directory of cluster {name}"))?;
-        let (directory, watch) = PodDirectory::start(access.client, shutdown.clone(), None)
-            .await
-            .map_err(|e| anyhow::anyhow!("pod directory of cluster {name}: {e}"))?;
+            .with_context(|| format!("pod directory of cluster {}", cluster.name))?;
+        clients.push((cluster.name.clone(), access.client));
+    }
+    let mut directories = Vec::new();
+    for (name, client) in clients {
+        let (directory, watch) =
+            PodDirectory::start(name.clone(), client, shutdown.clone(), started.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("pod directory of cluster {name}: {e}"))?;
         tasks.spawn("pod-watch", async move {
             watch
                 .await
                 .with_context(|| format!("pod watch of cluster {name}"))
         });
-        directories.insert(cluster.name.clone(), directory);
+        directories.push(directory);
     }
+    let directories = PodDirectories::new(directories);
+    let watched: Vec<&str> = directories.clusters().map(|c| c.as_str()).collect();
+    tracing::info!(clusters = ?watched, "pod caches ready; pushes and schedules match these clusters");
     Ok(directories)
+}
+
+/// The client of the default cluster's pod cache, under its fleet budget.
+async fn home_client(config: &Config, budgets: &ClusterBudgets) -> Result<kube::Client> {
+    let reach = match &config.kubeconfig {
+        Some(path) => scanfleet_kube_access::ClusterReach::Kubeconfig(path.clone()),
+        None => scanfleet_kube_access::ClusterReach::InCluster,
+    };
+    let throttle = budgets
+        .throttle(config.cluster.as_str())
+        .map_err(|e| anyhow::anyhow!("pod directory throttle: {e}"))?;
+    Ok(reach
+        .connect(throttle)
+        .await
+        .context("pod directory of the home cluster")?
+        .client)
 }
 
 /// Push matching, when webhooks are configured (a critical task).
 fn start_push_matching(
     config: &Config,
-    directory: &Option<PodDirectory>,
+    directories: &PodDirectories,
     started: Option<mpsc::Receiver<Vec<RunningContainer>>>,
     intents: &ContainerIntents,
     metrics: &Arc<Metrics>,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut CriticalTasks,
 ) -> Option<PushMatcher> {
-    let (Some(w), Some(d), Some(started)) = (&config.webhooks, directory, started) else {
+    let (Some(w), Some(started)) = (&config.webhooks, started) else {
         return None;
     };
+    if directories.is_empty() {
+        return None;
+    }
     let matcher = PushMatcher::new(
-        d.clone(),
+        directories.clone(),
         intents.clone(),
         w.profile.clone(),
         w.watch_limits,
@@ -295,21 +309,21 @@ fn start_push_matching(
 /// The scheduler, when schedules are configured (a critical task).
 fn start_schedules(
     config: &Config,
-    directory: &Option<PodDirectory>,
+    directories: &PodDirectories,
     intents: &ContainerIntents,
     metrics: &Arc<Metrics>,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut CriticalTasks,
 ) {
-    let (Some(s), Some(d)) = (&config.scheduler, directory) else {
+    let Some(s) = &config.scheduler else {
         return;
     };
-    if s.scans.is_empty() {
+    if s.scans.is_empty() || directories.is_empty() {
         return;
     }
     let periodic = periodic_scans::PeriodicScans::new(
         s.scans.clone(),
-        d.clone(),
+        directories.clone(),
         intents.clone(),
         metrics.clone(),
     );

@@ -1,6 +1,7 @@
 //! The scheduler loop: sleep until the next fire, expand each fired
-//! schedule against the pod cache, queue one low-priority intent per
-//! running container.
+//! schedule against the pod caches of its clusters (every cluster intake
+//! reaches, unless the schedule names some), queue one low-priority intent
+//! per running container, each for the cluster the container runs in.
 //!
 //! It never floods. Every periodic intent goes to the subject ending in its
 //! dedupe key (cluster, container, image digest, profile version), and the
@@ -16,12 +17,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use scanfleet_bus::EnqueueError;
-use scanfleet_scan_intents::{Clock, Fire, JitterSeed, ProfileRef, Schedule, Scheduler};
+use scanfleet_scan_intents::{
+    Clock, ClusterName, Fire, JitterSeed, ProfileRef, Schedule, Scheduler,
+};
 use tokio::sync::watch;
 
 use crate::container_intents::{Cause, ContainerIntents, Tally};
 use crate::metrics::Metrics;
-use crate::pod_directory::PodDirectory;
+use crate::pod_directory::PodDirectories;
 
 /// Time as the scheduler loop sees it: what time it is, and waiting until
 /// a time. The loop only ever asks this, so a test can run the real loop
@@ -110,12 +113,14 @@ pub struct PeriodicScan {
     pub schedule: Schedule,
     /// With which profile version.
     pub profile: ProfileRef,
+    /// Only in these clusters; `None`: in every cluster intake reaches.
+    pub clusters: Option<Vec<ClusterName>>,
 }
 
 /// What one fire did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FireReport {
-    /// Containers the selector matched.
+    /// Containers the selector matched, in all the schedule's clusters.
     pub containers: usize,
     /// Outcomes of the offers made.
     pub tally: Tally,
@@ -127,22 +132,22 @@ pub struct FireReport {
 #[derive(Clone)]
 pub struct PeriodicScans {
     scans: Arc<Vec<PeriodicScan>>,
-    directory: PodDirectory,
+    directories: PodDirectories,
     intents: ContainerIntents,
     metrics: Arc<Metrics>,
 }
 
 impl PeriodicScans {
-    /// Schedules over a pod cache.
+    /// Schedules over the pod caches of the clusters intake reaches.
     pub fn new(
         scans: Vec<PeriodicScan>,
-        directory: PodDirectory,
+        directories: PodDirectories,
         intents: ContainerIntents,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             scans: Arc::new(scans),
-            directory,
+            directories,
             intents,
             metrics,
         }
@@ -157,9 +162,12 @@ impl PeriodicScans {
             return report;
         };
         let s = &scan.schedule;
-        let containers = self
-            .directory
-            .containers(&s.namespace, &s.selector, s.container.as_ref());
+        let containers = self.directories.containers(
+            scan.clusters.as_deref(),
+            &s.namespace,
+            &s.selector,
+            s.container.as_ref(),
+        );
         report.containers = containers.len();
         Metrics::add(&self.metrics.schedule_fires, 1);
         for c in &containers {

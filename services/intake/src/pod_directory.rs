@@ -1,10 +1,12 @@
-//! Which containers run where: a watch-driven cache of pods, used to expand
-//! label selectors, to match registry pushes to running pods by digest, and
-//! to tell the push watches when a pod starts.
+//! Which containers run where: a watch-driven cache of pods per cluster,
+//! used to expand label selectors, to match registry pushes to running pods
+//! by digest, and to tell the push watches when a pod starts.
 //!
 //! A reflector keeps a local copy of every pod, so expanding a selector or
 //! matching a digest never calls the API server: a flood of submissions or
-//! pushes costs the cluster nothing.
+//! pushes costs the cluster nothing. [`PodDirectories`] holds one cache per
+//! cluster intake reaches, so a push or a schedule sees the whole fleet
+//! through one owner of the matching rules.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -12,15 +14,19 @@ use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use scanfleet_scan_intents::{
-    ContainerName, ContainerRef, ImageDigest, LabelSelector, NamespaceName, PodName,
+    ClusterName, ContainerName, ContainerRef, ImageDigest, LabelSelector, NamespaceName, PodName,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 /// A running container found in the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunningContainer {
-    /// Where it is.
+    /// The cluster it runs in: its intent is queued for that cluster's
+    /// workers.
+    pub cluster: ClusterName,
+    /// Where it is in that cluster.
     pub target: ContainerRef,
     /// The image as the pod spec names it.
     pub image: String,
@@ -28,15 +34,17 @@ pub struct RunningContainer {
     pub image_digest: Option<ImageDigest>,
 }
 
-/// The pod cache.
+/// The pod cache of one cluster.
 #[derive(Clone)]
 pub struct PodDirectory {
+    cluster: ClusterName,
     store: Store<Pod>,
 }
 
 impl PodDirectory {
-    /// Starts watching every pod the client may list, and waits until the
-    /// first full list is in. The watch ends when `shutdown` flips.
+    /// Starts watching every pod the client may list in `cluster`, and
+    /// waits until the first full list is in. The watch ends when
+    /// `shutdown` flips.
     ///
     /// With `started`, the running containers of every pod the watch sees
     /// added or changed are sent there (after the cache has the pod), so the
@@ -47,12 +55,14 @@ impl PodDirectory {
     /// # Errors
     /// When the initial list does not arrive (no permission, unreachable).
     pub async fn start(
+        cluster: ClusterName,
         client: kube::Client,
         mut shutdown: watch::Receiver<bool>,
         started: Option<mpsc::Sender<Vec<RunningContainer>>>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), String> {
         let api: Api<Pod> = Api::all(client);
         let (reader, writer) = reflector::store();
+        let name = cluster.clone();
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff()
             .applied_objects();
@@ -68,7 +78,7 @@ impl PodDirectory {
                     Some(Err(e)) => tracing::warn!(error = %e, "pod watch error; backing off"),
                     Some(Ok(pod)) => {
                         if let Some(tx) = &started {
-                            let running = pod_containers(&pod, None);
+                            let running = pod_containers(&name, &pod, None);
                             if !running.is_empty() && tx.send(running).await.is_err() {
                                 return;
                             }
@@ -84,7 +94,13 @@ impl PodDirectory {
         .await
         .map_err(|_| "the pod list did not arrive within 30 s".to_owned())?
         .map_err(|e| e.to_string())?;
-        Ok((Self { store: reader }, task))
+        Ok((
+            Self {
+                cluster,
+                store: reader,
+            },
+            task,
+        ))
     }
 
     /// Running containers in `namespace` whose pod matches `selector`, only
@@ -102,7 +118,7 @@ impl PodDirectory {
             }
             let labels: BTreeMap<String, String> = pod.metadata.labels.clone().unwrap_or_default();
             if selector.matches(&labels) {
-                found.extend(pod_containers(&pod, container));
+                found.extend(pod_containers(&self.cluster, &pod, container));
             }
         }
         found.sort_by(|a, b| a.target.cmp(&b.target));
@@ -118,7 +134,7 @@ impl PodDirectory {
             .store
             .state()
             .iter()
-            .flat_map(|pod| pod_containers(pod, None))
+            .flat_map(|pod| pod_containers(&self.cluster, pod, None))
             .filter(|c| c.image_digest.as_ref() == Some(digest))
             .collect();
         found.sort_by(|a, b| a.target.cmp(&b.target));
@@ -126,12 +142,84 @@ impl PodDirectory {
     }
 }
 
-/// The running containers of a running pod (only `only` when given).
-pub fn pod_containers(pod: &Pod, only: Option<&ContainerName>) -> Vec<RunningContainer> {
-    running_containers(pod, only).unwrap_or_default()
+/// The pod caches of every cluster intake reaches, by name. Pushes and
+/// schedules ask the fleet through this, so each matching rule has one
+/// owner ([`PodDirectory`]) however many clusters there are.
+#[derive(Clone, Default)]
+pub struct PodDirectories {
+    by_cluster: Arc<BTreeMap<ClusterName, PodDirectory>>,
 }
 
-fn running_containers(pod: &Pod, only: Option<&ContainerName>) -> Option<Vec<RunningContainer>> {
+impl PodDirectories {
+    /// The set of `directories`.
+    pub fn new(directories: impl IntoIterator<Item = PodDirectory>) -> Self {
+        Self {
+            by_cluster: Arc::new(
+                directories
+                    .into_iter()
+                    .map(|d| (d.cluster.clone(), d))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The cache of `cluster`, if intake reaches it.
+    pub fn get(&self, cluster: &ClusterName) -> Option<&PodDirectory> {
+        self.by_cluster.get(cluster)
+    }
+
+    /// Whether intake reaches no cluster at all.
+    pub fn is_empty(&self) -> bool {
+        self.by_cluster.is_empty()
+    }
+
+    /// The clusters intake reaches, sorted.
+    pub fn clusters(&self) -> impl Iterator<Item = &ClusterName> {
+        self.by_cluster.keys()
+    }
+
+    /// [`PodDirectory::containers`] in each of `clusters` (every cluster
+    /// when `None`; one intake does not reach has no pods to offer).
+    /// Sorted by cluster, then target.
+    pub fn containers(
+        &self,
+        clusters: Option<&[ClusterName]>,
+        namespace: &NamespaceName,
+        selector: &LabelSelector,
+        container: Option<&ContainerName>,
+    ) -> Vec<RunningContainer> {
+        self.by_cluster
+            .iter()
+            .filter(|(name, _)| clusters.is_none_or(|only| only.contains(name)))
+            .flat_map(|(_, d)| d.containers(namespace, selector, container))
+            .collect()
+    }
+
+    /// [`PodDirectory::running_digest`] in every cluster. Sorted by
+    /// cluster, then target.
+    pub fn running_digest(&self, digest: &ImageDigest) -> Vec<RunningContainer> {
+        self.by_cluster
+            .values()
+            .flat_map(|d| d.running_digest(digest))
+            .collect()
+    }
+}
+
+/// The running containers of a running pod of `cluster` (only `only` when
+/// given).
+pub fn pod_containers(
+    cluster: &ClusterName,
+    pod: &Pod,
+    only: Option<&ContainerName>,
+) -> Vec<RunningContainer> {
+    running_containers(cluster, pod, only).unwrap_or_default()
+}
+
+fn running_containers(
+    cluster: &ClusterName,
+    pod: &Pod,
+    only: Option<&ContainerName>,
+) -> Option<Vec<RunningContainer>> {
     let namespace = NamespaceName::new(pod.metadata.namespace.as_deref()?).ok()?;
     let status = pod.status.as_ref()?;
     if status.phase.as_deref() != Some("Running") {
@@ -157,6 +245,7 @@ fn running_containers(pod: &Pod, only: Option<&ContainerName>) -> Option<Vec<Run
         }
         let image_digest = status.and_then(|s| ImageDigest::from_image_id(&s.image_id));
         out.push(RunningContainer {
+            cluster: cluster.clone(),
             target: ContainerRef {
                 namespace: namespace.clone(),
                 pod: pod_name.clone(),

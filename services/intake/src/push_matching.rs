@@ -1,11 +1,13 @@
 //! From a pushed manifest to intents for the containers that run it.
 //!
-//! A push maps to every running container whose kubelet-reported image
-//! digest equals the pushed digest (the pod cache answers without calling
-//! the API server), one high-priority intent each. When nothing runs it yet,
-//! the push becomes a bounded, expiring watch ([`crate::push_watches`]); the
-//! pod cache tells [`PushMatcher::run`] about every pod it sees start, and
-//! the first one running the digest gets its scans.
+//! A push maps to every running container, in every cluster intake
+//! reaches, whose kubelet-reported image digest equals the pushed digest
+//! (the pod caches answer without calling an API server), one
+//! high-priority intent each, queued for the container's own cluster. When
+//! nothing runs it yet, the push becomes a bounded, expiring watch
+//! ([`crate::push_watches`]); every cluster's pod cache tells
+//! [`PushMatcher::run`] about every pod it sees start, and the first one
+//! running the digest, in whichever cluster, gets its scans.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -19,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::container_intents::{Cause, ContainerIntents, Tally};
 use crate::metrics::Metrics;
-use crate::pod_directory::{PodDirectory, RunningContainer};
+use crate::pod_directory::{PodDirectories, RunningContainer};
 use crate::push_watches::{PushWatches, WatchLimits, WatchesFull, Watching};
 
 /// What a route does with a push for a digest no pod runs yet.
@@ -70,7 +72,7 @@ pub enum PushError {
 /// Matches pushes to pods and keeps the watches.
 #[derive(Clone)]
 pub struct PushMatcher {
-    directory: PodDirectory,
+    directories: PodDirectories,
     intents: ContainerIntents,
     profile: ProfileRef,
     watches: Arc<Mutex<PushWatches>>,
@@ -78,16 +80,17 @@ pub struct PushMatcher {
 }
 
 impl PushMatcher {
-    /// A matcher scanning pushed images with `profile`.
+    /// A matcher over the pods of `directories`, scanning pushed images
+    /// with `profile`.
     pub fn new(
-        directory: PodDirectory,
+        directories: PodDirectories,
         intents: ContainerIntents,
         profile: ProfileRef,
         limits: WatchLimits,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            directory,
+            directories,
             intents,
             profile,
             watches: Arc::new(Mutex::new(PushWatches::new(limits))),
@@ -119,7 +122,7 @@ impl PushMatcher {
     ) -> Result<PushOutcome, PushError> {
         let digest = ImageDigest::parse(event.digest.as_str())
             .expect("registry-events and scan-intents accept the same sha256 form");
-        let running = self.directory.running_digest(&digest);
+        let running = self.directories.running_digest(&digest);
         if running.is_empty() {
             let image = match unmatched {
                 UnmatchedPush::Watch => None,
@@ -198,7 +201,7 @@ impl PushMatcher {
     }
 
     /// Checks one pod update against the watches: the first pod running a
-    /// watched digest claims it, and each of its containers running the
+    /// watched digest, in any cluster, claims it, and each of its containers running the
     /// digest gets an intent once (containers that start later in the same
     /// pod get theirs with a later update). A refused intent is released so
     /// the pod's next update (or a re-list) tries again.
@@ -210,10 +213,12 @@ impl PushMatcher {
             }
         }
         for (digest, group) in by_digest {
+            let first = &group[0];
             let pod = format!(
-                "{}/{}",
-                group[0].target.namespace.as_str(),
-                group[0].target.pod.as_str()
+                "{}/{}/{}",
+                first.cluster.as_str(),
+                first.target.namespace.as_str(),
+                first.target.pod.as_str()
             );
             let names: Vec<String> = group
                 .iter()
@@ -273,8 +278,9 @@ impl PushMatcher {
         Metrics::add(&self.metrics.pod_updates_checked, 1);
     }
 
-    /// Consumes pod updates from the pod cache and expires watches on time,
-    /// until `shutdown` flips or the cache stops.
+    /// Consumes pod updates from the pod caches (every cluster's, on one
+    /// channel) and expires watches on time, until `shutdown` flips or the
+    /// caches stop.
     pub async fn run(
         self,
         mut started: mpsc::Receiver<Vec<RunningContainer>>,

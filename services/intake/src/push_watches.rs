@@ -13,12 +13,12 @@
 //!
 //! One watch per digest: a second push of the same digest (a retag, a
 //! redelivery) refreshes the existing watch instead of taking a second slot.
-//! The first pod seen running the digest claims the watch; later pods are
-//! the scheduler's business. The claim lasts until the watch expires, not
-//! just for one pod update: a kubelet starts a pod's containers one by one,
-//! so the update that shows the first container running may not show its
-//! siblings yet, and each container of the claiming pod that runs the
-//! digest is handed out exactly once.
+//! The first pod seen running the digest, in any cluster, claims the watch;
+//! later pods are the scheduler's business. The claim lasts until the watch
+//! expires, not just for one pod update: a kubelet starts a pod's
+//! containers one by one, so the update that shows the first container
+//! running may not show its siblings yet, and each container of the
+//! claiming pod that runs the digest is handed out exactly once.
 //!
 //! Pure state with the time passed in, so tests drive it without sleeping.
 
@@ -64,8 +64,8 @@ pub enum Watching {
 struct Watch {
     event: PushEvent,
     expires: Instant,
-    /// The pod that claimed it (`namespace/pod`) and the containers already
-    /// handed out.
+    /// The pod that claimed it (`cluster/namespace/pod`) and the containers
+    /// already handed out.
     claim: Option<(String, BTreeSet<String>)>,
 }
 
@@ -126,7 +126,7 @@ impl PushWatches {
         Ok(Watching::Added)
     }
 
-    /// `pod` (`namespace/pod`) runs `digest` in `containers`: the first pod
+    /// `pod` (`cluster/namespace/pod`) runs `digest` in `containers`: the first pod
     /// to do so claims a live watch, and gets back the containers not handed
     /// out before. Another pod, an expired watch or no watch: `None`.
     pub fn claim(

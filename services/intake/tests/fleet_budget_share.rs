@@ -70,7 +70,10 @@ async fn intake_waits_out_a_fleet_wide_pause_and_follows_the_workers_budget() {
     // It leased from the entry (its revision moved on) and left the
     // workers' record of the budget as it was: it follows, never sets it.
     let entry = book.read("kubesim").await.unwrap().unwrap();
-    assert!(entry.revision > written, "intake took permits from the budget");
+    assert!(
+        entry.revision > written,
+        "intake took permits from the budget"
+    );
     let after = BucketState::decode(&entry.value).unwrap();
     assert_eq!(after.applied, Some(recorded));
     assert!(after.tokens <= 5.0, "within the workers' burst: {after:?}");

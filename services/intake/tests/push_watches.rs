@@ -30,23 +30,6 @@ const EXPIRED: &str = "scanfleet_intake_push_watches_total{outcome=\"expired\"}"
 const MATCHED: &str = "scanfleet_intake_push_watches_total{outcome=\"matched\"}";
 const CHECKED: &str = "scanfleet_intake_pod_updates_checked_total";
 
-fn push_body(digest: &str, id: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({"events": [{
-        "id": id,
-        "timestamp": "2026-11-22T23:41:07Z",
-        "action": "push",
-        "target": {
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": digest,
-            "size": 1234,
-            "repository": "shop/late",
-            "tag": "2.0"
-        },
-        "request": {"id": "r", "host": "registry.local:5000", "method": "PUT"}
-    }]}))
-    .unwrap()
-}
-
 fn pod(name: &str, image: &str) -> Pod {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -72,30 +55,17 @@ async fn running(pods: &kube::Api<Pod>, name: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_pod_with_a_watched_digest_is_scanned_and_watches_expire() {
     let fixture = kubesim::fixture::Fixture::parse("push-watch", FIXTURE).unwrap();
-    let (late, never) = late_and_never_digests(&fixture);
+    // kubesim's `late` and `never` images.
+    let (late, never) = (
+        support::fixture_image_digest(&fixture, 1),
+        support::fixture_image_digest(&fixture, 2),
+    );
     let scene = Scene::start(fixture).await;
     a_push_nothing_runs_yet_is_watched(&scene, &late).await;
     the_first_pod_with_it_is_scanned_once_per_container(&scene, &late).await;
     a_second_pod_with_it_is_not_scanned(&scene).await;
     an_unused_watch_expires_and_queues_nothing(&scene, &never).await;
     scene.shut_down().await;
-}
-
-/// The digests kubesim will report for the `late` and `never` images,
-/// computed by its own image builder before any pod runs them.
-fn late_and_never_digests(fixture: &kubesim::fixture::Fixture) -> (String, String) {
-    let scratch = tempfile::tempdir().unwrap();
-    let applets = kubesim::image::applets().expect("busybox applets");
-    let digest_of = |i: usize| {
-        kubesim::image::build(
-            &fixture.images[i],
-            &scratch.path().join(i.to_string()),
-            &applets,
-        )
-        .unwrap()
-        .digest
-    };
-    (digest_of(1), digest_of(2))
 }
 
 /// kubesim with the fixture, nats-server, and intake with a 4 s watch TTL.
@@ -148,7 +118,7 @@ impl Scene {
             "POST",
             "/v1/webhooks/distribution",
             &headers,
-            &push_body(digest, id),
+            &support::distribution_push(digest, id),
         )
         .await
     }

@@ -19,7 +19,7 @@ use scanfleet_bus::{IntentQueue, ScanStatusBook, TopologyConfig};
 use scanfleet_intake::config::{Args, Config};
 use scanfleet_intake::container_intents::ContainerIntents;
 use scanfleet_intake::periodic_scans::{PeriodicScan, PeriodicScans};
-use scanfleet_intake::pod_directory::PodDirectory;
+use scanfleet_intake::pod_directory::{PodDirectories, PodDirectory};
 use scanfleet_intake::queueing::IntentQueueing;
 use scanfleet_scan_intents::{
     ClusterName, ContainerRef, DedupeKey, Fire, ImageDigest, ImageIdentity, ProfileRef,
@@ -132,9 +132,10 @@ impl Flood {
             .unwrap();
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let kube = support::client(sim).await;
-        let (directory, task) = PodDirectory::start(kube.clone(), shutdown, None)
-            .await
-            .unwrap();
+        let (directory, task) =
+            PodDirectory::start(config.cluster.clone(), kube.clone(), shutdown, None)
+                .await
+                .unwrap();
         let intents = ContainerIntents::new(
             IntentQueueing::new(
                 IntentQueue::new(js.clone()),
@@ -145,7 +146,7 @@ impl Flood {
         );
         let periodic = PeriodicScans::new(
             scans.to_vec(),
-            directory,
+            PodDirectories::new([directory]),
             intents,
             std::sync::Arc::new(Default::default()),
         );

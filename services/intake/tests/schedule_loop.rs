@@ -16,7 +16,7 @@ use scanfleet_intake::config::{Args, Config};
 use scanfleet_intake::container_intents::ContainerIntents;
 use scanfleet_intake::metrics::Metrics;
 use scanfleet_intake::periodic_scans::{ManualTime, PeriodicScans};
-use scanfleet_intake::pod_directory::PodDirectory;
+use scanfleet_intake::pod_directory::{PodDirectories, PodDirectory};
 use scanfleet_intake::queueing::IntentQueueing;
 use scanfleet_test_harness::fleet::eventually;
 use scanfleet_test_harness::nats::NatsServer;
@@ -64,14 +64,18 @@ async fn the_loop_fires_on_its_cadence_coalesces_and_stops() {
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     TopologyConfig::default().ensure(&js).await.unwrap();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let (directory, _watch) =
-        PodDirectory::start(support::client(&sim).await, shutdown.clone(), None)
-            .await
-            .unwrap();
+    let (directory, _watch) = PodDirectory::start(
+        config.cluster.clone(),
+        support::client(&sim).await,
+        shutdown.clone(),
+        None,
+    )
+    .await
+    .unwrap();
     let metrics = Arc::new(Metrics::default());
     let periodic = PeriodicScans::new(
         config.scheduler.clone().unwrap().scans,
-        directory,
+        PodDirectories::new([directory]),
         ContainerIntents::new(
             IntentQueueing::new(
                 IntentQueue::new(js.clone()),

@@ -219,6 +219,10 @@ pub struct FileSchedule {
     pub jitter_secs: u64,
     /// The profile to scan with.
     pub profile: FileProfile,
+    /// Only in these clusters of the registry (default: every cluster
+    /// intake reaches).
+    #[serde(default)]
+    pub clusters: Option<Vec<String>>,
 }
 
 impl FileConfig {

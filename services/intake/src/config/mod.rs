@@ -28,6 +28,7 @@ pub use file::{
     FileCluster, FileConfig, FileEndpoint, FileProfile, FileSchedule, FileScheduler, FileWebhooks,
 };
 pub use flags::Args;
+use schedules::ClusterChoice;
 pub use schedules::SchedulerConfig;
 pub use webhooks::WebhookConfig;
 
@@ -90,6 +91,16 @@ impl Config {
             .chain(self.other_clusters.iter().map(|c| &c.name))
             .collect()
     }
+}
+
+/// The one wording of a cluster name the registry does not have, for
+/// submissions and schedules alike.
+pub fn unknown_cluster(name: &str, known: &[&ClusterName]) -> String {
+    let names: Vec<&str> = known.iter().map(|c| c.as_str()).collect();
+    format!(
+        "unknown cluster {name:?}; known clusters: {}",
+        names.join(", ")
+    )
 }
 
 /// The registry's entries, every problem named by entry.
@@ -254,13 +265,30 @@ impl Config {
             .webhooks
             .as_ref()
             .and_then(|w| webhooks::webhooks(w, &mut errors));
+        let other_clusters = other_clusters(&file.clusters, process.cluster.as_ref(), &mut errors);
+        let choice = ClusterChoice {
+            known: process
+                .cluster
+                .iter()
+                .chain(other_clusters.iter().map(|c| &c.name))
+                .collect(),
+            watched: process
+                .cluster
+                .iter()
+                .chain(
+                    other_clusters
+                        .iter()
+                        .filter(|c| c.reach.is_some())
+                        .map(|c| &c.name),
+                )
+                .collect(),
+        };
         let scheduler = file
             .scheduler
             .as_ref()
-            .map(|s| schedules::schedules(s, &mut errors));
+            .map(|s| schedules::schedules(s, &choice, &mut errors));
         let has_schedules = scheduler.as_ref().is_some_and(|s| !s.scans.is_empty());
         check_prerequisites(&file, &process, has_schedules, &mut errors);
-        let other_clusters = other_clusters(&file.clusters, process.cluster.as_ref(), &mut errors);
         let cluster = match (errors.is_empty(), process.cluster) {
             (true, Some(cluster)) => cluster,
             _ => return Err(errors),

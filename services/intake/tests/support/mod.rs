@@ -134,6 +134,35 @@ pub async fn http(
     .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
+/// A Distribution notification of one manifest push of `digest` (to
+/// `registry.local:5000/shop/late:2.0`), with event id `id`.
+pub fn distribution_push(digest: &str, id: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"events": [{
+        "id": id,
+        "timestamp": "2026-11-22T23:41:07Z",
+        "action": "push",
+        "target": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": 1234,
+            "repository": "shop/late",
+            "tag": "2.0"
+        },
+        "request": {"id": "r", "host": "registry.local:5000", "method": "PUT"}
+    }]}))
+    .unwrap()
+}
+
+/// The digest kubesim will report for image `i` of `fixture`, computed by
+/// its own image builder before any pod runs it.
+pub fn fixture_image_digest(fixture: &kubesim::fixture::Fixture, i: usize) -> String {
+    let scratch = tempfile::tempdir().unwrap();
+    let applets = kubesim::image::applets().expect("busybox applets");
+    kubesim::image::build(&fixture.images[i], &scratch.path().join("image"), &applets)
+        .unwrap()
+        .digest
+}
+
 /// `pod/container` → image digest of every running container in `apps`.
 pub async fn running_digests(sim: &kubesim::Kubesim) -> BTreeMap<String, String> {
     let client = client(sim).await;

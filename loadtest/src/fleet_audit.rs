@@ -24,16 +24,7 @@ const SCAN_IDENTITY_PREFIX: &str = "system:serviceaccount:apps:";
 /// # Errors
 /// When the file cannot be read or a line is not an audit record.
 pub fn read_audit(path: &Path) -> Result<Vec<AuditRecord>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{} line {}: not an audit record", path.display(), n + 1))
-        })
-        .collect()
+    Ok(kubesim::audit::read(path)?)
 }
 
 /// Whether a request is one a scan worker made: at or after `since_ms`
@@ -61,8 +52,7 @@ pub use kubesim::audit::arrivals;
 /// When the demo fixture or kubesim cannot start.
 pub async fn start_audited_kubesim(dir: &Path) -> Result<(kubesim::Kubesim, std::path::PathBuf)> {
     let audit_path = dir.join("audit.jsonl");
-    let mut config = kubesim::Config::demo()?;
-    config.audit_log = Some(audit_path.clone());
+    let config = kubesim::Config::demo_audited(&audit_path)?;
     let sim = kubesim::Kubesim::start_settled(config, std::time::Duration::from_secs(60))
         .await
         .context("starting kubesim (needs root)")?;

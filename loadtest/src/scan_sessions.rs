@@ -34,14 +34,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-fn read_audit(path: &std::path::Path) -> Result<Vec<kubesim::audit::AuditRecord>> {
-    std::fs::read_to_string(path)
-        .context("reading the audit log")?
-        .lines()
-        .map(|l| serde_json::from_str(l).context("audit line"))
-        .collect()
-}
-
 /// Runs the benchmark.
 pub fn run(args: &Args) -> Result<()> {
     if args.scans == 0 {
@@ -87,7 +79,7 @@ async fn bench(args: &Args) -> Result<()> {
         let mut calls = Vec::with_capacity(args.scans);
         let mut breakdown = BTreeMap::<String, usize>::new();
         for i in 0..args.scans {
-            let before = read_audit(&audit_path)?.len();
+            let before = crate::fleet_audit::read_audit(&audit_path)?.len();
             let started = Instant::now();
             let outcome = run_scan(
                 &admin,
@@ -108,7 +100,7 @@ async fn bench(args: &Args) -> Result<()> {
             if outcome.approach != approach {
                 bail!("asked for {approach}, got {}", outcome.approach);
             }
-            let records = read_audit(&audit_path)?;
+            let records = crate::fleet_audit::read_audit(&audit_path)?;
             let new = &records[before..];
             calls.push(new.len());
             if i == 0 {

@@ -22,8 +22,7 @@ fn unix_ms() -> i64 {
 async fn intake_waits_out_a_fleet_wide_pause_and_follows_the_workers_budget() {
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.jsonl");
-    let mut config = kubesim::Config::demo().unwrap();
-    config.audit_log = Some(audit_path.clone());
+    let config = kubesim::Config::demo_audited(&audit_path).unwrap();
     let sim = kubesim::Kubesim::start_settled(config, Duration::from_secs(30))
         .await
         .expect("kubesim starts (tests run as root)");
@@ -53,10 +52,9 @@ async fn intake_waits_out_a_fleet_wide_pause_and_follows_the_workers_budget() {
 
     // Intake's first call to the cluster, its pod list, waited for the
     // pause to end (without the budget it is made at start-up).
-    let audit = std::fs::read_to_string(&audit_path).unwrap();
-    let first_list = audit
-        .lines()
-        .map(|l| serde_json::from_str::<kubesim::audit::AuditRecord>(l).unwrap())
+    let first_list = kubesim::audit::read(&audit_path)
+        .unwrap()
+        .into_iter()
         .filter(|r| r.verb == "list" && r.resource == "pods" && r.received_unix_ms >= now as f64)
         .map(|r| r.received_unix_ms)
         .reduce(f64::min)

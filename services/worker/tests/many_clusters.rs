@@ -54,11 +54,7 @@ fn busiest_second(audit: &[AuditRecord], since_ms: f64) -> usize {
 }
 
 fn read_audit(path: &std::path::Path) -> Vec<AuditRecord> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("an audit line"))
-        .collect()
+    kubesim::audit::read(path).unwrap()
 }
 
 /// A registry entry for a worker's YAML.

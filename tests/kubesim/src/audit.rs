@@ -65,6 +65,57 @@ impl AuditLog {
     }
 }
 
+/// Why an audit log could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("reading the audit log {path}: {source}")]
+    Io {
+        /// The log.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A complete line is not a record.
+    #[error("{path} line {line}: not an audit record: {source}")]
+    Line {
+        /// The log.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// Cause.
+        source: serde_json::Error,
+    },
+}
+
+/// Every complete record of the log at `path`, the one owner of how tests
+/// and benchmarks read it while kubesim runs: a last line not yet ended by
+/// its newline is still being written, and is left for the next read
+/// rather than failing this one.
+///
+/// # Errors
+/// [`ReadError`] naming the file, or the line that is not a record.
+pub fn read(path: &std::path::Path) -> Result<Vec<AuditRecord>, ReadError> {
+    let name = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: name(),
+        source,
+    })?;
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            serde_json::from_str(l).map_err(|source| ReadError::Line {
+                path: name(),
+                line: n + 1,
+                source,
+            })
+        })
+        .collect()
+}
+
 /// Arrival instants (`receivedUnixMs`) of the records `keep` selects,
 /// sorted: what [`busiest_second`] reads.
 pub fn arrivals(records: &[AuditRecord], keep: impl Fn(&AuditRecord) -> bool) -> Vec<f64> {
@@ -98,7 +149,45 @@ pub fn busiest_second(times: &[f64]) -> (usize, f64) {
 
 #[cfg(test)]
 mod tests {
-    use super::busiest_second;
+    use super::{AuditLog, AuditRecord, ReadError, busiest_second, read};
+
+    fn record(user: &str) -> AuditRecord {
+        AuditRecord {
+            user: user.into(),
+            groups: vec![],
+            verb: "get".into(),
+            resource: "pods".into(),
+            subresource: String::new(),
+            name: String::new(),
+            namespace: String::new(),
+            path: "/api/v1/pods".into(),
+            code: 200,
+            latency_ms: 1.0,
+            received_unix_ms: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_line_still_being_written_is_left_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        log.write(&record("a"));
+        log.write(&record("b"));
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(read(&path).unwrap(), [record("a"), record("b")]);
+        text.push_str(r#"{"user":"c","gro"#);
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 2, "the partial line waits");
+        text.push('\n');
+        std::fs::write(&path, &text).unwrap();
+        let err = read(&path).unwrap_err();
+        assert!(matches!(err, ReadError::Line { line: 3, .. }), "{err}");
+        assert!(matches!(
+            read(&dir.path().join("none")),
+            Err(ReadError::Io { .. })
+        ));
+    }
 
     #[test]
     fn busiest_second_counts_a_half_open_window() {

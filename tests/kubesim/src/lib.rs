@@ -102,6 +102,15 @@ impl Config {
         )?))
     }
 
+    /// The demo fixture, writing its audit log to `path` (for tests and
+    /// benchmarks that check the rate the API server saw).
+    pub fn demo_audited(path: &std::path::Path) -> Result<Self, fixture::FixtureError> {
+        Ok(Self {
+            audit_log: Some(path.to_owned()),
+            ..Self::demo()?
+        })
+    }
+
     /// Defaults with `fixture` on a random loopback port.
     pub fn with_fixture(fixture: fixture::Fixture) -> Self {
         Self {

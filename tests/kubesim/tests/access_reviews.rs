@@ -330,8 +330,7 @@ async fn local_and_self_subject_access_reviews_stay_in_their_scope() {
 async fn reviews_need_their_rbac_permission_and_are_audited() {
     let dir = tempfile::tempdir().expect("tempdir");
     let audit = dir.path().join("audit.jsonl");
-    let mut config = kubesim::Config::demo().expect("demo fixture");
-    config.audit_log = Some(audit.clone());
+    let config = kubesim::Config::demo_audited(&audit).expect("demo fixture");
     let sim = start(config).await;
     let admin = admin(&sim).await;
     grant_scanfleet_rights(&admin).await;

@@ -42,8 +42,7 @@ impl Sim {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let audit_path = dir.path().join("audit.jsonl");
-        let mut config = kubesim::Config::demo().unwrap();
-        config.audit_log = Some(audit_path.clone());
+        let config = kubesim::Config::demo_audited(&audit_path).unwrap();
         let sim = kubesim::Kubesim::start_settled(config, Duration::from_secs(30))
             .await
             .expect("kubesim starts with every pod running (tests run as root)");
@@ -65,11 +64,7 @@ impl Sim {
     }
 
     pub fn audit(&self) -> Vec<kubesim::audit::AuditRecord> {
-        std::fs::read_to_string(&self.audit_path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        kubesim::audit::read(&self.audit_path).unwrap()
     }
 
     pub async fn shutdown(self) {

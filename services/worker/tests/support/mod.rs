@@ -226,11 +226,7 @@ impl Fleet {
 
     /// Every request kubesim has audited so far.
     pub fn audit(&self) -> Vec<kubesim::audit::AuditRecord> {
-        std::fs::read_to_string(&self.audit_log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("an audit line"))
-            .collect()
+        kubesim::audit::read(&self.audit_log).unwrap()
     }
 
     /// [`Fleet::worker`] with extra flags.

@@ -134,6 +134,32 @@ impl ConnectionArgs {
         })
     }
 
+    /// These settings as the flags that repeat them, each shell-quoted, for
+    /// a command a hint tells the user to run next: `submit`'s "follow
+    /// with: scanfleet watch …" must reach the fleet the submit reached, not
+    /// the defaults. The token goes by its file's name, never its value.
+    pub fn as_flags(&self) -> Vec<String> {
+        let paths = [
+            ("--config", &self.config),
+            ("--ca-file", &self.ca_file),
+            ("--client-cert-file", &self.client_cert_file),
+            ("--client-key-file", &self.client_key_file),
+            ("--token-file", &self.token_file),
+        ];
+        let mut flags = Vec::new();
+        for (flag, path) in paths {
+            if let Some(path) = path {
+                flags.push(flag.to_owned());
+                flags.push(shell_word(&path.to_string_lossy()));
+            }
+        }
+        if let Some(name) = &self.tls_server_name {
+            flags.push("--tls-server-name".to_owned());
+            flags.push(shell_word(name));
+        }
+        flags
+    }
+
     /// The config file and the directory its paths are relative to.
     fn config_file(&self) -> Result<(ConfigFile, PathBuf)> {
         let path = match &self.config {
@@ -218,5 +244,41 @@ pub fn refusal(status: tonic::Status) -> anyhow::Error {
             anyhow::Error::new(crate::commands::Unavailable(message))
         }
         _ => anyhow!(message),
+    }
+}
+
+/// `word` as one shell word: as it is when it holds only characters no
+/// shell treats specially, else single-quoted, so a printed command works
+/// when pasted whatever the path.
+pub fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shell_reads_each_quoted_word_back_unchanged() {
+        let words = [
+            "/tmp/scanfleet-dev-ab12/cli.yaml",
+            "/home/a user/cli.yaml",
+            "it's; rm -rf ~ $HOME `x` \"q\" \\",
+            "",
+        ];
+        for word in words {
+            let quoted = shell_word(word);
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {quoted}")])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), word, "{quoted}");
+        }
+        assert_eq!(shell_word("/tmp/x.yaml"), "/tmp/x.yaml");
     }
 }

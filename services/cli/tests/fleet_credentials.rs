@@ -120,6 +120,27 @@ async fn a_config_file_with_relative_paths_carries_the_identity() {
     let out = fleet.cli(&["submit", "k8s://apps/web-0/web"], &env).await;
     assert_success(&out);
     assert!(text(&out.stdout).contains("k8s://apps/web-0/web"));
+    // The hint works when pasted into a shell without the variable: it
+    // repeats the config file, so its watch reaches this collector as the
+    // operator (no worker runs here, so it times out waiting for the scan).
+    let stderr = text(&out.stderr);
+    let hint = stderr
+        .lines()
+        .find_map(|l| l.split_once("follow with: ").map(|(_, hint)| hint))
+        .unwrap_or_else(|| panic!("no hint in: {stderr}"));
+    let words: Vec<&str> = hint.split_whitespace().collect();
+    let id = *words.last().unwrap();
+    assert_eq!(
+        words[1..words.len() - 1],
+        ["watch", "--config", &config.display().to_string()]
+    );
+    let pasted: Vec<&str> = words[1..]
+        .iter()
+        .copied()
+        .chain(["--timeout", "1"])
+        .collect();
+    let out = fleet.cli(&pasted, &[]).await;
+    assert_fails_with(&out, 1, &format!("still waiting for: {id}"));
     let config_flag = config.display().to_string();
     let out = fleet
         .cli(&["results", "list", "--config", &config_flag], &[])

@@ -55,7 +55,14 @@ async fn submit_prints_scan_ids_and_refuses_bad_targets_with_the_reason() {
     assert_eq!(id.len(), 26);
     assert_eq!(queued[0]["target"], "k8s://shop/web-0/web");
     assert_eq!(queued[0]["deduplicated"], false);
-    assert!(text(&out.stderr).contains(&format!("scanfleet watch {id}")));
+    // The hint repeats the CA and token files the operator gave (here by
+    // variables), so it works pasted into a shell without them.
+    let hint = format!(
+        "scanfleet watch --ca-file {} --token-file {} {id}",
+        operator.ca_file.display(),
+        operator.token_file.display()
+    );
+    assert!(text(&out.stderr).contains(&hint), "{}", text(&out.stderr));
 
     // The table for people: a heading, then one line per container.
     let again = run(vec!["k8s://shop/web-0/web", "--idempotency-key", "k1"])

@@ -12,7 +12,7 @@ use scanfleet_contracts::v1::{
 };
 
 use super::EXIT_OK;
-use crate::fleet_connection::{ConnectionArgs, refusal};
+use crate::fleet_connection::{ConnectionArgs, refusal, shell_word};
 use crate::output::{Column, OutputArgs, print_records, spinner};
 
 /// One row per queued container.
@@ -134,20 +134,21 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode> {
                 })
                 .collect();
             print_records(args.output.output, &COLUMNS, &records)?;
-            // The program as invoked, so the hint works as printed even when
-            // `scanfleet` is not on the PATH.
+            // The program as invoked and the connection flags given, so the
+            // hint works as printed even when `scanfleet` is not on the PATH
+            // and the fleet is not at the defaults.
             let program = std::env::args()
                 .next()
                 .unwrap_or_else(|| "scanfleet".into());
+            let hint = std::iter::once(shell_word(&program))
+                .chain(std::iter::once("watch".to_owned()))
+                .chain(args.connection.as_flags())
+                .chain(response.scans.iter().map(|s| s.scan_id.clone()))
+                .collect::<Vec<_>>()
+                .join(" ");
             eprintln!(
-                "{} scan(s) queued; follow with: {program} watch {}",
-                response.scans.len(),
-                response
-                    .scans
-                    .iter()
-                    .map(|s| s.scan_id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                "{} scan(s) queued; follow with: {hint}",
+                response.scans.len()
             );
             Ok(EXIT_OK)
         })

@@ -15,13 +15,11 @@ use async_nats::jetstream;
 use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
-use scanfleet_bus::{IntentQueue, ScanStatusBook, TopologyConfig};
+use scanfleet_bus::TopologyConfig;
 use scanfleet_contracts::v1::{Priority, trigger::Source};
 use scanfleet_intake::config::{Args, Config};
-use scanfleet_intake::container_intents::ContainerIntents;
 use scanfleet_intake::metrics::Metrics;
 use scanfleet_intake::periodic_scans::{ManualTime, PeriodicScans};
-use scanfleet_intake::queueing::IntentQueueing;
 use scanfleet_process_lifecycle::CriticalTasks;
 use scanfleet_scan_intents::ClusterName;
 use support::{BusIdentity, Queued, SecureBus, eventually, http, queued_after};
@@ -255,14 +253,7 @@ async fn schedules_fire_in_their_clusters(
     let periodic = PeriodicScans::new(
         scheduler.scans.clone(),
         directories,
-        ContainerIntents::new(
-            IntentQueueing::new(
-                IntentQueue::new(intake_js.clone()),
-                ScanStatusBook::open(&intake_js).await.unwrap(),
-            ),
-            config.cluster.clone(),
-            config.default_timeout,
-        ),
+        support::container_intents(&intake_js, &config).await,
         metrics.clone(),
     );
     let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);

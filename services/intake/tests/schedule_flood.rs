@@ -14,13 +14,11 @@ use async_nats::jetstream;
 use clap::Parser;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use scanfleet_bus::TopologyConfig;
 use scanfleet_bus::topology::{INTENTS_STREAM, PriorityClass};
-use scanfleet_bus::{IntentQueue, ScanStatusBook, TopologyConfig};
 use scanfleet_intake::config::{Args, Config};
-use scanfleet_intake::container_intents::ContainerIntents;
 use scanfleet_intake::periodic_scans::{PeriodicScan, PeriodicScans};
 use scanfleet_intake::pod_directory::{PodDirectories, PodDirectory};
-use scanfleet_intake::queueing::IntentQueueing;
 use scanfleet_scan_intents::{
     ClusterName, ContainerRef, DedupeKey, Fire, ImageDigest, ImageIdentity, ProfileRef,
 };
@@ -136,14 +134,7 @@ impl Flood {
             PodDirectory::start(config.cluster.clone(), kube.clone(), shutdown, None)
                 .await
                 .unwrap();
-        let intents = ContainerIntents::new(
-            IntentQueueing::new(
-                IntentQueue::new(js.clone()),
-                ScanStatusBook::open(js).await.unwrap(),
-            ),
-            config.cluster.clone(),
-            config.default_timeout,
-        );
+        let intents = support::container_intents(js, config).await;
         let periodic = PeriodicScans::new(
             scans.to_vec(),
             PodDirectories::new([directory]),

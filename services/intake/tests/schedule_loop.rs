@@ -10,14 +10,12 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use async_nats::jetstream;
 use clap::Parser;
+use scanfleet_bus::TopologyConfig;
 use scanfleet_bus::topology::INTENTS_STREAM;
-use scanfleet_bus::{IntentQueue, ScanStatusBook, TopologyConfig};
 use scanfleet_intake::config::{Args, Config};
-use scanfleet_intake::container_intents::ContainerIntents;
 use scanfleet_intake::metrics::Metrics;
 use scanfleet_intake::periodic_scans::{ManualTime, PeriodicScans};
 use scanfleet_intake::pod_directory::{PodDirectories, PodDirectory};
-use scanfleet_intake::queueing::IntentQueueing;
 use scanfleet_test_harness::fleet::eventually;
 use scanfleet_test_harness::nats::NatsServer;
 
@@ -76,14 +74,7 @@ async fn the_loop_fires_on_its_cadence_coalesces_and_stops() {
     let periodic = PeriodicScans::new(
         config.scheduler.clone().unwrap().scans,
         PodDirectories::new([directory]),
-        ContainerIntents::new(
-            IntentQueueing::new(
-                IntentQueue::new(js.clone()),
-                ScanStatusBook::open(&js).await.unwrap(),
-            ),
-            config.cluster.clone(),
-            config.default_timeout,
-        ),
+        support::container_intents(&js, &config).await,
         metrics.clone(),
     );
     let scheduler = config.scheduler.clone().unwrap();

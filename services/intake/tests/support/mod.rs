@@ -36,6 +36,22 @@ pub fn write_private(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
     path
 }
 
+/// The intents `config`'s intake queues on `js`, built as its wiring builds
+/// them, for tests that drive the scheduler without a whole intake.
+pub async fn container_intents(
+    js: &jetstream::Context,
+    config: &Config,
+) -> scanfleet_intake::container_intents::ContainerIntents {
+    scanfleet_intake::container_intents::ContainerIntents::new(
+        scanfleet_intake::queueing::IntentQueueing::new(
+            scanfleet_bus::IntentQueue::new(js.clone()),
+            scanfleet_bus::ScanStatusBook::open(js).await.unwrap(),
+        ),
+        config.cluster.clone(),
+        config.default_timeout,
+    )
+}
+
 /// An embedded intake serving TLS, and the credentials to call it.
 pub struct Intake {
     /// The running intake.

@@ -54,10 +54,9 @@ pub async fn cluster_gatekeeper(
     fallback: Option<&Path>,
     fleet: Option<Arc<dyn scanfleet_kube_access::FleetPermits>>,
 ) -> anyhow::Result<Gatekeeper> {
-    let reach = match settings.kubeconfig.as_deref().or(fallback) {
-        Some(path) => scanfleet_kube_access::ClusterReach::Kubeconfig(path.to_owned()),
-        None => scanfleet_kube_access::ClusterReach::InCluster,
-    };
+    let reach = scanfleet_kube_access::ClusterReach::kubeconfig_or_in_cluster(
+        settings.kubeconfig.as_deref().or(fallback),
+    );
     // Reviews are driven by callers: however many arrive (each peer has its
     // own limit, but peers are many), the API server sees at most this
     // throttle's rate from the edge, and under `fleet` the cluster's

@@ -44,6 +44,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use scanfleet_bus::{BusIdentity, IntentQueue, ScanStatusBook};
 use scanfleet_contracts::v1::intake_server::IntakeServer;
+use scanfleet_kube_access::ClusterReach;
 use scanfleet_process_lifecycle::{
     CriticalTasks, Listener, LogFormat, Service, TaskHandles, serve_grpc, serve_http,
 };
@@ -223,25 +224,25 @@ pub async fn start_pod_directories(
     shutdown: &watch::Receiver<bool>,
     tasks: &mut CriticalTasks,
 ) -> Result<PodDirectories> {
-    let mut clients = Vec::new();
-    if config.kubeconfig.is_some() || config.in_cluster {
-        clients.push((config.cluster.clone(), home_client(config, budgets).await?));
-    }
-    for cluster in &config.other_clusters {
-        let Some(reach) = &cluster.reach else {
-            continue;
-        };
+    let home = (config.kubeconfig.is_some() || config.in_cluster).then(|| {
+        let reach = ClusterReach::kubeconfig_or_in_cluster(config.kubeconfig.as_deref());
+        (&config.cluster, reach)
+    });
+    let others = config
+        .other_clusters
+        .iter()
+        .filter_map(|c| Some((&c.name, c.reach.clone()?)));
+    let mut directories = Vec::new();
+    for (name, reach) in home.into_iter().chain(others) {
         let throttle = budgets
-            .throttle(cluster.name.as_str())
+            .throttle(name.as_str())
             .map_err(|e| anyhow::anyhow!("pod directory throttle: {e}"))?;
-        let access = reach
+        let client = reach
             .connect(throttle)
             .await
-            .with_context(|| format!("pod directory of cluster {}", cluster.name))?;
-        clients.push((cluster.name.clone(), access.client));
-    }
-    let mut directories = Vec::new();
-    for (name, client) in clients {
+            .with_context(|| format!("pod directory of cluster {name}"))?
+            .client;
+        let name = name.clone();
         let (directory, watch) =
             PodDirectory::start(name.clone(), client, shutdown.clone(), started.clone())
                 .await
@@ -257,22 +258,6 @@ pub async fn start_pod_directories(
     let watched: Vec<&str> = directories.clusters().map(|c| c.as_str()).collect();
     tracing::info!(clusters = ?watched, "pod caches ready; pushes and schedules match these clusters");
     Ok(directories)
-}
-
-/// The client of the default cluster's pod cache, under its fleet budget.
-async fn home_client(config: &Config, budgets: &ClusterBudgets) -> Result<kube::Client> {
-    let reach = match &config.kubeconfig {
-        Some(path) => scanfleet_kube_access::ClusterReach::Kubeconfig(path.clone()),
-        None => scanfleet_kube_access::ClusterReach::InCluster,
-    };
-    let throttle = budgets
-        .throttle(config.cluster.as_str())
-        .map_err(|e| anyhow::anyhow!("pod directory throttle: {e}"))?;
-    Ok(reach
-        .connect(throttle)
-        .await
-        .context("pod directory of the home cluster")?
-        .client)
 }
 
 /// Push matching, when webhooks are configured (a critical task).

@@ -22,6 +22,15 @@ pub enum ClusterReach {
 }
 
 impl ClusterReach {
+    /// A service's own cluster: the kubeconfig it was given, else the
+    /// ServiceAccount of the pod it runs in (the deployed default).
+    pub fn kubeconfig_or_in_cluster(kubeconfig: Option<&std::path::Path>) -> Self {
+        match kubeconfig {
+            Some(path) => Self::Kubeconfig(path.to_owned()),
+            None => Self::InCluster,
+        }
+    }
+
     /// Reads a registry entry's `kubeconfig` / `in_cluster` fields; exactly
     /// one must say how to reach the cluster. `at` names the entry in
     /// problems (`clusters[1] (west)`).
